@@ -1,0 +1,59 @@
+"""
+Pick a parser per line: a JSON object, syslog (C{<PRI>}), or plain text.
+
+This is the one place that decides which format a TCP line is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from logsvc.formats.jsonline import JSONSyntaxError, parseJSONLine
+from logsvc.formats.text import decodeText
+from logsvc.record import INFO, Record, RecordError
+
+#: A line that could not become a record: the line and the reason.
+Rejection = tuple[bytes, str]
+
+
+def parseLine(line: bytes, peer: str, received: int) -> Record:
+    """
+    Parse one line (without its LF; a trailing CR is dropped here).
+
+    A line that starts with C{{} and is valid JSON must be an object that
+    normalizes, else L{RecordError}; a line that only looks like JSON is plain
+    text, so nothing a sender wrote is lost for its syntax.
+    """
+    if line[-1:] == b"\r":
+        line = line[:-1]
+    if line[:1] == b"{":
+        try:
+            return parseJSONLine(line, peer, received)
+        except JSONSyntaxError:
+            pass
+    return Record(received, received, INFO, peer, "", decodeText(line), None)
+
+
+def parseLines(
+    lines: Iterable[bytes], peer: str, received: int
+) -> tuple[list[Record], list[Rejection]]:
+    """
+    Parse a batch of lines; blank lines are skipped.
+
+    @return: the records, and the lines rejected with their reasons.
+    """
+    records: list[Record] = []
+    rejected: list[Rejection] = []
+    append = records.append
+    for line in lines:
+        first = line[:1]
+        if first == b"{" or first == b"<" or line[-1:] == b"\r":
+            if not line.strip():
+                continue
+            try:
+                append(parseLine(line, peer, received))
+            except RecordError as e:
+                rejected.append((line, str(e)))
+        elif line:
+            append(Record(received, received, INFO, peer, "", line.decode("utf-8", "replace"), None))
+    return records, rejected

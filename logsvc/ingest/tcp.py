@@ -1,0 +1,216 @@
+"""
+TCP ingest: one record per line (LF or CRLF).
+
+L{LineFramer} only frames: it splits whatever one read brought into whole
+lines and hands them on as one batch (L{LineFramer.linesReceived}), and calls
+L{LineFramer.lineLengthExceeded} for a line over the limit, then goes on with
+the next line.  L{IngestProtocol} adds the policy: parse the batch, submit it
+to the pipeline, count and log rejections.  L{IngestFactory} holds what the
+connections share and tracks them so a stop can drain them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from logsvc.formats.detect import Rejection, parseLines
+from logsvc.metrics import Metrics
+from logsvc.pipeline import Pipeline
+from logsvc.record import nowMicros
+
+DEFAULT_MAX_LINE = 64 * 1024
+
+
+def peerName(address: IAddress | None) -> str:
+    """
+    @return: the host part of a peer address (C{"127.0.0.1"}), or C{"unix"}
+        / C{"unknown"} for addresses without one.
+    """
+    host = getattr(address, "host", None)
+    if isinstance(host, str):
+        return host
+    if address is not None and type(address).__name__ == "UNIXAddress":
+        return "unix"
+    return "unknown"
+
+
+class LineFramer(Protocol):
+    """
+    Split a byte stream into lines at LF; a CR before the LF is left on the
+    line for the parser.  Whole batches go to L{linesReceived}, one call per
+    read.  A line longer than L{maxLineLength} goes to L{lineLengthExceeded}
+    (its bytes are discarded up to the next LF); framing then resumes.  A final
+    line without LF is delivered when the connection closes.
+    """
+
+    maxLineLength = DEFAULT_MAX_LINE
+    _buffer = b""
+    _discarding = False
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._discarding:
+            end = data.find(b"\n")
+            if end < 0:
+                self._discardedLength += len(data)
+                return
+            self._discarding = False
+            self.lineLengthExceeded(self._discardedLength + end)
+            data = data[end + 1 :]
+        buffer = self._buffer + data if self._buffer else data
+        lines = buffer.split(b"\n")
+        self._buffer = lines.pop()
+        limit = self.maxLineLength
+        if len(buffer) > limit:
+            kept = []
+            for line in lines:
+                if len(line) > limit + 1 or (len(line) == limit + 1 and line[-1:] != b"\r"):
+                    self.lineLengthExceeded(len(line))
+                else:
+                    kept.append(line)
+            lines = kept
+            if len(self._buffer) > limit:
+                self._discarding = True
+                self._discardedLength = len(self._buffer)
+                self._buffer = b""
+        if lines:
+            self.linesReceived(lines)
+
+    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+        if self._discarding:
+            self._discarding = False
+            self.lineLengthExceeded(self._discardedLength)
+        elif self._buffer:
+            last, self._buffer = self._buffer, b""
+            self.linesReceived([last])
+
+    def linesReceived(self, lines: list[bytes]) -> None:
+        """
+        Called with the lines (without LF) completed by one read.  Override.
+        """
+        raise NotImplementedError()
+
+    def lineLengthExceeded(self, length: int) -> None:
+        """
+        Called once for each line over L{maxLineLength} bytes, after it was
+        discarded.  The default does nothing; the connection goes on.
+        """
+
+
+class IngestProtocol(LineFramer):
+    """
+    Store every line of the connection as a record (see
+    L{logsvc.formats.detect}); rejected lines are counted and logged.
+    """
+
+    log = Logger()
+    factory: IngestFactory
+    #: At most this many rejections are logged per connection; all are counted.
+    maxLoggedRejections = 10
+
+    def connectionMade(self) -> None:
+        self.peer = peerName(self.transport.getPeer())
+        self.maxLineLength = self.factory.maxLineLength
+        self._logged = 0
+        self.factory.connectionOpened(self)
+
+    def linesReceived(self, lines: list[bytes]) -> None:
+        records, rejected = parseLines(lines, self.peer, nowMicros())
+        if rejected:
+            self._rejected(rejected)
+        if records:
+            self.factory.submit(records)
+
+    def lineLengthExceeded(self, length: int) -> None:
+        self._rejected([(b"", f"line of {length} bytes exceeds max-line {self.maxLineLength}")], "too_long")
+
+    def _rejected(self, rejected: list[Rejection], reason: str = "invalid") -> None:
+        self.factory.metrics.rejected.labels("tcp", reason).inc(len(rejected))
+        for line, why in rejected:
+            if self._logged >= self.maxLoggedRejections:
+                break
+            self._logged += 1
+            self.log.warn(
+                "rejected line from {peer}: {why}: {line!r}", peer=self.peer, why=why, line=line[:200]
+            )
+
+    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+        LineFramer.connectionLost(self, reason)
+        self.factory.connectionClosed(self)
+
+
+class IngestFactory(Factory):
+    """
+    Shared state of the TCP ingest connections: the pipeline they submit to,
+    the line limit, and the set of open connections (for draining at stop).
+    """
+
+    protocol = IngestProtocol
+
+    def __init__(
+        self, pipeline: Pipeline, *, maxLineLength: int = DEFAULT_MAX_LINE, transport: str = "tcp"
+    ) -> None:
+        self.pipeline = pipeline
+        self.metrics: Metrics = pipeline.metrics
+        self.maxLineLength = maxLineLength
+        self.transportName = transport
+        self.connections: set[IngestProtocol] = set()
+        self._closed: dict[IngestProtocol, Deferred[None]] = {}
+
+    def submit(self, records: list[Any]) -> Deferred[int]:
+        """
+        Hand records to the pipeline and count them once durable.
+        """
+        d = self.pipeline.submit(records)
+        count = len(records)
+        counter = self.metrics.accepted.labels(self.transportName)
+        d.addCallback(lambda first: (counter.inc(count), first)[1])
+        d.addErrback(lambda f: self.metrics.rejected.labels(self.transportName, "store").inc(count))
+        return d
+
+    def connectionOpened(self, protocol: IngestProtocol) -> None:
+        self.connections.add(protocol)
+        self.metrics.connections.inc()
+        self.pipeline.registerProducer(protocol.transport)
+
+    def connectionClosed(self, protocol: IngestProtocol) -> None:
+        self.connections.discard(protocol)
+        self.metrics.connections.dec()
+        self.pipeline.unregisterProducer(protocol.transport)
+        waiter = self._closed.pop(protocol, None)
+        if waiter is not None:
+            waiter.callback(None)
+
+    def drain(self, timeout: float, clock: Any) -> Deferred[Any]:
+        """
+        Let open connections finish: keep reading them until their senders
+        close, and after C{timeout} seconds close the rest.
+
+        @return: a Deferred firing once every connection is closed.
+        """
+        if not self.connections:
+            return succeed(None)
+        waits = []
+        for protocol in list(self.connections):
+            d: Deferred[None] = Deferred()
+            self._closed[protocol] = d
+            waits.append(d)
+
+        def closeRest() -> None:
+            for protocol in list(self.connections):
+                protocol.transport.loseConnection()
+
+        timer = clock.callLater(timeout, closeRest)
+        done = DeferredList(waits)
+
+        def cancelTimer(result: object) -> object:
+            if timer.active():
+                timer.cancel()
+            return result
+
+        return done.addBoth(cancelTimer)

@@ -1,0 +1,174 @@
+"""
+The one query model every reader shares: L{Query}, parsed once from request
+arguments, translated by the stores.
+
+Order is by event time, ties broken by record id, so a cursor (the C{(ts, id)}
+of the last record of a page) names a position that no later insert can move:
+paging visits every record that matched when it started exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
+
+from logsvc.record import RecordError, parseLevel, parseTimestamp
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+
+
+class QueryError(ValueError):
+    """
+    A query argument is invalid.
+
+    @ivar param: the argument's name, e.g. C{"since"}.
+    """
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
+@dataclass(frozen=True)
+class Query:
+    """
+    Filters, order and position of a search.
+
+    @ivar since: inclusive lower bound on C{ts}, microseconds, or L{None}.
+    @ivar until: exclusive upper bound on C{ts}, microseconds, or L{None}.
+    @ivar level: the mildest severity wanted (C{level <= n}), or L{None}.
+    @ivar sources: accepted sources (any of them); empty means all.
+    @ivar services: accepted services (any of them); empty means all.
+    @ivar q: search text over the message: every word must occur.
+    @ivar limit: page size, 1..L{MAX_LIMIT}, or L{None} for no limit (export).
+    @ivar order: C{"desc"} (newest first) or C{"asc"}.
+    @ivar cursor: C{(ts, id)} of the last record already seen, or L{None}.
+    """
+
+    since: int | None = None
+    until: int | None = None
+    level: int | None = None
+    sources: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    q: str = ""
+    limit: int | None = DEFAULT_LIMIT
+    order: str = "desc"
+    cursor: tuple[int, int] | None = None
+    fields: tuple[tuple[str, str], ...] = field(default=())
+
+    def words(self) -> list[str]:
+        """
+        @return: the words of L{q}, each of which must occur in the message.
+        """
+        return self.q.split()
+
+    def after(self, ts: int, rowid: int) -> Query:
+        """
+        @return: this query positioned after the record C{(ts, rowid)}.
+        """
+        return replace(self, cursor=(ts, rowid))
+
+
+def encodeCursor(ts: int, rowid: int) -> str:
+    """
+    @return: an opaque URL-safe token for the position after C{(ts, rowid)}.
+    """
+    return base64.urlsafe_b64encode(f"{ts}:{rowid}".encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decodeCursor(token: str) -> tuple[int, int]:
+    """
+    @return: the C{(ts, id)} named by a token from L{encodeCursor}.
+    @raise QueryError: for a token this service did not make.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+        ts, rowid = raw.split(":")
+        return int(ts), int(rowid)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise QueryError("cursor", f"invalid cursor {token!r}") from None
+
+
+Args = Mapping[bytes, Sequence[bytes]]
+
+
+def _values(args: Args, name: str) -> list[str]:
+    return [v.decode("utf-8", "replace") for v in args.get(name.encode("ascii"), [])]
+
+
+def _one(args: Args, name: str) -> str | None:
+    values = _values(args, name)
+    return values[-1] if values else None
+
+
+def _time(args: Args, name: str) -> int | None:
+    value = _one(args, name)
+    if value is None or value == "":
+        return None
+    try:
+        return parseTimestamp(value, name)
+    except RecordError as e:
+        raise QueryError(name, str(e).split(": ", 1)[1]) from None
+
+
+def parseQuery(args: Args, *, allowUnlimited: bool = False) -> Query:
+    """
+    Build a L{Query} from request arguments (C{request.args}).
+
+    C{since}/C{until}: RFC 3339 or epoch seconds; C{level}: any level alias;
+    C{source}/C{service}: repeatable; C{q}: words; C{limit}: 1..10000
+    (default 100); C{order}: C{asc}|C{desc}; C{cursor}: a C{next} token;
+    C{field.KEY=value}: repeatable exact matches on fields.
+
+    @param allowUnlimited: when true and C{limit} is absent, the query has no
+        limit (streaming export).
+    @raise QueryError: naming the first invalid argument.
+    """
+    since = _time(args, "since")
+    until = _time(args, "until")
+    levelText = _one(args, "level")
+    level = None
+    if levelText:
+        try:
+            level = parseLevel(levelText)
+        except RecordError:
+            raise QueryError("level", f"unknown level {levelText!r}") from None
+    limitText = _one(args, "limit")
+    limit: int | None
+    if limitText is None or limitText == "":
+        limit = None if allowUnlimited else DEFAULT_LIMIT
+    else:
+        try:
+            limit = int(limitText)
+        except ValueError:
+            raise QueryError("limit", f"not an integer: {limitText!r}") from None
+        if not 1 <= limit <= MAX_LIMIT:
+            raise QueryError("limit", f"must be between 1 and {MAX_LIMIT}")
+    order = (_one(args, "order") or "desc").lower()
+    if order not in ("asc", "desc"):
+        raise QueryError("order", f"must be asc or desc, not {order!r}")
+    cursorText = _one(args, "cursor")
+    cursor = decodeCursor(cursorText) if cursorText else None
+    fields = []
+    for key in args:
+        if key.startswith(b"field."):
+            name = key[6:].decode("utf-8", "replace")
+            if not name:
+                raise QueryError("field.", "missing field name")
+            for value in args[key]:
+                fields.append((name, value.decode("utf-8", "replace")))
+    return Query(
+        since=since,
+        until=until,
+        level=level,
+        sources=tuple(v for v in _values(args, "source") if v != ""),
+        services=tuple(_values(args, "service")),
+        q=_one(args, "q") or "",
+        limit=limit,
+        order=order,
+        cursor=cursor,
+        fields=tuple(fields),
+    )

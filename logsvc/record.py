@@ -1,0 +1,310 @@
+"""
+The one record model: L{Record}, severity levels and their aliases, timestamps.
+
+Every ingest format ends in L{Record}; every reader renders stored rows with
+L{renderRow}.  Times are integers: microseconds since the Unix epoch, UTC.
+Levels are syslog severities: 0 (emergency) is the worst, 7 (debug) the mildest,
+so "that severity or worse" is C{level <= n}.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+import orjson
+
+LEVEL_NAMES: tuple[str, ...] = (
+    "emergency",
+    "alert",
+    "critical",
+    "error",
+    "warning",
+    "notice",
+    "info",
+    "debug",
+)
+
+INFO = 6
+
+#: Every accepted spelling of a level (lower-cased) -> syslog severity.
+LEVEL_ALIASES: dict[str, int] = {name: n for n, name in enumerate(LEVEL_NAMES)}
+LEVEL_ALIASES.update(
+    {
+        "emerg": 0,
+        "panic": 0,
+        "crit": 2,
+        "fatal": 2,
+        "err": 3,
+        "warn": 4,
+        "informational": 6,
+        "information": 6,
+        "trace": 7,
+        "notset": 7,
+    }
+)
+LEVEL_ALIASES.update({str(n): n for n in range(8)})
+
+#: Python logging's numeric levels, taken when an integer level is above 7.
+_PYTHON_LEVELS: tuple[tuple[int, int], ...] = ((50, 2), (40, 3), (30, 4), (20, 6), (0, 7))
+
+
+class RecordError(ValueError):
+    """
+    A record could not be normalized.  C{str(error)} names the problem and the
+    offending key, e.g. C{"ts: cannot parse 'yesterday'"}.
+    """
+
+
+class Record(NamedTuple):
+    """
+    A normalized log record, as stored (before the store assigns its id).
+
+    @ivar ts: event time, microseconds since the epoch (UTC).
+    @ivar received: receive time, microseconds since the epoch (UTC).
+    @ivar level: syslog severity 0..7.
+    @ivar source: producing host, else the peer address.
+    @ivar service: app / program / logger name, C{""} when unknown.
+    @ivar message: the message text.
+    @ivar fields: every other key as a JSON object text, or L{None} when empty.
+    """
+
+    ts: int
+    received: int
+    level: int
+    source: str
+    service: str
+    message: str
+    fields: str | None
+
+
+def nowMicros() -> int:
+    """
+    @return: the current wall-clock time in microseconds since the epoch.
+    """
+    return time.time_ns() // 1000
+
+
+def parseLevel(value: object) -> int:
+    """
+    Map a level in any accepted spelling to a syslog severity.
+
+    Accepts the names in L{LEVEL_NAMES}, the aliases in L{LEVEL_ALIASES} (any
+    case), syslog numbers 0..7 and Python logging's numeric levels (10..50).
+
+    @raise RecordError: for anything else.
+    """
+    if isinstance(value, bool):
+        raise RecordError(f"level: unknown level {value!r}")
+    if isinstance(value, int):
+        if 0 <= value <= 7:
+            return value
+        if 8 <= value <= 100:
+            for threshold, severity in _PYTHON_LEVELS:
+                if value >= threshold:
+                    return severity
+        raise RecordError(f"level: unknown level {value!r}")
+    if isinstance(value, str):
+        found = LEVEL_ALIASES.get(value.strip().lower())
+        if found is not None:
+            return found
+        stripped = value.strip()
+        if stripped.isdigit():
+            return parseLevel(int(stripped))
+    raise RecordError(f"level: unknown level {value!r}")
+
+
+def _epochToMicros(number: float) -> int:
+    """
+    Interpret an epoch number by magnitude: seconds, milliseconds, microseconds
+    or nanoseconds (a seconds value past 1e11 would be the year 5138).
+    """
+    magnitude = abs(number)
+    if magnitude >= 1e17:
+        return int(number // 1000)
+    if magnitude >= 1e14:
+        return int(number)
+    if magnitude >= 1e11:
+        return int(round(number * 1000))
+    return int(round(number * 1_000_000))
+
+
+def parseTimestamp(value: object, key: str = "ts") -> int:
+    """
+    Parse an RFC 3339 / ISO 8601 string or an epoch number (seconds,
+    milliseconds, microseconds or nanoseconds, told apart by magnitude; numeric
+    strings count as numbers).  A time without an offset is taken as UTC.
+
+    @return: microseconds since the epoch.
+    @raise RecordError: naming C{key} when the value is not a time.
+    """
+    if isinstance(value, bool):
+        raise RecordError(f"{key}: cannot parse {value!r}")
+    if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise RecordError(f"{key}: cannot parse {value!r}")
+        micros = _epochToMicros(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            micros = _epochToMicros(float(text))
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise RecordError(f"{key}: cannot parse {value!r}") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=timezone.utc)
+            delta = parsed - _EPOCH
+            micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    else:
+        raise RecordError(f"{key}: cannot parse {value!r}")
+    if not _MIN_MICROS <= micros <= _MAX_MICROS:
+        raise RecordError(f"{key}: out of range {value!r}")
+    return micros
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MIN_MICROS = 0
+_MAX_MICROS = 253402300799_999999  # 9999-12-31T23:59:59.999999Z
+
+_MESSAGE_KEYS = ("message", "msg")
+_LEVEL_KEYS = ("level", "severity", "levelname")
+_TS_KEYS = ("ts", "timestamp", "time", "@timestamp")
+_SOURCE_KEYS = ("host", "hostname", "source")
+_SERVICE_KEYS = ("service", "app", "logger")
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode("utf-8")
+    return str(value)
+
+
+def _take(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """
+    Pop the first present key of C{keys} from C{obj}; later aliases stay in
+    C{obj} and so end up in fields.
+    """
+    for key in keys:
+        if key in obj:
+            return obj.pop(key)
+    return None
+
+
+def dumpFields(fields: dict[str, Any]) -> str | None:
+    """
+    @return: C{fields} as JSON object text, or L{None} when it is empty.
+    @raise RecordError: when a value cannot be represented in JSON.
+    """
+    if not fields:
+        return None
+    try:
+        return orjson.dumps(fields, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    except TypeError as e:
+        raise RecordError(f"fields: {e}") from None
+
+
+def normalize(obj: object, peer: str, received: int) -> Record:
+    """
+    Normalize one decoded JSON value into a L{Record}.
+
+    message from message/msg; level from level/severity/levelname; ts from
+    ts/timestamp/time/@timestamp; source from host/hostname/source, else
+    C{peer}; service from service/app/logger; a C{fields} object is merged in,
+    and every other key goes into fields.  C{obj} is consumed (keys are popped).
+
+    @param peer: the sender's address, the source when the record names none.
+    @param received: receive time in microseconds, also the event time when the
+        record carries none.
+    @raise RecordError: when C{obj} is not an object or a value is invalid.
+    """
+    if not isinstance(obj, dict):
+        raise RecordError(f"record must be a JSON object, not {_jsonType(obj)}")
+    message = _take(obj, _MESSAGE_KEYS)
+    level = _take(obj, _LEVEL_KEYS)
+    ts = _take(obj, _TS_KEYS)
+    source = _take(obj, _SOURCE_KEYS)
+    service = _take(obj, _SERVICE_KEYS)
+    nested = obj.get("fields")
+    if isinstance(nested, dict):
+        del obj["fields"]
+        for key, value in nested.items():
+            obj.setdefault(key, value)
+    return Record(
+        received if ts is None else parseTimestamp(ts, "ts"),
+        received,
+        INFO if level is None else parseLevel(level),
+        peer if source is None else _text(source),
+        _text(service),
+        _text(message),
+        dumpFields(obj),
+    )
+
+
+def _jsonType(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
+
+def plainRecord(message: str, peer: str, received: int) -> Record:
+    """
+    @return: a record for a line of plain text: level info, no service, the
+        peer as source, the receive time as event time.
+    """
+    return Record(received, received, INFO, peer, "", message, None)
+
+
+_secondCache: dict[int, str] = {}
+
+
+def formatMicros(micros: int) -> str:
+    """
+    Render microseconds since the epoch as RFC 3339 UTC with microseconds,
+    e.g. C{"2026-11-22T16:55:33.000123Z"}.
+    """
+    seconds, fraction = divmod(micros, 1_000_000)
+    prefix = _secondCache.get(seconds)
+    if prefix is None:
+        if len(_secondCache) > 4096:
+            _secondCache.clear()
+        prefix = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _secondCache[seconds] = prefix
+    return f"{prefix}.{fraction:06d}Z"
+
+
+#: Column order of a stored row, as the stores return it.
+ROW_COLUMNS = ("id", "ts", "received", "level", "source", "service", "message", "fields")
+
+
+def renderRow(row: tuple[Any, ...]) -> dict[str, Any]:
+    """
+    Render a stored row (columns in L{ROW_COLUMNS} order) as the API's record
+    object: C{{"id", "ts", "received", "level", "source", "service",
+    "message", "fields"}}.
+    """
+    rowid, ts, received, level, source, service, message, fields = row
+    return {
+        "id": rowid,
+        "ts": formatMicros(ts),
+        "received": formatMicros(received),
+        "level": LEVEL_NAMES[level],
+        "source": source,
+        "service": service,
+        "message": message,
+        "fields": orjson.loads(fields) if fields else {},
+    }

@@ -1,0 +1,171 @@
+"""
+C{twistd logsvc}: command-line options and the service tree.
+
+L{makeService} composes, in start order: the store, the pipeline, the HTTP
+listener and the TCP listener.  L{LogService} stops them one after another in
+reverse order, so a stop first closes the listeners and drains open TCP
+connections, then waits until every queued record is durable, then closes the
+store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred, succeed
+from twisted.python import usage
+
+from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory
+from logsvc.metrics import Metrics
+from logsvc.pipeline import Pipeline
+from logsvc.store.sqlite import FSYNC_MODES, SqliteStore
+from logsvc.web.app import LogsvcSite, buildRoot
+from logsvc.web.ingest import DEFAULT_MAX_BODY
+
+
+def parseSize(text: str) -> int:
+    """
+    Parse a byte size: a number with an optional unit (C{k}, C{KiB}, C{MB},
+    C{GiB}, ...; decimal units are powers of 1000, binary ones of 1024).
+
+    @raise ValueError: for anything else.
+    """
+    units = {
+        "": 1,
+        "b": 1,
+        "k": 1024,
+        "kb": 1000,
+        "kib": 1024,
+        "m": 1024**2,
+        "mb": 1000**2,
+        "mib": 1024**2,
+        "g": 1024**3,
+        "gb": 1000**3,
+        "gib": 1024**3,
+        "tb": 1000**4,
+        "tib": 1024**4,
+    }
+    cleaned = text.strip().lower()
+    number = cleaned.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    unit = cleaned[len(number) :].strip()
+    if unit not in units or not number:
+        raise ValueError(f"not a size: {text!r}")
+    value = float(number) * units[unit]
+    if value < 0:
+        raise ValueError(f"not a size: {text!r}")
+    return int(value)
+
+
+class Options(usage.Options):
+    """
+    Options of C{twistd logsvc}.  Listen addresses are Twisted endpoint strings,
+    so C{ssl:} and C{unix:} work as well as C{tcp:}.
+    """
+
+    optParameters = [
+        ["tcp", None, "tcp:5140", "TCP line ingest endpoint (plain, JSON and syslog lines)."],
+        ["http", None, "tcp:8080", "HTTP API endpoint."],
+        ["db", None, "./logsvc.sqlite3", "SQLite database file."],
+        ["max-line", None, str(DEFAULT_MAX_LINE), "Longest TCP line accepted, bytes (units ok)."],
+        ["max-body", None, str(DEFAULT_MAX_BODY), "Largest HTTP request body, bytes (units ok)."],
+        ["drain-timeout", None, "5", "Seconds a stop waits for open TCP senders to close."],
+        ["fsync", None, "normal", "normal: survives a process crash; full: survives power loss."],
+        ["batch-size", None, "10000", "Records per store transaction, at most."],
+        ["max-pending", None, "200000", "Undurable records before ingest is paused / refused."],
+    ]
+
+    def postOptions(self) -> None:
+        for name in ("max-line", "max-body"):
+            try:
+                self[name] = parseSize(self[name])
+            except ValueError as e:
+                raise usage.UsageError(f"--{name}: {e}")
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name} must be positive")
+        for name in ("batch-size", "max-pending"):
+            try:
+                self[name] = int(self[name])
+            except ValueError:
+                raise usage.UsageError(f"--{name}: not an integer: {self[name]!r}")
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name} must be positive")
+        try:
+            self["drain-timeout"] = float(self["drain-timeout"])
+        except ValueError:
+            raise usage.UsageError(f"--drain-timeout: not a number: {self['drain-timeout']!r}")
+        if self["fsync"] not in FSYNC_MODES:
+            raise usage.UsageError(f"--fsync must be one of {', '.join(sorted(FSYNC_MODES))}")
+
+
+class LogService(MultiService):
+    """
+    A MultiService that stops its children one at a time, last added first,
+    each waiting for the previous one's stop to finish.
+    """
+
+    def stopService(self) -> Deferred[None]:
+        self.running = 0
+        children = list(self)
+        children.reverse()
+        d: Deferred[Any] = succeed(None)
+        for child in children:
+            if child.running:
+                d.addCallback(lambda _, c=child: c.stopService())
+        return d
+
+
+class DrainingListenerService(StreamServerEndpointService):
+    """
+    A listener whose stop also waits for its open TCP connections to finish
+    (see L{IngestFactory.drain}).
+    """
+
+    def __init__(self, endpoint: Any, factory: IngestFactory, *, drainTimeout: float, clock: Any) -> None:
+        super().__init__(endpoint, factory)
+        self.drainTimeout = drainTimeout
+        self.clock = clock
+
+    def stopService(self) -> Deferred[Any]:
+        d = super().stopService()
+        factory: IngestFactory = self.factory  # type: ignore[assignment]
+        return d.addCallback(lambda _: factory.drain(self.drainTimeout, self.clock))
+
+
+def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
+    """
+    Build the service tree from parsed L{Options}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as _reactor
+
+        reactor = _reactor
+    metrics = Metrics()
+    top = LogService()
+    store = SqliteStore(options["db"], reactor=reactor, fsync=options["fsync"])
+    store.setServiceParent(top)
+    pipeline = Pipeline(
+        store,
+        reactor=reactor,
+        metrics=metrics,
+        batchSize=options["batch-size"],
+        maxPending=options["max-pending"],
+    )
+    pipeline.setServiceParent(top)
+    root = buildRoot(store, pipeline, metrics=metrics, maxBody=options["max-body"])
+    site = LogsvcSite(root, maxBody=options["max-body"])
+    http = strports.service(options["http"], site, reactor=reactor)
+    http.setName("http")
+    http.setServiceParent(top)
+    factory = IngestFactory(pipeline, maxLineLength=options["max-line"])
+    tcp = DrainingListenerService(
+        strports.endpoints.serverFromString(reactor, options["tcp"]),
+        factory,
+        drainTimeout=options["drain-timeout"],
+        clock=reactor,
+    )
+    tcp.setName("tcp")
+    tcp.setServiceParent(top)
+    return top

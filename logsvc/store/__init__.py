@@ -1,0 +1,1 @@
+"""Record stores: L{logsvc.store.base.IStore} and its implementations."""

@@ -1,0 +1,160 @@
+"""
+The HTTP API's Resource tree and the Site that serves it.
+
+L{buildRoot} assembles the tree in one place; L{LogsvcSite} adds what a bare
+twisted.web Site lacks: a request body cap enforced from the headers (413
+before the body is read), and JSON instead of HTML for failures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from twisted.logger import Logger
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
+
+from logsvc.metrics import Metrics
+from logsvc.pipeline import Pipeline
+from logsvc.store.base import IStore
+from logsvc.web.common import JSONResource, NotFound
+from logsvc.web.health import HealthResource, MetricsResource
+from logsvc.web.ingest import DEFAULT_MAX_BODY, LogsIngest
+from logsvc.web.search import LogsSearch
+
+
+class LogsResource(JSONResource):
+    """
+    C{/logs}: C{POST} stores records, C{GET} searches them.  Children (such as
+    C{tail}) are added with C{putChild}.
+    """
+
+    def __init__(self, ingest: LogsIngest, search: LogsSearch) -> None:
+        super().__init__()
+        self.ingest = ingest
+        self.search = search
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        if path == b"":
+            return self
+        return NotFound()
+
+    def render_POST(self, request: Request) -> object:
+        return self.ingest.render(request)
+
+    def render_GET(self, request: Request) -> object:
+        return self.search.render(request)
+
+
+class RootResource(JSONResource):
+    """
+    C{/}: a JSON index of the endpoints; unknown children are JSON 404s.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        if path == b"":
+            return self
+        return NotFound()
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"application/json")
+        return orjson.dumps(
+            {"service": "logsvc", "endpoints": sorted(k.decode() for k in self.children)}
+        )
+
+
+def buildRoot(
+    store: IStore, pipeline: Pipeline, *, metrics: Metrics | None = None, maxBody: int = DEFAULT_MAX_BODY
+) -> RootResource:
+    """
+    Build the whole Resource tree.
+
+    @return: the root resource; tests drive it with L{treq.testing.StubTreq}.
+    """
+    root = RootResource()
+    logs = LogsResource(LogsIngest(pipeline, maxBody=maxBody), LogsSearch(store))
+    root.putChild(b"logs", logs)
+    root.putChild(b"health", HealthResource(pipeline))
+    root.putChild(b"metrics", MetricsResource(metrics or pipeline.metrics))
+    return root
+
+
+def _rawResponse(code: int, reason: bytes, body: dict[str, Any]) -> bytes:
+    payload = orjson.dumps(body)
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n" % (code, reason, len(payload))
+    ) + payload
+
+
+class LogsvcRequest(Request):
+    """
+    A request that refuses a body over the site's C{maxBody} as soon as the
+    headers announce it (or, for chunked bodies, as soon as it is exceeded),
+    without reading or buffering the rest, and reports failures as JSON.
+    """
+
+    _log = Logger()
+    _bodyBytes = 0
+    _refused = False
+
+    def gotLength(self, length: int | None) -> None:
+        limit = self.channel.site.maxBody
+        if length is not None and length > limit:
+            self._refuse(limit)
+            return
+        Request.gotLength(self, length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._bodyBytes += len(data)
+        if self._bodyBytes > self.channel.site.maxBody:
+            self._refuse(self.channel.site.maxBody)
+            return
+        Request.handleContentChunk(self, data)
+
+    def _refuse(self, limit: int) -> None:
+        self._refused = True
+        transport = self.channel.transport
+        transport.write(
+            _rawResponse(413, b"Payload Too Large", {"error": f"body exceeds max-body of {limit} bytes"})
+        )
+        transport.pauseProducing()
+        transport.loseConnection()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        Request.requestReceived(self, command, path, version)
+
+    def processingFailed(self, reason: Any) -> None:
+        self._log.failure("request failed: {uri}", failure=reason, uri=self.uri)
+        if self.finished or self._disconnected:
+            return
+        body = orjson.dumps({"error": "internal error"})
+        self.setResponseCode(500)
+        self.setHeader(b"content-type", b"application/json")
+        self.setHeader(b"content-length", b"%d" % len(body))
+        self.write(body)
+        self.finish()
+
+
+class LogsvcSite(Site):
+    """
+    The Site for logsvc's tree: L{LogsvcRequest}s, no access log lines per
+    request (ingest would drown the log), a body cap.
+
+    @ivar maxBody: largest request body accepted, in bytes.
+    """
+
+    requestFactory = LogsvcRequest
+    displayTracebacks = False
+
+    def __init__(self, resource: Resource, *, maxBody: int = DEFAULT_MAX_BODY, **kw: Any) -> None:
+        super().__init__(resource, **kw)
+        self.maxBody = maxBody
+
+    def log(self, request: Request) -> None:
+        pass

@@ -1,0 +1,108 @@
+"""
+What every logsvc resource shares: JSON responses and errors, method dispatch
+that answers 405 in JSON, and safe finishing of asynchronous responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+log = Logger()
+
+JSON_TYPE = b"application/json"
+
+
+def writeJSON(request: Request, code: int, body: Any) -> bytes:
+    """
+    Set the status and JSON content type on C{request}.
+
+    @return: C{body} encoded, for a C{render_*} method to return.
+    """
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", JSON_TYPE)
+    return orjson.dumps(body)
+
+
+def errorBody(request: Request, code: int, message: str, **extra: Any) -> bytes:
+    """
+    @return: a JSON error C{{"error": message, ...extra}} with status C{code}.
+    """
+    body = {"error": message}
+    body.update(extra)
+    return writeJSON(request, code, body)
+
+
+def isGone(request: Request) -> bool:
+    """
+    @return: True when the client went away or the response already ended.
+    """
+    return bool(request.finished or getattr(request, "_disconnected", False) or request.channel is None)
+
+
+def finishWith(request: Request, body: bytes) -> None:
+    """
+    Write C{body} and finish, unless the client is gone.
+    """
+    if isGone(request):
+        return
+    request.write(body)
+    request.finish()
+
+
+def renderAsync(request: Request, d: Deferred[bytes]) -> object:
+    """
+    Finish C{request} with the bytes C{d} fires with; a failure becomes a
+    JSON 500 (logged, never a traceback to the client).
+
+    @return: L{NOT_DONE_YET}, for a C{render_*} method to return.
+    """
+
+    def failed(failure: Failure) -> bytes:
+        log.failure("request failed: {uri}", failure=failure, uri=request.uri)
+        return errorBody(request, 500, "internal error")
+
+    d.addErrback(failed)
+    d.addCallback(lambda body: finishWith(request, body))
+    return NOT_DONE_YET
+
+
+class JSONResource(Resource):
+    """
+    A resource whose every answer is JSON: unknown methods get a JSON 405 with
+    an C{Allow} header, exceptions a JSON 500.
+    """
+
+    def render(self, request: Request) -> object:
+        method = request.method.decode("ascii", "replace").upper()
+        if method == "HEAD":
+            method = "GET"
+        handler = getattr(self, f"render_{method}", None)
+        if handler is None:
+            allowed = sorted(
+                name[len("render_") :] for name in dir(self) if name.startswith("render_")
+            )
+            request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
+            return errorBody(request, 405, f"method {method} not allowed", allowed=allowed)
+        try:
+            return handler(request)
+        except Exception:
+            log.failure("render failed: {uri}", uri=request.uri)
+            return errorBody(request, 500, "internal error")
+
+
+class NotFound(JSONResource):
+    """
+    The JSON 404 for every unknown path.
+    """
+
+    isLeaf = True
+
+    def render(self, request: Request) -> object:
+        return errorBody(request, 404, f"no such resource: {request.path.decode('utf-8', 'replace')}")

@@ -1,0 +1,127 @@
+"""
+C{POST /logs}: a JSON object, a JSON array, NDJSON or plain text lines, stored
+all-or-nothing and answered once durable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from twisted.internet.defer import Deferred
+from twisted.web.server import Request
+
+from logsvc.formats.detect import parseLines
+from logsvc.formats.jsonline import DocumentError, parseJSONBody, parseNDJSON
+from logsvc.ingest.tcp import peerName
+from logsvc.pipeline import Pipeline
+from logsvc.record import Record, RecordError, nowMicros
+from logsvc.store.base import StoreError
+from logsvc.web.common import errorBody, renderAsync, writeJSON
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+BodyParser = Callable[[bytes, str, int], list[Record]]
+
+
+def parseTextBody(data: bytes, peer: str, received: int) -> list[Record]:
+    """
+    Parse a text body as TCP lines are parsed (JSON-object lines as JSON, the
+    rest as plain text).
+
+    @raise DocumentError: for the first rejected line.
+    """
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    records, rejected = parseLines(lines, peer, received)
+    if rejected:
+        line, why = rejected[0]
+        raise DocumentError(f"line {lines.index(line) + 1}: {why}", lines.index(line))
+    return records
+
+
+#: Content types POST /logs takes (lower case, without parameters).
+BODY_PARSERS: dict[str, BodyParser] = {
+    "application/json": parseJSONBody,
+    "application/x-ndjson": parseNDJSON,
+    "application/ndjson": parseNDJSON,
+    "application/jsonlines": parseNDJSON,
+    "application/x-jsonlines": parseNDJSON,
+    "text/plain": parseTextBody,
+}
+
+
+def contentType(request: Request) -> str:
+    """
+    @return: the request's media type, lower case, without parameters;
+        C{"application/json"} when absent.
+    """
+    raw = request.getHeader(b"content-type")
+    if not raw:
+        return "application/json"
+    return raw.split(b";", 1)[0].strip().lower().decode("latin-1")
+
+
+def readBody(request: Request, maxBody: int) -> bytes | None:
+    """
+    @return: the request body, or L{None} when it is longer than C{maxBody}.
+    """
+    content = request.content
+    if content is None:
+        return b""
+    content.seek(0)
+    body = content.read(maxBody + 1)
+    if len(body) > maxBody:
+        return None
+    return body
+
+
+class LogsIngest:
+    """
+    The C{POST /logs} handler.
+    """
+
+    def __init__(self, pipeline: Pipeline, *, maxBody: int = DEFAULT_MAX_BODY) -> None:
+        self.pipeline = pipeline
+        self.maxBody = maxBody
+
+    def render(self, request: Request) -> object:
+        kind = contentType(request)
+        parser = BODY_PARSERS.get(kind)
+        if parser is None:
+            return errorBody(
+                request, 415, f"unsupported content type {kind!r}", supported=sorted(BODY_PARSERS)
+            )
+        body = readBody(request, self.maxBody)
+        if body is None:
+            return errorBody(request, 413, f"body exceeds max-body of {self.maxBody} bytes")
+        if self.pipeline.saturated:
+            request.setHeader(b"retry-after", b"1")
+            return errorBody(request, 503, "ingest queue is full, retry later")
+        peer = peerName(request.getClientAddress())
+        try:
+            records = parser(body, peer, nowMicros())
+        except DocumentError as e:
+            return errorBody(request, 400, str(e), index=e.index)
+        except RecordError as e:
+            return errorBody(request, 400, str(e), index=0)
+        return renderAsync(request, self.store(request, records))
+
+    def store(self, request: Request, records: list[Record]) -> Deferred[bytes]:
+        """
+        Submit C{records}; the Deferred fires with the response body once they
+        are durable (201) or the store failed (503, nothing stored).
+        """
+        d = self.pipeline.submit(records)
+        counter = self.pipeline.metrics.accepted.labels("http")
+
+        def stored(_: int) -> bytes:
+            counter.inc(len(records))
+            return writeJSON(request, 201, {"accepted": len(records)})
+
+        def failed(failure: object) -> bytes:
+            f = failure.trap(StoreError)  # type: ignore[attr-defined]
+            assert f is StoreError
+            return errorBody(request, 503, f"store failed: {failure.getErrorMessage()}")  # type: ignore[attr-defined]
+
+        return d.addCallbacks(stored, failed)

@@ -1,0 +1,1 @@
+"""logsvc's trial tests; the layout mirrors the package."""

@@ -1,0 +1,10 @@
+"""twistd plugin: ``twistd logsvc`` runs the log service (see L{logsvc.service})."""
+
+from twisted.application.service import ServiceMaker
+
+logsvc = ServiceMaker(
+    "logsvc",
+    "logsvc.service",
+    "Central log service: TCP/HTTP ingest, durable store, search and live tail.",
+    "logsvc",
+)
