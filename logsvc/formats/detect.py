@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from logsvc.formats.jsonline import JSONSyntaxError, parseJSONLine
+from logsvc.formats.syslog import looksLikeSyslog, parseSyslog
 from logsvc.formats.text import decodeText
 from logsvc.record import INFO, Record, RecordError
 
@@ -22,15 +23,19 @@ def parseLine(line: bytes, peer: str, received: int) -> Record:
 
     A line that starts with C{{} and is valid JSON must be an object that
     normalizes, else L{RecordError}; a line that only looks like JSON is plain
-    text, so nothing a sender wrote is lost for its syntax.
+    text, so nothing a sender wrote is lost for its syntax.  A line that starts
+    with C{<PRI>} is syslog (see L{logsvc.formats.syslog}), which never raises.
     """
     if line[-1:] == b"\r":
         line = line[:-1]
-    if line[:1] == b"{":
+    first = line[:1]
+    if first == b"{":
         try:
             return parseJSONLine(line, peer, received)
         except JSONSyntaxError:
             pass
+    elif first == b"<" and looksLikeSyslog(line):
+        return parseSyslog(line, peer, received)
     return Record(received, received, INFO, peer, "", decodeText(line), None)
 
 

@@ -1,0 +1,282 @@
+"""Tests for L{logsvc.formats.syslog}: RFC 5424 and RFC 3164 parsing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from logsvc.formats.detect import parseLine, parseLines
+from logsvc.formats.syslog import facilityName, parseSyslog
+from logsvc.record import Record
+
+RECEIVED = 1_795_000_000_000_000  # 2026-11-18T08:26:40Z
+
+
+def micros(text: str) -> int:
+    parsed = datetime.fromisoformat(text)
+    return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
+
+
+def parse(data: bytes) -> Record:
+    return parseSyslog(data, "10.0.0.9", RECEIVED, zone=timezone.utc)
+
+
+def fieldsOf(record: Record) -> dict:
+    return orjson.loads(record.fields) if record.fields else {}
+
+
+class RFC5424Tests(SynchronousTestCase):
+    """
+    RFC 5424 messages, including the RFC's own examples.
+    """
+
+    def test_rfcExampleWithStructuredData(self) -> None:
+        """
+        The RFC's example 3 maps PRI, timestamp, host, app, msgid and every SD
+        parameter, and drops the BOM before the message.
+        """
+        record = parse(
+            b'<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 '
+            b'[exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"]'
+            b'[examplePriority@32473 class="high"] \xef\xbb\xbfAn application event log entry'
+        )
+        self.assertEqual(record.ts, micros("2003-10-11T22:14:15.003+00:00"))
+        self.assertEqual(record.received, RECEIVED)
+        self.assertEqual(record.level, 5)
+        self.assertEqual(record.source, "mymachine.example.com")
+        self.assertEqual(record.service, "evntslog")
+        self.assertEqual(record.message, "An application event log entry")
+        self.assertEqual(
+            fieldsOf(record),
+            {
+                "facility": "local4",
+                "msgid": "ID47",
+                "exampleSDID@32473.iut": "3",
+                "exampleSDID@32473.eventSource": "Application",
+                "exampleSDID@32473.eventID": "1011",
+                "examplePriority@32473.class": "high",
+            },
+        )
+
+    def test_offsetAndProcid(self) -> None:
+        """
+        A numeric offset is applied and PROCID goes into fields.
+        """
+        record = parse(
+            b"<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - It's time."
+        )
+        self.assertEqual(record.ts, micros("2003-08-24T12:14:15.000003+00:00"))
+        self.assertEqual(fieldsOf(record), {"facility": "local4", "procid": "8710"})
+        self.assertEqual(record.message, "It's time.")
+
+    def test_nilValues(self) -> None:
+        """
+        NILVALUEs mean receive time, the peer as source, no service.
+        """
+        record = parse(b"<14>1 - - - - - - hello")
+        self.assertEqual(
+            record, Record(RECEIVED, RECEIVED, 6, "10.0.0.9", "", "hello", '{"facility":"user"}')
+        )
+
+    def test_noMessage(self) -> None:
+        """
+        A message may end right after the structured data.
+        """
+        self.assertEqual(parse(b"<14>1 - h app - - -").message, "")
+        self.assertEqual(parse(b"<14>1 - h app - - [a@1 b=\"c\"]").message, "")
+
+    def test_escapesAndRepeatedParams(self) -> None:
+        """
+        Escaped quote, backslash and bracket are unescaped; a repeated
+        parameter becomes a list; an element without parameters is true.
+        """
+        record = parse(b'<13>1 - - - - - [empty@1][o@1 ip="1" ip="2" q="a\\"b\\\\c\\]d"] m')
+        self.assertEqual(
+            fieldsOf(record),
+            {"facility": "user", "empty@1": True, "o@1.ip": ["1", "2"], "o@1.q": 'a"b\\c]d'},
+        )
+        self.assertEqual(record.message, "m")
+
+    def test_multilineMessageAndTrailers(self) -> None:
+        """
+        A message keeps inner newlines; a trailing LF, CRLF or NUL is dropped.
+        """
+        self.assertEqual(parse(b"<14>1 - - - - - - a\nb\r\n").message, "a\nb")
+        self.assertEqual(parse(b"<14>1 - - - - - - a\x00").message, "a")
+
+    def test_invalidUTF8Kept(self) -> None:
+        """
+        Invalid UTF-8 in the message is kept as replacement characters.
+        """
+        self.assertEqual(parse(b"<14>1 - - - - - - caf\xe9").message, "caf\ufffd")
+
+    def test_priOver191(self) -> None:
+        """
+        A PRI over 191 is stored whole as plain text with the reason.
+        """
+        record = parse(b"<192>1 - host app - - - x")
+        self.assertEqual(record.message, "<192>1 - host app - - - x")
+        self.assertEqual(record.level, 6)
+        self.assertEqual(record.source, "10.0.0.9")
+        self.assertIn("191", fieldsOf(record)["syslog_error"])
+
+    def test_truncatedStructuredData(self) -> None:
+        """
+        Truncated structured data is stored whole as plain text with the reason.
+        """
+        for data in (b'<14>1 - h a - - [id@1 k="v', b"<14>1 - h a - - [id@1", b"<14>1 - h a - - [x"):
+            record = parse(data)
+            self.assertEqual(record.message, data.decode())
+            self.assertIn("structured data", fieldsOf(record)["syslog_error"])
+
+    def test_badTimestamp(self) -> None:
+        """
+        An impossible RFC 5424 date is stored as plain text with the reason.
+        """
+        record = parse(b"<14>1 2003-13-45T99:00:00Z h a - - - x")
+        self.assertIn("timestamp", fieldsOf(record)["syslog_error"])
+        self.assertEqual(record.message, "<14>1 2003-13-45T99:00:00Z h a - - - x")
+
+
+class RFC3164Tests(SynchronousTestCase):
+    """
+    RFC 3164 (BSD) messages as logger, rsyslog and Python write them.
+    """
+
+    def test_rfcExample(self) -> None:
+        """
+        The RFC's first example: year-less stamp, host, tag, message.
+        """
+        record = parse(b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick")
+        self.assertEqual(record.ts, micros("2026-10-11T22:14:15+00:00"))
+        self.assertEqual(record.level, 2)
+        self.assertEqual(record.source, "mymachine")
+        self.assertEqual(record.service, "su")
+        self.assertEqual(record.message, "'su root' failed for lonvick")
+        self.assertEqual(fieldsOf(record), {"facility": "auth"})
+
+    def test_tagWithPid(self) -> None:
+        """
+        C{tag[pid]:} gives the service and the procid; a space-padded day works.
+        """
+        record = parse(b"<13>Nov  2 07:03:12 host cron[123]: hello world")
+        self.assertEqual(record.ts, micros("2026-11-02T07:03:12+00:00"))
+        self.assertEqual((record.service, record.message), ("cron", "hello world"))
+        self.assertEqual(fieldsOf(record), {"facility": "user", "procid": "123"})
+
+    def test_decemberInJanuary(self) -> None:
+        """
+        A December stamp received in early January belongs to the previous year.
+        """
+        january = micros("2027-01-01T00:00:05+00:00")
+        record = parseSyslog(b"<13>Dec 31 23:59:59 h t: x", "p", january, zone=timezone.utc)
+        self.assertEqual(record.ts, micros("2026-12-31T23:59:59+00:00"))
+
+    def test_zoneApplied(self) -> None:
+        """
+        The year-less time is read in the given zone.
+        """
+        zone = timezone(timedelta(hours=2))
+        record = parseSyslog(b"<13>Nov 18 10:00:00 h t: x", "p", RECEIVED, zone=zone)
+        self.assertEqual(record.ts, micros("2026-11-18T08:00:00+00:00"))
+
+    def test_localZoneDefault(self) -> None:
+        """
+        Without a zone, the host's local time is used (as rsyslog does).
+        """
+        record = parseSyslog(b"<13>Nov 18 10:00:00 h t: x", "p", RECEIVED)
+        expected = datetime(2026, 11, 18, 10, 0, 0).astimezone()
+        self.assertEqual(record.ts, int(expected.timestamp()) * 1_000_000)
+
+    def test_noHostname(self) -> None:
+        """
+        A first word that is a tag is not taken for the hostname.
+        """
+        record = parse(b"<13>Nov 18 10:00:00 app[7]: x y")
+        self.assertEqual((record.source, record.service, record.message), ("10.0.0.9", "app", "x y"))
+
+    def test_pythonSysLogHandler(self) -> None:
+        """
+        What Python's SysLogHandler writes (no stamp, no host, NUL at the end).
+        """
+        record = parse(b"<11>myapp: it broke\x00")
+        self.assertEqual(
+            (record.ts, record.level, record.source, record.service, record.message),
+            (RECEIVED, 3, "10.0.0.9", "myapp", "it broke"),
+        )
+        self.assertEqual(parse(b"<14>just words here").message, "just words here")
+
+    def test_highPrecisionStamp(self) -> None:
+        """
+        rsyslog's RFC 3339 stamp in the 3164 position is honoured.
+        """
+        record = parse(b"<30>2026-11-18T09:00:00.123456+01:00 web nginx: GET /")
+        self.assertEqual(record.ts, micros("2026-11-18T08:00:00.123456+00:00"))
+        self.assertEqual((record.source, record.service, record.level), ("web", "nginx", 6))
+        self.assertEqual(fieldsOf(record)["facility"], "daemon")
+
+    def test_priOver191(self) -> None:
+        """
+        A 3164 PRI over 191 is plain text with the reason, not lost.
+        """
+        record = parse(b"<999>Nov 18 10:00:00 h t: x")
+        self.assertEqual(record.message, "<999>Nov 18 10:00:00 h t: x")
+        self.assertIn("syslog_error", fieldsOf(record))
+
+
+class FacilityTests(SynchronousTestCase):
+    """
+    Facility names.
+    """
+
+    def test_names(self) -> None:
+        """
+        Facilities 0, 4, 16 and 23 have their usual names.
+        """
+        self.assertEqual(
+            [facilityName(n) for n in (0, 4, 16, 23)], ["kern", "auth", "local0", "local7"]
+        )
+
+
+class DetectTests(SynchronousTestCase):
+    """
+    L{logsvc.formats.detect} sends C{<PRI>} lines to the syslog parser.
+    """
+
+    def test_syslogLine(self) -> None:
+        """
+        A syslog line in a batch becomes a syslog record; CR is dropped first.
+        """
+        records, rejected = parseLines([b"<11>1 - h app - - - boom\r", b"plain"], "p", RECEIVED)
+        self.assertEqual(rejected, [])
+        self.assertEqual(
+            [(r.level, r.source, r.service, r.message) for r in records],
+            [(3, "h", "app", "boom"), (6, "p", "", "plain")],
+        )
+
+    def test_notAPri(self) -> None:
+        """
+        A line starting with C{<} but no PRI is plain text without an error field.
+        """
+        record = parseLine(b"<html>", "p", RECEIVED)
+        self.assertEqual((record.message, record.fields), ("<html>", None))
+
+    @given(st.binary(max_size=200))
+    def test_neverRaises(self, tail: bytes) -> None:
+        """
+        Whatever follows a PRI, the parser returns a record holding the text.
+        """
+        record = parseSyslog(b"<13>" + tail, "p", RECEIVED, zone=timezone.utc)
+        self.assertIsInstance(record, Record)
+
+    @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=50))
+    def test_messageRoundTrip(self, message: str) -> None:
+        """
+        An RFC 5424 message comes back unchanged, but for trailing CR/LF/NUL.
+        """
+        record = parse(b"<14>1 - - - - - - " + message.encode())
+        self.assertEqual(record.message, message.rstrip("\r\n\x00"))
