@@ -76,7 +76,8 @@ def connect(path: str, *, fsync: str = "normal", readonly: bool = False) -> sqli
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={FSYNC_MODES[fsync]}")
-    conn.execute("PRAGMA cache_size=-65536")
+    # The writer's cache holds the hot index pages; readers lean on the OS cache.
+    conn.execute("PRAGMA cache_size=-16384" if readonly else "PRAGMA cache_size=-65536")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
