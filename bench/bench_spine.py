@@ -77,6 +77,8 @@ def makeLines(count: int, seed: int) -> list[bytes]:
             )
     return lines
 
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
 
 def freePort() -> int:
     with socket.socket() as s:
@@ -96,9 +98,9 @@ class Server:
         env = dict(os.environ, PYTHONPATH=ROOT)
         self.process = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "twisted",
+                *TWISTD,
+                "-n",
+                "--pidfile=",
                 "logsvc",
                 "--tcp",
                 f"tcp:{self.tcpPort}:interface=127.0.0.1",

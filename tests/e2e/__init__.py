@@ -1,0 +1,1 @@
+"""End-to-end tests: a real ``twistd -n logsvc`` subprocess on loopback ports."""

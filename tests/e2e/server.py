@@ -1,0 +1,146 @@
+"""
+Run ``twistd -n logsvc`` as a subprocess for end-to-end tests.
+
+    server = TwistdServer(self.mktemp())
+    server.start()                       # blocks until HTTP answers
+    self.addCleanup(server.kill)
+    ... talk to server.tcpPort / server.httpURL ...
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+
+#: The project root, put first on the subprocess's path so it runs this tree.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+#: How to run twistd with this interpreter (the console script may not be on PATH).
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def freePort() -> int:
+    """
+    @return: a TCP port on 127.0.0.1 that was free a moment ago.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TwistdServer:
+    """
+    One logsvc process with its own directory, database and free ports.
+
+    @ivar directory: working directory (holds the database and the log).
+    @ivar extra: extra command-line options for C{twistd logsvc}.
+    """
+
+    def __init__(self, directory: str, *extra: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.directory = os.path.abspath(directory)
+        self.db = os.path.join(self.directory, "logsvc.sqlite3")
+        self.logFile = os.path.join(self.directory, "twistd.log")
+        self.extra = list(extra)
+        self.tcpPort = freePort()
+        self.httpPort = freePort()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def httpURL(self) -> str:
+        return f"http://127.0.0.1:{self.httpPort}"
+
+    def command(self) -> list[str]:
+        return [
+            *TWISTD,
+            "-n",
+            "--pidfile=",
+            "logsvc",
+            "--tcp",
+            f"tcp:{self.tcpPort}:interface=127.0.0.1",
+            "--http",
+            f"tcp:{self.httpPort}:interface=127.0.0.1",
+            "--db",
+            self.db,
+            *self.extra,
+        ]
+
+    def start(self, timeout: float = 30) -> None:
+        """
+        Start the process and wait until both listeners accept connections.
+
+        @raise RuntimeError: with the server's log when it does not come up.
+        """
+        env = dict(os.environ)
+        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        with open(self.logFile, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=self.directory, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        for port in (self.httpPort, self.tcpPort):
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"twistd exited {self.process.returncode}:\n{self.log()}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"twistd did not listen on {port}:\n{self.log()}")
+                    time.sleep(0.05)
+        # An HTTP answer means the reactor runs, so signal handlers are in place.
+        while True:
+            try:
+                with urllib.request.urlopen(self.httpURL + "/health", timeout=5) as response:
+                    response.read()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"twistd did not answer /health:\n{self.log()}")
+                time.sleep(0.05)
+
+    def log(self) -> str:
+        with open(self.logFile, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """
+        C{kill -9} the process (if it still runs) and reap it.
+        """
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self, timeout: float = 30) -> int:
+        """
+        SIGTERM and wait for a clean exit.
+
+        @return: the exit status.
+        """
+        self.signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def messages(self) -> list[str]:
+        """
+        @return: every stored message in id order, read straight from the file.
+        """
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            return [row[0] for row in conn.execute("SELECT message FROM logs ORDER BY id")]
+        finally:
+            conn.close()
