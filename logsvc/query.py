@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
 
 from logsvc.record import RecordError, parseLevel, parseTimestamp
 

@@ -10,7 +10,7 @@ so "that severity or worse" is C{level <= n}.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -155,7 +155,7 @@ def parseTimestamp(value: object, key: str = "ts") -> int:
             except ValueError:
                 raise RecordError(f"{key}: cannot parse {value!r}") from None
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=timezone.utc)
+                parsed = parsed.replace(tzinfo=UTC)
             delta = parsed - _EPOCH
             micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
     else:
@@ -165,7 +165,7 @@ def parseTimestamp(value: object, key: str = "ts") -> int:
     return micros
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_MICROS = 0
 _MAX_MICROS = 253402300799_999999  # 9999-12-31T23:59:59.999999Z
 
@@ -282,7 +282,7 @@ def formatMicros(micros: int) -> str:
     if prefix is None:
         if len(_secondCache) > 4096:
             _secondCache.clear()
-        prefix = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        prefix = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _secondCache[seconds] = prefix
     return f"{prefix}.{fraction:06d}Z"
 

@@ -113,8 +113,12 @@ class LogService(MultiService):
         d: Deferred[Any] = succeed(None)
         for child in children:
             if child.running:
-                d.addCallback(lambda _, c=child: c.stopService())
+                d.addCallback(_stopNext, child)
         return d
+
+
+def _stopNext(_: object, child: IService) -> Any:
+    return child.stopService()
 
 
 class DrainingListenerService(StreamServerEndpointService):

@@ -50,8 +50,10 @@ class LineFramer(Protocol):
     """
 
     maxLineLength = DEFAULT_MAX_LINE
+    transport: Any
     _buffer = b""
     _discarding = False
+    _discardedLength = 0
 
     def dataReceived(self, data: bytes) -> None:
         if self._discarding:
@@ -81,7 +83,7 @@ class LineFramer(Protocol):
         if lines:
             self.linesReceived(lines)
 
-    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if self._discarding:
             self._discarding = False
             self.lineLengthExceeded(self._discardedLength)
@@ -124,7 +126,9 @@ class IngestProtocol(LineFramer):
         if rejected:
             self._rejected(rejected)
         if records:
-            self.factory.submit(records)
+            self.factory.submit(records).addErrback(
+                lambda f: self.log.failure("records from {peer} not stored", f, peer=self.peer)
+            )
 
     def lineLengthExceeded(self, length: int) -> None:
         self._rejected([(b"", f"line of {length} bytes exceeds max-line {self.maxLineLength}")], "too_long")
@@ -139,7 +143,7 @@ class IngestProtocol(LineFramer):
                 "rejected line from {peer}: {why}: {line!r}", peer=self.peer, why=why, line=line[:200]
             )
 
-    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         LineFramer.connectionLost(self, reason)
         self.factory.connectionClosed(self)
 
@@ -150,7 +154,7 @@ class IngestFactory(Factory):
     the line limit, and the set of open connections (for draining at stop).
     """
 
-    protocol = IngestProtocol
+    protocol = IngestProtocol  # type: ignore[assignment]
 
     def __init__(
         self, pipeline: Pipeline, *, maxLineLength: int = DEFAULT_MAX_LINE, transport: str = "tcp"
@@ -169,9 +173,16 @@ class IngestFactory(Factory):
         d = self.pipeline.submit(records)
         count = len(records)
         counter = self.metrics.accepted.labels(self.transportName)
-        d.addCallback(lambda first: (counter.inc(count), first)[1])
-        d.addErrback(lambda f: self.metrics.rejected.labels(self.transportName, "store").inc(count))
-        return d
+
+        def stored(first: int) -> int:
+            counter.inc(count)
+            return first
+
+        def failed(failure: Failure) -> Failure:
+            self.metrics.rejected.labels(self.transportName, "store").inc(count)
+            return failure
+
+        return d.addCallbacks(stored, failed)
 
     def connectionOpened(self, protocol: IngestProtocol) -> None:
         self.connections.add(protocol)

@@ -336,7 +336,7 @@ class SqliteStore(Service):
             for _, d in batch:
                 self._reactor.callFromThread(d.errback, failure)
             return
-        self._reactor.callFromThread(_fireAll, [(d, first) for (_, d), first in zip(batch, firsts)])
+        self._reactor.callFromThread(_fireAll, [(d, first) for (_, d), first in zip(batch, firsts, strict=True)])
 
     # Reading
 

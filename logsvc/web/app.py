@@ -96,6 +96,7 @@ class LogsvcRequest(Request):
     """
 
     _log = Logger()
+    channel: Any
     _bodyBytes = 0
     _refused = False
 
@@ -156,5 +157,5 @@ class LogsvcSite(Site):
         super().__init__(resource, **kw)
         self.maxBody = maxBody
 
-    def log(self, request: Request) -> None:
+    def log(self, request: Any) -> None:
         pass
