@@ -86,17 +86,17 @@ def nowMicros() -> int:
     return time.time_ns() // 1000
 
 
-def parseLevel(value: object) -> int:
+def parseLevel(value: object, key: str = "level") -> int:
     """
     Map a level in any accepted spelling to a syslog severity.
 
     Accepts the names in L{LEVEL_NAMES}, the aliases in L{LEVEL_ALIASES} (any
     case), syslog numbers 0..7 and Python logging's numeric levels (10..50).
 
-    @raise RecordError: for anything else.
+    @raise RecordError: naming C{key} for anything else.
     """
     if isinstance(value, bool):
-        raise RecordError(f"level: unknown level {value!r}")
+        raise RecordError(f"{key}: unknown level {value!r}")
     if isinstance(value, int):
         if 0 <= value <= 7:
             return value
@@ -104,15 +104,16 @@ def parseLevel(value: object) -> int:
             for threshold, severity in _PYTHON_LEVELS:
                 if value >= threshold:
                     return severity
-        raise RecordError(f"level: unknown level {value!r}")
+        raise RecordError(f"{key}: unknown level {value!r}")
     if isinstance(value, str):
         found = LEVEL_ALIASES.get(value.strip().lower())
         if found is not None:
             return found
         stripped = value.strip()
-        if stripped.isdigit():
-            return parseLevel(int(stripped))
-    raise RecordError(f"level: unknown level {value!r}")
+        # isdigit() alone also takes "²", which int() refuses.
+        if stripped.isascii() and stripped.isdigit():
+            return parseLevel(int(stripped), key)
+    raise RecordError(f"{key}: unknown level {value!r}")
 
 
 def _epochToMicros(number: float) -> int:
@@ -146,23 +147,36 @@ def parseTimestamp(value: object, key: str = "ts") -> int:
             raise RecordError(f"{key}: cannot parse {value!r}")
         micros = _epochToMicros(value)
     elif isinstance(value, str):
-        text = value.strip()
-        try:
-            micros = _epochToMicros(float(text))
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
-                raise RecordError(f"{key}: cannot parse {value!r}") from None
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            delta = parsed - _EPOCH
-            micros = (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+        found = _textToMicros(value.strip())
+        if found is None:
+            raise RecordError(f"{key}: cannot parse {value!r}")
+        micros = found
     else:
         raise RecordError(f"{key}: cannot parse {value!r}")
     if not _MIN_MICROS <= micros <= _MAX_MICROS:
         raise RecordError(f"{key}: out of range {value!r}")
     return micros
+
+
+def _textToMicros(text: str) -> int | None:
+    """
+    @return: microseconds for an epoch number or an ISO 8601 text, or L{None}.
+    """
+    # int() first: a float cannot hold nanoseconds since the epoch exactly.
+    for number in (int, float):
+        try:
+            return _epochToMicros(number(text))
+        except (ValueError, OverflowError):
+            pass
+    try:
+        # RFC 3339 allows a lower-case "t" and "z"; fromisoformat does not.
+        parsed = datetime.fromisoformat(text.upper())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    delta = parsed - _EPOCH
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -186,15 +200,18 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _take(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
+def _take(obj: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
     """
     Pop the first present key of C{keys} from C{obj}; later aliases stay in
     C{obj} and so end up in fields.
+
+    @return: the key found (the first of C{keys} when none is) and its value,
+        L{None} when absent; errors name the key the sender used.
     """
     for key in keys:
         if key in obj:
-            return obj.pop(key)
-    return None
+            return key, obj.pop(key)
+    return keys[0], None
 
 
 def dumpFields(fields: dict[str, Any]) -> str | None:
@@ -226,20 +243,20 @@ def normalize(obj: object, peer: str, received: int) -> Record:
     """
     if not isinstance(obj, dict):
         raise RecordError(f"record must be a JSON object, not {_jsonType(obj)}")
-    message = _take(obj, _MESSAGE_KEYS)
-    level = _take(obj, _LEVEL_KEYS)
-    ts = _take(obj, _TS_KEYS)
-    source = _take(obj, _SOURCE_KEYS)
-    service = _take(obj, _SERVICE_KEYS)
+    _, message = _take(obj, _MESSAGE_KEYS)
+    levelKey, level = _take(obj, _LEVEL_KEYS)
+    tsKey, ts = _take(obj, _TS_KEYS)
+    _, source = _take(obj, _SOURCE_KEYS)
+    _, service = _take(obj, _SERVICE_KEYS)
     nested = obj.get("fields")
     if isinstance(nested, dict):
         del obj["fields"]
         for key, value in nested.items():
             obj.setdefault(key, value)
     return Record(
-        received if ts is None else parseTimestamp(ts, "ts"),
+        received if ts is None else parseTimestamp(ts, tsKey),
         received,
-        INFO if level is None else parseLevel(level),
+        INFO if level is None else parseLevel(level, levelKey),
         peer if source is None else _text(source),
         _text(service),
         _text(message),

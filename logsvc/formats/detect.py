@@ -43,7 +43,7 @@ def parseLines(
     lines: Iterable[bytes], peer: str, received: int
 ) -> tuple[list[Record], list[Rejection]]:
     """
-    Parse a batch of lines; blank lines are skipped.
+    Parse a batch of lines; blank lines (empty or only whitespace) are skipped.
 
     @return: the records, and the lines rejected with their reasons.
     """
@@ -59,6 +59,6 @@ def parseLines(
                 append(parseLine(line, peer, received))
             except RecordError as e:
                 rejected.append((line, str(e)))
-        elif line:
+        elif line and not line.isspace():
             append(Record(received, received, INFO, peer, "", line.decode("utf-8", "replace"), None))
     return records, rejected

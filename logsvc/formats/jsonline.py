@@ -21,15 +21,18 @@ def loadJSON(data: bytes) -> Any:
     Decode JSON, retrying with invalid UTF-8 replaced so an encoding error in
     one string does not lose the document.
 
-    @raise JSONSyntaxError: with the byte offset of the first error.
+    @raise JSONSyntaxError: with the offset (in characters, as orjson counts)
+        of the first syntax error.
     """
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError as first:
+    except orjson.JSONDecodeError:
+        # Retry even for a syntax error: the first error may have been only the
+        # encoding, which would hide where the syntax really breaks.
         try:
             return orjson.loads(decodeText(data))
-        except orjson.JSONDecodeError:
-            raise JSONSyntaxError(f"invalid JSON at offset {first.pos}: {first.msg}") from None
+        except orjson.JSONDecodeError as e:
+            raise JSONSyntaxError(f"invalid JSON at offset {e.pos}: {e.msg}") from None
 
 
 def parseJSONLine(line: bytes, peer: str, received: int) -> Record:
