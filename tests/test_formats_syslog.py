@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 from hypothesis import given
@@ -22,7 +22,7 @@ def micros(text: str) -> int:
 
 
 def parse(data: bytes) -> Record:
-    return parseSyslog(data, "10.0.0.9", RECEIVED, zone=timezone.utc)
+    return parseSyslog(data, "10.0.0.9", RECEIVED, zone=UTC)
 
 
 def fieldsOf(record: Record) -> dict:
@@ -173,7 +173,7 @@ class RFC3164Tests(SynchronousTestCase):
         A December stamp received in early January belongs to the previous year.
         """
         january = micros("2027-01-01T00:00:05+00:00")
-        record = parseSyslog(b"<13>Dec 31 23:59:59 h t: x", "p", january, zone=timezone.utc)
+        record = parseSyslog(b"<13>Dec 31 23:59:59 h t: x", "p", january, zone=UTC)
         self.assertEqual(record.ts, micros("2026-12-31T23:59:59+00:00"))
 
     def test_zoneApplied(self) -> None:
@@ -270,7 +270,7 @@ class DetectTests(SynchronousTestCase):
         """
         Whatever follows a PRI, the parser returns a record holding the text.
         """
-        record = parseSyslog(b"<13>" + tail, "p", RECEIVED, zone=timezone.utc)
+        record = parseSyslog(b"<13>" + tail, "p", RECEIVED, zone=UTC)
         self.assertIsInstance(record, Record)
 
     @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=50))

@@ -25,7 +25,7 @@ line is lost for its syntax.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from logsvc.record import INFO, Record, RecordError, dumpFields
@@ -128,7 +128,7 @@ def _rfc3339Micros(text: str) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _structuredData(text: str, start: int, fields: dict[str, Any]) -> int:
@@ -217,7 +217,7 @@ def _yearless(
     C{zone}, or this host's local zone when L{None}) in the year that makes
     it the latest not more than a month after C{received}.
     """
-    receivedAt = datetime.fromtimestamp(received / 1_000_000, zone or timezone.utc)
+    receivedAt = datetime.fromtimestamp(received / 1_000_000, zone or UTC)
     year = receivedAt.year
     try:
         candidate = datetime(year, month, day, *hms)
