@@ -124,10 +124,19 @@ class LineFramer(Protocol):
                 else:
                     kept.append(line)
             lines = kept
-            if len(self._buffer) > limit:
+            if self._restTooLong():
                 self._startDiscarding()
         if lines:
             self.linesReceived(lines)
+
+    def _restTooLong(self) -> bool:
+        """
+        @return: whether the incomplete rest is already over the limit.  A CR
+            may end a rest of limit + 1 bytes: its LF may come in the next read.
+        """
+        rest = self._buffer
+        limit = self.maxLineLength
+        return len(rest) > limit + 1 or (len(rest) == limit + 1 and rest[-1:] != b"\r")
 
     def _startDiscarding(self) -> None:
         self._discarding = True
@@ -174,7 +183,7 @@ class LineFramer(Protocol):
                 lines.append(line)
             position = newline + 1
         self._buffer = buffer[position:]
-        if not self._needed and len(self._buffer) > limit:
+        if not self._needed and self._restTooLong():
             self._startDiscarding()
         if lines:
             self.linesReceived(lines)

@@ -1,0 +1,346 @@
+"""
+Tests for L{logsvc.ingest.tcp}: the line protocol over a StringTransport, with
+a real L{IngestFactory}, L{Pipeline} and L{MemoryStore}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.address import IPv4Address, UNIXAddress
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory, IngestProtocol, peerName
+from logsvc.pipeline import Pipeline
+from logsvc.record import Record
+from logsvc.store.memory import MemoryStore
+
+PEER = IPv4Address("TCP", "192.0.2.44", 51234)
+
+
+class CountingStore(MemoryStore):
+    """A MemoryStore that remembers the size of each append."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appendSizes: list[int] = []
+
+    def append(self, records: list[Record]) -> Deferred[int]:
+        self.appendSizes.append(len(records))
+        return super().append(records)
+
+
+class HeldStore(MemoryStore):
+    """A MemoryStore whose appends commit only when the test releases them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[list[Record], Deferred[int]]] = []
+
+    def append(self, records: list[Record]) -> Deferred[int]:
+        d: Deferred[int] = Deferred()
+        self.held.append((records, d))
+        return d
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for records, d in held:
+            super().append(records).chainDeferred(d)
+
+
+class TCPTestCase(SynchronousTestCase):
+    maxLine = DEFAULT_MAX_LINE
+
+    def setUp(self) -> None:
+        self.store = CountingStore()
+        self.pipeline = Pipeline(self.store, reactor=Clock(), delay=0)
+        self.factory = IngestFactory(self.pipeline, maxLineLength=self.maxLine)
+
+    def connect(self, peer: Any = PEER) -> tuple[IngestProtocol, StringTransport]:
+        protocol = self.factory.buildProtocol(peer)
+        assert isinstance(protocol, IngestProtocol)
+        transport = StringTransport(peerAddress=peer)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def messages(self) -> list[str]:
+        return [row[6] for row in self.store.rows]
+
+    def rejected(self, reason: str) -> float:
+        value = self.factory.metrics.registry.get_sample_value(
+            "logsvc_records_rejected_total", {"transport": "tcp", "reason": reason}
+        )
+        return value or 0.0
+
+    def accepted(self) -> float:
+        value = self.factory.metrics.registry.get_sample_value(
+            "logsvc_records_accepted_total", {"transport": "tcp"}
+        )
+        return value or 0.0
+
+
+class FramingTests(TCPTestCase):
+    def test_lines(self) -> None:
+        """Each LF-terminated line is a record, sourced from the peer's host."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b"first\nsecond\n")
+        self.assertEqual(self.messages(), ["first", "second"])
+        self.assertEqual({row[4] for row in self.store.rows}, {"192.0.2.44"})
+        self.assertEqual(self.accepted(), 2)
+
+    def test_byteByByte(self) -> None:
+        """A line arriving one byte per read is one record, delivered when its LF arrives."""
+        protocol, _ = self.connect()
+        data = b'plain words\n{"message": "json", "level": "error"}\r\n'
+        for i in range(len(data) - 1):
+            protocol.dataReceived(data[i : i + 1])
+        self.assertEqual(self.messages(), ["plain words"])
+        protocol.dataReceived(data[-1:])
+        self.assertEqual(self.messages(), ["plain words", "json"])
+        self.assertEqual(self.store.rows[1][3], 3)
+
+    def test_splitReads(self) -> None:
+        """Lines split across reads at arbitrary places are reassembled."""
+        protocol, _ = self.connect()
+        for chunk in (b"al", b"pha\nbe", b"ta\n", b"gam", b"ma\ndel", b"ta\n"):
+            protocol.dataReceived(chunk)
+        self.assertEqual(self.messages(), ["alpha", "beta", "gamma", "delta"])
+
+    def test_crlf(self) -> None:
+        """CRLF line endings give the same records as LF, even with the CR and LF in separate reads."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b"one\r\ntwo\r")
+        protocol.dataReceived(b"\nthree\r\n")
+        self.assertEqual(self.messages(), ["one", "two", "three"])
+
+    def test_oneBatchPerRead(self) -> None:
+        """Many lines in one read reach linesReceived once and the store as one append."""
+        protocol, _ = self.connect()
+        calls: list[list[bytes]] = []
+        original = protocol.linesReceived
+
+        def spy(lines: list[bytes]) -> None:
+            calls.append(list(lines))
+            original(lines)
+
+        protocol.linesReceived = spy  # type: ignore[method-assign]
+        protocol.dataReceived(b"".join(b"line %d\n" % i for i in range(500)))
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(len(calls[0]), 500)
+        self.assertEqual(self.store.appendSizes, [500])
+
+    def test_blankLinesSkipped(self) -> None:
+        """Empty and whitespace-only lines are not records."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b"\n\r\n  \na\n\n\nb\n")
+        self.assertEqual(self.messages(), ["a", "b"])
+
+    def test_invalidUTF8(self) -> None:
+        """Invalid UTF-8 is kept with replacement characters."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b"bad \xff\xfe bytes\n")
+        self.assertEqual(self.messages(), ["bad \ufffd\ufffd bytes"])
+
+    def test_finalLineWithoutNewline(self) -> None:
+        """A final line without LF is stored when the connection closes."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b"complete\nunterminated")
+        self.assertEqual(self.messages(), ["complete"])
+        protocol.connectionLost(Failure(ConnectionError()))
+        self.assertEqual(self.messages(), ["complete", "unterminated"])
+
+    def test_finalCROnly(self) -> None:
+        """A final lone CR before close is not a record."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b"a\r\n\r")
+        protocol.connectionLost(None)
+        self.assertEqual(self.messages(), ["a"])
+
+    def test_invalidJSONRecordCounted(self) -> None:
+        """A JSON object that does not normalize is counted as invalid; its neighbours are stored."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b'a\n{"message": "x", "level": "loud"}\nb\n')
+        self.assertEqual(self.messages(), ["a", "b"])
+        self.assertEqual(self.rejected("invalid"), 1)
+
+    def test_unixPeer(self) -> None:
+        """A connection over a UNIX socket has the source "unix"."""
+        protocol, _ = self.connect(UNIXAddress(b"/tmp/logsvc.sock"))
+        protocol.dataReceived(b"x\n")
+        self.assertEqual(self.store.rows[0][4], "unix")
+
+    def test_peerName(self) -> None:
+        """peerName gives the host of IP addresses, "unix" and "unknown" otherwise."""
+        self.assertEqual(peerName(PEER), "192.0.2.44")
+        self.assertEqual(peerName(UNIXAddress(None)), "unix")
+        self.assertEqual(peerName(None), "unknown")
+
+
+class LineLimitTests(TCPTestCase):
+    maxLine = 16
+
+    def test_oversizeRejectedAndCounted(self) -> None:
+        """A line over max-line is rejected and counted, and the lines after it are still taken."""
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"before\n" + b"x" * 17 + b"\nafter\n")
+        self.assertEqual(self.messages(), ["before", "after"])
+        self.assertEqual(self.rejected("too_long"), 1)
+        self.assertFalse(transport.disconnecting)
+
+    def test_oversizeAcrossReads(self) -> None:
+        """An oversize line spread over several reads is rejected once, and the next line taken."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b"ok\n" + b"y" * 10)
+        protocol.dataReceived(b"y" * 10)
+        protocol.dataReceived(b"y" * 30)
+        self.assertEqual(self.rejected("too_long"), 0)
+        protocol.dataReceived(b"yy\nnext\n")
+        self.assertEqual(self.messages(), ["ok", "next"])
+        self.assertEqual(self.rejected("too_long"), 1)
+
+    def test_oversizeByteByByte(self) -> None:
+        """An oversize line arriving byte by byte is rejected once and nothing of it is stored."""
+        protocol, _ = self.connect()
+        for byte in b"z" * 40 + b"\nnext\n":
+            protocol.dataReceived(bytes([byte]))
+        self.assertEqual(self.messages(), ["next"])
+        self.assertEqual(self.rejected("too_long"), 1)
+
+    def test_exactLimit(self) -> None:
+        """A line of exactly max-line bytes is taken, with LF or CRLF, whole or byte by byte."""
+        line = b"e" * 16
+        for data in (line + b"\n", line + b"\r\n"):
+            protocol, _ = self.connect()
+            protocol.dataReceived(data)
+            protocol, _ = self.connect()
+            for byte in data:
+                protocol.dataReceived(bytes([byte]))
+        self.assertEqual(self.messages(), ["e" * 16] * 4)
+        self.assertEqual(self.rejected("too_long"), 0)
+
+    def test_oneOverLimit(self) -> None:
+        """A line of max-line + 1 bytes is rejected, with LF or CRLF, whole or byte by byte."""
+        line = b"o" * 17
+        for data in (line + b"\n", line + b"\r\n"):
+            protocol, _ = self.connect()
+            protocol.dataReceived(data)
+            protocol, _ = self.connect()
+            for byte in data:
+                protocol.dataReceived(bytes([byte]))
+        self.assertEqual(self.messages(), [])
+        self.assertEqual(self.rejected("too_long"), 4)
+
+    def test_oversizeFinalLine(self) -> None:
+        """An oversize final line without LF is rejected and counted at close."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b"w" * 40)
+        protocol.connectionLost(None)
+        self.assertEqual(self.messages(), [])
+        self.assertEqual(self.rejected("too_long"), 1)
+
+    def test_manyOversize(self) -> None:
+        """Several oversize lines in one read are each counted, good lines between them kept."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b"a\n" + b"q" * 20 + b"\nb\n" + b"r" * 20 + b"\nc\n")
+        self.assertEqual(self.messages(), ["a", "b", "c"])
+        self.assertEqual(self.rejected("too_long"), 2)
+
+
+class BackPressureTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.store = HeldStore()
+        self.pipeline = Pipeline(self.store, reactor=Clock(), delay=0, maxPending=10)
+        self.factory = IngestFactory(self.pipeline)
+
+    def connect(self) -> tuple[IngestProtocol, StringTransport]:
+        protocol = self.factory.buildProtocol(PEER)
+        assert isinstance(protocol, IngestProtocol)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_pauseAndResume(self) -> None:
+        """A full pipeline pauses reading of every connection; draining resumes them."""
+        first, firstTransport = self.connect()
+        _, secondTransport = self.connect()
+        first.dataReceived(b"".join(b"%d\n" % i for i in range(9)))
+        self.assertEqual(firstTransport.producerState, "producing")
+        first.dataReceived(b"9\n")
+        self.assertEqual(firstTransport.producerState, "paused")
+        self.assertEqual(secondTransport.producerState, "paused")
+        self.store.release()
+        self.assertEqual(firstTransport.producerState, "producing")
+        self.assertEqual(secondTransport.producerState, "producing")
+        self.assertEqual(len(self.store.rows), 10)
+
+    def test_newConnectionWhilePaused(self) -> None:
+        """A connection opened while the pipeline is full starts paused."""
+        first, _ = self.connect()
+        first.dataReceived(b"x\n" * 10)
+        _, late = self.connect()
+        self.assertEqual(late.producerState, "paused")
+
+    def test_closedConnectionUnregistered(self) -> None:
+        """A closed connection's transport is no longer paused by the pipeline."""
+        first, _ = self.connect()
+        second, secondTransport = self.connect()
+        second.connectionLost(None)
+        first.dataReceived(b"x\n" * 10)
+        self.assertEqual(secondTransport.producerState, "producing")
+
+
+class DrainTests(TCPTestCase):
+    def test_connectionsTracked(self) -> None:
+        """Open connections are tracked and counted, and forgotten once closed."""
+        protocol, _ = self.connect()
+        gauge = "logsvc_tcp_connections"
+        self.assertEqual(self.factory.connections, {protocol})
+        self.assertEqual(self.factory.metrics.registry.get_sample_value(gauge), 1)
+        protocol.connectionLost(None)
+        self.assertEqual(self.factory.connections, set())
+        self.assertEqual(self.factory.metrics.registry.get_sample_value(gauge), 0)
+
+    def test_noConnections(self) -> None:
+        """drain() with no open connection fires at once."""
+        fired: list[object] = []
+        self.factory.drain(5, Clock()).addCallback(fired.append)
+        self.assertEqual(len(fired), 1)
+
+    def test_sendersClose(self) -> None:
+        """drain() fires once every sender has closed, before the timeout, and cancels its timer."""
+        clock = Clock()
+        first, _ = self.connect()
+        second, _ = self.connect()
+        fired: list[object] = []
+        self.factory.drain(5, clock).addCallback(fired.append)
+        first.dataReceived(b"late line\n")
+        first.connectionLost(None)
+        self.assertEqual(fired, [])
+        second.dataReceived(b"last words")
+        second.connectionLost(None)
+        self.assertEqual(len(fired), 1)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(self.messages(), ["late line", "last words"])
+
+    def test_timeoutClosesStragglers(self) -> None:
+        """After the timeout, drain() closes the connections still open, and fires once they are gone."""
+        clock = Clock()
+        polite, politeTransport = self.connect()
+        straggler, stragglerTransport = self.connect()
+        fired: list[object] = []
+        self.factory.drain(5, clock).addCallback(fired.append)
+        polite.connectionLost(None)
+        clock.advance(4.9)
+        self.assertFalse(stragglerTransport.disconnecting)
+        clock.advance(0.1)
+        self.assertTrue(stragglerTransport.disconnecting)
+        self.assertFalse(politeTransport.disconnecting)
+        self.assertEqual(fired, [])
+        straggler.dataReceived(b"buffered\npartial")
+        straggler.connectionLost(None)
+        self.assertEqual(len(fired), 1)
+        self.assertEqual(self.messages(), ["buffered", "partial"])
