@@ -79,6 +79,11 @@ class Record(NamedTuple):
     fields: str | None
 
 
+def _newRecord(values: tuple[Any, ...]) -> Record:
+    # tuple.__new__ skips NamedTuple's Python-level __new__: twice as fast.
+    return tuple.__new__(Record, values)  # type: ignore[type-var]
+
+
 def nowMicros() -> int:
     """
     @return: the current wall-clock time in microseconds since the epoch.
@@ -106,6 +111,9 @@ def parseLevel(value: object, key: str = "level") -> int:
                     return severity
         raise RecordError(f"{key}: unknown level {value!r}")
     if isinstance(value, str):
+        found = LEVEL_ALIASES.get(value)
+        if found is not None:
+            return found
         found = LEVEL_ALIASES.get(value.strip().lower())
         if found is not None:
             return found
@@ -209,9 +217,13 @@ def _take(obj: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
         L{None} when absent; errors name the key the sender used.
     """
     for key in keys:
-        if key in obj:
-            return key, obj.pop(key)
+        value = obj.pop(key, _MISSING)
+        if value is not _MISSING:
+            return key, value
     return keys[0], None
+
+
+_MISSING = object()
 
 
 def dumpFields(fields: dict[str, Any]) -> str | None:
@@ -253,14 +265,16 @@ def normalize(obj: object, peer: str, received: int) -> Record:
         del obj["fields"]
         for key, value in nested.items():
             obj.setdefault(key, value)
-    return Record(
-        received if ts is None else parseTimestamp(ts, tsKey),
-        received,
-        INFO if level is None else parseLevel(level, levelKey),
-        peer if source is None else _text(source),
-        _text(service),
-        _text(message),
-        dumpFields(obj),
+    return _newRecord(
+        (
+            received if ts is None else parseTimestamp(ts, tsKey),
+            received,
+            INFO if level is None else parseLevel(level, levelKey),
+            peer if source is None else _text(source),
+            "" if service is None else _text(service),
+            "" if message is None else _text(message),
+            dumpFields(obj) if obj else None,
+        )
     )
 
 
@@ -283,7 +297,7 @@ def plainRecord(message: str, peer: str, received: int) -> Record:
     @return: a record for a line of plain text: level info, no service, the
         peer as source, the receive time as event time.
     """
-    return Record(received, received, INFO, peer, "", message, None)
+    return _newRecord((received, received, INFO, peer, "", message, None))
 
 
 _secondCache: dict[int, str] = {}

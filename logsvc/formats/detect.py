@@ -50,6 +50,7 @@ def parseLines(
     records: list[Record] = []
     rejected: list[Rejection] = []
     append = records.append
+    new = tuple.__new__
     for line in lines:
         first = line[:1]
         if first == b"{" or first == b"<" or line[-1:] == b"\r":
@@ -60,5 +61,5 @@ def parseLines(
             except RecordError as e:
                 rejected.append((line, str(e)))
         elif line and not line.isspace():
-            append(Record(received, received, INFO, peer, "", line.decode("utf-8", "replace"), None))
+            append(new(Record, (received, received, INFO, peer, "", line.decode("utf-8", "replace"), None)))
     return records, rejected
