@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from logsvc.formats.detect import Rejection, parseLines
+from logsvc.limits import PauseGate
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.record import nowMicros
@@ -225,6 +226,7 @@ class IngestProtocol(LineFramer):
 
     log = Logger()
     factory: IngestFactory
+    gate: PauseGate
     #: At most this many rejections are logged per connection; all are counted.
     maxLoggedRejections = 10
 
@@ -277,11 +279,17 @@ class IngestFactory(Factory):
         self.maxLineLength = maxLineLength
         self.transportName = transport
         self.connections: set[IngestProtocol] = set()
+        #: (reason, controller) pairs: each controller pauses and resumes the
+        #: connections registered with it (C{registerProducer}).
+        self.flowControllers: list[tuple[str, Any]] = [("pipeline", pipeline)]
         self._closed: dict[IngestProtocol, Deferred[None]] = {}
 
     def submit(self, records: list[Any]) -> Deferred[int]:
         """
         Hand records to the pipeline and count them once durable.
+
+        @return: the pipeline's Deferred (a store failure is counted, then
+            passed on).
         """
         d = self.pipeline.submit(records)
         count = len(records)
@@ -300,12 +308,17 @@ class IngestFactory(Factory):
     def connectionOpened(self, protocol: IngestProtocol) -> None:
         self.connections.add(protocol)
         self.metrics.connections.inc()
-        self.pipeline.registerProducer(protocol.transport)
+        # Each flow controller (the pipeline, low disk, ...) pauses reading for
+        # its own reason; the gate resumes only when none holds it.
+        protocol.gate = PauseGate(protocol.transport)
+        for name, controller in self.flowControllers:
+            controller.registerProducer(protocol.gate.producer(name))
 
     def connectionClosed(self, protocol: IngestProtocol) -> None:
         self.connections.discard(protocol)
         self.metrics.connections.dec()
-        self.pipeline.unregisterProducer(protocol.transport)
+        for name, controller in self.flowControllers:
+            controller.unregisterProducer(protocol.gate.producer(name))
         waiter = self._closed.pop(protocol, None)
         if waiter is not None:
             waiter.callback(None)

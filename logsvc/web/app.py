@@ -19,6 +19,12 @@ from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.store.base import IStore
 from logsvc.web.common import JSONResource, NotFound
+from logsvc.web.guard import (
+    DEFAULT_MAX_UNSENT,
+    DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    LogsvcChannel,
+)
 from logsvc.web.health import HealthResource, MetricsResource
 from logsvc.web.ingest import DEFAULT_MAX_BODY, LogsIngest
 from logsvc.web.search import LogsSearch
@@ -152,10 +158,25 @@ class LogsvcSite(Site):
 
     requestFactory = LogsvcRequest
     displayTracebacks = False
+    # A deadline per request and a cutoff for clients that stop reading
+    # (see logsvc.web.guard); plain HTTP/1.1, no HTTP/2 negotiation.
+    protocol = LogsvcChannel  # type: ignore[assignment]
 
-    def __init__(self, resource: Resource, *, maxBody: int = DEFAULT_MAX_BODY, **kw: Any) -> None:
+    def __init__(
+        self,
+        resource: Any,
+        *,
+        maxBody: int = DEFAULT_MAX_BODY,
+        requestTimeout: float = DEFAULT_REQUEST_TIMEOUT,
+        stallTimeout: float = DEFAULT_STALL_TIMEOUT,
+        maxUnsent: int = DEFAULT_MAX_UNSENT,
+        **kw: Any,
+    ) -> None:
         super().__init__(resource, **kw)
         self.maxBody = maxBody
+        self.requestTimeout = requestTimeout
+        self.stallTimeout = stallTimeout
+        self.maxUnsent = maxUnsent
 
     def log(self, request: Any) -> None:
         pass

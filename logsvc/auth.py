@@ -1,0 +1,178 @@
+"""
+Bearer tokens with scopes.
+
+A token file has one C{scope token} pair per line; blank lines and lines
+starting with C{#} are ignored.  Scopes are C{ingest} (send records) and
+C{read} (search, tail, export, stats, metrics).  A token may be listed once per
+scope it holds.  Tokens are compared in constant time and never logged: log
+lines name only the file and how many tokens it holds.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+
+log = Logger()
+
+INGEST = "ingest"
+READ = "read"
+SCOPES = frozenset({INGEST, READ})
+
+
+class TokenFileError(ValueError):
+    """
+    A token file could not be read or has a bad line (the message names the
+    line number, never the token).
+    """
+
+
+def parseTokens(text: str) -> dict[str, list[bytes]]:
+    """
+    Parse a token file's text.
+
+    @return: scope -> tokens (as bytes).
+    @raise TokenFileError: for a line that is not C{scope token} with a known
+        scope.
+    """
+    tokens: dict[str, list[bytes]] = {scope: [] for scope in SCOPES}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise TokenFileError(f"line {number}: expected 'scope token'")
+        scope, token = parts
+        if scope not in SCOPES:
+            raise TokenFileError(
+                f"line {number}: unknown scope {scope!r} (use {', '.join(sorted(SCOPES))})"
+            )
+        try:
+            tokens[scope].append(token.encode("ascii"))
+        except UnicodeEncodeError:
+            raise TokenFileError(f"line {number}: token is not ASCII")
+    return tokens
+
+
+def readTokenFile(path: str) -> dict[str, list[bytes]]:
+    """
+    Read and parse a token file (blocking: call it off the reactor, or once at
+    start).
+
+    @raise TokenFileError: when it cannot be read or parsed.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise TokenFileError(f"cannot read {path}: {e.__class__.__name__}: {getattr(e, 'strerror', e)}")
+    return parseTokens(text)
+
+
+class Tokens:
+    """
+    The tokens in force.  With no token file (C{path} None), every check
+    passes: the service is open, as without this feature.
+
+    @ivar path: the token file, or L{None}.
+    """
+
+    def __init__(self, path: str | None = None, tokens: dict[str, list[bytes]] | None = None) -> None:
+        self.path = path
+        self._tokens: dict[str, list[bytes]] = tokens or {scope: [] for scope in SCOPES}
+        if path is not None and tokens is None:
+            self._tokens = readTokenFile(path)
+            self._logLoaded()
+
+    @classmethod
+    def fromPairs(cls, pairs: Iterable[tuple[str, str]]) -> Tokens:
+        """
+        @return: tokens given in code as C{(scope, token)} pairs (for tests and
+            embedding); checks are enforced as with a file.
+        """
+        text = "\n".join(f"{scope} {token}" for scope, token in pairs)
+        made = cls(None, parseTokens(text))
+        made._enforced = True
+        return made
+
+    _enforced = False
+
+    @property
+    def enabled(self) -> bool:
+        """
+        True when tokens are required at all.
+        """
+        return self.path is not None or self._enforced
+
+    def check(self, token: bytes | None, scope: str) -> bool:
+        """
+        @return: True when C{token} holds C{scope} (always, when not enabled).
+            Every token of the scope is compared, in constant time each, so
+            the answer's timing does not tell which prefix matched.
+        """
+        if not self.enabled:
+            return True
+        if not token:
+            return False
+        found = False
+        for candidate in self._tokens.get(scope, ()):
+            found |= hmac.compare_digest(candidate, token)
+        return found
+
+    def known(self, token: bytes | None) -> bool:
+        """
+        @return: True when C{token} holds any scope (to tell 403 from 401).
+        """
+        return any(self.check(token, scope) for scope in SCOPES)
+
+    def reload(self) -> Deferred[None]:
+        """
+        Re-read the token file (off the reactor thread).  A file that cannot
+        be read or parsed is logged and the tokens in force stay.
+
+        @return: a Deferred firing when done (never failing).
+        """
+        path = self.path
+        if path is None:
+            d: Deferred[None] = Deferred()
+            d.callback(None)
+            return d
+
+        def loaded(tokens: dict[str, list[bytes]]) -> None:
+            self._tokens = tokens
+            self._logLoaded()
+
+        def failed(failure: object) -> None:
+            log.error(
+                "token file not reloaded, previous tokens stay: {error}",
+                error=failure.getErrorMessage(),  # type: ignore[attr-defined]
+            )
+
+        return deferToThread(readTokenFile, path).addCallbacks(loaded, failed)
+
+    def _logLoaded(self) -> None:
+        log.info(
+            "loaded tokens from {path}: {ingest} ingest, {read} read",
+            path=self.path,
+            ingest=len(self._tokens[INGEST]),
+            read=len(self._tokens[READ]),
+        )
+
+
+def bearerToken(header: bytes | None) -> bytes | None:
+    """
+    @return: the token of an C{Authorization: Bearer TOKEN} header value, or
+        L{None}.
+    """
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None
+    token = token.strip()
+    return token or None

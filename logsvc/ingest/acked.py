@@ -1,0 +1,276 @@
+"""
+TCP ingest with acknowledgements, and the first-line token for TCP.
+
+On an acknowledged connection (C{--tcp-acked}) the server writes C{OK <n>\\n}
+where C{n} counts the connection's lines now settled: every line up to the
+C{n}th is either durable in the store or was rejected for good (invalid,
+oversize; counted in C{logsvc_records_rejected}, since resending it would only
+be rejected again).  Blank lines count too, so a sender maps C{n} to its own
+lines without parsing anything.  Acks are cumulative and coalesced: at most one
+write per store commit, never one per record.
+
+A client that does not read its acks makes the transport's write buffer fill;
+the transport then pauses us as its producer, and we stop reading the
+connection (and stop writing acks; the newest count is written once it
+drains).  So such a client costs at most the transport's buffer (64 KiB), and
+the idle timeout drops it once nothing moves.
+
+When a token file is configured, a TCP connection's first line must be
+C{AUTH <token>} with an C{ingest}-scoped token; otherwise the server writes
+C{ERR unauthorized} and closes.  The AUTH line is not counted in acks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from logsvc.auth import INGEST, Tokens
+from logsvc.formats.detect import parseLines
+from logsvc.ingest.tcp import IngestFactory, IngestProtocol
+from logsvc.pipeline import Pipeline
+from logsvc.record import nowMicros
+
+AUTH_PREFIX = b"AUTH "
+
+
+class TokenLineMixin:
+    """
+    Requires the first line to be C{AUTH <ingest token>} when the factory's
+    tokens are enabled; mixed in before L{IngestProtocol}.
+    """
+
+    factory: Any
+    transport: Any
+    _authenticated = False
+    _refused = False
+
+    def linesReceived(self, lines: list[bytes]) -> None:
+        if self._refused:
+            return
+        if not self._authenticated and self.factory.tokens.enabled:
+            first = lines[0].rstrip(b"\r")
+            token = first[len(AUTH_PREFIX) :].strip() if first.startswith(AUTH_PREFIX) else None
+            if not self.factory.tokens.check(token, INGEST):
+                self._refuseAuth()
+                return
+            self._authenticated = True
+            lines = lines[1:]
+            if not lines:
+                return
+        self.authenticatedLines(lines)
+
+    def authenticatedLines(self, lines: list[bytes]) -> None:
+        """
+        Called with lines past the AUTH line (all lines without tokens).
+        """
+        raise NotImplementedError()
+
+    def lineLengthExceeded(self, length: int) -> None:
+        if not self._authenticated and self.factory.tokens.enabled:
+            self._refuseAuth()
+            return
+        super().lineLengthExceeded(length)  # type: ignore[misc]
+
+    def _refuseAuth(self) -> None:
+        self._refused = True
+        self.factory.metrics.rejected.labels(self.factory.transportName, "unauthorized").inc()
+        self.log.warn("refused TCP connection from {peer}: no valid AUTH line", peer=self.peer)  # type: ignore[attr-defined]
+        self.transport.write(b"ERR unauthorized\n")
+        self.transport.loseConnection()
+
+
+class AuthIngestProtocol(TokenLineMixin, IngestProtocol):
+    """
+    Plain (silent) TCP ingest behind the first-line token.
+    """
+
+    def authenticatedLines(self, lines: list[bytes]) -> None:
+        IngestProtocol.linesReceived(self, lines)
+
+
+@implementer(IPushProducer)
+class AckedIngestProtocol(TokenLineMixin, IngestProtocol):
+    """
+    TCP ingest that acknowledges settled lines with C{OK <n>}; see the module
+    docstring.  It is its transport's producer, so a full write buffer pauses
+    reading.
+
+    @ivar settled: lines settled so far (the newest C{n}).
+    @ivar acked: the C{n} last written.
+    """
+
+    factory: AckedIngestFactory
+
+    def connectionMade(self) -> None:
+        IngestProtocol.connectionMade(self)
+        self.settled = 0
+        self.acked = 0
+        self._outstanding: deque[list[Any]] = deque()
+        self._writable = True
+        self._ackCall: Any = None
+        self._stopping = False
+        self.transport.registerProducer(self, True)
+
+    # Counting
+
+    def linesReceived(self, lines: list[bytes]) -> None:
+        if self._stopping:
+            # Read after the stop began (the final line at close): store it,
+            # never ack it.
+            if self._authenticated or not self.factory.tokens.enabled:
+                IngestProtocol.linesReceived(self, lines)
+            return
+        TokenLineMixin.linesReceived(self, lines)
+
+    def dataReceived(self, data: bytes) -> None:
+        # Oversize lines are reported before the read's other lines; count
+        # them with those lines so an ack never runs ahead of a pending one.
+        self._exceeded = 0
+        IngestProtocol.dataReceived(self, data)
+        if self._exceeded:
+            self._outstanding.append([self._exceeded, True])
+            self._exceeded = 0
+            self._advance()
+
+    _exceeded = 0
+
+    def authenticatedLines(self, lines: list[bytes]) -> None:
+        records, rejected = parseLines(lines, self.peer, nowMicros())
+        if rejected:
+            self._rejected(rejected)
+        entry = [len(lines) + self._exceeded, not records]
+        self._exceeded = 0
+        self._outstanding.append(entry)
+        if records:
+            d = self.factory.submit(records)
+            d.addCallbacks(self._stored, self._storeFailed, (entry,))
+        else:
+            self._advance()
+
+    def lineLengthExceeded(self, length: int) -> None:
+        TokenLineMixin.lineLengthExceeded(self, length)
+        if self._authenticated or not self.factory.tokens.enabled:
+            self._exceeded += 1
+
+    def _stored(self, _: int, entry: list[Any]) -> None:
+        entry[1] = True
+        self._advance()
+
+    def _storeFailed(self, failure: Failure) -> None:
+        # Nothing of it is durable; never ack past it.  Closing makes the
+        # sender resend everything unacknowledged on its next connection.
+        self.log.error("store failed; closing {peer} so it resends", peer=self.peer)
+        self._outstanding.clear()
+        self._stopping = True
+        self._finishStop()
+
+    def _advance(self) -> None:
+        outstanding = self._outstanding
+        while outstanding and outstanding[0][1]:
+            self.settled += outstanding.popleft()[0]
+        if self.settled > self.acked and self._ackCall is None:
+            self._ackCall = self.factory.clock.callLater(0, self._writeAck)
+        if self._stopping and not outstanding:
+            self._finishStop()
+
+    def _writeAck(self) -> None:
+        self._ackCall = None
+        if not self._writable or self.settled <= self.acked or self.transport is None:
+            return
+        self.acked = self.settled
+        self.transport.write(b"OK %d\n" % self.acked)
+
+    # IPushProducer: the transport tells us when its write buffer is full.
+
+    def pauseProducing(self) -> None:
+        self._writable = False
+        self.gate.pause("acks")
+
+    def resumeProducing(self) -> None:
+        self._writable = True
+        self.gate.resume("acks")
+        self._writeAck()
+
+    def stopProducing(self) -> None:
+        self._writable = False
+
+    # Stopping
+
+    def stopReading(self) -> None:
+        """
+        For a graceful stop: read no more, ack what is settled once the store
+        has it, then close.  Unread bytes are unacknowledged, so the sender
+        resends them to the next server.
+        """
+        if self._stopping:
+            return
+        self._stopping = True
+        self.gate.pause("stopping")
+        if not self._outstanding:
+            self._finishStop()
+
+    def _finishStop(self) -> None:
+        if self._ackCall is not None and self._ackCall.active():
+            self._ackCall.cancel()
+        self._ackCall = None
+        self._writable = True
+        self._writeAck()
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+        if self._ackCall is not None and self._ackCall.active():
+            self._ackCall.cancel()
+        self._ackCall = None
+        IngestProtocol.connectionLost(self, reason)
+
+
+class AuthIngestFactory(IngestFactory):
+    """
+    An L{IngestFactory} whose connections must start with an AUTH line while
+    C{tokens} are enabled.
+    """
+
+    protocol = AuthIngestProtocol
+
+    def __init__(self, pipeline: Pipeline, *, tokens: Tokens | None = None, **kw: Any) -> None:
+        super().__init__(pipeline, **kw)
+        self.tokens = tokens if tokens is not None else Tokens()
+
+
+class AckedIngestFactory(AuthIngestFactory):
+    """
+    The factory of acknowledged TCP ingest (C{--tcp-acked}).
+    """
+
+    protocol = AckedIngestProtocol  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        clock: Any = None,
+        tokens: Tokens | None = None,
+        transport: str = "tcp-acked",
+        **kw: Any,
+    ) -> None:
+        super().__init__(pipeline, tokens=tokens, transport=transport, **kw)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.clock = clock
+
+    def drain(self, timeout: float, clock: Any) -> Deferred[Any]:
+        """
+        Stop reading every connection, ack what the store took, close; see
+        L{AckedIngestProtocol.stopReading}.  Connections still open after
+        C{timeout} seconds are closed.
+        """
+        d = super().drain(timeout, clock)
+        for protocol in list(self.connections):
+            protocol.stopReading()  # type: ignore[attr-defined]
+        return d

@@ -1,0 +1,269 @@
+"""
+What stands between the network and the HTTP Resource tree.
+
+L{GuardResource} wraps the root: before any endpoint runs it checks the bearer
+token and its scope (C{ingest} for writes, C{read} for everything else,
+nothing for C{/health}), and refuses writes while the pipeline is saturated
+(503 + C{Retry-After}) or the disk is below its floor (507).  Endpoints added
+later by anyone are covered without knowing about it.
+
+L{LogsvcChannel} bounds what one connection can hold:
+  - a request must arrive whole (line, headers, body) within
+    C{requestTimeout} seconds of its first byte, so a client sending one byte
+    per second cannot keep a request open (408, then close);
+  - a response whose client stops reading is cut off once the client has not
+    read for C{stallTimeout} seconds, or once more than C{maxUnsent} bytes
+    were written past the transport's own buffer (a resource that ignores
+    back-pressure), so a stuck export or tail costs bounded memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
+from twisted.web.resource import IResource
+from twisted.web.server import Request
+from zope.interface import implementer
+
+from logsvc.auth import INGEST, READ, Tokens, bearerToken
+
+log = Logger()
+
+#: Default seconds a request (line, headers and body) may take to arrive.
+DEFAULT_REQUEST_TIMEOUT = 30.0
+#: Default seconds a response may wait for a client that does not read.
+DEFAULT_STALL_TIMEOUT = 60.0
+#: Default bytes a response may write past the transport's buffer while its
+#: client is not reading.
+DEFAULT_MAX_UNSENT = 4 * 1024 * 1024
+
+#: Methods that write: they need the C{ingest} scope and room in the pipeline.
+WRITE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
+
+
+@implementer(IResource)
+class Refusal:
+    """
+    A leaf that answers one JSON error.
+    """
+
+    isLeaf = True
+
+    def __init__(self, code: int, message: str, headers: dict[bytes, bytes] | None = None) -> None:
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def render(self, request: Request) -> bytes:
+        request.setResponseCode(self.code)
+        request.setHeader(b"content-type", b"application/json")
+        for name, value in self.headers.items():
+            request.setHeader(name, value)
+        return orjson.dumps({"error": self.message})
+
+    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+        return self
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        raise NotImplementedError()
+
+
+class Guard:
+    """
+    The checks of L{GuardResource}, apart from the tree so they are testable
+    on their own.
+
+    @ivar tokens: the L{Tokens} in force.
+    @ivar saturated: a callable, true while new records must be refused.
+    @ivar diskLow: a callable, true while the disk is below its floor.
+    @ivar openPaths: paths that need no token (C{/health}).
+    @ivar ingestPaths: paths whose reads (C{GET}) count as ingest, for
+        senders that probe before pushing (set by ingest formats).
+    """
+
+    def __init__(
+        self,
+        tokens: Tokens | None = None,
+        *,
+        saturated: Any = None,
+        diskLow: Any = None,
+        retryAfter: int = 1,
+    ) -> None:
+        self.tokens = tokens if tokens is not None else Tokens()
+        self.saturated = saturated or (lambda: False)
+        self.diskLow = diskLow or (lambda: False)
+        self.retryAfter = retryAfter
+        self.openPaths: set[bytes] = {b"/health"}
+        self.ingestPaths: set[bytes] = set()
+        self.refusals = 0
+
+    def scopeFor(self, request: Request) -> str | None:
+        """
+        @return: the scope C{request} needs, or L{None} for an open path.
+        """
+        path = request.path.rstrip(b"/") or b"/"
+        if path in self.openPaths:
+            return None
+        if request.method in WRITE_METHODS or path in self.ingestPaths:
+            return INGEST
+        return READ
+
+    def check(self, request: Request) -> Refusal | None:
+        """
+        @return: a L{Refusal} for C{request}, or L{None} to let it through.
+        """
+        scope = self.scopeFor(request)
+        if scope is None:
+            return None
+        if self.tokens.enabled:
+            token = bearerToken(request.getHeader(b"authorization"))
+            if not self.tokens.check(token, scope):
+                self.refusals += 1
+                if token is not None and self.tokens.known(token):
+                    return Refusal(403, f"token lacks the {scope!r} scope")
+                return Refusal(
+                    401,
+                    "missing or invalid bearer token",
+                    {b"www-authenticate": b'Bearer realm="logsvc"'},
+                )
+        if scope == INGEST and request.method in WRITE_METHODS:
+            if self.diskLow():
+                self.refusals += 1
+                return Refusal(507, "insufficient storage: free disk is below the floor")
+            if self.saturated():
+                self.refusals += 1
+                return Refusal(
+                    503,
+                    "ingest queue is full, retry later",
+                    {b"retry-after": b"%d" % self.retryAfter},
+                )
+        return None
+
+
+@implementer(IResource)
+class GuardResource:
+    """
+    Wraps the root resource; every request passes L{Guard.check} first.
+    """
+
+    isLeaf = False
+
+    def __init__(self, wrapped: Any, guard: Guard) -> None:
+        self.wrapped = wrapped
+        self.guard = guard
+
+    @property
+    def children(self) -> dict[bytes, IResource]:
+        return self.wrapped.children  # type: ignore[no-any-return]
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        self.wrapped.putChild(path, child)
+
+    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+        refusal = self.guard.check(request)
+        if refusal is not None:
+            return refusal
+        return self.wrapped.getChildWithDefault(name, request)  # type: ignore[no-any-return]
+
+    def render(self, request: Request) -> Any:
+        refusal = self.guard.check(request)
+        if refusal is not None:
+            return refusal.render(request)
+        return self.wrapped.render(request)
+
+
+def _rawResponse(code: int, reason: bytes, message: str) -> bytes:
+    payload = orjson.dumps({"error": message})
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n" % (code, reason, len(payload))
+    ) + payload
+
+
+class LogsvcChannel(HTTPChannel):
+    """
+    An L{HTTPChannel} with a whole-request deadline and a stuck-reader cutoff;
+    see the module docstring.  The limits come from the site
+    (C{requestTimeout}, C{stallTimeout}, C{maxUnsent}).
+    """
+
+    _requestDeadline: IDelayedCall | None = None
+    _stallCall: IDelayedCall | None = None
+    _unsentWhilePaused = 0
+
+    def _limit(self, name: str, default: float) -> Any:
+        return getattr(getattr(self, "site", None), name, default)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._requestDeadline is None and not self._handlingRequest:
+            timeout = self._limit("requestTimeout", DEFAULT_REQUEST_TIMEOUT)
+            if timeout:
+                self._requestDeadline = self.callLater(timeout, self._requestTimedOut)
+        HTTPChannel.dataReceived(self, data)
+
+    def allContentReceived(self) -> None:
+        self._cancel("_requestDeadline")
+        HTTPChannel.allContentReceived(self)
+
+    def _requestTimedOut(self) -> None:
+        self._requestDeadline = None
+        log.info("request from {peer} too slow; closing", peer=self.transport.getPeer())
+        self.transport.write(
+            _rawResponse(408, b"Request Timeout", "request not received within the request timeout")
+        )
+        self.transport.loseConnection()
+        self._abortLater()
+
+    # The client stopped reading: the transport pauses us.
+
+    def pauseProducing(self) -> None:
+        HTTPChannel.pauseProducing(self)
+        if self._stallCall is None:
+            timeout = self._limit("stallTimeout", DEFAULT_STALL_TIMEOUT)
+            if timeout:
+                self._stallCall = self.callLater(timeout, self._stalled, "did not read for too long")
+
+    def resumeProducing(self) -> None:
+        self._cancel("_stallCall")
+        self._unsentWhilePaused = 0
+        HTTPChannel.resumeProducing(self)
+
+    def write(self, data: bytes) -> None:
+        if self._waitingForTransport:
+            self._countUnsent(len(data))
+        HTTPChannel.write(self, data)
+
+    def writeSequence(self, iovec: Any) -> None:
+        if self._waitingForTransport:
+            self._countUnsent(sum(len(chunk) for chunk in iovec))
+        HTTPChannel.writeSequence(self, iovec)
+
+    def _countUnsent(self, size: int) -> None:
+        self._unsentWhilePaused += size
+        if self._unsentWhilePaused > self._limit("maxUnsent", DEFAULT_MAX_UNSENT):
+            self._unsentWhilePaused = -(2**62)  # cut once
+            self.callLater(0, self._stalled, "response exceeds the unsent-bytes bound")
+
+    def _stalled(self, why: str) -> None:
+        self._stallCall = None
+        log.info("cutting off HTTP client {peer}: {why}", peer=self.transport.getPeer(), why=why)
+        self.transport.abortConnection()
+
+    def _abortLater(self) -> None:
+        if self._abortingCall is None and self.abortTimeout is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+
+    def _cancel(self, name: str) -> None:
+        call = getattr(self, name)
+        if call is not None and call.active():
+            call.cancel()
+        setattr(self, name, None)
+
+    def connectionLost(self, reason: Any) -> None:
+        self._cancel("_requestDeadline")
+        self._cancel("_stallCall")
+        HTTPChannel.connectionLost(self, reason)

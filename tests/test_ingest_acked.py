@@ -1,0 +1,199 @@
+"""
+Tests for L{logsvc.ingest.acked}: acknowledged TCP ingest and the TCP token line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from logsvc.auth import Tokens
+from logsvc.ingest.acked import AckedIngestFactory, AuthIngestFactory
+from logsvc.pipeline import Pipeline
+from logsvc.record import Record
+from logsvc.store.base import StoreError
+from logsvc.store.memory import MemoryStore
+
+
+class HeldStore(MemoryStore):
+    """
+    A MemoryStore whose appends commit only when the test says so.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[list[Record], Deferred[int]]] = []
+
+    def append(self, records: list[Record]) -> Deferred[int]:
+        d: Deferred[int] = Deferred()
+        self.held.append((records, d))
+        return d
+
+    def commitAll(self) -> None:
+        held, self.held = self.held, []
+        for records, d in held:
+            MemoryStore.append(self, records).chainDeferred(d)
+
+    def failAll(self) -> None:
+        held, self.held = self.held, []
+        for _, d in held:
+            d.errback(StoreError("disk full"))
+
+
+def connect(factory: Any) -> tuple[Any, StringTransport]:
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport(peerAddress=None)
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+class AckedIngestTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.store = HeldStore()
+        self.pipeline = Pipeline(self.store, reactor=self.clock, delay=0)
+        self.factory = AckedIngestFactory(self.pipeline, clock=self.clock, maxLineLength=100)
+        self.protocol, self.transport = connect(self.factory)
+
+    def test_ackAfterCommitOnly(self) -> None:
+        """Nothing is acknowledged until the store commits; then OK counts every line."""
+        self.protocol.dataReceived(b"one\ntwo\n{\"message\": \"three\"}\n")
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"")
+        self.store.commitAll()
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"OK 3\n")
+        self.assertEqual([row[6] for row in self.store.rows], ["one", "two", "three"])
+
+    def test_acksCoalesced(self) -> None:
+        """Several reads committed together produce a single cumulative ack write."""
+        self.protocol.dataReceived(b"a\nb\n")
+        self.protocol.dataReceived(b"c\n")
+        self.protocol.dataReceived(b"d\n")
+        self.store.commitAll()
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"OK 4\n")
+
+    def test_cumulativeAcrossCommits(self) -> None:
+        """Later commits ack the running total of the connection's lines."""
+        self.protocol.dataReceived(b"a\nb\n")
+        self.store.commitAll()
+        self.clock.advance(0)
+        self.protocol.dataReceived(b"c\n")
+        self.store.commitAll()
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"OK 2\nOK 3\n")
+
+    def test_rejectedAndBlankLinesCount(self) -> None:
+        """Blank, invalid and oversize lines are settled lines: they count in n but are not stored."""
+        self.protocol.dataReceived(b"\n{\"level\": \"nope\", \"message\": \"x\"}\n" + b"x" * 200 + b"\nok\n")
+        self.store.commitAll()
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"OK 4\n")
+        self.assertEqual([row[6] for row in self.store.rows], ["ok"])
+
+    def test_oversizeLineDoesNotRunAhead(self) -> None:
+        """An oversize line after a pending line is not acked before that line is durable."""
+        self.protocol.dataReceived(b"first\n")
+        self.protocol.dataReceived(b"y" * 300 + b"\n")
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"")
+        self.store.commitAll()
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"OK 2\n")
+
+    def test_storeFailureNeverAcks(self) -> None:
+        """A failed append is never acknowledged and the connection is closed so the sender resends."""
+        self.protocol.dataReceived(b"a\n")
+        self.store.commitAll()
+        self.clock.advance(0)
+        self.protocol.dataReceived(b"b\n")
+        self.store.failAll()
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"OK 1\n")
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_unreadAcksPauseReading(self) -> None:
+        """When the transport's buffer is full (it pauses us), reading stops and acks wait."""
+        self.assertIs(self.transport.producer, self.protocol)
+        self.protocol.pauseProducing()
+        self.assertEqual(self.transport.producerState, "paused")
+        self.protocol.dataReceived(b"a\n")
+        self.store.commitAll()
+        self.clock.advance(0)
+        self.assertEqual(self.transport.value(), b"")
+        self.protocol.resumeProducing()
+        self.assertEqual(self.transport.producerState, "producing")
+        self.assertEqual(self.transport.value(), b"OK 1\n")
+
+    def test_pauseReasonsCompose(self) -> None:
+        """A pipeline resume does not resume a connection still paused for unread acks."""
+        self.pipeline.maxPending = 2
+        self.protocol.pauseProducing()
+        self.protocol.dataReceived(b"a\nb\nc\n")  # pipeline full: paused for it too
+        self.store.commitAll()  # pipeline drains and resumes its reason
+        self.assertEqual(self.transport.producerState, "paused")
+        self.protocol.resumeProducing()
+        self.assertEqual(self.transport.producerState, "producing")
+
+    def test_stopReadingAcksThenCloses(self) -> None:
+        """A graceful stop pauses reading, acks what the store took, then closes."""
+        self.protocol.dataReceived(b"a\nb\n")
+        self.protocol.stopReading()
+        self.assertEqual(self.transport.producerState, "paused")
+        self.assertFalse(self.transport.disconnecting)
+        self.store.commitAll()
+        self.assertEqual(self.transport.value(), b"OK 2\n")
+        self.assertTrue(self.transport.disconnecting)
+
+
+class TokenLineTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.store = MemoryStore()
+        self.pipeline = Pipeline(self.store, reactor=self.clock, delay=0)
+        self.tokens = Tokens.fromPairs([("ingest", "in-secret"), ("read", "rd-secret")])
+
+    def test_plainWithToken(self) -> None:
+        """With tokens, a plain connection whose first line is AUTH and an ingest token is stored."""
+        factory = AuthIngestFactory(self.pipeline, tokens=self.tokens)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"AUTH in-secret\r\nhello\n")
+        self.assertEqual([row[6] for row in self.store.rows], ["hello"])
+        self.assertEqual(transport.value(), b"")
+
+    def test_plainWithoutToken(self) -> None:
+        """Without an AUTH line the connection is refused and nothing is stored."""
+        factory = AuthIngestFactory(self.pipeline, tokens=self.tokens)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"hello\nworld\n")
+        self.assertEqual(self.store.rows, [])
+        self.assertEqual(transport.value(), b"ERR unauthorized\n")
+        self.assertTrue(transport.disconnecting)
+
+    def test_readScopeRefused(self) -> None:
+        """A read-scoped token cannot ingest over TCP."""
+        factory = AckedIngestFactory(self.pipeline, clock=self.clock, tokens=self.tokens)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"AUTH rd-secret\nhello\n")
+        self.assertEqual(self.store.rows, [])
+        self.assertEqual(transport.value(), b"ERR unauthorized\n")
+
+    def test_ackedAuthLineNotCounted(self) -> None:
+        """On an acked connection the AUTH line is not counted in acks."""
+        factory = AckedIngestFactory(self.pipeline, clock=self.clock, tokens=self.tokens)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"AUTH in-secret\na\nb\n")
+        self.clock.advance(0)
+        self.assertEqual(transport.value(), b"OK 2\n")
+
+    def test_noTokensNoAuthLine(self) -> None:
+        """Without a token file, no AUTH line is needed."""
+        factory = AuthIngestFactory(self.pipeline)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"hello\n")
+        self.assertEqual([row[6] for row in self.store.rows], ["hello"])
