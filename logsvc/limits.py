@@ -15,7 +15,7 @@ import resource
 from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin, WrappingFactory
 from twisted.python.failure import Failure
@@ -227,18 +227,20 @@ class GuardedProtocol(ProtocolWrapper, TimeoutMixin):
     def resumeProducing(self) -> None:
         # Time spent paused by the server is not the client's idleness.
         self.resetTimeout()
-        self.transport.resumeProducing()
+        transport: Any = self.transport
+        transport.resumeProducing()
 
     def timeoutConnection(self) -> None:
         self.factory.timedOut += 1
         log.info("dropping idle connection from {peer}", peer=self.getPeer())
-        abort = getattr(self.transport, "abortConnection", None)
+        transport: Any = self.transport
+        abort = getattr(transport, "abortConnection", None)
         if abort is not None:
             abort()
         else:
-            self.transport.loseConnection()
+            transport.loseConnection()
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
         ProtocolWrapper.connectionLost(self, reason)
 
@@ -276,7 +278,7 @@ class GuardedFactory(WrappingFactory):
         self.admit = admit
         self.timedOut = 0
 
-    def buildProtocol(self, addr: Any) -> Protocol | None:
+    def buildProtocol(self, addr: Any) -> Any:
         if self.admit is not None:
             reason = self.admit()
             if reason is not None:
@@ -300,7 +302,7 @@ class GuardedFactory(WrappingFactory):
         return built
 
     def unregisterProtocol(self, p: Any) -> None:
-        WrappingFactory.unregisterProtocol(self, p)
+        WrappingFactory.unregisterProtocol(self, p)  # type: ignore[arg-type]
         self.budget.release()
 
     def __getattr__(self, name: str) -> Any:

@@ -18,10 +18,12 @@ from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred, succeed
 from twisted.python import usage
 
+from logsvc.ingest.acked import AckedIngestFactory, AuthIngestFactory
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.store.sqlite import FSYNC_MODES, SqliteStore
+from logsvc.trust import Protection, checkTrustOptions
 from logsvc.web.app import LogsvcSite, buildRoot
 from logsvc.web.ingest import DEFAULT_MAX_BODY
 
@@ -75,6 +77,15 @@ class Options(usage.Options):
         ["fsync", None, "normal", "normal: survives a process crash; full: survives power loss."],
         ["batch-size", None, "10000", "Records per store transaction, at most."],
         ["max-pending", None, "200000", "Undurable records before ingest is paused / refused."],
+        ["tcp-acked", None, None, "Acknowledged TCP ingest endpoint (writes 'OK <n>' once durable)."],
+        ["max-connections", None, None, "Open client connections, all listeners (default: fd limit - 128)."],
+        ["idle-timeout", None, "300", "Seconds a TCP connection may stay silent (0: forever)."],
+        ["request-timeout", None, "30", "Seconds an HTTP request (headers and body) may take to arrive."],
+        ["token-file", None, None, "Bearer tokens, one 'scope token' per line (ingest/read); SIGHUP reloads."],
+        ["tcp-auth", None, None, "token: TCP connections start with 'AUTH <token>'; none (default: token with --token-file)."],
+        ["retain", None, None, "Delete records older than this (e.g. 30d, 12h)."],
+        ["max-db-size", None, None, "Delete the oldest records while data exceeds this (e.g. 20GB)."],
+        ["min-free-disk", None, "256MiB", "Below this much free disk, ingest is refused (507)."],
     ]
 
     def postOptions(self) -> None:
@@ -98,6 +109,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--drain-timeout: not a number: {self['drain-timeout']!r}")
         if self["fsync"] not in FSYNC_MODES:
             raise usage.UsageError(f"--fsync must be one of {', '.join(sorted(FSYNC_MODES))}")
+        checkTrustOptions(self)
 
 
 class LogService(MultiService):
@@ -127,7 +139,7 @@ class DrainingListenerService(StreamServerEndpointService):
     (see L{IngestFactory.drain}).
     """
 
-    def __init__(self, endpoint: Any, factory: IngestFactory, *, drainTimeout: float, clock: Any) -> None:
+    def __init__(self, endpoint: Any, factory: Any, *, drainTimeout: float, clock: Any) -> None:
         super().__init__(endpoint, factory)
         self.drainTimeout = drainTimeout
         self.clock = clock
@@ -158,18 +170,38 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
         maxPending=options["max-pending"],
     )
     pipeline.setServiceParent(top)
+    protection = Protection(options, pipeline, store, reactor)
+    for service in protection.services():
+        service.setServiceParent(top)
     root = buildRoot(store, pipeline, metrics=metrics, maxBody=options["max-body"])
-    site = LogsvcSite(root, maxBody=options["max-body"])
-    http = strports.service(options["http"], site, reactor=reactor)
+    site = LogsvcSite(
+        protection.guardRoot(root),
+        maxBody=options["max-body"],
+        requestTimeout=options["request-timeout"],
+        timeout=options["idle-timeout"] or None,
+    )
+    http = strports.service(options["http"], protection.guardHTTP(site), reactor=reactor)
     http.setName("http")
     http.setServiceParent(top)
-    factory = IngestFactory(pipeline, maxLineLength=options["max-line"])
+    factory = AuthIngestFactory(pipeline, maxLineLength=options["max-line"], tokens=protection.tcpTokens)
     tcp = DrainingListenerService(
         strports.endpoints.serverFromString(reactor, options["tcp"]),
-        factory,
+        protection.guardIngest(factory),
         drainTimeout=options["drain-timeout"],
         clock=reactor,
     )
     tcp.setName("tcp")
     tcp.setServiceParent(top)
+    if options["tcp-acked"]:
+        acked = AckedIngestFactory(
+            pipeline, clock=reactor, maxLineLength=options["max-line"], tokens=protection.tcpTokens
+        )
+        ackedService = DrainingListenerService(
+            strports.endpoints.serverFromString(reactor, options["tcp-acked"]),
+            protection.guardIngest(acked),
+            drainTimeout=options["drain-timeout"],
+            clock=reactor,
+        )
+        ackedService.setName("tcp-acked")
+        ackedService.setServiceParent(top)
     return top

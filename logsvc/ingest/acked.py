@@ -223,7 +223,7 @@ class AckedIngestProtocol(TokenLineMixin, IngestProtocol):
         self._writeAck()
         self.transport.loseConnection()
 
-    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if self._ackCall is not None and self._ackCall.active():
             self._ackCall.cancel()
         self._ackCall = None

@@ -74,6 +74,9 @@ def connect(path: str, *, fsync: str = "normal", readonly: bool = False) -> sqli
         )
     else:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # Takes effect only on a new file, and only before WAL is set: lets
+        # retention return freed pages (logsvc.retention).
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={FSYNC_MODES[fsync]}")
     # The writer's cache holds the hot index pages; readers lean on the OS cache.

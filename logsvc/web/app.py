@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from twisted.logger import Logger
-from twisted.web.resource import IResource, Resource
+from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
 from logsvc.metrics import Metrics

@@ -23,7 +23,9 @@ from typing import Any
 
 import orjson
 from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request
@@ -211,11 +213,12 @@ class LogsvcChannel(HTTPChannel):
 
     def _requestTimedOut(self) -> None:
         self._requestDeadline = None
-        log.info("request from {peer} too slow; closing", peer=self.transport.getPeer())
-        self.transport.write(
+        transport: Any = self.transport
+        log.info("request from {peer} too slow; closing", peer=transport.getPeer())
+        transport.write(
             _rawResponse(408, b"Request Timeout", "request not received within the request timeout")
         )
-        self.transport.loseConnection()
+        transport.loseConnection()
         self._abortLater()
 
     # The client stopped reading: the transport pauses us.
@@ -225,7 +228,7 @@ class LogsvcChannel(HTTPChannel):
         if self._stallCall is None:
             timeout = self._limit("stallTimeout", DEFAULT_STALL_TIMEOUT)
             if timeout:
-                self._stallCall = self.callLater(timeout, self._stalled, "did not read for too long")
+                self._stallCall = self._later(timeout, self._stalled, "did not read for too long")
 
     def resumeProducing(self) -> None:
         self._cancel("_stallCall")
@@ -246,12 +249,17 @@ class LogsvcChannel(HTTPChannel):
         self._unsentWhilePaused += size
         if self._unsentWhilePaused > self._limit("maxUnsent", DEFAULT_MAX_UNSENT):
             self._unsentWhilePaused = -(2**62)  # cut once
-            self.callLater(0, self._stalled, "response exceeds the unsent-bytes bound")
+            self._later(0, self._stalled, "response exceeds the unsent-bytes bound")
 
     def _stalled(self, why: str) -> None:
         self._stallCall = None
-        log.info("cutting off HTTP client {peer}: {why}", peer=self.transport.getPeer(), why=why)
-        self.transport.abortConnection()
+        transport: Any = self.transport
+        log.info("cutting off HTTP client {peer}: {why}", peer=transport.getPeer(), why=why)
+        transport.abortConnection()
+
+    def _later(self, delay: float, f: Any, *args: Any) -> IDelayedCall:
+        callLater: Any = self.callLater
+        return callLater(delay, f, *args)  # type: ignore[no-any-return]
 
     def _abortLater(self) -> None:
         if self._abortingCall is None and self.abortTimeout is not None:
@@ -263,7 +271,7 @@ class LogsvcChannel(HTTPChannel):
             call.cancel()
         setattr(self, name, None)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel("_requestDeadline")
         self._cancel("_stallCall")
         HTTPChannel.connectionLost(self, reason)
