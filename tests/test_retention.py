@@ -1,0 +1,144 @@
+"""
+Tests for L{logsvc.retention}: chunked deletes, the highest id kept, disk
+space returned, the disk floor.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from types import SimpleNamespace
+
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from logsvc.record import Record
+from logsvc.retention import DiskFloor, RetentionService, deleteChunk, parseDuration, usedBytes
+from logsvc.store.sqlite import INSERT_SQL, SqliteStore, connect, createSchema
+
+DAY = 86_400_000_000
+
+
+def fill(conn: sqlite3.Connection, timestamps: list[int], size: int = 10) -> None:
+    conn.execute("BEGIN")
+    conn.executemany(
+        INSERT_SQL, [Record(ts, ts, 6, "h", "s", "m" * size, None) for ts in timestamps]
+    )
+    conn.execute("COMMIT")
+
+
+def ids(conn: sqlite3.Connection) -> list[int]:
+    return [row[0] for row in conn.execute("SELECT id FROM logs ORDER BY id")]
+
+
+class DurationTests(SynchronousTestCase):
+    def test_units(self) -> None:
+        """Durations take s/m/h/d/w units or plain seconds; nonsense and zero are refused."""
+        self.assertEqual(parseDuration("30d"), 30 * 86400)
+        self.assertEqual(parseDuration("12h"), 12 * 3600)
+        self.assertEqual(parseDuration("90"), 90)
+        self.assertEqual(parseDuration("1.5m"), 90)
+        for bad in ("", "d", "3y", "0s", "-1d"):
+            self.assertRaises(ValueError, parseDuration, bad)
+
+
+class DeleteChunkTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.path = os.path.join(self.mktemp() + "-dir", "db.sqlite3")
+        os.makedirs(os.path.dirname(self.path))
+        self.conn = connect(self.path)
+        createSchema(self.conn)
+        self.addCleanup(self.conn.close)
+
+    def test_olderThanCutoff(self) -> None:
+        """Records with ts before the cutoff go, at most a chunk per call; newer ones stay."""
+        fill(self.conn, [1 * DAY, 2 * DAY, 3 * DAY, 10 * DAY, 11 * DAY])
+        self.assertEqual(deleteChunk(self.conn, cutoff=5 * DAY, maxBytes=None, chunk=2), 2)
+        self.assertEqual(ids(self.conn), [3, 4, 5])
+        self.assertEqual(deleteChunk(self.conn, cutoff=5 * DAY, maxBytes=None, chunk=2), 1)
+        self.assertEqual(deleteChunk(self.conn, cutoff=5 * DAY, maxBytes=None, chunk=2), 0)
+        self.assertEqual(ids(self.conn), [4, 5])
+
+    def test_highestIdKept(self) -> None:
+        """The record with the highest id survives even when expired, so ids are never reused."""
+        fill(self.conn, [1 * DAY, 2 * DAY])
+        while deleteChunk(self.conn, cutoff=100 * DAY, maxBytes=None, chunk=10):
+            pass
+        self.assertEqual(ids(self.conn), [2])
+        fill(self.conn, [3 * DAY])
+        self.assertEqual(ids(self.conn), [2, 3])
+
+    def test_maxBytesDeletesOldestAndReturnsSpace(self) -> None:
+        """Over max-db-size the oldest ids go until data fits, and the file shrinks (incremental vacuum)."""
+        fill(self.conn, list(range(20_000)), size=400)
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        before = os.path.getsize(self.path)
+        target = usedBytes(self.conn) // 4
+        rounds = 0
+        while deleteChunk(self.conn, cutoff=None, maxBytes=target, chunk=1000):
+            rounds += 1
+            self.assertLess(rounds, 100)
+        self.assertLessEqual(usedBytes(self.conn), target)
+        remaining = ids(self.conn)
+        self.assertEqual(remaining[-1], 20_000)
+        self.assertEqual(remaining, list(range(remaining[0], 20_001)))
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.assertLess(os.path.getsize(self.path), before / 2)
+
+
+class FakeStatvfs:
+    def __init__(self) -> None:
+        self.free = 10_000
+
+    def __call__(self, path: str) -> SimpleNamespace:
+        return SimpleNamespace(f_bavail=self.free, f_frsize=1)
+
+
+class DiskFloorTests(SynchronousTestCase):
+    def test_lowPausesAndRefuses(self) -> None:
+        """Below the floor, connections are paused and new ones refused; above it again, they resume."""
+        statvfs = FakeStatvfs()
+        disk = DiskFloor("/tmp/x.sqlite3", 5_000, statvfs=statvfs)
+        transport = StringTransport()
+        disk.flow.registerProducer(transport)
+        self.assertFalse(disk.check())
+        self.assertIsNone(disk.refusal())
+        statvfs.free = 4_000
+        self.assertTrue(disk.check())
+        self.assertEqual(transport.producerState, "paused")
+        self.assertIsNotNone(disk.refusal())
+        statvfs.free = 6_000
+        self.assertFalse(disk.check())
+        self.assertEqual(transport.producerState, "producing")
+
+
+class RetentionServiceTests(TestCase):
+    def test_sweepsOnWriterThread(self) -> None:
+        """A sweep deletes expired records through the running store, chunk after chunk."""
+        path = os.path.join(self.mktemp() + "-dir", "db.sqlite3")
+        os.makedirs(os.path.dirname(path))
+        store = SqliteStore(path)
+        store.startService()
+        self.addCleanup(store.stopService)
+        clock = Clock()
+        service = RetentionService(store, retain=86400, clock=clock, chunk=3, interval=60)
+        service.running = 1
+        d = store.append([Record(ts, ts, 6, "h", "s", "m", None) for ts in (DAY, DAY, DAY, DAY)])
+
+        def sweep(_: object) -> object:
+            return service.sweep()
+
+        def first(deleted: int) -> object:
+            self.assertEqual(deleted, 3)
+            self.assertEqual(clock.getDelayedCalls()[0].getTime(), service.pause)
+            return service.sweep()
+
+        def second(deleted: int) -> object:
+            self.assertEqual(deleted, 0)  # the highest id stays
+            self.assertEqual(service.deleted, 3)
+            return store.count()
+
+        d.addCallback(sweep).addCallback(first).addCallback(second)
+        d.addCallback(self.assertEqual, 1)
+        return d
