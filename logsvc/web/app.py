@@ -8,6 +8,7 @@ before the body is read), and JSON instead of HTML for failures.
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import Any
 
 import orjson
@@ -111,7 +112,9 @@ class LogsvcRequest(Request):
         if length is not None and length > limit:
             self._refuse(limit)
             return
-        Request.gotLength(self, length)
+        # Bodies are capped, so keep them in memory: twisted.web would spool
+        # anything over 100 kB to a temporary file.
+        self.content = BytesIO()
 
     def handleContentChunk(self, data: bytes) -> None:
         if self._refused:

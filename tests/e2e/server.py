@@ -57,6 +57,10 @@ class TwistdServer:
         return f"http://127.0.0.1:{self.httpPort}"
 
     def command(self) -> list[str]:
+        """
+        @return: the command line; options in L{extra} come last and so
+            override the defaults given here.
+        """
         return [
             *TWISTD,
             "-n",
@@ -71,9 +75,10 @@ class TwistdServer:
             *self.extra,
         ]
 
-    def start(self, timeout: float = 30) -> None:
+    def start(self, timeout: float = 30, *, checkTCP: bool = True) -> None:
         """
-        Start the process and wait until both listeners accept connections.
+        Start the process and wait until the HTTP listener answers (and the
+        TCP listener accepts connections, unless C{checkTCP} is false).
 
         @raise RuntimeError: with the server's log when it does not come up.
         """
@@ -84,7 +89,7 @@ class TwistdServer:
                 self.command(), cwd=self.directory, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
-        for port in (self.httpPort, self.tcpPort):
+        for port in (self.httpPort, self.tcpPort) if checkTCP else (self.httpPort,):
             while True:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"twistd exited {self.process.returncode}:\n{self.log()}")

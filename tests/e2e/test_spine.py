@@ -4,8 +4,11 @@ End to end: a real ``twistd -n logsvc``, real sockets, the real treq client.
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import subprocess
 
 from treq.client import HTTPClient
@@ -135,3 +138,28 @@ class DurabilityTests(TestCase):
         self.assertIn(server.wait(60), (0, -signal.SIGTERM))
         self.assertIn("Server Shut Down.", server.log())
         self.assertEqual(len(server.messages()), len(lines))
+
+
+class UnixEndpointTests(TestCase):
+    def test_unix_socket_ingest(self) -> None:
+        """
+        An endpoint string such as C{unix:PATH} works for TCP-style ingest;
+        the source of such records is C{"unix"}.
+        """
+        directory = self.mktemp()
+        # AF_UNIX paths are limited to ~107 bytes; trial's temp paths are longer.
+        socketDir = tempfile.mkdtemp(prefix="logsvc-")
+        self.addCleanup(shutil.rmtree, socketDir, True)
+        path = os.path.join(socketDir, "ingest.sock")
+        server = TwistdServer(directory)
+        server.extra = ["--tcp", f"unix:{path}"]
+        server.start(checkTCP=False)
+        self.addCleanup(server.kill)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(path)
+            s.sendall(b"over a unix socket\n")
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(30)
+            s.recv(1)
+        server.stop()
+        self.assertEqual(server.messages(), ["over a unix socket"])
