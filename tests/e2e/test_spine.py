@@ -8,8 +8,8 @@ import os
 import shutil
 import signal
 import socket
-import tempfile
 import subprocess
+import tempfile
 
 from treq.client import HTTPClient
 from twisted.internet import reactor
