@@ -8,7 +8,7 @@ store, then prints:
   by one thread with executemany, in batches of 10,000;
 - TCP ingest records/s (4 connections, mixed plain/JSON lines), counted back
   from the store so loss shows, and as a fraction of the limit;
-- HTTP ingest records/s (NDJSON batches of 1,000, 4 keep-alive clients);
+- HTTP ingest records/s (NDJSON batches of 1,000, 8 keep-alive clients);
 - GET /logs latency (median, p95): level+service newest 100, and a ``q`` search,
   on the store those runs filled (1M records at full scale);
 - peak RSS of the server while one sender pushes 2M lines as fast as it can.
@@ -196,7 +196,7 @@ def tcpIngest(server: Server, lines: list[bytes], connections: int = 4) -> float
     return len(lines) / (done - started)
 
 
-def httpIngest(server: Server, lines: list[bytes], clients: int = 4, batch: int = 1000) -> float:
+def httpIngest(server: Server, lines: list[bytes], clients: int = 8, batch: int = 1000) -> float:
     """
     @return: records/s posting NDJSON batches until every batch is acknowledged.
     """
@@ -298,7 +298,7 @@ def main() -> None:
             print(f"TCP ingest (4 connections, {args.records:,} lines): {tcp:,.0f} records/s"
                   f" = {tcp / limit:.2f} of the raw limit")
             http = httpIngest(server, httpLines)
-            print(f"HTTP NDJSON ingest (batches of 1000, 4 clients): {http:,.0f} records/s"
+            print(f"HTTP NDJSON ingest (batches of 1000, 8 clients): {http:,.0f} records/s"
                   f" = {http / limit:.2f} of the raw limit")
             stored = server.count()
             print(f"store holds {stored:,} records")
