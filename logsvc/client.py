@@ -100,6 +100,17 @@ def encodeFilters(filters: Mapping[str, Any]) -> list[tuple[str, str]]:
     return args
 
 
+def _tlsClient(caFile: str | None, tlsPolicy: Any) -> HTTPClient:
+    from twisted.internet import reactor, ssl
+    from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
+
+    if tlsPolicy is None:
+        assert caFile is not None
+        with open(caFile, "rb") as f:
+            tlsPolicy = BrowserLikePolicyForHTTPS(trustRoot=ssl.Certificate.loadPEM(f.read()))
+    return HTTPClient(Agent(reactor, contextFactory=tlsPolicy))
+
+
 class LogClient:
     """
     An asynchronous client of one logsvc server.
@@ -108,12 +119,24 @@ class LogClient:
     @param httpClient: a treq L{HTTPClient}; the default uses the global
         reactor.  Tests pass L{logsvc.testing.stubClient}'s.
     @param token: a bearer token, sent with every request when given.
+    @param caFile: for C{https://}: a PEM file of the CA (or self-signed
+        certificate) to trust instead of the platform's trust store.
+    @param tlsPolicy: for C{https://}: an L{IPolicyForHTTPS} (e.g.
+        L{twisted.web.client.BrowserLikePolicyForHTTPS}) for full control.
     """
 
     def __init__(
-        self, baseURL: str, *, httpClient: HTTPClient | None = None, token: str | None = None
+        self,
+        baseURL: str,
+        *,
+        httpClient: HTTPClient | None = None,
+        token: str | None = None,
+        caFile: str | None = None,
+        tlsPolicy: Any = None,
     ) -> None:
         self.baseURL = baseURL.rstrip("/")
+        if httpClient is None and (caFile is not None or tlsPolicy is not None):
+            httpClient = _tlsClient(caFile, tlsPolicy)
         self._http: Any = httpClient if httpClient is not None else treq
         self._headers: dict[bytes, list[bytes]] = {}
         if token is not None:
@@ -179,3 +202,9 @@ class LogClient:
         @return: a Deferred firing with the server's C{/health} object.
         """
         return self._request("GET", self._url("/health"))
+
+
+# The at-least-once TCP sender and the twisted.logger observer live in
+# logsvc.sender; they are part of the client API.
+from logsvc.sender import LogsvcObserver, SenderFull, TCPSender, tlsContext  # noqa: E402, F401
+
