@@ -146,7 +146,7 @@ class ObserverTests(SynchronousTestCase):
         log = Logger(namespace="app.web", observer=observer)
         log.warn("disk at {pct}%", pct=91)
         try:
-            1 / 0
+            raise ZeroDivisionError("boom")
         except ZeroDivisionError:
             log.failure("oops")
         conn = FakeConnection(sender)
