@@ -8,6 +8,8 @@ before the body is read), and JSON instead of HTML for failures.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from io import BytesIO
 from typing import Any
 
@@ -20,6 +22,8 @@ from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.store.base import IStore
 from logsvc.web.common import JSONResource, NotFound
+from logsvc.web.elastic import ElasticBulk, elasticChild, elasticInfo, markElastic
+from logsvc.web.gelf import GelfHTTP
 from logsvc.web.guard import (
     DEFAULT_MAX_UNSENT,
     DEFAULT_REQUEST_TIMEOUT,
@@ -28,6 +32,7 @@ from logsvc.web.guard import (
 )
 from logsvc.web.health import HealthResource, MetricsResource
 from logsvc.web.ingest import DEFAULT_MAX_BODY, LogsIngest
+from logsvc.web.loki import LokiPush, lokiTree
 from logsvc.web.search import LogsSearch
 
 
@@ -56,18 +61,30 @@ class LogsResource(JSONResource):
 
 class RootResource(JSONResource):
     """
-    C{/}: a JSON index of the endpoints; unknown children are JSON 404s.
+    C{/}: a JSON index of the endpoints, which is also Elasticsearch's version
+    info (so Elasticsearch outputs accept logsvc).  A first segment that names
+    no child goes to L{fallback} (Elasticsearch's C{/{index}/...} and
+    C{/_...} APIs), else it is a JSON 404.
     """
+
+    fallback: Callable[[bytes], IResource] | None = None
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         if path == b"":
             return self
+        if self.fallback is not None:
+            return self.fallback(path)
         return NotFound()
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"application/json")
+        markElastic(request)
         return orjson.dumps(
-            {"service": "logsvc", "endpoints": sorted(k.decode() for k in self.children)}
+            {
+                **elasticInfo(),
+                "service": "logsvc",
+                "endpoints": sorted(k.decode() for k in self.children),
+            }
         )
 
 
@@ -84,6 +101,11 @@ def buildRoot(
     root.putChild(b"logs", logs)
     root.putChild(b"health", HealthResource(pipeline))
     root.putChild(b"metrics", MetricsResource(metrics or pipeline.metrics))
+    # Shippers' own APIs (issue 4): Loki, Elasticsearch, GELF.
+    root.putChild(b"loki", lokiTree(LokiPush(pipeline, maxBody=maxBody)))
+    root.putChild(b"_bulk", ElasticBulk(pipeline, maxBody=maxBody))
+    root.putChild(b"gelf", GelfHTTP(pipeline, maxBody=maxBody))
+    root.fallback = partial(elasticChild, pipeline, maxBody)
     return root
 
 

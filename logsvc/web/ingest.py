@@ -1,6 +1,7 @@
 """
-C{POST /logs}: a JSON object, a JSON array, NDJSON or plain text lines, stored
-all-or-nothing and answered once durable.
+C{POST /logs}: a JSON object, a JSON array, NDJSON, plain text lines or the form
+Python's C{logging.handlers.HTTPHandler} posts, stored all-or-nothing and
+answered once durable.  Bodies may be gzip- or deflate-encoded.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from twisted.web.server import Request
 
 from logsvc.formats.detect import parseLines
 from logsvc.formats.jsonline import DocumentError, parseJSONBody, parseNDJSON
+from logsvc.formats.pyform import parsePythonForm
 from logsvc.ingest.tcp import peerName
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record, RecordError, nowMicros
 from logsvc.store.base import StoreError
+from logsvc.web.body import BodyError, requestBody
 from logsvc.web.common import errorBody, renderAsync, writeJSON
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -48,6 +51,8 @@ BODY_PARSERS: dict[str, BodyParser] = {
     "application/jsonlines": parseNDJSON,
     "application/x-jsonlines": parseNDJSON,
     "text/plain": parseTextBody,
+    # Python's logging.handlers.HTTPHandler
+    "application/x-www-form-urlencoded": parsePythonForm,
 }
 
 
@@ -92,9 +97,10 @@ class LogsIngest:
             return errorBody(
                 request, 415, f"unsupported content type {kind!r}", supported=sorted(BODY_PARSERS)
             )
-        body = readBody(request, self.maxBody)
-        if body is None:
-            return errorBody(request, 413, f"body exceeds max-body of {self.maxBody} bytes")
+        try:
+            body = requestBody(request, self.maxBody)
+        except BodyError as e:
+            return errorBody(request, e.code, str(e))
         if self.pipeline.saturated:
             request.setHeader(b"retry-after", b"1")
             return errorBody(request, 503, "ingest queue is full, retry later")

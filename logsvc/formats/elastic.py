@@ -1,0 +1,184 @@
+"""
+Elasticsearch's bulk API: NDJSON pairs of an action line and a document line.
+
+L{parseBulk} returns one L{BulkItem} per action, each holding either a record
+or the error to report in that item, so one bad document never costs the
+others.  A document maps to a record as a JSON record does
+(L{logsvc.record.normalize}), after the Elastic Common Schema objects shippers
+write are unfolded:
+
+  - C{host.name} (or C{host.hostname}) -> source; C{service.name} -> service;
+    C{log.level} -> level; the other keys of these objects -> fields as
+    C{"host.ip"}, C{"log.file"}, ... (dotted, one level);
+  - a document without message/msg takes C{log} as message when it is a
+    string (Fluent Bit's tail and Docker records);
+  - the index (from the action, else from the URL) -> C{fields["_index"]}, an
+    C{_id} given in the action -> C{fields["_id"]}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from logsvc.formats.jsonline import JSONSyntaxError, loadJSON
+from logsvc.record import Record, RecordError, normalize
+
+#: Actions that carry a document and are stored.
+STORING_ACTIONS = ("index", "create")
+#: Actions that carry a document line but cannot be honoured here.
+DOCUMENT_ACTIONS = ("index", "create", "update")
+ACTIONS = ("index", "create", "update", "delete")
+
+DEFAULT_INDEX = "logs"
+
+
+@dataclass
+class BulkItem:
+    """
+    One action of a bulk request.
+
+    @ivar action: C{"index"}, C{"create"}, C{"update"} or C{"delete"} (or the
+        unknown word the line held).
+    @ivar index: the target index name.
+    @ivar docID: the C{_id} the action gave, or L{None}.
+    @ivar record: the record to store, or L{None} when the item failed.
+    @ivar status: the HTTP status of a failed item.
+    @ivar errorType: Elasticsearch's error type of a failed item.
+    @ivar reason: why it failed.
+    """
+
+    action: str
+    index: str
+    docID: str | None = None
+    record: Record | None = None
+    status: int = 201
+    errorType: str = ""
+    reason: str = ""
+
+    def fail(self, status: int, errorType: str, reason: str) -> BulkItem:
+        self.record = None
+        self.status = status
+        self.errorType = errorType
+        self.reason = reason
+        return self
+
+
+def _unfold(doc: dict[str, Any], name: str, keys: tuple[str, ...], target: str) -> None:
+    """
+    Replace the ECS object C{doc[name]} by its first of C{keys} under
+    C{target}, moving its other keys to C{doc["name.key"]}.
+    """
+    value = doc.get(name)
+    dotted = [f"{name}.{key}" for key in keys]
+    if isinstance(value, dict):
+        del doc[name]
+        taken = None
+        for key in keys:
+            if key in value and taken is None and not isinstance(value[key], (dict, list)):
+                taken = value.pop(key)
+        for key, inner in value.items():
+            doc.setdefault(f"{name}.{key}", inner)
+        if taken is not None and target not in doc:
+            doc[target] = taken
+    else:
+        for key in dotted:
+            if key in doc and target not in doc and not isinstance(doc[key], (dict, list)):
+                doc[target] = doc.pop(key)
+                break
+
+
+def documentRecord(doc: Any, index: str, docID: str | None, peer: str, received: int) -> Record:
+    """
+    Map one bulk document to a record (see the module docstring).
+
+    @raise RecordError: when the document is not an object or does not normalize.
+    """
+    if not isinstance(doc, dict):
+        raise RecordError("document must be a JSON object")
+    # Claim the record's keys before unfolding, so that the ECS names win only
+    # when the plain ones are absent.
+    if "host" in doc and not isinstance(doc["host"], dict):
+        doc["hostname_"] = doc.pop("host")
+    _unfold(doc, "host", ("name", "hostname"), "host")
+    if "hostname_" in doc:
+        doc.setdefault("host", doc.pop("hostname_"))
+    if isinstance(doc.get("service"), dict) or "service.name" in doc:
+        _unfold(doc, "service", ("name",), "service")
+    if isinstance(doc.get("log"), dict) or "log.level" in doc:
+        _unfold(doc, "log", ("level",), "level")
+    if "message" not in doc and "msg" not in doc and isinstance(doc.get("log"), str):
+        doc["message"] = doc.pop("log")
+    doc["_index"] = index
+    if docID is not None:
+        doc["_id"] = docID
+    return normalize(doc, peer, received)
+
+
+def parseBulk(data: bytes, peer: str, received: int, defaultIndex: str | None = None) -> list[BulkItem]:
+    """
+    Parse a bulk body into items, in request order.  Blank lines are skipped.
+
+    Failures are per item: an invalid action line (its next line is still
+    taken as its document, as Elasticsearch does), an action without a
+    document line at the end of the body, C{update} and C{delete} (logsvc is
+    append-only), a document that is not JSON or does not normalize.
+
+    @param defaultIndex: the index named in the URL (C{/{index}/_bulk}).
+    @raise RecordError: when the body holds no action at all.
+    """
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    if not lines:
+        raise RecordError("request body is required: no bulk actions")
+    items: list[BulkItem] = []
+    position = 0
+    while position < len(lines):
+        actionLine = lines[position]
+        position += 1
+        try:
+            action = loadJSON(actionLine)
+        except JSONSyntaxError as e:
+            action = None
+            reason = f"malformed action line: {e}"
+        else:
+            reason = "malformed action line: expected {\"index\"|\"create\"|\"update\"|\"delete\": {...}}"
+        if (
+            not isinstance(action, dict)
+            or len(action) != 1
+            or not isinstance(next(iter(action.values())), dict)
+        ):
+            item = BulkItem("index", defaultIndex or DEFAULT_INDEX)
+            items.append(item.fail(400, "illegal_argument_exception", reason))
+            position += 1  # its document, if any
+            continue
+        name, meta = next(iter(action.items()))
+        index = meta.get("_index") if isinstance(meta.get("_index"), str) else None
+        docID = meta.get("_id")
+        item = BulkItem(
+            name,
+            index or defaultIndex or DEFAULT_INDEX,
+            None if docID is None else str(docID),
+        )
+        items.append(item)
+        if name not in ACTIONS:
+            item.fail(400, "illegal_argument_exception", f"unknown bulk action {name!r}")
+            position += 1
+            continue
+        if name == "delete":
+            item.fail(400, "illegal_argument_exception", "logsvc is append-only: delete is not supported")
+            continue
+        if position >= len(lines):
+            item.fail(400, "action_request_validation_exception", f"{name} action without a document line")
+            continue
+        docLine = lines[position]
+        position += 1
+        if name == "update":
+            item.fail(400, "illegal_argument_exception", "logsvc is append-only: update is not supported")
+            continue
+        try:
+            item.record = documentRecord(loadJSON(docLine), item.index, item.docID, peer, received)
+        except JSONSyntaxError as e:
+            item.fail(400, "document_parsing_exception", f"failed to parse document: {e}")
+        except RecordError as e:
+            item.fail(400, "document_parsing_exception", str(e))
+    return items

@@ -1,0 +1,227 @@
+"""
+Request bodies for every ingest endpoint: C{Content-Encoding} (gzip, deflate)
+decoded incrementally with the size limit applied to the decoded bytes, and
+the submission of parsed records with the answers they share (503 while the
+queue is full or the store fails).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+
+from logsvc.formats.jsonline import DocumentError
+from logsvc.ingest.tcp import peerName
+from logsvc.pipeline import Pipeline
+from logsvc.record import Record, RecordError, nowMicros
+from logsvc.store.base import StoreError
+from logsvc.web.common import JSONResource, errorBody, renderAsync
+
+#: Encodings taken, lower case, as named in C{Content-Encoding}.
+ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
+
+# Decompress in steps of this many compressed bytes, so a bomb is stopped
+# after producing at most the limit (plus one step), never all of it.
+_STEP = 64 * 1024
+
+
+class BodyError(Exception):
+    """
+    A request body cannot be taken.
+
+    @ivar code: the HTTP status to answer (400, 413 or 415).
+    """
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _decoder(kind: str) -> zlib._Decompress:
+    if kind == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if kind == "zlib":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    return zlib.decompressobj(-zlib.MAX_WBITS)
+
+
+def decompress(data: bytes, kind: str, limit: int) -> bytes:
+    """
+    Decode C{data} compressed as C{kind} (C{"gzip"}, C{"zlib"} or C{"raw"}
+    deflate), producing at most C{limit} bytes.  Concatenated gzip members
+    are all decoded.
+
+    @raise BodyError: 413 when the decoded data would exceed C{limit}, 400
+        when C{data} is corrupt or truncated.
+    """
+    out: list[bytes] = []
+    total = 0
+    decoder = _decoder(kind)
+    offset = 0
+    try:
+        while True:
+            if decoder.unconsumed_tail:
+                chunk = decoder.unconsumed_tail
+            elif offset < len(data):
+                chunk = data[offset : offset + _STEP]
+                offset += _STEP
+            else:
+                # Input exhausted: collect what zlib still holds, if anything.
+                chunk = b""
+            produced = decoder.decompress(chunk, limit + 1 - total)
+            total += len(produced)
+            if total > limit:
+                raise BodyError(413, f"decompressed body exceeds max-body of {limit} bytes")
+            out.append(produced)
+            if decoder.eof:
+                rest = decoder.unused_data + data[offset:]
+                if kind == "gzip" and rest.strip(b"\x00"):
+                    # Another gzip member follows.
+                    decoder, data, offset = _decoder(kind), rest, 0
+                    continue
+                return b"".join(out)
+            if not chunk and not produced:
+                break
+    except zlib.error as e:
+        raise BodyError(400, f"invalid {kind} body: {e}") from None
+    raise BodyError(400, f"truncated {kind} body")
+
+
+def sniffCompression(data: bytes) -> str | None:
+    """
+    @return: C{"gzip"} or C{"zlib"} when C{data} starts with that format's
+        magic bytes (as GELF senders compress without saying so), else L{None}.
+    """
+    if data[:2] == b"\x1f\x8b":
+        return "gzip"
+    if len(data) >= 2 and data[0] == 0x78 and (data[0] * 256 + data[1]) % 31 == 0:
+        return "zlib"
+    return None
+
+
+def requestBody(request: Request, maxBody: int) -> bytes:
+    """
+    Read C{request}'s body and undo its C{Content-Encoding}.
+
+    The raw body is already capped by L{logsvc.web.app.LogsvcRequest}; the
+    decoded body is capped here, as it is produced.
+
+    @raise BodyError: 413 for a body over C{maxBody} (raw or decoded), 415 for
+        an unknown encoding, 400 for a corrupt compressed body.
+    """
+    content = request.content
+    if content is None:
+        data = b""
+    else:
+        content.seek(0)
+        data = content.read(maxBody + 1)
+    if len(data) > maxBody:
+        raise BodyError(413, f"body exceeds max-body of {maxBody} bytes")
+    header = request.getHeader(b"content-encoding")
+    if not header:
+        return data
+    codings = [c.strip().lower() for c in header.decode("latin-1").split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding in ("gzip", "x-gzip"):
+            data = decompress(data, "gzip", maxBody)
+        elif coding == "deflate":
+            # HTTP's "deflate" is zlib-wrapped, but many clients send raw deflate.
+            data = decompress(data, "zlib" if sniffCompression(data) == "zlib" else "raw", maxBody)
+        elif coding != "identity":
+            raise BodyError(
+                415, f"unsupported content encoding {coding!r}; use one of {', '.join(ENCODINGS)}"
+            )
+    return data
+
+
+def submitRecords(pipeline: Pipeline, records: Iterable[Record], transport: str) -> Deferred[int]:
+    """
+    Submit C{records} and count them under C{transport} once durable.
+
+    @return: the pipeline's Deferred (first id), failing with
+        L{logsvc.store.base.StoreError} when the store fails.
+    """
+    batch = list(records)
+    counter = pipeline.metrics.accepted.labels(transport)
+
+    def stored(first: int) -> int:
+        counter.inc(len(batch))
+        return first
+
+    return pipeline.submit(batch).addCallback(stored)
+
+
+class ShipperEndpoint(JSONResource):
+    """
+    A C{POST} endpoint for one shipper's wire format: read and decode the
+    body (L{requestBody}), parse it (L{parse}), submit the records and answer
+    once they are durable (L{stored}).  Shared answers: 413/415/400 for the
+    body, 503 while the queue is full or when the store fails, 400 naming the
+    first invalid record.
+
+    @cvar transport: the label records are counted under in the metrics.
+    """
+
+    isLeaf = True
+    transport = "http"
+
+    def __init__(self, pipeline: Pipeline, *, maxBody: int) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self.maxBody = maxBody
+
+    def parse(self, request: Request, body: bytes, peer: str, received: int) -> tuple[list[Record], Any]:
+        """
+        Parse the decoded body.  Override.
+
+        @return: the records to store, and what L{stored} needs to answer.
+        @raise RecordError: to answer 400 (with C{index} for a DocumentError).
+        @raise BodyError: to answer with its code.
+        """
+        raise NotImplementedError()
+
+    def stored(self, request: Request, parsed: Any, first: int) -> bytes:
+        """
+        @param parsed: what L{parse} returned beside the records.
+        @param first: the first stored record's id (0 when none was stored).
+        @return: the response body once the records are durable.  Override.
+        """
+        raise NotImplementedError()
+
+    def bodyError(self, request: Request, code: int, message: str, **extra: Any) -> bytes:
+        """
+        @return: the response to a refused request.  Override to change its shape.
+        """
+        return errorBody(request, code, message, **extra)
+
+    def render_POST(self, request: Request) -> object:
+        try:
+            body = requestBody(request, self.maxBody)
+        except BodyError as e:
+            return self.bodyError(request, e.code, str(e))
+        if self.pipeline.saturated:
+            request.setHeader(b"retry-after", b"1")
+            return self.bodyError(request, 503, "ingest queue is full, retry later")
+        peer = peerName(request.getClientAddress())
+        try:
+            records, parsed = self.parse(request, body, peer, nowMicros())
+        except BodyError as e:
+            return self.bodyError(request, e.code, str(e))
+        except DocumentError as e:
+            return self.bodyError(request, 400, str(e), index=e.index)
+        except RecordError as e:
+            return self.bodyError(request, 400, str(e))
+        if not records:
+            return self.stored(request, parsed, 0)
+        d = submitRecords(self.pipeline, records, self.transport)
+
+        def failed(failure: Failure) -> bytes:
+            failure.trap(StoreError)
+            return self.bodyError(request, 503, f"store failed: {failure.getErrorMessage()}")
+
+        return renderAsync(request, d.addCallbacks(lambda first: self.stored(request, parsed, first), failed))
