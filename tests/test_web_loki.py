@@ -1,0 +1,106 @@
+"""Tests for C{POST /loki/api/v1/push} (L{logsvc.web.loki}, L{logsvc.formats.loki})."""
+
+from __future__ import annotations
+
+import gzip
+
+import orjson
+
+from tests.shippers import ShipperTestCase
+
+JSON = {"content-type": "application/json"}
+
+
+def push(*streams: dict) -> bytes:
+    return orjson.dumps({"streams": list(streams)})
+
+
+class LokiPushTests(ShipperTestCase):
+    """
+    The Loki push API, JSON flavour.
+    """
+
+    def test_labelsMapped(self) -> None:
+        """
+        service/source/level labels map to the record, the rest and the
+        structured metadata to fields; the answer is 204.
+        """
+        body = push(
+            {
+                "stream": {"service_name": "api", "job": "j", "host": "web1", "level": "warn", "env": "prod"},
+                "values": [
+                    ["1795000000123456789", "first"],
+                    ["1795000001000000000", "second", {"trace_id": "abc"}],
+                ],
+            }
+        )
+        code, raw, _ = self.request("POST", "/loki/api/v1/push", body, JSON)
+        self.assertEqual((code, raw), (204, b""))
+        rows = self.rows()
+        self.assertEqual(
+            [(r["ts"], r["level"], r["source"], r["service"], r["message"]) for r in rows],
+            [(1795000000123456, 4, "web1", "api", "first"), (1795000001000000, 4, "web1", "api", "second")],
+        )
+        self.assertEqual(rows[0]["fields"], {"job": "j", "env": "prod"})
+        self.assertEqual(rows[1]["fields"], {"job": "j", "env": "prod", "trace_id": "abc"})
+
+    def test_fallbackLabels(self) -> None:
+        """
+        job names the service and instance the source when nothing better is
+        there; no level label means info; an unknown level stays in fields.
+        """
+        body = push(
+            {"stream": {"job": "varlogs", "instance": "10.0.0.1:9100"}, "values": [["1795000000000000000", "a"]]},
+            {"stream": {"app": "x", "detected_level": "bogus"}, "values": [["1795000000000000000", "b"]]},
+        )
+        self.assertEqual(self.request("POST", "/loki/api/v1/push", body, JSON)[0], 204)
+        first, second = self.rows()
+        self.assertEqual((first["service"], first["source"], first["level"]), ("varlogs", "10.0.0.1:9100", 6))
+        self.assertEqual((second["service"], second["source"], second["level"]), ("x", "127.0.0.1", 6))
+        self.assertEqual(second["fields"], {"detected_level": "bogus"})
+
+    def test_gzip(self) -> None:
+        """
+        A gzip push body is taken.
+        """
+        body = gzip.compress(push({"stream": {}, "values": [["1795000000000000000", "z"]]}))
+        code, _, _ = self.request(
+            "POST", "/loki/api/v1/push", body, {**JSON, "content-encoding": "gzip"}
+        )
+        self.assertEqual(code, 204)
+        self.assertEqual(self.rows()[0]["message"], "z")
+
+    def test_badEntry(self) -> None:
+        """
+        A bad entry is a 400 naming it, and nothing of the push is stored.
+        """
+        body = push({"stream": {}, "values": [["1795000000000000000", "ok"], ["yesterday", "bad"]]})
+        code, error, _ = self.request("POST", "/loki/api/v1/push", body, JSON)
+        self.assertEqual(code, 400)
+        self.assertIn("streams[0].values[1]", error["error"])
+        self.assertEqual(error["index"], 1)
+        self.assertEqual(self.rows(), [])
+
+    def test_notAPush(self) -> None:
+        """
+        A body without streams is a 400.
+        """
+        code, error, _ = self.request("POST", "/loki/api/v1/push", b"{}", JSON)
+        self.assertEqual(code, 400)
+        self.assertIn("streams", error["error"])
+
+    def test_protobufRefused(self) -> None:
+        """
+        A protobuf push is a 415 that says to send JSON.
+        """
+        code, error, _ = self.request(
+            "POST", "/loki/api/v1/push", b"\x00", {"content-type": "application/x-protobuf"}
+        )
+        self.assertEqual(code, 415)
+        self.assertIn("JSON", error["error"])
+
+    def test_unknownPath(self) -> None:
+        """
+        Other paths under /loki are JSON 404s.
+        """
+        self.assertEqual(self.request("POST", "/loki/api/v1/nope", b"{}", JSON)[0], 404)
