@@ -16,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
@@ -69,8 +70,9 @@ def connect(path: str, *, fsync: str = "normal", readonly: bool = False) -> sqli
     mode so transactions are explicit).  Blocking: call it off the reactor.
     """
     if readonly:
+        # Quoted: a "#", "?" or "%" in the path would otherwise end or alter it.
         conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
         )
     else:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -217,6 +219,7 @@ class SqliteStore(Service):
         self._opened.wait()
         if self._openError is not None:
             self.running = 0
+            self._writerDone = None  # the writer thread has already ended
             raise StoreError(f"cannot open {self.path}: {self._openError}")
         self._pool.start()
 
@@ -329,11 +332,19 @@ class SqliteStore(Service):
                 last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
                 firsts.append(last - len(records) + 1)
             conn.execute("COMMIT")
-        except sqlite3.Error as e:
+        except Exception as e:
+            # Not only sqlite3.Error: a value SQLite cannot bind raises
+            # OverflowError, which must fail this append, not the writer thread.
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
+            if len(batch) > 1:
+                # Appends share a transaction only for speed: one that cannot
+                # be stored must not cost the others.
+                for job in batch:
+                    self._commit(conn, [job])
+                return
             self.log.error("append failed, nothing of it stored: {error}", error=e)
             failure = Failure(StoreError(str(e)))
             for _, d in batch:

@@ -1,0 +1,374 @@
+"""
+The L{IStore} contract as a test mixin, run against every store
+implementation (see C{tests/test_store_sqlite.py} and
+C{tests/test_store_memory.py}).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator
+from typing import Any
+
+import orjson
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+
+from logsvc.query import Query
+from logsvc.record import Record
+from logsvc.store.base import IStore
+
+T0 = 1_767_323_045_000_000
+SECOND = 1_000_000
+
+
+def record(
+    message: str = "m",
+    *,
+    ts: int = T0,
+    level: int = 6,
+    source: str = "host",
+    service: str = "svc",
+    fields: dict[str, Any] | None = None,
+    received: int | None = None,
+) -> Record:
+    return Record(
+        ts,
+        T0 if received is None else received,
+        level,
+        source,
+        service,
+        message,
+        orjson.dumps(fields).decode() if fields else None,
+    )
+
+
+class StoreTestsMixin:
+    """
+    Tests of the L{IStore} contract.  A subclass mixes this into a trial
+    C{TestCase} and defines L{makeStore}, returning a started store (its
+    cleanup registered with C{addCleanup}).
+    """
+
+    store: IStore
+
+    # Provided by trial's TestCase.
+    assertEqual: Any
+    assertTrue: Any
+    assertIsNone: Any
+
+    def makeStore(self) -> IStore:
+        raise NotImplementedError()
+
+    def setUp(self) -> Deferred[None] | None:
+        self.store = self.makeStore()
+        return None
+
+    @inlineCallbacks
+    def add(self, *records: Record) -> Generator[Deferred[Any], Any, int]:
+        first: int = yield self.store.append(list(records))
+        return first
+
+    @inlineCallbacks
+    def messages(self, **kwargs: Any) -> Generator[Deferred[Any], Any, list[str]]:
+        rows = yield self.store.query(Query(**kwargs))
+        return [row[6] for row in rows]
+
+    # Appending
+
+    @inlineCallbacks
+    def test_idsConsecutive(self) -> Generator[Deferred[Any], Any, None]:
+        """An append fires with its first id; ids are consecutive in append order."""
+        first = yield self.add(record("a"), record("b"), record("c"))
+        second = yield self.add(record("d"), record("e"))
+        self.assertEqual(second, first + 3)
+        rows = yield self.store.query(Query(order="asc", limit=None))
+        self.assertEqual(
+            [(row[0], row[6]) for row in rows], list(zip(range(first, first + 5), "abcde", strict=True))
+        )
+
+    @inlineCallbacks
+    def test_concurrentAppendsConsecutive(self) -> Generator[Deferred[Any], Any, None]:
+        """Appends issued together get consecutive id ranges in the order they were made."""
+        sizes = [3, 1, 4, 1, 5, 9, 2, 6]
+        appends = [
+            self.store.append([record(f"{n}.{i}") for i in range(size)])
+            for n, size in enumerate(sizes)
+        ]
+        firsts = yield gatherResults(appends)
+        expected = [firsts[0]]
+        for size in sizes[:-1]:
+            expected.append(expected[-1] + size)
+        self.assertEqual(firsts, expected)
+        rows = yield self.store.query(Query(order="asc", limit=None))
+        byId = {row[0]: row[6] for row in rows}
+        for n, (first, size) in enumerate(zip(firsts, sizes, strict=True)):
+            self.assertEqual(
+                [byId[first + i] for i in range(size)], [f"{n}.{i}" for i in range(size)]
+            )
+
+    @inlineCallbacks
+    def test_rowRoundTrip(self) -> Generator[Deferred[Any], Any, None]:
+        """A stored row holds exactly the record's values, in ROW_COLUMNS order."""
+        original = record(
+            "h\u00e9llo \u2603\nsecond line",
+            ts=T0 + 123,
+            received=T0 + 456,
+            level=2,
+            source="web-1",
+            service="api",
+            fields={"user": {"id": 7}, "tags": ["a"]},
+        )
+        first = yield self.add(original, record("plain", ts=T0 + 999))
+        rows = yield self.store.query(Query(order="asc"))
+        self.assertEqual(rows[0], (first, *original))
+        self.assertIsNone(rows[1][7])
+
+    @inlineCallbacks
+    def test_count(self) -> Generator[Deferred[Any], Any, None]:
+        """count() is the number of stored records."""
+        empty = yield self.store.count()
+        yield self.add(*[record() for _ in range(7)])
+        full = yield self.store.count()
+        self.assertEqual((empty, full), (0, 7))
+
+    # Order and limit
+
+    @inlineCallbacks
+    def test_orderDesc(self) -> Generator[Deferred[Any], Any, None]:
+        """By default records come newest first by event time, ties by id descending."""
+        yield self.add(
+            record("b", ts=T0 + 2),
+            record("a", ts=T0 + 1),
+            record("c", ts=T0 + 2),
+            record("d", ts=T0 + 3),
+        )
+        found = yield self.messages()
+        self.assertEqual(found, ["d", "c", "b", "a"])
+
+    @inlineCallbacks
+    def test_orderAsc(self) -> Generator[Deferred[Any], Any, None]:
+        """order=asc gives oldest first by event time, ties by id ascending."""
+        yield self.add(
+            record("b", ts=T0 + 2),
+            record("a", ts=T0 + 1),
+            record("c", ts=T0 + 2),
+            record("d", ts=T0 + 3),
+        )
+        found = yield self.messages(order="asc")
+        self.assertEqual(found, ["a", "b", "c", "d"])
+
+    @inlineCallbacks
+    def test_limitPlusOne(self) -> Generator[Deferred[Any], Any, None]:
+        """A query returns up to limit + 1 rows, so the caller can tell another page exists."""
+        yield self.add(*[record(str(i), ts=T0 + i) for i in range(10)])
+        five = yield self.messages(limit=5)
+        nine = yield self.messages(limit=9)
+        ten = yield self.messages(limit=10)
+        everything = yield self.messages(limit=None)
+        self.assertEqual(five, ["9", "8", "7", "6", "5", "4"])
+        self.assertEqual((len(nine), len(ten), len(everything)), (10, 10, 10))
+
+    # Filters
+
+    @inlineCallbacks
+    def test_sinceUntil(self) -> Generator[Deferred[Any], Any, None]:
+        """since is inclusive and until exclusive, on event time."""
+        yield self.add(*[record(str(i), ts=T0 + i * SECOND) for i in range(5)])
+        found = yield self.messages(since=T0 + SECOND, until=T0 + 3 * SECOND, order="asc")
+        self.assertEqual(found, ["1", "2"])
+
+    @inlineCallbacks
+    def test_level(self) -> Generator[Deferred[Any], Any, None]:
+        """level keeps that severity or worse."""
+        yield self.add(*[record(str(n), level=n) for n in range(8)])
+        found = yield self.messages(level=3, order="asc")
+        self.assertEqual(found, ["0", "1", "2", "3"])
+        worst = yield self.messages(level=0)
+        self.assertEqual(worst, ["0"])
+
+    @inlineCallbacks
+    def test_sources(self) -> Generator[Deferred[Any], Any, None]:
+        """sources keeps records from any of the named sources, exactly."""
+        yield self.add(
+            record("a", source="web1"), record("b", source="web2"), record("c", source="web")
+        )
+        one = yield self.messages(sources=("web1",))
+        two = yield self.messages(sources=("web1", "web"), order="asc")
+        self.assertEqual((one, two), (["a"], ["a", "c"]))
+
+    @inlineCallbacks
+    def test_services(self) -> Generator[Deferred[Any], Any, None]:
+        """services keeps records of any of the named services; "" names records without one."""
+        yield self.add(
+            record("a", service="api"), record("b", service=""), record("c", service="db")
+        )
+        one = yield self.messages(services=("db",))
+        two = yield self.messages(services=("api", ""), order="asc")
+        self.assertEqual((one, two), (["c"], ["a", "b"]))
+
+    @inlineCallbacks
+    def test_words(self) -> Generator[Deferred[Any], Any, None]:
+        """q keeps records whose message holds every word, ignoring ASCII case."""
+        yield self.add(
+            record("Disk FULL on /var"),
+            record("disk almost full"),
+            record("disk ok"),
+            record("full moon"),
+        )
+        found = yield self.messages(q="full disk", order="asc")
+        self.assertEqual(found, ["Disk FULL on /var", "disk almost full"])
+
+    @inlineCallbacks
+    def test_wordsLiteral(self) -> Generator[Deferred[Any], Any, None]:
+        """Characters special to SQL LIKE (% _ \\) in q match only themselves."""
+        yield self.add(
+            record("50% done"), record("500 done"), record("a_b"), record("axb"), record("c\\d")
+        )
+        percent = yield self.messages(q="50%")
+        underscore = yield self.messages(q="a_b")
+        backslash = yield self.messages(q="c\\d")
+        self.assertEqual((percent, underscore, backslash), (["50% done"], ["a_b"], ["c\\d"]))
+
+    @inlineCallbacks
+    def test_fields(self) -> Generator[Deferred[Any], Any, None]:
+        """A field filter matches string field values exactly, and nothing else."""
+        yield self.add(
+            record("a", fields={"user": "ann", "code": "500"}),
+            record("b", fields={"user": "bob", "code": 500}),
+            record("c"),
+            record("d", fields={"user": "ann"}),
+        )
+        ann = yield self.messages(fields=(("user", "ann"),), order="asc")
+        code = yield self.messages(fields=(("code", "500"),))
+        both = yield self.messages(fields=(("user", "ann"), ("code", "500")))
+        self.assertEqual((ann, code, both), (["a", "d"], ["a"], ["a"]))
+
+    @inlineCallbacks
+    def test_combined(self) -> Generator[Deferred[Any], Any, None]:
+        """All filters apply together."""
+        yield self.add(
+            record("hit one", ts=T0 + 5, level=3, source="h", service="api"),
+            record("hit two", ts=T0 + 5, level=4, source="h", service="api"),
+            record("hit three", ts=T0 + 5, level=3, source="x", service="api"),
+            record("hit four", ts=T0 + 5, level=3, source="h", service="db"),
+            record("miss", ts=T0 + 5, level=3, source="h", service="api"),
+            record("hit early", ts=T0, level=3, source="h", service="api"),
+        )
+        found = yield self.messages(
+            since=T0 + 1, level=3, sources=("h",), services=("api",), q="hit"
+        )
+        self.assertEqual(found, ["hit one"])
+
+    # Cursors and paging
+
+    @inlineCallbacks
+    def test_cursor(self) -> Generator[Deferred[Any], Any, None]:
+        """A cursor starts strictly after its (ts, id), in either order."""
+        first = yield self.add(record("a", ts=T0), record("b", ts=T0), record("c", ts=T0 + 1))
+        desc = yield self.messages(cursor=(T0, first + 1))
+        asc = yield self.messages(cursor=(T0, first), order="asc")
+        self.assertEqual((desc, asc), (["a"], ["b", "c"]))
+
+    @inlineCallbacks
+    def pageThrough(
+        self, order: str, pageSize: int, between: Any = None
+    ) -> Generator[Deferred[Any], Any, list[int]]:
+        """
+        Page through every record with C{next}-style cursors, calling
+        C{between(pageNumber, lastRow)} (which may return a Deferred) between
+        pages.
+
+        @return: the ids visited, in order.
+        """
+        seen: list[int] = []
+        query = Query(order=order, limit=pageSize)
+        for page in range(1000):
+            rows = yield self.store.query(query)
+            seen.extend(row[0] for row in rows[:pageSize])
+            if len(rows) <= pageSize:
+                return seen
+            last = rows[pageSize - 1]
+            query = query.after(last[1], last[0])
+            if between is not None:
+                yield between(page, last)
+        raise AssertionError("paging did not end")
+
+    @inlineCallbacks
+    def test_pagingExactlyOnce(self) -> Generator[Deferred[Any], Any, None]:
+        """Paging visits every record once, in order, in both orders, with ties in ts."""
+        rng = random.Random(4)
+        yield self.add(*[record(str(i), ts=T0 + rng.randrange(10)) for i in range(53)])
+        rows = yield self.store.query(Query(order="desc", limit=None))
+        for order, expected in (("desc", rows), ("asc", rows[::-1])):
+            for size in (1, 7, 53, 100):
+                seen = yield self.pageThrough(order, size)
+                self.assertEqual(seen, [row[0] for row in expected], (order, size))
+
+    @inlineCallbacks
+    def test_pagingUnderInserts(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Paging newest-first while records arrive visits every earlier record
+        exactly once; arrivals older than the cursor are visited, newer ones not.
+        """
+        rng = random.Random(7)
+        first = yield self.add(
+            *[record(f"o{i}", ts=T0 + rng.randrange(0, 40) * SECOND) for i in range(60)]
+        )
+        original = set(range(first, first + 60))
+        behind: set[int] = set()
+        ahead: set[int] = set()
+
+        @inlineCallbacks
+        def insert(page: int, last: tuple[Any, ...]) -> Generator[Deferred[Any], Any, None]:
+            ts = last[1]
+            arrivals = [
+                record(f"old{page}", ts=ts - SECOND),
+                record(f"ancient{page}", ts=T0 - SECOND),
+                record(f"new{page}", ts=T0 + 100 * SECOND),
+                record(f"tie{page}", ts=ts),
+            ]
+            first = yield self.add(*arrivals)
+            for offset, arrival in enumerate(arrivals):
+                position = (arrival.ts, first + offset)
+                (behind if position < (ts, last[0]) else ahead).add(first + offset)
+
+        seen = yield self.pageThrough("desc", 7, insert)
+        self.assertEqual(len(seen), len(set(seen)), "a record was visited twice")
+        self.assertTrue(original <= set(seen), "an original record was missed")
+        self.assertTrue(behind <= set(seen), "a record inserted behind the cursor was missed")
+        self.assertEqual(set(seen) & ahead, set())
+        self.assertTrue(len(behind) >= 10 and len(ahead) >= 10)
+
+    @inlineCallbacks
+    def test_pagingAscUnderInserts(self) -> Generator[Deferred[Any], Any, None]:
+        """Paging oldest-first while records arrive visits every record once, new arrivals included."""
+        first = yield self.add(*[record(f"o{i}", ts=T0 + (i % 13) * SECOND) for i in range(40)])
+        arrived: set[int] = set()
+        old: set[int] = set()
+
+        @inlineCallbacks
+        def insert(page: int, last: tuple[Any, ...]) -> Generator[Deferred[Any], Any, None]:
+            newId = yield self.add(record(f"new{page}", ts=T0 + 50 * SECOND))
+            arrived.add(newId)
+            oldId = yield self.add(record(f"old{page}", ts=T0 - SECOND))
+            old.add(oldId)
+
+        seen = yield self.pageThrough("asc", 6, insert)
+        self.assertEqual(len(seen), len(set(seen)), "a record was visited twice")
+        self.assertTrue(set(range(first, first + 40)) <= set(seen))
+        self.assertTrue(arrived <= set(seen))
+        self.assertEqual(set(seen) & old, set())
+
+    @inlineCallbacks
+    def test_pagingWithFilter(self) -> Generator[Deferred[Any], Any, None]:
+        """Paging a filtered query visits exactly the matching records."""
+        yield self.add(*[record(str(i), ts=T0 + i, level=i % 8) for i in range(40)])
+        query = Query(level=3, limit=4)
+        seen: list[str] = []
+        while True:
+            rows = yield self.store.query(query)
+            seen.extend(row[6] for row in rows[:4])
+            if len(rows) <= 4:
+                break
+            query = query.after(rows[3][1], rows[3][0])
+        self.assertEqual(seen, [str(i) for i in range(39, -1, -1) if i % 8 <= 3])

@@ -1,0 +1,176 @@
+"""
+Tests for L{logsvc.store.sqlite.SqliteStore}: the store contract of
+L{tests.storetests} against a real file and real threads, and what only the
+SQLite store promises (schema version, reopening, stop commits the queue).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Generator
+from typing import Any
+
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.trial.unittest import TestCase
+from zope.interface.verify import verifyObject
+
+from logsvc.query import Query
+from logsvc.store.base import IStore, StoreError
+from logsvc.store.sqlite import SCHEMA_VERSION, SqliteStore
+from tests.storetests import StoreTestsMixin, record
+
+
+class SqliteTestCase(TestCase):
+    timeout = 30
+
+    def startStore(self, path: str | None = None) -> SqliteStore:
+        """
+        @return: a started store on C{path} (a new temporary file by default),
+            stopped at cleanup if still running.
+        """
+        if path is None:
+            path = self.mktemp()
+        store = SqliteStore(path)
+        store.startService()
+        self.addCleanup(lambda: store.stopService() if store.running else None)
+        return store
+
+    def pragma(self, path: str, name: str) -> Any:
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute(f"PRAGMA {name}").fetchone()[0]
+        finally:
+            conn.close()
+
+
+class SqliteStoreContractTests(StoreTestsMixin, SqliteTestCase):
+    def makeStore(self) -> IStore:
+        return self.startStore()
+
+    def test_interface(self) -> None:
+        """SqliteStore provides IStore."""
+        self.assertTrue(verifyObject(IStore, self.store))
+
+
+class SqliteStoreTests(SqliteTestCase):
+    @inlineCallbacks
+    def test_schemaVersion(self) -> Generator[Deferred[Any], Any, None]:
+        """A new database carries the schema version in PRAGMA user_version, in WAL mode."""
+        path = self.mktemp()
+        store = self.startStore(path)
+        yield store.stopService()
+        self.assertEqual(self.pragma(path, "user_version"), SCHEMA_VERSION)
+        self.assertEqual(self.pragma(path, "journal_mode"), "wal")
+
+    @inlineCallbacks
+    def test_reopenKeepsRecords(self) -> Generator[Deferred[Any], Any, None]:
+        """Records survive closing and reopening the file, and new ids continue after them."""
+        path = self.mktemp()
+        store = self.startStore(path)
+        first = yield store.append([record("a"), record("b")])
+        yield store.stopService()
+        again = self.startStore(path)
+        rows = yield again.query(Query(order="asc"))
+        self.assertEqual([(row[0], row[6]) for row in rows], [(first, "a"), (first + 1, "b")])
+        nextId = yield again.append([record("c")])
+        self.assertEqual(nextId, first + 2)
+
+    def test_newerSchemaRefused(self) -> None:
+        """A database made by a newer schema version is refused at start with StoreError."""
+        path = self.mktemp()
+        conn = sqlite3.connect(path)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+        conn.close()
+        store = SqliteStore(path)
+        error = self.assertRaises(StoreError, store.startService)
+        self.assertIn(f"version {SCHEMA_VERSION + 1}", str(error))
+        self.assertFalse(store.running)
+        self.assertEqual(self.pragma(path, "user_version"), SCHEMA_VERSION + 1)
+
+    def test_stopAfterFailedStart(self) -> None:
+        """Stopping a store whose start failed fires at once instead of waiting forever."""
+        path = self.mktemp()
+        os.mkdir(path)
+        store = SqliteStore(path)
+        self.assertRaises(StoreError, store.startService)
+        self.successResultOf(store.stopService())
+
+    @inlineCallbacks
+    def test_stopCommitsQueue(self) -> Generator[Deferred[Any], Any, None]:
+        """stopService fires only after every append queued before it is committed."""
+        path = self.mktemp()
+        store = self.startStore(path)
+        appends = [store.append([record(f"{n}.{i}") for i in range(100)]) for n in range(50)]
+        yield store.stopService()
+        firsts = yield gatherResults(appends)
+        self.assertEqual(len(firsts), 50)
+        conn = sqlite3.connect(path)
+        try:
+            count = conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+        finally:
+            conn.close()
+        self.assertEqual(count, 5000)
+
+    @inlineCallbacks
+    def test_readerSeesCommits(self) -> Generator[Deferred[Any], Any, None]:
+        """A query after an append fired sees the appended records."""
+        store = self.startStore()
+        for n in range(5):
+            yield store.append([record(str(n))])
+            total = yield store.count()
+            self.assertEqual(total, n + 1)
+
+    @inlineCallbacks
+    def test_oddPath(self) -> Generator[Deferred[Any], Any, None]:
+        """A database path holding "#", "?", "%" or spaces works for reads as well as writes."""
+        directory = self.mktemp()
+        os.mkdir(directory)
+        for name in ("a#b.db", "c?d.db", "e%20f.db", "g h.db"):
+            store = self.startStore(os.path.join(directory, name))
+            yield store.append([record(name)])
+            rows = yield store.query(Query())
+            self.assertEqual([row[6] for row in rows], [name])
+            yield store.stopService()
+        self.assertEqual(
+            sorted(n for n in os.listdir(directory) if n.endswith(".db")),
+            ["a#b.db", "c?d.db", "e%20f.db", "g h.db"],
+        )
+
+    @inlineCallbacks
+    def test_unbindableAppendFails(self) -> Generator[Deferred[Any], Any, None]:
+        """An append SQLite cannot store fails with StoreError, stores nothing, and the store goes on."""
+        store = self.startStore()
+        for bad in (record("x", ts=2**64), record(object())):  # type: ignore[arg-type]
+            failed = store.append([record("good"), bad])
+            yield self.assertFailure(failed, StoreError)
+        first = yield store.append([record("after")])
+        rows = yield store.query(Query())
+        self.assertEqual([(row[0], row[6]) for row in rows], [(first, "after")])
+
+    @inlineCallbacks
+    def test_badAppendSparesOthers(self) -> Generator[Deferred[Any], Any, None]:
+        """An append that fails does not fail other appends committed in the same transaction."""
+        store = self.startStore()
+        gate = threading.Event()
+        blocked = store.callInWriter(lambda conn: gate.wait(10))
+        good1 = store.append([record("one")])
+        bad = store.append([record("bad", ts=2**64)])
+        good2 = store.append([record("two")])
+        gate.set()
+        yield blocked
+        yield self.assertFailure(bad, StoreError)
+        yield gatherResults([good1, good2])
+        rows = yield store.query(Query(order="asc"))
+        self.assertEqual([row[6] for row in rows], ["one", "two"])
+
+    @inlineCallbacks
+    def test_callInWriter(self) -> Generator[Deferred[Any], Any, None]:
+        """callInWriter runs a function on the writer's connection and fires with its result."""
+        store = self.startStore()
+        yield store.append([record("a"), record("b")])
+        count = yield store.callInWriter(
+            lambda conn: conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+        )
+        self.assertEqual(count, 2)
