@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python import usage
 
 from logsvc.ingest.acked import AckedIngestFactory, AuthIngestFactory
+from logsvc.ingest.gelf import GelfFactory
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
@@ -77,6 +78,7 @@ class Options(usage.Options):
         ["fsync", None, "normal", "normal: survives a process crash; full: survives power loss."],
         ["batch-size", None, "10000", "Records per store transaction, at most."],
         ["max-pending", None, "200000", "Undurable records before ingest is paused / refused."],
+        ["gelf", None, None, "GELF TCP endpoint (NUL-delimited GELF JSON frames), e.g. tcp:12201."],
         ["tcp-acked", None, None, "Acknowledged TCP ingest endpoint (writes 'OK <n>' once durable)."],
         ["max-connections", None, None, "Open client connections, all listeners (default: fd limit - 128)."],
         ["idle-timeout", None, "300", "Seconds a TCP connection may stay silent (0: forever)."],
@@ -204,4 +206,13 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
         )
         ackedService.setName("tcp-acked")
         ackedService.setServiceParent(top)
+    if options["gelf"]:
+        gelf = DrainingListenerService(
+            strports.endpoints.serverFromString(reactor, options["gelf"]),
+            protection.guardIngest(GelfFactory(pipeline, maxLineLength=options["max-line"])),
+            drainTimeout=options["drain-timeout"],
+            clock=reactor,
+        )
+        gelf.setName("gelf")
+        gelf.setServiceParent(top)
     return top

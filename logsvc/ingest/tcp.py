@@ -249,7 +249,7 @@ class IngestProtocol(LineFramer):
         self._rejected([(b"", f"line of {length} bytes exceeds max-line {self.maxLineLength}")], "too_long")
 
     def _rejected(self, rejected: list[Rejection], reason: str = "invalid") -> None:
-        self.factory.metrics.rejected.labels("tcp", reason).inc(len(rejected))
+        self.factory.metrics.rejected.labels(self.factory.transportName, reason).inc(len(rejected))
         for line, why in rejected:
             if self._logged >= self.maxLoggedRejections:
                 break
