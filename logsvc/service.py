@@ -15,7 +15,8 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.logger import Logger
 from twisted.python import usage
 
 from logsvc.ingest.acked import AckedIngestFactory, AuthIngestFactory
@@ -56,8 +57,11 @@ def parseSize(text: str) -> int:
     unit = cleaned[len(number) :].strip()
     if unit not in units or not number:
         raise ValueError(f"not a size: {text!r}")
-    value = float(number) * units[unit]
-    if value < 0:
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise ValueError(f"not a size: {text!r}") from None
+    if not 0 <= value < float("inf"):
         raise ValueError(f"not a size: {text!r}")
     return int(value)
 
@@ -109,6 +113,10 @@ class Options(usage.Options):
             self["drain-timeout"] = float(self["drain-timeout"])
         except ValueError:
             raise usage.UsageError(f"--drain-timeout: not a number: {self['drain-timeout']!r}")
+        # A negative delay would make the reactor's callLater raise at stop,
+        # before the queued records are stored.
+        if not 0 <= self["drain-timeout"] < float("inf"):
+            raise usage.UsageError("--drain-timeout must be a finite number of seconds >= 0")
         if self["fsync"] not in FSYNC_MODES:
             raise usage.UsageError(f"--fsync must be one of {', '.join(sorted(FSYNC_MODES))}")
         checkTrustOptions(self)
@@ -117,8 +125,12 @@ class Options(usage.Options):
 class LogService(MultiService):
     """
     A MultiService that stops its children one at a time, last added first,
-    each waiting for the previous one's stop to finish.
+    each waiting for the previous one's stop to finish.  A child whose stop
+    fails is logged and the rest are still stopped: the store must close even
+    when a listener's stop went wrong.
     """
+
+    log = Logger()
 
     def stopService(self) -> Deferred[None]:
         self.running = 0
@@ -132,7 +144,9 @@ class LogService(MultiService):
 
 
 def _stopNext(_: object, child: IService) -> Any:
-    return child.stopService()
+    return maybeDeferred(child.stopService).addErrback(
+        lambda f: LogService.log.failure("stopping {child} failed", f, child=child)
+    )
 
 
 class DrainingListenerService(StreamServerEndpointService):

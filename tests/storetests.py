@@ -59,9 +59,8 @@ class StoreTestsMixin:
     def makeStore(self) -> IStore:
         raise NotImplementedError()
 
-    def setUp(self) -> Deferred[None] | None:
+    def setUp(self) -> None:
         self.store = self.makeStore()
-        return None
 
     @inlineCallbacks
     def add(self, *records: Record) -> Generator[Deferred[Any], Any, int]:

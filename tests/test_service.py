@@ -1,0 +1,254 @@
+"""
+Tests for L{logsvc.service}: command-line options, the service tree, and the
+sequential stop of L{LogService}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from logsvc.pipeline import Pipeline
+from logsvc.service import LogService, Options, makeService, parseSize
+from logsvc.store.sqlite import SqliteStore
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class ParseSizeTests(SynchronousTestCase):
+    def test_units(self) -> None:
+        """Sizes take no unit, binary units (k, KiB, M, ...) and decimal units (kB, MB, ...)."""
+        cases = {
+            "100": 100,
+            "100b": 100,
+            "1k": 1024,
+            "64KiB": 65536,
+            "64 kib": 65536,
+            "10kb": 10_000,
+            "1.5MiB": 1_572_864,
+            "2M": 2 * 1024**2,
+            "2MB": 2_000_000,
+            "1g": 1024**3,
+            "3GB": 3_000_000_000,
+            "1TiB": 1024**4,
+            "1tb": 1000**4,
+            " 7 ": 7,
+        }
+        for text, expected in cases.items():
+            self.assertEqual(parseSize(text), expected, text)
+
+    def test_bad(self) -> None:
+        """Anything else is a ValueError naming the text."""
+        for text in ("", "k", "abc", "5 parsecs", "-1", "-1k", "1e400", "nan", "inf", "1..2k"):
+            with self.assertRaises(ValueError) as caught:
+                parseSize(text)
+            self.assertIn(repr(text), str(caught.exception))
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        """Without arguments the documented defaults apply, sizes already in bytes."""
+        options = parse()
+        self.assertEqual(options["tcp"], "tcp:5140")
+        self.assertEqual(options["http"], "tcp:8080")
+        self.assertEqual(options["db"], "./logsvc.sqlite3")
+        self.assertEqual(options["max-line"], 64 * 1024)
+        self.assertEqual(options["max-body"], 10 * 1024 * 1024)
+        self.assertEqual(options["drain-timeout"], 5.0)
+        self.assertEqual(options["fsync"], "normal")
+        self.assertEqual(options["batch-size"], 10_000)
+        self.assertEqual(options["max-pending"], 200_000)
+
+    def test_values(self) -> None:
+        """Given values are taken and converted: endpoints verbatim, sizes with units, numbers."""
+        options = parse(
+            "--tcp", "unix:/tmp/logsvc.sock",
+            "--http", "ssl:8443:privateKey=key.pem",
+            "--db", "/var/lib/logsvc/db",
+            "--max-line", "1MiB",
+            "--max-body", "2MB",
+            "--drain-timeout", "0.5",
+            "--fsync", "full",
+            "--batch-size", "500",
+            "--max-pending", "1000",
+        )  # fmt: skip
+        self.assertEqual(options["tcp"], "unix:/tmp/logsvc.sock")
+        self.assertEqual(options["http"], "ssl:8443:privateKey=key.pem")
+        self.assertEqual(options["db"], "/var/lib/logsvc/db")
+        self.assertEqual(options["max-line"], 1024**2)
+        self.assertEqual(options["max-body"], 2_000_000)
+        self.assertEqual(options["drain-timeout"], 0.5)
+        self.assertEqual(options["fsync"], "full")
+        self.assertEqual((options["batch-size"], options["max-pending"]), (500, 1000))
+
+    def test_zeroDrainTimeout(self) -> None:
+        """A drain timeout of 0 is allowed: stop closes open connections at once."""
+        self.assertEqual(parse("--drain-timeout", "0")["drain-timeout"], 0.0)
+
+    def test_badValues(self) -> None:
+        """Invalid values are a UsageError naming the option, never another exception."""
+        cases = [
+            ("--max-line", "abc"),
+            ("--max-line", "0"),
+            ("--max-line", "-5"),
+            ("--max-line", "1e400"),
+            ("--max-body", "lots"),
+            ("--max-body", "0.1"),
+            ("--batch-size", "ten"),
+            ("--batch-size", "0"),
+            ("--max-pending", "-1"),
+            ("--max-pending", "1.5"),
+            ("--drain-timeout", "soon"),
+            ("--drain-timeout", "-1"),
+            ("--drain-timeout", "nan"),
+            ("--drain-timeout", "inf"),
+            ("--fsync", "sometimes"),
+        ]
+        for option, value in cases:
+            with self.assertRaises(usage.UsageError) as caught:
+                parse(option, value)
+            self.assertIn(option, str(caught.exception), (option, value))
+
+    def test_unknownOption(self) -> None:
+        """An unknown option is a UsageError."""
+        self.assertRaises(usage.UsageError, parse, "--colour", "blue")
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def build(self, *argv: str) -> tuple[LogService, list[Any]]:
+        db = self.mktemp()
+        options = parse(
+            "--db", db, "--tcp", "tcp:0:interface=127.0.0.1", "--http", "tcp:0:interface=127.0.0.1",
+            "--batch-size", "123", "--max-pending", "4567", *argv,
+        )  # fmt: skip
+        top = makeService(options, reactor=MemoryReactorClock())
+        assert isinstance(top, LogService)
+        return top, list(top)
+
+    def test_storeFirst(self) -> None:
+        """The store is the first child (started first, stopped last), on the --db file."""
+        _, children = self.build()
+        self.assertIsInstance(children[0], SqliteStore)
+        self.assertTrue(children[0].path.endswith("temp"))
+
+    def test_pipelineSecond(self) -> None:
+        """The pipeline comes right after the store, with the batch and pending limits given."""
+        _, children = self.build()
+        pipeline = children[1]
+        self.assertIsInstance(pipeline, Pipeline)
+        self.assertEqual((pipeline.batchSize, pipeline.maxPending), (123, 4567))
+
+    def test_listenersLast(self) -> None:
+        """The HTTP then the TCP listener come after store and pipeline, so they stop first."""
+        top, children = self.build()
+        names = [child.name for child in children]
+        http, tcp = top.getServiceNamed("http"), top.getServiceNamed("tcp")
+        self.assertLess(children.index(http), children.index(tcp))
+        self.assertGreater(children.index(http), 1)
+        self.assertEqual(names[-1], "tcp")
+        self.assertNotIn("tcp-acked", names)
+
+    def test_ackedListener(self) -> None:
+        """--tcp-acked adds an acknowledged listener after the plain TCP one."""
+        _, children = self.build("--tcp-acked", "tcp:0:interface=127.0.0.1")
+        names = [child.name for child in children]
+        self.assertEqual(names[-2:], ["tcp", "tcp-acked"])
+
+    def test_notStarted(self) -> None:
+        """Building the tree starts nothing: no file is opened and nothing listens."""
+        top, children = self.build()
+        self.assertFalse(top.running)
+        self.assertFalse(any(child.running for child in children))
+
+
+class FakeService(Service):
+    """A service whose stop returns a Deferred the test fires."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.setName(name)
+        self.log = log
+        self.stopping: Deferred[None] | None = None
+
+    def stopService(self) -> Deferred[None]:
+        Service.stopService(self)
+        self.log.append(str(self.name))
+        self.stopping = Deferred()
+        return self.stopping
+
+
+class LogServiceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.log: list[str] = []
+        self.top = LogService()
+        self.children = [
+            FakeService(name, self.log) for name in ("store", "pipeline", "http", "tcp")
+        ]
+        for child in self.children:
+            child.setServiceParent(self.top)
+        self.top.startService()
+
+    def fire(self, name: str) -> None:
+        stopping = self.top.getServiceNamed(name).stopping
+        assert stopping is not None
+        stopping.callback(None)
+
+    def test_reverseSequential(self) -> None:
+        """Children stop last-added first, each only once the previous stop has finished."""
+        done: list[object] = []
+        self.top.stopService().addCallback(done.append)
+        self.assertFalse(self.top.running)
+        self.assertEqual(self.log, ["tcp"])
+        self.fire("tcp")
+        self.assertEqual(self.log, ["tcp", "http"])
+        self.fire("http")
+        self.assertEqual(self.log, ["tcp", "http", "pipeline"])
+        self.fire("pipeline")
+        self.assertEqual(self.log, ["tcp", "http", "pipeline", "store"])
+        self.assertEqual(done, [])
+        self.fire("store")
+        self.assertEqual(done, [None])
+
+    def test_skipsStopped(self) -> None:
+        """A child that is not running is not stopped again."""
+        self.children[2].running = 0
+        self.top.stopService()
+        self.fire("tcp")
+        self.assertEqual(self.log, ["tcp", "pipeline"])
+
+    def test_failureDoesNotStrandStore(self) -> None:
+        """A child whose stop fails is logged, and the children before it are still stopped."""
+        done: list[object] = []
+        self.top.stopService().addCallback(done.append)
+        stopping = self.children[3].stopping
+        assert stopping is not None
+        stopping.errback(ZeroDivisionError())
+        self.assertEqual(self.log, ["tcp", "http"])
+        self.fire("http")
+        self.fire("pipeline")
+        self.fire("store")
+        self.assertEqual(self.log, ["tcp", "http", "pipeline", "store"])
+        self.assertEqual(done, [None])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+    def test_raisingStop(self) -> None:
+        """A child whose stopService raises is logged and the rest still stop."""
+
+        class Broken(Service):
+            def stopService(self) -> None:
+                raise ValueError("broken")
+
+        broken = Broken()
+        broken.setServiceParent(self.top)
+        self.assertTrue(broken.running)
+        self.top.stopService()
+        self.assertEqual(self.log, ["tcp"])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
