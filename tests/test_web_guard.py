@@ -56,13 +56,13 @@ class AuthEveryEndpointTests(SynchronousTestCase):
         return int(response.code)
 
     def test_everyEndpoint(self) -> None:
-        """Every endpoint but /health answers 401 without or with a wrong token, 403 with the wrong scope, and passes with the right one."""
+        """Every endpoint but /health and the UI's static files answers 401 without or with a wrong token, 403 with the wrong scope, and passes with the right one."""
         paths = endpoints(self.root)
         self.assertIn(b"/logs", paths)
         for path in paths:
             for method, right, wrong in (("GET", READ, INGEST), ("POST", INGEST, READ)):
                 label = f"{method} {path.decode()}"
-                if path == b"/health":
+                if path in (b"/health", b"/ui"):
                     self.assertNotIn(self.status(method, path, None), (401, 403), label)
                     continue
                 self.assertEqual(self.status(method, path, None), 401, label)
@@ -70,6 +70,13 @@ class AuthEveryEndpointTests(SynchronousTestCase):
                 self.assertEqual(self.status(method, path, wrong), 403, label)
                 self.assertNotIn(self.status(method, path, right), (401, 403), label)
                 self.assertNotIn(self.status(method, path, BOTH), (401, 403), label)
+
+    def test_uiFilesOpenButItsAPICallsGuarded(self) -> None:
+        """The UI's files load without a token, while the API they call still needs one."""
+        self.assertEqual(self.status("GET", b"/ui/app.js", None), 200)
+        # Dot segments are not resolved by twisted.web: this stays inside /ui.
+        self.assertEqual(self.status("GET", b"/ui/../logs", None), 404)
+        self.assertEqual(self.status("GET", b"/uilogs", None), 401)
 
     def test_ingestStoresOnlyWithToken(self) -> None:
         """A POST without a token stores nothing; with an ingest token it is stored."""

@@ -34,6 +34,7 @@ from logsvc.web.health import HealthResource, MetricsResource
 from logsvc.web.ingest import DEFAULT_MAX_BODY, LogsIngest
 from logsvc.web.loki import LokiPush, lokiTree
 from logsvc.web.search import LogsSearch
+from logsvc.web.ui import UIResource
 
 
 class LogsResource(JSONResource):
@@ -77,6 +78,11 @@ class RootResource(JSONResource):
         return NotFound()
 
     def render_GET(self, request: Request) -> bytes:
+        accept = request.getHeader(b"accept") or b""
+        if b"text/html" in accept and request.path in (b"/", b""):
+            # A person with a browser wants the UI; API clients ask for JSON.
+            request.redirect(b"/ui/")
+            return b""
         request.setHeader(b"content-type", b"application/json")
         markElastic(request)
         return orjson.dumps(
@@ -101,6 +107,7 @@ def buildRoot(
     root.putChild(b"logs", logs)
     root.putChild(b"health", HealthResource(pipeline))
     root.putChild(b"metrics", MetricsResource(metrics or pipeline.metrics))
+    root.putChild(b"ui", UIResource())
     # Shippers' own APIs (issue 4): Loki, Elasticsearch, GELF.
     root.putChild(b"loki", lokiTree(LokiPush(pipeline, maxBody=maxBody)))
     root.putChild(b"_bulk", ElasticBulk(pipeline, maxBody=maxBody))

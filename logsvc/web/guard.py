@@ -82,7 +82,7 @@ class Guard:
     @ivar tokens: the L{Tokens} in force.
     @ivar saturated: a callable, true while new records must be refused.
     @ivar diskLow: a callable, true while the disk is below its floor.
-    @ivar openPaths: paths that need no token (C{/health}).
+    @ivar openPaths: paths that need no token (C{/health}, C{/ui}).
     @ivar ingestPaths: paths whose reads (C{GET}) count as ingest, for
         senders that probe before pushing (set by ingest formats).
     """
@@ -99,7 +99,10 @@ class Guard:
         self.saturated = saturated or (lambda: False)
         self.diskLow = diskLow or (lambda: False)
         self.retryAfter = retryAfter
-        self.openPaths: set[bytes] = {b"/health"}
+        self.openPaths: set[bytes] = {b"/health", b"/ui"}
+        #: The browser UI's static files hold no log data; the page's API
+        #: calls carry the user's token.
+        self.openPrefixes: tuple[bytes, ...] = (b"/ui/",)
         self.ingestPaths: set[bytes] = set()
         self.refusals = 0
 
@@ -108,7 +111,7 @@ class Guard:
         @return: the scope C{request} needs, or L{None} for an open path.
         """
         path = request.path.rstrip(b"/") or b"/"
-        if path in self.openPaths:
+        if path in self.openPaths or path.startswith(self.openPrefixes):
             return None
         if request.method in WRITE_METHODS or path in self.ingestPaths:
             return INGEST
