@@ -54,6 +54,30 @@ class FramingTests(SynchronousTestCase):
     L{LineFramer} tells LF, NUL and octet-counted records apart per record.
     """
 
+    def test_nulKeepsNewlines(self) -> None:
+        """
+        Once a NUL framed a connection, LFs inside a record (a traceback) stay,
+        LFs around records go, and a record split over reads comes out whole.
+        """
+        framer = RecordingFramer()
+        feed(framer, b"<14>app: first\x00")
+        feed(framer, b"<11>app: Traceback:\n  File x\x00\n<14>app: next", 4)
+        framer.connectionLost(None)
+        self.assertEqual(
+            framer.lines, [b"<14>app: first", b"<11>app: Traceback:\n  File x", b"<14>app: next"]
+        )
+
+    def test_nulOversize(self) -> None:
+        """
+        A NUL-framed record over the limit is reported and skipped, even
+        across reads, and the next record is taken.
+        """
+        for step in (0, 9):
+            framer = RecordingFramer(maxLineLength=20)
+            feed(framer, b"<14>ok\x00" + b"y" * 50 + b"\x00<14>after\x00", step)
+            self.assertEqual(framer.oversize, [50])
+            self.assertEqual(framer.lines, [b"<14>ok", b"<14>after"])
+
     def test_nulTerminated(self) -> None:
         """
         NUL ends a record as LF does (Python's SysLogHandler over TCP).
@@ -88,16 +112,16 @@ class FramingTests(SynchronousTestCase):
 
     def test_mixedOnOneConnection(self) -> None:
         """
-        Plain lines, NUL records and octet frames interleave on one connection.
+        Plain lines, syslog lines and octet frames interleave on one connection.
         """
         framer = RecordingFramer()
         feed(
             framer,
-            b"plain\n" + frame(b"<14>multi\nline") + b"<13>nul\x00{\"a\":1}\n" + frame(b"<12>z") + b"\n",
+            b"plain\n" + frame(b"<14>multi\nline") + b"<13>lf\n{\"a\":1}\n" + frame(b"<12>z") + b"\n",
         )
         self.assertEqual(
             [line for line in framer.lines if line],
-            [b"plain", b"<14>multi\nline", b"<13>nul", b'{"a":1}', b"<12>z"],
+            [b"plain", b"<14>multi\nline", b"<13>lf", b'{"a":1}', b"<12>z"],
         )
 
     def test_digitsAreNotALength(self) -> None:
@@ -187,17 +211,17 @@ class SyslogIngestTests(SynchronousTestCase):
 
     def test_framesBecomeRecords(self) -> None:
         """
-        An octet frame, a NUL record and a line become three syslog records.
+        An octet frame, a line and then a NUL record become three syslog records.
         """
         self.protocol.dataReceived(
             frame(b"<11>1 2026-11-22T10:00:00Z web api 42 - - multi\nline\n")
-            + b"<14>Nov 22 10:00:00 db pg[9]: nul\x00"
             + b"<13>1 - - - - - - lf\n"
         )
+        self.protocol.dataReceived(b"<14>Nov 22 10:00:00 db pg[9]: nul\x00")
         rows = self.store.rows
         self.assertEqual(
             [(r[3], r[4], r[5], r[6]) for r in rows],
-            [(3, "web", "api", "multi\nline"), (6, "db", "pg", "nul"), (5, "10.1.2.3", "", "lf")],
+            [(3, "web", "api", "multi\nline"), (5, "10.1.2.3", "", "lf"), (6, "db", "pg", "nul")],
         )
 
     def test_badFramesCostNothing(self) -> None:

@@ -66,6 +66,10 @@ class LineFramer(Protocol):
     then resumes.  A final line without LF is delivered when the connection
     closes.
 
+    A connection on which a NUL arrives is NUL-framed from then on: only NUL
+    ends a record and LFs inside one are kept (Python's SysLogHandler ends
+    each message, tracebacks included, with NUL and no LF).
+
     Octet-counted syslog frames (C{LEN SP MSG}, MSG starting with C{<PRI>})
     are taken wherever a record starts; a frame whose LEN is over
     L{maxLineLength} is skipped (LEN bytes) and reported to
@@ -83,10 +87,13 @@ class LineFramer(Protocol):
     _needed = 0
     #: Bytes still to skip of an octet frame over the limit.
     _skipping = 0
+    #: Set once a NUL arrived: from then on only NUL ends a record.
+    _nulFramed = False
 
     def dataReceived(self, data: bytes) -> None:
-        if b"\x00" in data:
-            data = data.replace(b"\x00", b"\n")
+        if self._nulFramed or b"\x00" in data:
+            self._frameNul(data)
+            return
         if self._skipping:
             if len(data) <= self._skipping:
                 self._skipping -= len(data)
@@ -189,6 +196,41 @@ class LineFramer(Protocol):
         if lines:
             self.linesReceived(lines)
 
+    def _frameNul(self, data: bytes) -> None:
+        """
+        Frame a connection whose sender ends records with NUL (Python's
+        SysLogHandler, GELF): LFs inside a record (a traceback) stay in it, and
+        LFs around it are dropped.
+        """
+        if not self._nulFramed:
+            # Switching: what is buffered so far was framed by LF.
+            self._nulFramed = True
+            if self._skipping or self._needed:
+                self._skipping = self._needed = 0
+        if self._discarding:
+            end = data.find(b"\x00")
+            if end < 0:
+                self._discardedLength += len(data)
+                return
+            self._discarding = False
+            self.lineLengthExceeded(self._discardedLength + end)
+            data = data[end + 1 :]
+        buffer = self._buffer + data if self._buffer else data
+        records = buffer.split(b"\x00")
+        self._buffer = records.pop()
+        limit = self.maxLineLength
+        kept = []
+        for record in records:
+            record = record.strip(b"\n")
+            if len(record) > limit:
+                self.lineLengthExceeded(len(record))
+            elif record:
+                kept.append(record)
+        if len(self._buffer) > limit:
+            self._startDiscarding()
+        if kept:
+            self.linesReceived(kept)
+
     def connectionLost(self, reason: Failure | None = None) -> None:
         if self._discarding:
             self._discarding = False
@@ -202,6 +244,10 @@ class LineFramer(Protocol):
                 lines = [line for line in last.split(b"\n") if line]
                 if lines:
                     self.linesReceived(lines)
+            elif self._nulFramed:
+                last = last.strip(b"\n")
+                if last:
+                    self.linesReceived([last])
             else:
                 self.linesReceived([last])
 
