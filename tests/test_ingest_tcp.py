@@ -7,14 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory, IngestProtocol, peerName
+from logsvc.ingest.tcp import (
+    DEFAULT_MAX_LINE,
+    IngestFactory,
+    IngestProtocol,
+    LineFramer,
+    peerName,
+)
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record
 from logsvc.store.memory import MemoryStore
@@ -166,6 +175,16 @@ class FramingTests(TCPTestCase):
         protocol.dataReceived(b'a\n{"message": "x", "level": "loud"}\nb\n')
         self.assertEqual(self.messages(), ["a", "b"])
         self.assertEqual(self.rejected("invalid"), 1)
+
+    def test_rejectionsLoggedBounded(self) -> None:
+        """Every rejection is counted, but only the first few per connection are logged."""
+        protocol, _ = self.connect()
+        events: list[dict[str, Any]] = []
+        protocol.log = Logger(observer=events.append)  # type: ignore[arg-type]
+        protocol.dataReceived(b'{"level": "loud"}\n' * 25)
+        self.assertEqual(self.rejected("invalid"), 25)
+        self.assertEqual(len(events), protocol.maxLoggedRejections)
+        self.assertEqual(events[0]["peer"], "192.0.2.44")
 
     def test_unixPeer(self) -> None:
         """A connection over a UNIX socket has the source "unix"."""
@@ -344,3 +363,99 @@ class DrainTests(TCPTestCase):
         straggler.connectionLost(None)
         self.assertEqual(len(fired), 1)
         self.assertEqual(self.messages(), ["buffered", "partial"])
+
+
+class EventFramer(LineFramer):
+    """A framer that records framed lines and oversize reports, in order."""
+
+    def __init__(self, maxLineLength: int) -> None:
+        self.maxLineLength = maxLineLength
+        self.events: list[tuple[str, object]] = []
+
+    def linesReceived(self, lines: list[bytes]) -> None:
+        self.events.extend(("line", line) for line in lines)
+
+    def lineLengthExceeded(self, length: int) -> None:
+        self.events.append(("long", length))
+
+
+_text = st.binary(max_size=24).map(lambda b: b.replace(b"\n", b"").replace(b"\x00", b""))
+#: Bytes that may follow an octet-counted frame without making its length a lie.
+_FOLLOWERS = b"0123456789<{\r\n"
+_lines = st.one_of(
+    _text.map(lambda t: t + b"\n"),
+    _text.map(lambda t: t + b"\r\n"),
+    _text.map(lambda t: t + b"\x00"),
+    _text.map(lambda t: b"<13>" + t + b"\n"),
+)
+_frames = st.binary(max_size=24).map(lambda m: b"%d <13>%s" % (len(m) + 4, m))
+#: A length longer than what follows, at the end of the stream: framed as
+#: lines once the sender closes.
+_truncatedFrames = st.tuples(st.integers(1, 40), st.binary(max_size=24)).map(
+    lambda lm: b"%d <13>%s" % (len(lm[1]) + 4 + lm[0], lm[1])
+)
+
+
+@st.composite
+def streams(draw: Any) -> bytes:
+    """
+    A stream of lines and octet-counted frames.  A frame is followed by what
+    can start a record: otherwise its length counts as a lie, which the
+    framer can only see when the next byte came in the same read (a known
+    limit: a frame that ends a read is taken as it is).
+    """
+    pieces = draw(
+        st.lists(
+            st.one_of(_lines.map(lambda p: (False, p)), _frames.map(lambda p: (True, p))),
+            max_size=12,
+        )
+    )
+    data = b""
+    for i, (isFrame, piece) in enumerate(pieces):
+        data += piece
+        following = pieces[i + 1][1][:1] if i + 1 < len(pieces) else b""
+        if isFrame and following and following not in _FOLLOWERS:
+            data += b"\n"
+    if draw(st.booleans()):
+        data += draw(_truncatedFrames)
+    return data
+
+
+def frameAll(data: bytes, cuts: list[int], maxLineLength: int) -> list[tuple[str, list[object]]]:
+    framer = EventFramer(maxLineLength)
+    framer.makeConnection(StringTransport())
+    start = 0
+    for cut in sorted(set(cuts)) + [len(data)]:
+        if cut > start:
+            framer.dataReceived(data[start:cut])
+            start = cut
+    framer.connectionLost(None)
+    # Within one read, rejections are reported before the batch of lines, so
+    # only the order within each kind is comparable across read boundaries.
+    lines = [value for kind, value in framer.events if kind == "line"]
+    longs = [value for kind, value in framer.events if kind == "long"]
+    return [("lines", lines), ("longs", longs)]
+
+
+class SplitInvarianceTests(SynchronousTestCase):
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        data=streams(),
+        cuts=st.lists(st.integers(0, 400), max_size=12),
+        maxLineLength=st.integers(8, 40),
+    )
+    def test_readBoundariesDoNotMatter(
+        self, data: bytes, cuts: list[int], maxLineLength: int
+    ) -> None:
+        """However a stream is split into reads, it frames into the same records and rejections."""
+        whole = frameAll(data, [], maxLineLength)
+        split = frameAll(data, [c for c in cuts if c < len(data)], maxLineLength)
+        self.assertEqual(split, whole)
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=streams(), maxLineLength=st.integers(8, 40))
+    def test_byteByByte(self, data: bytes, maxLineLength: int) -> None:
+        """A stream read one byte at a time frames as when read whole."""
+        self.assertEqual(
+            frameAll(data, list(range(len(data))), maxLineLength), frameAll(data, [], maxLineLength)
+        )
