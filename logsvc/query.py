@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from logsvc.record import RecordError, parseLevel, parseTimestamp
+from logsvc.search_syntax import Search, parseSearch
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
@@ -42,10 +43,13 @@ class Query:
     @ivar level: the mildest severity wanted (C{level <= n}), or L{None}.
     @ivar sources: accepted sources (any of them); empty means all.
     @ivar services: accepted services (any of them); empty means all.
-    @ivar q: search text over the message: every word must occur.
+    @ivar q: search text over the message and service, in the syntax of
+        L{logsvc.search_syntax} (words, "phrases", prefix*, -exclusions).
     @ivar limit: page size, 1..L{MAX_LIMIT}, or L{None} for no limit (export).
     @ivar order: C{"desc"} (newest first) or C{"asc"}.
     @ivar cursor: C{(ts, id)} of the last record already seen, or L{None}.
+    @ivar fields: C{(key, value)} pairs that must all hold; see
+        L{fieldMatches}.
     """
 
     since: int | None = None
@@ -61,15 +65,66 @@ class Query:
 
     def words(self) -> list[str]:
         """
-        @return: the words of L{q}, each of which must occur in the message.
+        @return: the whitespace-separated terms of L{q}, as typed.
         """
         return self.q.split()
+
+    @property
+    def search(self) -> Search:
+        """
+        L{q}, parsed (cached; never raises).
+        """
+        return parseSearch(self.q)
 
     def after(self, ts: int, rowid: int) -> Query:
         """
         @return: this query positioned after the record C{(ts, rowid)}.
         """
         return replace(self, cursor=(ts, rowid))
+
+
+def fieldNumber(text: str) -> int | float | None:
+    """
+    @return: C{text} as a JSON number (an C{int} when integral in form, e.g.
+        C{"200"}; a C{float} for C{"1.5"} or C{"1e3"}), or L{None} when it is
+        not a finite number.
+    """
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    return number
+
+
+def fieldMatches(fields: Mapping[str, object], key: str, expected: str) -> bool:
+    """
+    The meaning of C{field.KEY=expected}: a string field equals C{expected};
+    a number equals it read as a number (C{status=200} matches C{200} and
+    C{200.0}; C{"200"} matches only the string C{"200"}); C{true}, C{false}
+    and C{null} match those JSON values.  Objects, arrays and absent keys
+    never match.
+
+    @param fields: a record's decoded fields.
+    """
+    if key not in fields:
+        return False
+    actual = fields[key]
+    if actual is None:
+        return expected == "null"
+    if isinstance(actual, str):
+        return actual == expected
+    if isinstance(actual, bool):
+        return expected == ("true" if actual else "false")
+    if isinstance(actual, (int, float)):
+        number = fieldNumber(expected)
+        return number is not None and actual == number
+    return False
 
 
 def encodeCursor(ts: int, rowid: int) -> str:

@@ -232,7 +232,7 @@ class GetLogsTests(APITestCase):
         )
         self.assertEqual(code, 200)
         self.assertEqual([r["message"] for r in body["logs"]], ["m5", "m7"])
-        _, body, _ = self.request("GET", "/logs?source=h0&source=h1&q=M1&order=asc")
+        _, body, _ = self.request("GET", "/logs?source=h0&source=h1&q=M1*&order=asc")
         self.assertEqual([r["message"] for r in body["logs"]], ["m1", "m10"])
 
     def test_paging(self) -> None:

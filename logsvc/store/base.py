@@ -43,3 +43,40 @@ class IStore(Interface):
         """
         @return: a Deferred firing with the number of stored records.
         """
+
+    def exportPage(query: Any) -> Any:
+        """
+        One page of an NDJSON export of C{query} (C{query.limit} records at
+        most; the caller pages on with the position returned).
+
+        @return: a Deferred firing with C{(ndjson, count, last)}: the records
+            as NDJSON bytes (one API record object per line), how many, and
+            the C{(ts, id)} of the last when more may follow, else L{None}.
+        """
+
+    def afterId(query: Any, lastId: int, limit: int) -> Any:
+        """
+        @return: a Deferred firing with up to C{limit} rows matching
+            C{query}'s filters whose id is above C{lastId}, in id order.
+        """
+
+    def histogram(query: Any, origin: int, width: int) -> Any:
+        """
+        Count matches by time slot and level: slot C{n} holds C{ts} in
+        C{[origin + n * width, origin + (n + 1) * width)}; C{query.since}
+        must be set and not before C{origin}.
+
+        @return: a Deferred firing with C{{(slot, level): count}}.
+        """
+
+    def top(query: Any, column: str) -> Any:
+        """
+        @param column: C{"service"}, C{"source"} or C{"level"}.
+        @return: a Deferred firing with C{{value: count}} over the matches.
+        """
+
+    def timeRange(query: Any) -> Any:
+        """
+        @return: a Deferred firing with the C{(earliest, latest)} C{ts} of the
+            matches, or L{None} when nothing matches.
+        """

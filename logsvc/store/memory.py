@@ -11,20 +11,16 @@ import orjson
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from logsvc.query import Query
-from logsvc.record import Record
+from logsvc.query import Query, fieldMatches
+from logsvc.record import Record, renderRow
 from logsvc.store.base import IStore, Row
 
 
-def _fieldValue(fields: str | None, name: str) -> Any:
+def _fields(fields: str | None) -> dict[str, Any]:
     if not fields:
-        return None
-    return orjson.loads(fields).get(name)
-
-
-def _sqlEqual(actual: Any, expected: str) -> bool:
-    # Mirrors SQLite: json_extract() yields a typed value, compared to text.
-    return isinstance(actual, str) and actual == expected
+        return {}
+    decoded = orjson.loads(fields)
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def matches(query: Query, row: Row) -> bool:
@@ -42,14 +38,12 @@ def matches(query: Query, row: Row) -> bool:
         return False
     if query.services and service not in query.services:
         return False
-    lowered = message.lower()
-    for word in query.words():
-        if word.lower() not in lowered:
-            return False
-    for name, value in query.fields:
-        if not _sqlEqual(_fieldValue(fields, name), value):
-            return False
-    return True
+    if query.fields:
+        decoded = _fields(fields)
+        for name, value in query.fields:
+            if not fieldMatches(decoded, name, value):
+                return False
+    return query.search.matches(message, service)
 
 
 @implementer(IStore)
@@ -69,7 +63,7 @@ class MemoryStore:
         self._nextId += len(records)
         return succeed(first)
 
-    def query(self, query: Query) -> Deferred[list[Row]]:
+    def _page(self, query: Query) -> list[Row]:
         descending = query.order == "desc"
         found = [row for row in self.rows if matches(query, row)]
         found.sort(key=lambda row: (row[1], row[0]), reverse=descending)
@@ -81,7 +75,43 @@ class MemoryStore:
                 found = [row for row in found if (row[1], row[0]) > position]
         if query.limit is not None:
             found = found[: query.limit + 1]
-        return succeed(found)
+        return found
+
+    def query(self, query: Query) -> Deferred[list[Row]]:
+        return succeed(self._page(query))
+
+    def exportPage(self, query: Query) -> Deferred[tuple[bytes, int, tuple[int, int] | None]]:
+        rows = self._page(query)
+        more = query.limit is not None and len(rows) > query.limit
+        if more:
+            rows = rows[: query.limit]
+        body = b"".join(orjson.dumps(renderRow(row)) + b"\n" for row in rows)
+        last = (rows[-1][1], rows[-1][0]) if rows and more else None
+        return succeed((body, len(rows), last))
+
+    def afterId(self, query: Query, lastId: int, limit: int) -> Deferred[list[Row]]:
+        found = [row for row in self.rows if row[0] > lastId and matches(query, row)]
+        return succeed(found[:limit])
+
+    def histogram(self, query: Query, origin: int, width: int) -> Deferred[dict[tuple[int, int], int]]:
+        counts: dict[tuple[int, int], int] = {}
+        for row in self.rows:
+            if matches(query, row):
+                key = ((row[1] - origin) // width, row[3])
+                counts[key] = counts.get(key, 0) + 1
+        return succeed(counts)
+
+    def top(self, query: Query, column: str) -> Deferred[dict[Any, int]]:
+        index = {"level": 3, "source": 4, "service": 5}[column]
+        counts: dict[Any, int] = {}
+        for row in self.rows:
+            if matches(query, row):
+                counts[row[index]] = counts.get(row[index], 0) + 1
+        return succeed(counts)
+
+    def timeRange(self, query: Query) -> Deferred[tuple[int, int] | None]:
+        times = [row[1] for row in self.rows if matches(query, row)]
+        return succeed((min(times), max(times)) if times else None)
 
     def count(self) -> Deferred[int]:
         return succeed(len(self.rows))

@@ -15,9 +15,11 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
@@ -27,11 +29,12 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from logsvc.query import Query
-from logsvc.record import Record
+from logsvc.query import Query, fieldMatches, fieldNumber
+from logsvc.record import LEVEL_NAMES, Record
+from logsvc.search_syntax import parseSearch, words
 from logsvc.store.base import IStore, Row, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = [
     """
@@ -46,9 +49,33 @@ _SCHEMA = [
         fields TEXT
     )
     """,
-    "CREATE INDEX IF NOT EXISTS logs_ts ON logs (ts)",
+    # (ts, level) covers histograms over a time range without row lookups.
+    "CREATE INDEX IF NOT EXISTS logs_ts_level ON logs (ts, level)",
+    "DROP INDEX IF EXISTS logs_ts",
     "CREATE INDEX IF NOT EXISTS logs_service_level_ts ON logs (service, level, ts)",
+    # Version 2: the search index.  Contentless (the text lives in logs) and
+    # detail=column (no word positions: phrases are confirmed row by row), the
+    # cheapest FTS5 table that still tells message words from field words.
+    # It trails ingest: the writer fills it in chunks up to search_state's
+    # id, and queries scan the records past that id directly.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS logs_search USING fts5("
+    "text, fields, content='', detail=column, tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TABLE IF NOT EXISTS search_state (one INTEGER PRIMARY KEY CHECK (one = 1), indexed INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO search_state (one, indexed) VALUES (1, 0)",
+    # Deleting a record (retention) takes it out of the index too; a
+    # contentless table needs the indexed text back to do that.
+    """
+    CREATE TRIGGER IF NOT EXISTS logs_search_delete AFTER DELETE ON logs
+    WHEN old.id <= (SELECT indexed FROM search_state)
+    BEGIN
+        INSERT INTO logs_search (logs_search, rowid, text, fields)
+        VALUES ('delete', old.id, old.message || ' ' || old.service, old.fields);
+    END
+    """,
 ]
+
+#: The text of a record the search index holds, as SQL over logs' columns.
+SEARCH_TEXT_SQL = "message || ' ' || service"
 
 INSERT_SQL = (
     "INSERT INTO logs (ts, received, level, source, service, message, fields)"
@@ -62,6 +89,13 @@ FSYNC_MODES = {"normal": "NORMAL", "full": "FULL", "off": "OFF"}
 
 #: Most records one transaction takes; more waits for the next.
 MAX_TRANSACTION_RECORDS = 50_000
+
+#: Most records one search-index transaction takes.
+INDEX_CHUNK = 50_000
+
+#: Most committed records the search index may trail by: past it, the writer
+#: indexes before it commits more (and so ingest slows to the index's pace).
+MAX_INDEX_LAG = 200_000
 
 
 def connect(path: str, *, fsync: str = "normal", readonly: bool = False) -> sqlite3.Connection:
@@ -85,6 +119,7 @@ def connect(path: str, *, fsync: str = "normal", readonly: bool = False) -> sqli
     conn.execute("PRAGMA cache_size=-16384" if readonly else "PRAGMA cache_size=-65536")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA busy_timeout=10000")
+    registerFunctions(conn)
     return conn
 
 
@@ -108,9 +143,95 @@ def _escapeLike(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _matchFunction(q: str, message: str, service: str) -> bool:
+    return parseSearch(q).matches(message, service)
+
+
+def _fieldFunction(fields: str | None, key: str, expected: str) -> bool:
+    if not fields:
+        return False
+    try:
+        decoded = orjson.loads(fields)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(decoded, dict) and fieldMatches(decoded, key, expected)
+
+
+def registerFunctions(conn: sqlite3.Connection) -> None:
+    """
+    Give C{conn} the SQL functions logsvc's queries use:
+    C{logsvc_match(q, message, service)} (L{Search.matches}) and
+    C{logsvc_field(fields, key, value)} (L{fieldMatches}).
+    """
+    conn.create_function("logsvc_match", 3, _matchFunction, deterministic=True)
+    conn.create_function("logsvc_field", 3, _fieldFunction, deterministic=True)
+
+
+def _fieldCondition(key: str, expected: str) -> tuple[str, list[Any]]:
+    """
+    @return: SQL (and parameters) true exactly when L{fieldMatches}.
+    """
+    if '"' in key or "\\" in key:
+        # SQLite's JSON paths cannot quote these; decode in Python instead.
+        return "logsvc_field(fields, ?, ?)", [key, expected]
+    path = '$."' + key + '"'
+    number = fieldNumber(expected)
+    sql = (
+        "(CASE json_type(fields, ?) WHEN 'text' THEN json_extract(fields, ?) = ?"
+        " WHEN 'integer' THEN json_extract(fields, ?) = ?"
+        " WHEN 'real' THEN json_extract(fields, ?) = ?"
+        " WHEN 'true' THEN ? = 'true' WHEN 'false' THEN ? = 'false'"
+        " WHEN 'null' THEN ? = 'null' ELSE 0 END)"
+    )
+    return sql, [path, path, expected, path, number, path, number, expected, expected, expected]
+
+
+def _fieldFTS(key: str, expected: str) -> str | None:
+    """
+    @return: an FTS5 expression over the C{fields} column (the record's
+        fields as JSON text) true for every record where L{fieldMatches},
+        or L{None} when the key has no word to look up.
+    """
+    keyWords = words(key)
+    if not keyWords:
+        return None
+    parts = [" AND ".join(_ftsWord(w) for w in keyWords)]
+    alternatives = []
+    for text in {expected, _canonicalNumber(expected)}:
+        if text is None:
+            continue
+        valueWords = words(text)
+        if valueWords:
+            alternatives.append("(" + " AND ".join(_ftsWord(w) for w in valueWords) + ")")
+        else:
+            alternatives = []
+            break
+    if alternatives:
+        parts.append("(" + " OR ".join(alternatives) + ")")
+    return "(" + " AND ".join(parts) + ")"
+
+
+def _canonicalNumber(expected: str) -> str | None:
+    # How orjson writes the number a field holds when it equals expected;
+    # None when that spelling is not certain (non-integral floats).
+    number = fieldNumber(expected)
+    if number is None:
+        return None
+    if isinstance(number, int):
+        return str(number)
+    if number.is_integer() and abs(number) < 1e16:
+        return None if str(int(number)) == expected else str(int(number))
+    return None
+
+
+def _ftsWord(word: str) -> str:
+    return '"' + word.replace('"', '""') + '"'
+
+
 def buildWhere(query: Query) -> tuple[list[str], list[Any]]:
     """
-    Translate a query's filters (not its cursor or order) to SQL conditions.
+    Translate a query's plain filters (not C{q}, fields, cursor or order) to
+    SQL conditions.
 
     @return: the conditions (to be joined with AND) and their parameters.
     """
@@ -132,36 +253,249 @@ def buildWhere(query: Query) -> tuple[list[str], list[Any]]:
         elif values:
             where.append(f"{column} IN ({', '.join('?' * len(values))})")
             params.extend(values)
-    for word in query.words():
-        where.append("message LIKE ? ESCAPE '\\'")
-        params.append(f"%{_escapeLike(word)}%")
-    for name, value in query.fields:
-        where.append("json_extract(fields, ?) = ?")
-        params.append('$."' + name.replace('"', '\\"') + '"')
-        params.append(value)
     return where, params
 
 
-def buildSelect(query: Query) -> tuple[str, list[Any]]:
+def _cursorCondition(query: Query) -> tuple[list[str], list[Any]]:
+    if query.cursor is None:
+        return [], []
+    ts, rowid = query.cursor
+    return (["(ts, id) < (?, ?)" if query.order == "desc" else "(ts, id) > (?, ?)"], [ts, rowid])
+
+
+@dataclass
+class Plan:
     """
-    @return: the SELECT for one page of C{query} (C{limit + 1} rows) and its
-        parameters.
+    How to find a query's records: one or two C{FROM ... WHERE ...} parts,
+    whose rows together are the matches (no row in both).
+
+    @ivar parts: C{(sql, params)}; C{sql} starts with C{FROM}.
+    @ivar indexed: True when the first part looks matches up in the FTS5
+        index (the second then scans the records not yet indexed).
+    """
+
+    parts: list[tuple[str, list[Any]]]
+    indexed: bool
+
+
+def ftsMatch(query: Query) -> str | None:
+    """
+    @return: the FTS5 query narrowing C{query}'s C{q} and field filters to a
+        superset of its matches, or L{None} when the index cannot narrow it.
+    """
+    parts = []
+    text = query.search.ftsQuery()
+    if text is not None:
+        parts.append(f"text : ({text})")
+    for key, expected in query.fields:
+        expression = _fieldFTS(key, expected)
+        if expression is not None:
+            parts.append(f"fields : {expression}")
+    return " AND ".join(parts) if parts else None
+
+
+def buildPlan(query: Query, extra: tuple[list[str], list[Any]] = ([], []), *, useIndex: bool = True) -> Plan:
+    """
+    Plan C{query}'s filters (with C{extra} conditions, e.g. a cursor).
+
+    Without C{q} or field filters, one part over C{logs}.  Otherwise, when
+    C{useIndex} and the FTS5 index can narrow the search, two parts: the
+    records the index names (C{id <= indexed}) and the un-indexed tail
+    (C{id > indexed}) checked row by row, so queries see the newest records
+    while the index trails ingest; else one part checked row by row.
     """
     where, params = buildWhere(query)
-    descending = query.order == "desc"
-    if query.cursor is not None:
-        ts, rowid = query.cursor
-        where.append("(ts, id) < (?, ?)" if descending else "(ts, id) > (?, ?)")
-        params.extend((ts, rowid))
-    direction = "DESC" if descending else "ASC"
-    sql = f"SELECT {_COLUMNS} FROM logs"
+    where += extra[0]
+    params += extra[1]
+    search = query.search
+    check: list[str] = []
+    checkParams: list[Any] = []
+    for key, expected in query.fields:
+        sql, p = _fieldCondition(key, expected)
+        check.append(sql)
+        checkParams.extend(p)
+    if search.empty and not query.fields:
+        return Plan([(_fromWhere("logs", where), params)], False)
+    match = ftsMatch(query) if useIndex else None
+    exact = [] if search.empty else ["logsvc_match(?, message, service)"]
+    exactParams: list[Any] = [] if search.empty else [query.q]
+    if match is None:
+        return Plan([(_fromWhere("logs", where + check + exact), params + checkParams + exactParams)], False)
+    # The index decides q alone when q's terms are single words and at least
+    # one is positive (exclusions ride on a positive term in FTS5).
+    decided = search.exactInIndex and search.ftsQuery() is not None
+    verify = [] if decided else exact
+    verifyParams = [] if decided else exactParams
+    hits = (
+        _fromWhere(
+            "(SELECT rowid AS hit FROM logs_search WHERE logs_search MATCH ?) CROSS JOIN logs ON logs.id = hit",
+            where + check + verify,
+        ),
+        [match] + params + checkParams + verifyParams,
+    )
+    tail = (
+        _fromWhere(
+            "logs",
+            ["id > (SELECT indexed FROM search_state)"] + where + check + exact,
+        ),
+        params + checkParams + exactParams,
+    )
+    return Plan([hits, tail], True)
+
+
+def _fromWhere(source: str, where: list[str]) -> str:
+    sql = "FROM " + source
     if where:
         sql += " WHERE " + " AND ".join(where)
+    return sql
+
+
+#: A page query probes the index for this many hits: fewer go through the
+#: index, more (a common word) scan in time order, which finds a page sooner.
+DENSE_HITS = 20_000
+
+
+def buildSelect(
+    query: Query, *, useIndex: bool = True, columns: str = _COLUMNS
+) -> tuple[str, list[Any]]:
+    """
+    @param columns: the SELECT list; it must name C{ts} and C{id}.
+    @return: the SELECT for one page of C{query} (C{limit + 1} rows, or all
+        when it has no limit) and its parameters.
+    """
+    plan = buildPlan(query, _cursorCondition(query), useIndex=useIndex)
+    direction = "DESC" if query.order == "desc" else "ASC"
+    sql = " UNION ALL ".join(f"SELECT {columns} {part}" for part, _ in plan.parts)
+    params = [p for _, ps in plan.parts for p in ps]
     sql += f" ORDER BY ts {direction}, id {direction}"
     if query.limit is not None:
         sql += " LIMIT ?"
         params.append(query.limit + 1)
     return sql, params
+
+
+def _timeSQL(column: str) -> str:
+    return (
+        f"strftime('%Y-%m-%dT%H:%M:%S', {column} / 1000000, 'unixepoch')"
+        f" || printf('.%06dZ', {column} % 1000000)"
+    )
+
+
+#: A record rendered as the API's JSON object by SQLite itself (the same
+#: keys and values as L{logsvc.record.renderRow}), so an export does no
+#: per-record work in Python.
+JSON_SQL = (
+    "ts, id, json_object('id', id, 'ts', "
+    + _timeSQL("ts")
+    + ", 'received', "
+    + _timeSQL("received")
+    + ", 'level', CASE level "
+    + " ".join(f"WHEN {n} THEN '{name}'" for n, name in enumerate(LEVEL_NAMES))
+    + " END, 'source', source, 'service', service, 'message', message,"
+    " 'fields', json(ifnull(fields, '{}')))"
+)
+
+
+def selectPage(
+    conn: sqlite3.Connection, query: Query, *, useIndex: bool = True, columns: str = _COLUMNS
+) -> list[Row]:
+    """
+    Run one page of C{query} on C{conn} (a reader thread).  A page of a
+    common word scans in time order instead of collecting every index hit.
+    """
+    useIndex = useIndex and _worthIndex(conn, query)
+    sql, params = buildSelect(query, useIndex=useIndex, columns=columns)
+    return conn.execute(sql, params).fetchall()
+
+
+def _worthIndex(conn: sqlite3.Connection, query: Query) -> bool:
+    if query.limit is not None:
+        match = ftsMatch(query)
+        if match is not None:
+            (hits,) = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM logs_search WHERE logs_search MATCH ? LIMIT ?)",
+                (match, DENSE_HITS),
+            ).fetchone()
+            return bool(hits < DENSE_HITS)
+    return True
+
+
+def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = True) -> tuple[bytes, int, tuple[int, int] | None]:
+    """
+    One page of an export: C{query}'s records (C{query.limit} of them at
+    most, plus one to tell whether more follow) rendered by SQLite.
+
+    @return: the NDJSON bytes of up to C{query.limit} records, their count,
+        and the C{(ts, id)} of the last one when more may follow (else
+        L{None}).
+    """
+    rows = selectPage(conn, query, useIndex=useIndex, columns=JSON_SQL)
+    more = query.limit is not None and len(rows) > query.limit
+    if more:
+        rows = rows[: query.limit]
+    if not rows:
+        return b"", 0, None
+    body = "\n".join([row[2] for row in rows]) + "\n"
+    last = rows[-1]
+    return body.encode("utf-8"), len(rows), (last[0], last[1]) if more else None
+
+
+def selectAfterId(conn: sqlite3.Connection, query: Query, lastId: int, limit: int, *, useIndex: bool = True) -> list[Row]:
+    """
+    @return: up to C{limit} of C{query}'s records with an id above
+        C{lastId}, in id order (a tail's replay), ignoring its cursor.
+    """
+    plan = buildPlan(replace(query, cursor=None), (["id > ?"], [lastId]), useIndex=useIndex)
+    sql = " UNION ALL ".join(f"SELECT {_COLUMNS} {part}" for part, _ in plan.parts)
+    params = [p for _, ps in plan.parts for p in ps]
+    return conn.execute(sql + " ORDER BY id LIMIT ?", params + [limit]).fetchall()
+
+
+def selectHistogram(
+    conn: sqlite3.Connection, query: Query, origin: int, width: int, *, useIndex: bool = True
+) -> dict[tuple[int, int], int]:
+    """
+    Count C{query}'s records by slot and level; slot C{n} holds times in
+    C{[origin + n * width, origin + (n + 1) * width)}.  C{query.since} must
+    not be before C{origin}.
+
+    @return: C{{(slot, level): count}}.
+    """
+    counts: dict[tuple[int, int], int] = {}
+    for part, params in buildPlan(query, useIndex=useIndex).parts:
+        sql = f"SELECT (ts - ?) / ?, level, count(*) {part} GROUP BY 1, 2"
+        for slot, level, n in conn.execute(sql, [origin, width, *params]):
+            counts[slot, level] = counts.get((slot, level), 0) + n
+    return counts
+
+
+def selectTop(conn: sqlite3.Connection, query: Query, column: str, *, useIndex: bool = True) -> dict[Any, int]:
+    """
+    @param column: C{"service"}, C{"source"} or C{"level"}.
+    @return: C{{value: count}} over C{query}'s records.
+    """
+    if column not in ("service", "source", "level"):
+        raise ValueError(column)
+    counts: dict[Any, int] = {}
+    for part, params in buildPlan(query, useIndex=useIndex).parts:
+        for value, n in conn.execute(f"SELECT {column}, count(*) {part} GROUP BY 1", params):
+            counts[value] = counts.get(value, 0) + n
+    return counts
+
+
+def selectTimeRange(conn: sqlite3.Connection, query: Query, *, useIndex: bool = True) -> tuple[int, int] | None:
+    """
+    @return: the earliest and latest C{ts} of C{query}'s records, or L{None}
+        when none match.
+    """
+    low: int | None = None
+    high: int | None = None
+    for part, params in buildPlan(query, useIndex=useIndex).parts:
+        a, b = conn.execute(f"SELECT min(ts), max(ts) {part}", params).fetchone()
+        if a is not None:
+            low = a if low is None else min(low, a)
+            high = b if high is None else max(high, b)
+    return None if low is None or high is None else (low, high)
 
 
 _STOP = object()
@@ -175,6 +509,11 @@ class SqliteStore(Service):
     Start it (C{startService}) before use; C{stopService} returns a Deferred
     that fires once every queued append is committed and the file is closed.
 
+    The search index (see L{buildPlan}) is filled by the writer thread when
+    it has nothing else to do, or before taking more appends once it trails
+    by C{maxIndexLag} records; with C{searchIndex=False} it is not kept at
+    all and searches read every record (for comparison in benchmarks).
+
     @ivar path: the database file.
     """
 
@@ -187,6 +526,8 @@ class SqliteStore(Service):
         reactor: Any = None,
         fsync: str = "normal",
         readers: int = 2,
+        searchIndex: bool = True,
+        maxIndexLag: int = MAX_INDEX_LAG,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -204,6 +545,14 @@ class SqliteStore(Service):
         self._local = threading.local()
         self._opened = threading.Event()
         self._openError: BaseException | None = None
+        self.searchIndex = searchIndex
+        self.maxIndexLag = maxIndexLag
+        #: False pauses filling the index (queries still use what it holds).
+        self.indexing = True
+        #: Highest committed id and highest indexed id, owned by the writer.
+        self._top = 0
+        self._indexed = 0
+        self._indexWaiters: list[Deferred[None]] = []
 
     # Lifetime
 
@@ -274,8 +623,24 @@ class SqliteStore(Service):
         self._opened.set()
         jobs = self._jobs
         stopping = False
+        self._top = conn.execute("SELECT ifnull(max(id), 0) FROM logs").fetchone()[0]
+        self._indexed = conn.execute("SELECT indexed FROM search_state").fetchone()[0]
         while not stopping:
-            first = jobs.get()
+            if self._indexed < self._top and self.searchIndex and self.indexing:
+                if self._top - self._indexed >= self.maxIndexLag:
+                    self._indexChunk(conn)
+                    continue
+                try:
+                    first = jobs.get_nowait()
+                except queue.Empty:
+                    self._indexChunk(conn)
+                    continue
+            else:
+                if self._indexWaiters:
+                    waiters, self._indexWaiters = self._indexWaiters, []
+                    for d in waiters:
+                        self._reactor.callFromThread(d.callback, None)
+                first = jobs.get()
             batch: list[tuple[list[Record], Deferred[int]]] = []
             calls: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]] = []
             pending = [first]
@@ -332,6 +697,7 @@ class SqliteStore(Service):
                 last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
                 firsts.append(last - len(records) + 1)
             conn.execute("COMMIT")
+            self._top = max(self._top, last)
         except Exception as e:
             # Not only sqlite3.Error: a value SQLite cannot bind raises
             # OverflowError, which must fail this append, not the writer thread.
@@ -351,6 +717,48 @@ class SqliteStore(Service):
                 self._reactor.callFromThread(d.errback, failure)
             return
         self._reactor.callFromThread(_fireAll, [(d, first) for (_, d), first in zip(batch, firsts, strict=True)])
+
+    def _indexChunk(self, conn: sqlite3.Connection) -> None:
+        """
+        Add the next chunk of committed records to the search index, in one
+        transaction with the new C{search_state}.
+        """
+        high = min(self._top, self._indexed + INDEX_CHUNK)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                f"INSERT INTO logs_search (rowid, text, fields) SELECT id, {SEARCH_TEXT_SQL}, fields"
+                " FROM logs WHERE id > ? AND id <= ?",
+                (self._indexed, high),
+            )
+            conn.execute("UPDATE search_state SET indexed = ?", (high,))
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            # Searches stay right (they scan what is not indexed); stop
+            # indexing until restart rather than retry in a loop.
+            self.log.error("search index update failed, indexing stopped: {error}", error=e)
+            self.searchIndex = False
+            return
+        self._indexed = high
+
+    def whenIndexed(self) -> Deferred[None]:
+        """
+        @return: a Deferred firing once every record committed so far is in
+            the search index (or at once when the index is off).
+        """
+        if not self.searchIndex:
+            return succeed(None)
+
+        def wait(conn: sqlite3.Connection) -> None:
+            d: Deferred[None] = Deferred()
+            self._indexWaiters.append(d)
+            return d  # type: ignore[return-value]
+
+        return self.callInWriter(wait)
 
     # Reading
 
@@ -378,8 +786,37 @@ class SqliteStore(Service):
         """
         See L{IStore.query}.
         """
-        sql, params = buildSelect(query)
-        return self.read(lambda conn: conn.execute(sql, params).fetchall())
+        return self.read(lambda conn: selectPage(conn, query, useIndex=self.searchIndex))
+
+    def exportPage(self, query: Query) -> Deferred[tuple[bytes, int, tuple[int, int] | None]]:
+        """
+        See L{IStore.exportPage}.
+        """
+        return self.read(lambda conn: selectNDJSON(conn, query, useIndex=self.searchIndex))
+
+    def afterId(self, query: Query, lastId: int, limit: int) -> Deferred[list[Row]]:
+        """
+        See L{IStore.afterId}.
+        """
+        return self.read(lambda conn: selectAfterId(conn, query, lastId, limit, useIndex=self.searchIndex))
+
+    def histogram(self, query: Query, origin: int, width: int) -> Deferred[dict[tuple[int, int], int]]:
+        """
+        See L{IStore.histogram}.
+        """
+        return self.read(lambda conn: selectHistogram(conn, query, origin, width, useIndex=self.searchIndex))
+
+    def top(self, query: Query, column: str) -> Deferred[dict[Any, int]]:
+        """
+        See L{IStore.top}.
+        """
+        return self.read(lambda conn: selectTop(conn, query, column, useIndex=self.searchIndex))
+
+    def timeRange(self, query: Query) -> Deferred[tuple[int, int] | None]:
+        """
+        See L{IStore.timeRange}.
+        """
+        return self.read(lambda conn: selectTimeRange(conn, query, useIndex=self.searchIndex))
 
     def count(self) -> Deferred[int]:
         """

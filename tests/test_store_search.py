@@ -1,0 +1,419 @@
+"""
+Tests for search, paging, export, stats and replay reads of both stores
+(L{logsvc.store.memory.MemoryStore} and L{logsvc.store.sqlite.SqliteStore}),
+through one mixin so they give the same answers.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.trial.unittest import TestCase
+
+from logsvc.query import Query
+from logsvc.record import Record, renderRow
+from logsvc.store.memory import MemoryStore
+from logsvc.store.sqlite import SCHEMA_VERSION, SqliteStore, connect
+
+T0 = 1_767_323_045_000_000
+SECOND = 1_000_000
+
+
+def record(message: str, *, ts: int = T0, level: int = 6, source: str = "h1", service: str = "api", **fields: Any) -> Record:
+    """A record with the given message and fields."""
+    return Record(ts, ts, level, source, service, message, orjson.dumps(fields).decode() if fields else None)
+
+
+CORPUS = [
+    record("connection refused by upstream", service="api", level=3, status=502),
+    record("Connection was refused", service="api", status="502"),
+    record("refused connection", service="auth", status=200, ok=True),
+    record("user logged in", service="auth", user="ann", status=200),
+    record("user logged out", service="auth", user="bob", status=200.0),
+    record("GET /api/users/17 200 in 5 ms", service="web", path="/api/users/17", status=200),
+    record("GET /api/items/3 404 in 1 ms", service="web", path="/api/items/3", status=404),
+    record("disk full on /var", service="worker", level=2, ok=False, nothing=None),
+    record("debug: cache warm", service="worker", level=7, nested={"a": 1}),
+    record("Ünïcode straße 日本語 works", service="i18n", lang="de"),
+    record("timeout after 30s", service="api", level=4, attempt=3),
+    record("timeouts are bad", service="api", level=4),
+    record('quote " and AND OR NEAR( ^x col:on', service="weird", **{'we"ird': "v", "dot.key": "d"}),
+    record("connection reset", service="db", level=3, peer="10.0.0.1"),
+    record("service name only", service="billing"),
+]
+
+QUERIES = [
+    "connection",
+    "CONNECTION refused",
+    '"connection refused"',
+    '"refused connection"',
+    "conn*",
+    "time*",
+    "timeout",
+    "-connection",
+    "connection -reset",
+    'connection -"connection refused"',
+    "/api/users",
+    "api",
+    "billing",
+    "日本語",
+    "straße",
+    "ünïcode",
+    '"unclosed quote',
+    "AND OR NEAR(",
+    "^x col:on",
+    '"" * - ( )',
+    "nothing-matches-this",
+    "user log*",
+    "-user -connection",
+]
+
+FIELD_FILTERS = [
+    [("status", "200")],
+    [("status", "200.0")],
+    [("status", "502")],
+    [("status", "2e2")],
+    [("user", "ann")],
+    [("ok", "true")],
+    [("ok", "false")],
+    [("nothing", "null")],
+    [("missing", "null")],
+    [("nested", '{"a": 1}')],
+    [('we"ird', "v")],
+    [("dot.key", "d")],
+    [("path", "/api/users/17")],
+    [("status", "200"), ("user", "bob")],
+    [("attempt", "3")],
+]
+
+
+class StoreSearchMixin:
+    """
+    The behaviour both stores share.  Subclasses provide L{makeStore} and
+    L{settle} (make everything committed visible and, when C{indexed}, in
+    the search index).
+    """
+
+    store: Any
+
+    def makeStore(self) -> Any:
+        raise NotImplementedError()
+
+    def settle(self, indexed: bool = True) -> Deferred[None]:
+        raise NotImplementedError()
+
+    @inlineCallbacks
+    def fill(self, records: list[Record] = CORPUS, indexed: bool = True) -> Any:
+        self.store = self.makeStore()
+        yield self.store.append(list(records))
+        yield self.settle(indexed)
+
+    @inlineCallbacks
+    def messages(self, **kw: Any) -> Any:
+        rows = yield self.store.query(Query(limit=None, order="asc", **kw))
+        return [row[6] for row in rows]
+
+    @inlineCallbacks
+    def test_words(self) -> Any:
+        """Every word must occur, in any case, as a whole word."""
+        yield self.fill()
+        found = yield self.messages(q="CONNECTION refused")
+        self.assertEqual(
+            found,
+            ["connection refused by upstream", "Connection was refused", "refused connection"],
+        )
+        found = yield self.messages(q="timeout")
+        self.assertEqual(found, ["timeout after 30s"])
+
+    @inlineCallbacks
+    def test_phrase(self) -> Any:
+        """A quoted phrase needs its words next to each other in order."""
+        yield self.fill()
+        found = yield self.messages(q='"connection refused"')
+        self.assertEqual(found, ["connection refused by upstream"])
+
+    @inlineCallbacks
+    def test_prefix(self) -> Any:
+        """word* matches words starting with it."""
+        yield self.fill()
+        found = yield self.messages(q="time*")
+        self.assertEqual(found, ["timeout after 30s", "timeouts are bad"])
+
+    @inlineCallbacks
+    def test_excluded(self) -> Any:
+        """-word leaves out records with that word, alone or with others."""
+        yield self.fill()
+        found = yield self.messages(q="connection -reset -refused")
+        self.assertEqual(found, [])
+        found = yield self.messages(q="-connection -user -timeout -timeouts")
+        self.assertNotIn("connection reset", found)
+        self.assertIn("disk full on /var", found)
+
+    @inlineCallbacks
+    def test_service_searched(self) -> Any:
+        """A word of the service matches as well as one of the message."""
+        yield self.fill()
+        found = yield self.messages(q="billing")
+        self.assertEqual(found, ["service name only"])
+
+    @inlineCallbacks
+    def test_unicode(self) -> Any:
+        """Non-ASCII words match case-insensitively, CJK included."""
+        yield self.fill()
+        found = yield self.messages(q="STRASSE")
+        self.assertEqual(found, [])
+        found = yield self.messages(q="ÜNÏCODE 日本語")
+        self.assertEqual(found, ["Ünïcode straße 日本語 works"])
+
+    @inlineCallbacks
+    def test_operators_are_words(self) -> Any:
+        """FTS5 operators typed by a user are plain words, never syntax."""
+        yield self.fill()
+        found = yield self.messages(q='AND OR NEAR( ^x col:on "')
+        self.assertEqual(found, ['quote " and AND OR NEAR( ^x col:on'])
+
+    @inlineCallbacks
+    def test_fields(self) -> Any:
+        """field filters compare strings exactly and numbers as numbers."""
+        yield self.fill()
+        found = yield self.messages(fields=(("status", "200"),))
+        self.assertEqual(
+            found,
+            [
+                "refused connection",
+                "user logged in",
+                "user logged out",
+                "GET /api/users/17 200 in 5 ms",
+            ],
+        )
+        found = yield self.messages(fields=(("status", "502"),))
+        self.assertEqual(found, ["connection refused by upstream", "Connection was refused"])
+        found = yield self.messages(fields=(("ok", "false"), ("nothing", "null")))
+        self.assertEqual(found, ["disk full on /var"])
+
+    @inlineCallbacks
+    def test_same_answers(self) -> Any:
+        """Every query in a list gives the answers the in-memory store gives."""
+        yield self.fill()
+        reference = MemoryStore()
+        yield reference.append(list(CORPUS))
+        for q in QUERIES:
+            for fields in [[], *FIELD_FILTERS]:
+                query = Query(q=q, fields=tuple(fields), limit=None, order="asc")
+                mine = yield self.store.query(query)
+                theirs = yield reference.query(query)
+                self.assertEqual([r[0] for r in mine], [r[0] for r in theirs], (q, fields))
+
+    @inlineCallbacks
+    def test_paging_with_search(self) -> Any:
+        """Pages of a search, in both orders, visit each match once."""
+        records = [record(f"event {n} {'odd' if n % 2 else 'even'}", ts=T0 + (n % 7) * SECOND) for n in range(60)]
+        yield self.fill(records)
+        for order in ("asc", "desc"):
+            seen: list[int] = []
+            query = Query(q="odd", limit=4, order=order)
+            while True:
+                rows = yield self.store.query(query)
+                page = rows[:4]
+                seen.extend(r[0] for r in page)
+                if len(rows) <= 4:
+                    break
+                query = query.after(page[-1][1], page[-1][0])
+            self.assertEqual(sorted(seen), [n + 1 for n in range(60) if n % 2])
+            self.assertEqual(len(seen), len(set(seen)))
+
+    @inlineCallbacks
+    def test_export_pages(self) -> Any:
+        """Export pages are NDJSON of the API's record objects and chain by position."""
+        yield self.fill()
+        query = Query(q="connection", limit=2, order="asc")
+        lines: list[dict[str, Any]] = []
+        while True:
+            body, count, last = yield self.store.exportPage(query)
+            lines.extend(orjson.loads(line) for line in body.splitlines())
+            self.assertEqual(count, len(body.splitlines()))
+            if last is None:
+                break
+            query = query.after(*last)
+        rows = yield self.store.query(Query(q="connection", limit=None, order="asc"))
+        self.assertEqual(lines, [renderRow(row) for row in rows])
+
+    @inlineCallbacks
+    def test_after_id(self) -> Any:
+        """afterId returns matches above an id in id order, at most limit."""
+        yield self.fill()
+        rows = yield self.store.afterId(Query(q="connection"), 1, 2)
+        self.assertEqual([r[0] for r in rows], [2, 3])
+
+    @inlineCallbacks
+    def test_histogram_and_top(self) -> Any:
+        """histogram counts by slot and level; top by value; timeRange spans matches."""
+        records = [record("a", ts=T0 + n * 10 * SECOND, level=3 if n % 3 == 0 else 6, service=f"s{n % 2}") for n in range(9)]
+        yield self.fill(records)
+        counts = yield self.store.histogram(Query(since=T0), T0, 30 * SECOND)
+        self.assertEqual(counts, {(0, 3): 1, (0, 6): 2, (1, 3): 1, (1, 6): 2, (2, 3): 1, (2, 6): 2})
+        top = yield self.store.top(Query(level=3), "service")
+        self.assertEqual(top, {"s0": 2, "s1": 1})
+        span = yield self.store.timeRange(Query(service=None) if False else Query(services=("s1",)))
+        self.assertEqual(span, (T0 + 10 * SECOND, T0 + 70 * SECOND))
+        none = yield self.store.timeRange(Query(q="absent"))
+        self.assertIsNone(none)
+
+
+class MemoryStoreSearchTests(StoreSearchMixin, TestCase):
+    """The in-memory store."""
+
+    def makeStore(self) -> Any:
+        return MemoryStore()
+
+    def settle(self, indexed: bool = True) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        d.callback(None)
+        return d
+
+
+class SqliteStoreSearchTests(StoreSearchMixin, TestCase):
+    """The SQLite store, everything in the search index."""
+
+    indexed = True
+
+    def makeStore(self) -> Any:
+        store = SqliteStore(os.path.join(self.mktemp() + ".sqlite3"))
+        if not self.indexed:
+            store.indexing = False
+        store.startService()
+        self.addCleanup(store.stopService)
+        return store
+
+    def settle(self, indexed: bool = True) -> Deferred[None]:
+        if self.indexed:
+            return self.store.whenIndexed()  # type: ignore[no-any-return]
+        d: Deferred[None] = Deferred()
+        d.callback(None)
+        return d
+
+
+class SqliteStoreUnindexedTests(SqliteStoreSearchTests):
+    """The SQLite store with the index trailing: every record in the scanned tail."""
+
+    indexed = False
+
+
+class SqliteStoreNoIndexTests(SqliteStoreSearchTests):
+    """The SQLite store with the search index off."""
+
+    def makeStore(self) -> Any:
+        store = SqliteStore(os.path.join(self.mktemp() + ".sqlite3"), searchIndex=False)
+        store.startService()
+        self.addCleanup(store.stopService)
+        return store
+
+    def settle(self, indexed: bool = True) -> Deferred[None]:
+        return self.store.whenIndexed()  # type: ignore[no-any-return]
+
+
+class SqliteSearchIndexTests(TestCase):
+    """The search index's upkeep in the SQLite store."""
+
+    def start(self, path: str, **kw: Any) -> SqliteStore:
+        store = SqliteStore(path, **kw)
+        store.startService()
+        return store
+
+    @inlineCallbacks
+    def test_half_indexed(self) -> Any:
+        """Records split between the index and the scanned tail are all found, once."""
+        path = self.mktemp()
+        store = self.start(path)
+        self.addCleanup(store.stopService)
+        yield store.append(CORPUS[:7])
+        yield store.whenIndexed()
+        store.indexing = False
+        yield store.append(CORPUS[7:])
+        reference = MemoryStore()
+        yield reference.append(list(CORPUS))
+        for q in QUERIES:
+            query = Query(q=q, limit=None, order="asc")
+            mine = yield store.query(query)
+            theirs = yield reference.query(query)
+            self.assertEqual([r[0] for r in mine], [r[0] for r in theirs], q)
+
+    @inlineCallbacks
+    def test_delete_leaves_index(self) -> Any:
+        """Deleting indexed records (retention) takes them out of the index."""
+        path = self.mktemp()
+        store = self.start(path)
+        self.addCleanup(store.stopService)
+        yield store.append(CORPUS)
+        yield store.whenIndexed()
+        yield store.callInWriter(lambda conn: conn.execute("DELETE FROM logs WHERE id <= 3"))
+        hits = yield store.read(
+            lambda conn: conn.execute(
+                "SELECT count(*) FROM logs_search WHERE logs_search MATCH 'text : connection'"
+            ).fetchone()[0]
+        )
+        self.assertEqual(hits, 1)
+
+    @inlineCallbacks
+    def test_migrates_version_1(self) -> Any:
+        """A version 1 database gets the search index and indexes its records."""
+        path = self.mktemp()
+        conn = sqlite3.connect(path)
+        conn.executescript(
+            """
+            CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, received INTEGER NOT NULL,
+                level INTEGER NOT NULL, source TEXT NOT NULL, service TEXT NOT NULL,
+                message TEXT NOT NULL, fields TEXT);
+            CREATE INDEX logs_ts ON logs (ts);
+            CREATE INDEX logs_service_level_ts ON logs (service, level, ts);
+            PRAGMA user_version=1;
+            """
+        )
+        conn.executemany(
+            "INSERT INTO logs (ts, received, level, source, service, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            CORPUS,
+        )
+        conn.commit()
+        conn.close()
+        store = self.start(path)
+        self.addCleanup(store.stopService)
+        yield store.whenIndexed()
+        rows = yield store.query(Query(q='"connection refused"'))
+        self.assertEqual([r[6] for r in rows], ["connection refused by upstream"])
+        check = connect(path, readonly=True)
+        self.addCleanup(check.close)
+        self.assertEqual(check.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION)
+        self.assertEqual(check.execute("SELECT indexed FROM search_state").fetchone()[0], len(CORPUS))
+
+    @inlineCallbacks
+    def test_bounded_lag(self) -> Any:
+        """Past maxIndexLag un-indexed records, the writer indexes before committing more."""
+        path = self.mktemp()
+        store = self.start(path, maxIndexLag=5)
+        self.addCleanup(store.stopService)
+        for n in range(6):
+            yield store.append([record(f"r{n}-{i}") for i in range(3)])
+        indexed = yield store.callInWriter(
+            lambda conn: (conn.execute("SELECT indexed FROM search_state").fetchone()[0], store._top)
+        )
+        self.assertLess(indexed[1] - indexed[0], 5 + 3)
+
+    @inlineCallbacks
+    def test_dense_word_pages(self) -> Any:
+        """A word in most records pages the same whether looked up or scanned."""
+        from logsvc.store import sqlite as module
+
+        self.patch(module, "DENSE_HITS", 5)
+        path = self.mktemp()
+        store = self.start(path)
+        self.addCleanup(store.stopService)
+        yield store.append([record(f"common {n}", ts=T0 + n) for n in range(30)])
+        yield store.whenIndexed()
+        rows = yield store.query(replace(Query(q="common -7", limit=10)))
+        self.assertEqual([r[6] for r in rows][:3], ["common 29", "common 28", "common 27"])
+        self.assertEqual(len(rows), 11)
