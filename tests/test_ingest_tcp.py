@@ -385,13 +385,14 @@ _FOLLOWERS = b"0123456789<{\r\n"
 _lines = st.one_of(
     _text.map(lambda t: t + b"\n"),
     _text.map(lambda t: t + b"\r\n"),
-    _text.map(lambda t: t + b"\x00"),
     _text.map(lambda t: b"<13>" + t + b"\n"),
 )
-_frames = st.binary(max_size=24).map(lambda m: b"%d <13>%s" % (len(m) + 4, m))
+#: Frame contents: any bytes but NUL, LFs included.
+_content = st.binary(max_size=24).map(lambda b: b.replace(b"\x00", b""))
+_frames = _content.map(lambda m: b"%d <13>%s" % (len(m) + 4, m))
 #: A length longer than what follows, at the end of the stream: framed as
 #: lines once the sender closes.
-_truncatedFrames = st.tuples(st.integers(1, 40), st.binary(max_size=24)).map(
+_truncatedFrames = st.tuples(st.integers(1, 40), _content).map(
     lambda lm: b"%d <13>%s" % (len(lm[1]) + 4 + lm[0], lm[1])
 )
 
@@ -399,7 +400,9 @@ _truncatedFrames = st.tuples(st.integers(1, 40), st.binary(max_size=24)).map(
 @st.composite
 def streams(draw: Any) -> bytes:
     """
-    A stream of lines and octet-counted frames.  A frame is followed by what
+    A stream of lines and octet-counted frames, without NUL (a NUL switches
+    the connection to NUL framing from the read it arrives in on, so a stream
+    mixing both frames by read boundaries).  A frame is followed by what
     can start a record: otherwise its length counts as a lie, which the
     framer can only see when the next byte came in the same read (a known
     limit: a frame that ends a read is taken as it is).
@@ -421,6 +424,10 @@ def streams(draw: Any) -> bytes:
     return data
 
 
+#: Records as Python's SysLogHandler sends them: NUL-terminated, LFs inside.
+_nulStreams = st.lists(_content.map(lambda b: b + b"\x00"), min_size=1, max_size=12).map(b"".join)
+
+
 def frameAll(data: bytes, cuts: list[int], maxLineLength: int) -> list[tuple[str, list[object]]]:
     framer = EventFramer(maxLineLength)
     framer.makeConnection(StringTransport())
@@ -431,10 +438,11 @@ def frameAll(data: bytes, cuts: list[int], maxLineLength: int) -> list[tuple[str
             start = cut
     framer.connectionLost(None)
     # Within one read, rejections are reported before the batch of lines, so
-    # only the order within each kind is comparable across read boundaries.
+    # only the order of lines is comparable across read boundaries; the length
+    # a rejection reports is for the log (LFs a NUL framer strips count or not).
     lines = [value for kind, value in framer.events if kind == "line"]
     longs = [value for kind, value in framer.events if kind == "long"]
-    return [("lines", lines), ("longs", longs)]
+    return [("lines", lines), ("rejected", [len(longs)])]
 
 
 class SplitInvarianceTests(SynchronousTestCase):
@@ -447,7 +455,7 @@ class SplitInvarianceTests(SynchronousTestCase):
     def test_readBoundariesDoNotMatter(
         self, data: bytes, cuts: list[int], maxLineLength: int
     ) -> None:
-        """However a stream is split into reads, it frames into the same records and rejections."""
+        """However a stream of lines and frames is split into reads, it frames the same."""
         whole = frameAll(data, [], maxLineLength)
         split = frameAll(data, [c for c in cuts if c < len(data)], maxLineLength)
         self.assertEqual(split, whole)
@@ -455,7 +463,22 @@ class SplitInvarianceTests(SynchronousTestCase):
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(data=streams(), maxLineLength=st.integers(8, 40))
     def test_byteByByte(self, data: bytes, maxLineLength: int) -> None:
-        """A stream read one byte at a time frames as when read whole."""
+        """A stream of lines and frames read one byte at a time frames as when read whole."""
         self.assertEqual(
             frameAll(data, list(range(len(data))), maxLineLength), frameAll(data, [], maxLineLength)
         )
+
+    @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        data=_nulStreams,
+        cuts=st.lists(st.integers(0, 400), max_size=12),
+        maxLineLength=st.integers(8, 40),
+    )
+    def test_nulReadBoundaries(self, data: bytes, cuts: list[int], maxLineLength: int) -> None:
+        """Once its first NUL has arrived, a NUL-framed stream frames the same however it is split."""
+        # Before the first NUL the connection is still LF-framed, by design.
+        firstRead = data.index(b"\x00") + 1
+        whole = frameAll(data, [], maxLineLength)
+        split = frameAll(data, [c for c in cuts if firstRead <= c < len(data)], maxLineLength)
+        byteByByte = frameAll(data, list(range(firstRead, len(data))), maxLineLength)
+        self.assertEqual((split, byteByByte), (whole, whole))

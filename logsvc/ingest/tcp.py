@@ -226,7 +226,8 @@ class LineFramer(Protocol):
                 self.lineLengthExceeded(len(record))
             elif record:
                 kept.append(record)
-        if len(self._buffer) > limit:
+        # LFs around a record are dropped, so they do not count against the limit.
+        if len(self._buffer) > limit and len(self._buffer.strip(b"\n")) > limit:
             self._startDiscarding()
         if kept:
             self.linesReceived(kept)
