@@ -34,6 +34,7 @@ from logsvc.web.health import HealthResource, MetricsResource
 from logsvc.web.ingest import DEFAULT_MAX_BODY, LogsIngest
 from logsvc.web.loki import LokiPush, lokiTree
 from logsvc.web.search import LogsSearch
+from logsvc.web.stats import StatsResource
 from logsvc.web.ui import UIResource
 
 
@@ -108,6 +109,7 @@ def buildRoot(
     root.putChild(b"health", HealthResource(pipeline))
     root.putChild(b"metrics", MetricsResource(metrics or pipeline.metrics))
     root.putChild(b"ui", UIResource())
+    root.putChild(b"stats", StatsResource(store))
     # Shippers' own APIs (issue 4): Loki, Elasticsearch, GELF.
     root.putChild(b"loki", lokiTree(LokiPush(pipeline, maxBody=maxBody)))
     root.putChild(b"_bulk", ElasticBulk(pipeline, maxBody=maxBody))
