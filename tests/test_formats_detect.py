@@ -4,6 +4,9 @@ Tests for L{logsvc.formats.detect}: choosing a parser per line.
 
 from __future__ import annotations
 
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.formats.detect import parseLine, parseLines
@@ -84,3 +87,25 @@ class ParseLinesTests(SynchronousTestCase):
         records, rejected = parseLines([b"{oops", b'{"a":'], PEER, RECEIVED)
         self.assertEqual(records, [plain("{oops"), plain('{"a":')])
         self.assertEqual(rejected, [])
+
+
+_lineBytes = st.one_of(
+    st.binary(max_size=40),
+    st.text(max_size=30).map(lambda t: t.encode("utf-8")),
+    st.dictionaries(
+        st.sampled_from(["message", "level", "ts", "time", "host", "app", "x"]),
+        st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=8)),
+        max_size=4,
+    ).map(orjson.dumps),
+).map(lambda b: b.replace(b"\n", b""))
+
+
+class ParseLinesPropertyTests(SynchronousTestCase):
+    @settings(max_examples=150, deadline=None)
+    @given(lines=st.lists(_lineBytes, max_size=8))
+    def test_everyLineAccountedFor(self, lines: list[bytes]) -> None:
+        """Every non-blank line becomes a record or a rejection, and nothing raises."""
+        records, rejected = parseLines(lines, PEER, RECEIVED)
+        nonBlank = [line for line in lines if line.strip()]
+        self.assertEqual(len(records) + len(rejected), len(nonBlank))
+        self.assertTrue(set(line for line, _ in rejected) <= set(nonBlank))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.query import (
@@ -165,3 +167,45 @@ class CursorTests(SynchronousTestCase):
             with self.assertRaises(QueryError) as caught:
                 decodeCursor(token)
             self.assertEqual(caught.exception.param, "cursor", token)
+
+
+_argNames = st.sampled_from(
+    [
+        "since",
+        "until",
+        "level",
+        "source",
+        "service",
+        "q",
+        "limit",
+        "order",
+        "cursor",
+        "field.x",
+        "field.",
+    ]
+)
+_argValues = st.lists(
+    st.one_of(
+        st.binary(max_size=12),
+        st.text(max_size=12).map(str.encode),
+        st.integers().map(lambda n: str(n).encode()),
+    ),
+    min_size=1,
+    max_size=2,
+)
+
+
+class ParseQueryPropertyTests(SynchronousTestCase):
+    @settings(max_examples=150, deadline=None)
+    @given(arguments=st.dictionaries(_argNames.map(str.encode), _argValues, max_size=5))
+    def test_queryOrQueryError(self, arguments: dict[bytes, list[bytes]]) -> None:
+        """Any request arguments give a valid Query or a QueryError naming a parameter, never another error."""
+        try:
+            query = parseQuery(arguments)
+        except QueryError as e:
+            self.assertIn(
+                e.param, ["since", "until", "level", "limit", "order", "cursor", "field."]
+            )
+            return
+        self.assertIn(query.order, ("asc", "desc"))
+        self.assertTrue(query.limit is not None and 1 <= query.limit <= MAX_LIMIT)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.record import (
@@ -355,3 +357,57 @@ class RenderTests(SynchronousTestCase):
             plainRecord("text", PEER, RECEIVED),
             Record(RECEIVED, RECEIVED, INFO, PEER, "", "text", None),
         )
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+_aliasKeys = st.sampled_from(
+    ["message", "msg", "level", "severity", "levelname", "ts", "timestamp", "time", "@timestamp"]
+    + ["host", "hostname", "source", "service", "app", "logger", "fields", "x"]
+)
+_levelish = st.one_of(
+    _json,
+    st.sampled_from(sorted(LEVEL_ALIASES)),
+    st.integers(-5, 120).map(str),
+    st.text(max_size=4),
+)
+_timeish = st.one_of(
+    _json,
+    st.integers(-(10**20), 10**20),
+    st.integers(-(10**20), 10**20).map(str),
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.text(alphabet="0123456789-+:.TtZz eE", max_size=30),
+)
+
+
+class NormalizePropertyTests(SynchronousTestCase):
+    @settings(max_examples=100, deadline=None)
+    @given(
+        obj=st.dictionaries(_aliasKeys, _json, max_size=8),
+        level=_levelish,
+        ts=_timeish,
+        levelKey=st.sampled_from(["level", "severity", "levelname"]),
+        tsKey=st.sampled_from(["ts", "timestamp", "time", "@timestamp"]),
+    )
+    def test_recordOrRecordError(
+        self, obj: dict[str, Any], level: Any, ts: Any, levelKey: str, tsKey: str
+    ) -> None:
+        """Any JSON object normalizes to a valid record or raises RecordError, never another error."""
+        obj[levelKey] = level
+        obj[tsKey] = ts
+        try:
+            record = normalize(obj, PEER, RECEIVED)
+        except RecordError:
+            return
+        self.assertIn(record.level, range(8))
+        self.assertTrue(0 <= record.ts <= 253402300799_999999)
+        for text in (record.source, record.service, record.message):
+            self.assertIsInstance(text, str)
+        if record.fields is not None:
+            self.assertIsInstance(orjson.loads(record.fields), dict)
+        renderRow((1, *record))
