@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logsvc.formats.jsonline import JSONSyntaxError, loadJSON
+from logsvc.formats.syslog import SyslogError, rfc3339Micros
 from logsvc.record import Record, RecordError, normalize
 
 #: Actions that carry a document and are stored.
@@ -64,28 +65,23 @@ class BulkItem:
         return self
 
 
-def _unfold(doc: dict[str, Any], name: str, keys: tuple[str, ...], target: str) -> None:
+def _unfold(doc: dict[str, Any], name: str, obj: dict[str, Any], key: str, target: str) -> None:
     """
-    Replace the ECS object C{doc[name]} by its first of C{keys} under
-    C{target}, moving its other keys to C{doc["name.key"]}.
+    Replace the ECS object C{doc[name]} (C{obj}) by its C{key} under
+    C{target} (unless C{target} is taken), moving its other keys to
+    C{doc["name.key"]}.
     """
-    value = doc.get(name)
-    dotted = [f"{name}.{key}" for key in keys]
-    if isinstance(value, dict):
-        del doc[name]
-        taken = None
-        for key in keys:
-            if key in value and taken is None and not isinstance(value[key], (dict, list)):
-                taken = value.pop(key)
-        for key, inner in value.items():
-            doc.setdefault(f"{name}.{key}", inner)
-        if taken is not None and target not in doc:
-            doc[target] = taken
-    else:
-        for key in dotted:
-            if key in doc and target not in doc and not isinstance(doc[key], (dict, list)):
-                doc[target] = doc.pop(key)
-                break
+    del doc[name]
+    value = obj.pop(key, None)
+    if value is None and name == "host":
+        value = obj.pop("hostname", None)
+    for inner, item in obj.items():
+        doc.setdefault(f"{name}.{inner}", item)
+    if value is not None:
+        if isinstance(value, (dict, list)) or target in doc:
+            doc.setdefault(f"{name}.{key}", value)
+        else:
+            doc[target] = value
 
 
 def documentRecord(doc: Any, index: str, docID: str | None, peer: str, received: int) -> Record:
@@ -94,21 +90,33 @@ def documentRecord(doc: Any, index: str, docID: str | None, peer: str, received:
 
     @raise RecordError: when the document is not an object or does not normalize.
     """
-    if not isinstance(doc, dict):
+    if type(doc) is not dict:
         raise RecordError("document must be a JSON object")
-    # Claim the record's keys before unfolding, so that the ECS names win only
-    # when the plain ones are absent.
-    if "host" in doc and not isinstance(doc["host"], dict):
-        doc["hostname_"] = doc.pop("host")
-    _unfold(doc, "host", ("name", "hostname"), "host")
-    if "hostname_" in doc:
-        doc.setdefault("host", doc.pop("hostname_"))
-    if isinstance(doc.get("service"), dict) or "service.name" in doc:
-        _unfold(doc, "service", ("name",), "service")
-    if isinstance(doc.get("log"), dict) or "log.level" in doc:
-        _unfold(doc, "log", ("level",), "level")
-    if "message" not in doc and "msg" not in doc and isinstance(doc.get("log"), str):
+    host = doc.get("host")
+    if type(host) is dict:
+        _unfold(doc, "host", host, "name", "host")
+    elif "host.name" in doc and "host" not in doc:
+        doc["host"] = doc.pop("host.name")
+    service = doc.get("service")
+    if type(service) is dict:
+        _unfold(doc, "service", service, "name", "service")
+    elif "service.name" in doc and "service" not in doc:
+        doc["service"] = doc.pop("service.name")
+    log = doc.get("log")
+    if type(log) is dict:
+        _unfold(doc, "log", log, "level", "level")
+    elif type(log) is str and "message" not in doc and "msg" not in doc:
         doc["message"] = doc.pop("log")
+    if "log.level" in doc and "level" not in doc:
+        doc["level"] = doc.pop("log.level")
+    stamp = doc.get("@timestamp")
+    if type(stamp) is str and "ts" not in doc and "timestamp" not in doc and "time" not in doc:
+        # Shippers' stamps repeat their second: take the cached fast path,
+        # and leave anything unusual to the record model's parser.
+        try:
+            doc["@timestamp"] = rfc3339Micros(stamp)
+        except SyslogError:
+            pass
     doc["_index"] = index
     if docID is not None:
         doc["_id"] = docID

@@ -1,0 +1,259 @@
+"""
+Senders benchmark: syslog and Elasticsearch bulk ingest next to plain lines.
+
+Each measurement starts a fresh ``twistd -n logsvc`` on free loopback ports
+(so no run pays for the store another one filled) and counts records back from
+the store, so loss shows.  Prints records/s for:
+
+- plain lines over TCP (the spine's baseline, measured here in the same run);
+- RFC 5424 syslog over TCP, non-transparent framing (LF), 4 connections;
+- RFC 5424 syslog over TCP, octet counting (``LEN SP MSG``), 4 connections;
+- RFC 3164 syslog over TCP, LF framing (rsyslog's traditional forward format);
+- ``POST /_bulk`` (1,000 documents per request, 8 keep-alive clients);
+
+and each as a ratio of the plain-line rate.
+
+Usage: python bench/bench_senders.py [--records 500000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+import orjson
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
+HOSTS = [f"node-{n:02d}" for n in range(12)]
+PATHS = ["/api/v1/items", "/api/v1/users", "/login", "/checkout", "/search"]
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """
+    A fresh ``twistd -n logsvc`` in its own directory.
+    """
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="logsvc-bench-senders-")
+        self.tcpPort = freePort()
+        self.httpPort = freePort()
+        self.db = os.path.join(self.directory, "bench.sqlite3")
+        self.process = subprocess.Popen(
+            [
+                *TWISTD, "-n", "--pidfile=", "logsvc",
+                "--tcp", f"tcp:{self.tcpPort}:interface=127.0.0.1",
+                "--http", f"tcp:{self.httpPort}:interface=127.0.0.1",
+                "--db", self.db,
+            ],
+            cwd=self.directory,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.directory, "server.log"), "wb"),
+        )
+        deadline = time.monotonic() + 30
+        for port in (self.httpPort, self.tcpPort):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("server did not start") from None
+                    time.sleep(0.05)
+
+    def count(self) -> int:
+        try:
+            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        except sqlite3.OperationalError:
+            return 0
+        try:
+            return int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            conn.close()
+
+    def waitForCount(self, expected: int, timeout: float = 900) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.count() >= expected:
+                return time.perf_counter()
+            time.sleep(0.02)
+        raise RuntimeError(f"store has {self.count()} of {expected} records")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(120)
+        for name in os.listdir(self.directory):
+            os.unlink(os.path.join(self.directory, name))
+        os.rmdir(self.directory)
+
+
+def plainLine(rng: random.Random, i: int) -> bytes:
+    return (
+        f"{rng.choice(SERVICES)} GET {rng.choice(PATHS)}?page={rng.randint(1, 50)} "
+        f"from 10.1.{rng.randint(0, 255)}.{rng.randint(1, 254)} took {rng.randint(1, 900)} ms"
+    ).encode()
+
+
+# Stamps advance one second per STAMP_RATE messages, as a busy sender's do.
+STAMP_RATE = 2000
+
+
+def rfc5424(rng: random.Random, i: int) -> bytes:
+    pri = 8 * rng.choice((1, 3, 16, 23)) + rng.choice((3, 4, 6, 6, 6, 7))
+    sd = f'[req@32473 id="{i}" path="{rng.choice(PATHS)}"]' if i % 2 else "-"
+    second = i // STAMP_RATE
+    return (
+        f"<{pri}>1 2026-11-22T{10 + second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+        f".{i % STAMP_RATE * 400:06d}+01:00 "
+        f"{rng.choice(HOSTS)} {rng.choice(SERVICES)} {rng.randint(100, 9999)} ID{i % 50} {sd} "
+        f"GET {rng.choice(PATHS)} answered {rng.choice((200, 201, 404, 500))} in {rng.randint(1, 900)} ms"
+    ).encode()
+
+
+def rfc3164(rng: random.Random, i: int) -> bytes:
+    pri = 8 * rng.choice((1, 3, 16)) + rng.choice((3, 4, 6, 6, 7))
+    second = i // STAMP_RATE
+    return (
+        f"<{pri}>Nov 22 {10 + second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d} "
+        f"{rng.choice(HOSTS)} {rng.choice(SERVICES)}[{rng.randint(100, 9999)}]: "
+        f"GET {rng.choice(PATHS)} answered {rng.choice((200, 404))} in {rng.randint(1, 900)} ms"
+    ).encode()
+
+
+def makeMessages(make: Callable[[random.Random, int], bytes], count: int) -> list[bytes]:
+    rng = random.Random(count)
+    return [make(rng, i) for i in range(count)]
+
+
+def lineFramed(messages: list[bytes]) -> list[bytes]:
+    return [b"\n".join(messages[i : i + 2000]) + b"\n" for i in range(0, len(messages), 2000)]
+
+
+def octetCounted(messages: list[bytes]) -> list[bytes]:
+    return [
+        b"".join(b"%d %s" % (len(m), m) for m in messages[i : i + 2000])
+        for i in range(0, len(messages), 2000)
+    ]
+
+
+def sendTCP(port: int, chunks: list[bytes]) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        for chunk in chunks:
+            s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+
+
+def tcpRate(messages: list[bytes], frame: Callable[[list[bytes]], list[bytes]], connections: int = 4) -> float:
+    """
+    @return: records/s from the first byte sent until the store holds them all.
+    """
+    server = Server()
+    try:
+        payloads = [frame(messages[i::connections]) for i in range(connections)]
+        threads = [threading.Thread(target=sendTCP, args=(server.tcpPort, p)) for p in payloads]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        done = server.waitForCount(len(messages))
+        for t in threads:
+            t.join()
+        return len(messages) / (done - started)
+    finally:
+        server.stop()
+
+
+def bulkRate(count: int, clients: int = 8, batch: int = 1000) -> float:
+    """
+    @return: records/s posting bulk requests until every one is answered
+        without item errors.
+    """
+    rng = random.Random(7)
+    action = b'{"create":{"_index":"logs-app"}}'
+    docs = [
+        orjson.dumps(
+            {
+                "@timestamp": f"2026-11-22T10:00:{i % 60:02d}.{i % 1000:03d}Z",
+                "message": plainLine(rng, i).decode(),
+                "log": {"level": rng.choice(("info", "info", "warn", "error"))},
+                "host": {"name": rng.choice(HOSTS)},
+                "service": {"name": rng.choice(SERVICES)},
+                "user_id": rng.randint(1, 5000),
+            }
+        )
+        for i in range(count)
+    ]
+    bodies = [
+        b"".join(action + b"\n" + doc + b"\n" for doc in docs[i : i + batch])
+        for i in range(0, count, batch)
+    ]
+    errors: list[str] = []
+    server = Server()
+
+    def post(part: list[bytes]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.httpPort, timeout=300)
+        for body in part:
+            conn.request("POST", "/_bulk", body, {"content-type": "application/x-ndjson"})
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 200 or b'"errors":false' not in payload[:200]:
+                errors.append(f"{response.status} {payload[:200]!r}")
+        conn.close()
+
+    try:
+        threads = [threading.Thread(target=post, args=(bodies[i::clients],)) for i in range(clients)]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        if errors:
+            raise RuntimeError(f"{len(errors)} failed bulk requests, first: {errors[0]}")
+        stored = server.count()
+        if stored != count:
+            raise RuntimeError(f"store has {stored} of {count} records")
+        return count / elapsed
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=500_000, help="records per run")
+    args = parser.parse_args()
+    n = args.records
+    print(f"records per run: {n:,}  (fresh twistd logsvc per run, counted back from the store)")
+    plain = tcpRate(makeMessages(plainLine, n), lineFramed)
+    results = [("plain lines, TCP (baseline)", plain)]
+    results.append(("RFC 5424, TCP, LF framing", tcpRate(makeMessages(rfc5424, n), lineFramed)))
+    results.append(("RFC 5424, TCP, octet counting", tcpRate(makeMessages(rfc5424, n), octetCounted)))
+    results.append(("RFC 3164, TCP, LF framing", tcpRate(makeMessages(rfc3164, n), lineFramed)))
+    results.append(("POST /_bulk, 1000 docs/request", bulkRate(n)))
+    for name, rate in results:
+        print(f"{name:34s} {rate:12,.0f} records/s   {rate / plain:5.2f} x plain")
+
+
+if __name__ == "__main__":
+    main()
