@@ -66,9 +66,11 @@ class LineFramer(Protocol):
     then resumes.  A final line without LF is delivered when the connection
     closes.
 
-    A connection on which a NUL arrives is NUL-framed from then on: only NUL
-    ends a record and LFs inside one are kept (Python's SysLogHandler ends
-    each message, tracebacks included, with NUL and no LF).
+    A connection on which a NUL arrives is NUL-framed from the read that holds
+    it on: only NUL ends a record and LFs inside one are kept (Python's
+    SysLogHandler ends each message, tracebacks included, with NUL and no LF,
+    and writes each in one send).  What came before that read was framed by
+    LF; from then on, read boundaries do not change the framing.
 
     Octet-counted syslog frames (C{LEN SP MSG}, MSG starting with C{<PRI>})
     are taken wherever a record starts; a frame whose LEN is over
