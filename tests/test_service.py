@@ -8,13 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
 
+from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
-from logsvc.service import LogService, Options, makeService, parseSize
+from logsvc.service import DrainingListenerService, LogService, Options, makeService, parseSize
+from logsvc.store.memory import MemoryStore
 from logsvc.store.sqlite import SqliteStore
 
 
@@ -252,3 +258,81 @@ class LogServiceTests(SynchronousTestCase):
         self.top.stopService()
         self.assertEqual(self.log, ["tcp"])
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+
+@implementer(IListeningPort)
+class FakePort:
+    """A listening port whose stopListening the test finishes."""
+
+    def __init__(self) -> None:
+        self.stopping: Deferred[None] | None = None
+
+    def startListening(self) -> None:
+        pass
+
+    def stopListening(self) -> Deferred[None]:
+        self.stopping = Deferred()
+        return self.stopping
+
+    def getHost(self) -> IPv4Address:
+        return IPv4Address("TCP", "127.0.0.1", 5140)
+
+
+@implementer(IStreamServerEndpoint)
+class FakeEndpoint:
+    """An endpoint that listens at once on a L{FakePort}."""
+
+    def __init__(self) -> None:
+        self.port = FakePort()
+
+    def listen(self, factory: Any) -> Deferred[IListeningPort]:
+        return succeed(self.port)
+
+
+class DrainingListenerServiceTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.store = MemoryStore()
+        self.factory = IngestFactory(Pipeline(self.store, reactor=self.clock, delay=0))
+        self.endpoint = FakeEndpoint()
+        self.service = DrainingListenerService(
+            self.endpoint, self.factory, drainTimeout=3, clock=self.clock
+        )
+        self.service.startService()
+
+    def connect(self) -> tuple[IngestProtocol, StringTransport]:
+        peer = IPv4Address("TCP", "192.0.2.1", 40000)
+        protocol = self.factory.buildProtocol(peer)
+        assert isinstance(protocol, IngestProtocol)
+        transport = StringTransport(peerAddress=peer)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_stopListeningThenDrain(self) -> None:
+        """A stop first stops listening, then waits for open senders, storing what they still send."""
+        protocol, transport = self.connect()
+        stopped: list[object] = []
+        self.service.stopService().addCallback(stopped.append)
+        port = self.endpoint.port
+        assert port.stopping is not None
+        port.stopping.callback(None)
+        self.assertEqual(stopped, [])
+        protocol.dataReceived(b"written before close\nlast")
+        protocol.connectionLost(None)
+        self.assertEqual(len(stopped), 1)
+        self.assertEqual([row[6] for row in self.store.rows], ["written before close", "last"])
+        self.assertFalse(transport.disconnecting)
+
+    def test_drainTimeout(self) -> None:
+        """Senders still connected after the drain timeout are closed, then the stop finishes."""
+        protocol, transport = self.connect()
+        stopped: list[object] = []
+        self.service.stopService().addCallback(stopped.append)
+        port = self.endpoint.port
+        assert port.stopping is not None
+        port.stopping.callback(None)
+        self.clock.advance(3)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(stopped, [])
+        protocol.connectionLost(None)
+        self.assertEqual(len(stopped), 1)
