@@ -26,6 +26,7 @@ from logsvc.ingest.tcp import (
 )
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record
+from logsvc.store.base import StoreError
 from logsvc.store.memory import MemoryStore
 
 PEER = IPv4Address("TCP", "192.0.2.44", 51234)
@@ -310,6 +311,31 @@ class BackPressureTests(SynchronousTestCase):
         second.connectionLost(None)
         first.dataReceived(b"x\n" * 10)
         self.assertEqual(secondTransport.producerState, "producing")
+
+
+class StoreFailureTests(SynchronousTestCase):
+    def test_storeFailureCountedAndLogged(self) -> None:
+        """A store failure is counted and logged, and the connection goes on taking lines."""
+        store = HeldStore()
+        factory = IngestFactory(Pipeline(store, reactor=Clock(), delay=0))
+        protocol = factory.buildProtocol(PEER)
+        assert isinstance(protocol, IngestProtocol)
+        transport = StringTransport(peerAddress=PEER)
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"a\nb\n")
+        ((_, d),) = store.held
+        store.held = []
+        d.errback(StoreError("disk full"))
+        registry = factory.metrics.registry
+        rejected = registry.get_sample_value(
+            "logsvc_records_rejected_total", {"transport": "tcp", "reason": "store"}
+        )
+        self.assertEqual(rejected, 2)
+        self.assertEqual(len(self.flushLoggedErrors(StoreError)), 1)
+        self.assertFalse(transport.disconnecting)
+        protocol.dataReceived(b"c\n")
+        store.release()
+        self.assertEqual([row[6] for row in store.rows], ["c"])
 
 
 class DrainTests(TCPTestCase):
