@@ -12,6 +12,7 @@ from logsvc.query import Query, QueryError, encodeCursor, parseQuery
 from logsvc.record import renderRow
 from logsvc.store.base import IStore, Row
 from logsvc.web.common import errorBody, renderAsync, writeJSON
+from logsvc.web.export import NDJSONExport, wantsNDJSON
 
 
 def pageBody(query: Query, rows: list[Row]) -> dict[str, Any]:
@@ -30,17 +31,22 @@ def pageBody(query: Query, rows: list[Row]) -> dict[str, Any]:
 
 class LogsSearch:
     """
-    The C{GET /logs} handler.
+    The C{GET /logs} handler: a page of JSON, or every match as NDJSON
+    (L{logsvc.web.export}).
     """
 
     def __init__(self, store: IStore) -> None:
         self.store = store
+        self.export = NDJSONExport(store)
 
     def render(self, request: Request) -> object:
+        export = wantsNDJSON(request)
         try:
-            query = parseQuery(request.args or {})
+            query = parseQuery(request.args or {}, allowUnlimited=export)
         except QueryError as e:
             return errorBody(request, 400, str(e), param=e.param)
+        if export:
+            return self.export.render(request, query)
         d = self.store.query(query)
         d.addCallback(lambda rows: writeJSON(request, 200, pageBody(query, rows)))
         return renderAsync(request, d)

@@ -1,0 +1,151 @@
+"""
+Tests for L{logsvc.web.export}: NDJSON export of C{GET /logs}, its paging,
+back-pressure and disconnects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import treq
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from logsvc.query import Query
+from logsvc.record import Record
+from logsvc.testing import MemoryLogService
+from logsvc.web.export import ExportProducer
+
+T0 = 1_767_323_045_000_000
+
+
+class ExportAPITests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.service = MemoryLogService()
+        self.service.store.append(
+            [Record(T0 + n, T0 + n, 3 if n % 10 == 0 else 6, "h", "api", f"event {n}", None) for n in range(250)]
+        )
+        # Small pages so a test crosses many of them.
+        self.service.root.children[b"logs"].search.export.page = 7
+
+    def export(self, path: str, accept: bytes = b"application/x-ndjson") -> tuple[int, bytes, Any]:
+        response = self.successResultOf(
+            self.service.treq.get("http://logsvc.test" + path, headers={b"accept": [accept]})
+        )
+        return response.code, self.successResultOf(treq.content(response)), response
+
+    def test_everything(self) -> None:
+        """Without limit, every match streams as NDJSON, newest first, past the page limit of 100."""
+        code, body, response = self.export("/logs")
+        self.assertEqual(code, 200)
+        self.assertEqual(response.headers.getRawHeaders(b"content-type"), [b"application/x-ndjson"])
+        records = [orjson.loads(line) for line in body.splitlines()]
+        self.assertEqual([r["message"] for r in records], [f"event {n}" for n in reversed(range(250))])
+        self.assertEqual(set(records[0]), {"id", "ts", "received", "level", "source", "service", "message", "fields"})
+
+    def test_filters_order_limit(self) -> None:
+        """Filters, order and an explicit limit apply to the export."""
+        _, body, _ = self.export("/logs?level=error&order=asc")
+        self.assertEqual([orjson.loads(x)["message"] for x in body.splitlines()], [f"event {n}" for n in range(0, 250, 10)])
+        _, body, _ = self.export("/logs?limit=12&order=asc&q=event")
+        self.assertEqual(len(body.splitlines()), 12)
+
+    def test_format_argument(self) -> None:
+        """format=ndjson exports without an Accept header."""
+        _, body, _ = self.export("/logs?format=ndjson&level=error", accept=b"*/*")
+        self.assertEqual(len(body.splitlines()), 25)
+
+    def test_bad_query(self) -> None:
+        """An invalid argument is a JSON 400 before any record is sent."""
+        code, body, _ = self.export("/logs?order=sideways")
+        self.assertEqual((code, orjson.loads(body)["param"]), (400, "order"))
+
+
+class FakeRequest:
+    """A request that records what an export does with it."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.finished = False
+        self.producer: Any = None
+        self.finishing: Deferred[None] = Deferred()
+        self.headers: dict[bytes, bytes] = {}
+        self.channel = self
+        self.lost = False
+
+    def setHeader(self, name: bytes, value: bytes) -> None:
+        self.headers[name] = value
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+
+    def notifyFinish(self) -> Deferred[None]:
+        return self.finishing
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def finish(self) -> None:
+        self.finished = True
+
+    def loseConnection(self) -> None:
+        self.lost = True
+
+
+class PagedStore:
+    """A store whose export reads wait until the test fires them."""
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[Query, Deferred[Any]]] = []
+
+    def exportPage(self, query: Query) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.reads.append((query, d))
+        return d
+
+
+class ExportProducerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.store = PagedStore()
+        self.request = FakeRequest()
+        self.producer = ExportProducer(self.store, self.request, Query(limit=None), page=2)  # type: ignore[arg-type]
+        self.producer.start()
+
+    def test_pages_chain(self) -> None:
+        """Each page continues after the last record of the previous one, and the end finishes."""
+        self.store.reads[0][1].callback((b"a\nb\n", 2, (5, 2)))
+        self.assertEqual(self.store.reads[1][0].cursor, (5, 2))
+        self.store.reads[1][1].callback((b"c\n", 1, None))
+        self.assertEqual((b"".join(self.request.written), self.request.finished), (b"a\nb\nc\n", True))
+        self.assertEqual(len(self.store.reads), 2)
+
+    def test_paused_reads_nothing(self) -> None:
+        """While the client does not keep up, no further page is read; resuming reads on."""
+        self.producer.pauseProducing()
+        self.store.reads[0][1].callback((b"a\nb\n", 2, (5, 2)))
+        self.assertEqual(len(self.store.reads), 1)
+        self.producer.resumeProducing()
+        self.assertEqual(len(self.store.reads), 2)
+
+    def test_one_read_at_a_time(self) -> None:
+        """Resuming while a read is under way starts no second read."""
+        self.producer.pauseProducing()
+        self.producer.resumeProducing()
+        self.assertEqual(len(self.store.reads), 1)
+
+    def test_disconnect_stops(self) -> None:
+        """A client that goes away stops the reads and gets nothing more written."""
+        self.request.finishing.errback(Failure(ConnectionError("gone")))
+        self.store.reads[0][1].callback((b"a\nb\n", 2, (5, 2)))
+        self.assertEqual((len(self.store.reads), self.request.written), (1, []))
+
+    def test_store_failure_cuts(self) -> None:
+        """A failing read after the headers cuts the connection instead of ending cleanly."""
+        self.store.reads[0][1].errback(Failure(RuntimeError("disk")))
+        self.assertEqual((self.request.lost, self.request.finished), (True, False))
+        self.flushLoggedErrors(RuntimeError)
