@@ -7,6 +7,7 @@ SQLite store promises (schema version, reopening, stop commits the queue).
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
 from collections.abc import Generator
@@ -18,8 +19,9 @@ from zope.interface.verify import verifyObject
 
 from logsvc.query import Query
 from logsvc.store.base import IStore, StoreError
+from logsvc.store.memory import MemoryStore
 from logsvc.store.sqlite import SCHEMA_VERSION, SqliteStore
-from tests.storetests import StoreTestsMixin, record
+from tests.storetests import SECOND, T0, StoreTestsMixin, record
 
 
 class SqliteTestCase(TestCase):
@@ -174,3 +176,56 @@ class SqliteStoreTests(SqliteTestCase):
             lambda conn: conn.execute("SELECT count(*) FROM logs").fetchone()[0]
         )
         self.assertEqual(count, 2)
+
+
+class SqliteMatchesMemoryTests(SqliteTestCase):
+    @inlineCallbacks
+    def test_randomQueries(self) -> Generator[Deferred[Any], Any, None]:
+        """For random records and random filters, orders, limits and cursors, SQLite answers as MemoryStore does."""
+        rng = random.Random(20261122)
+        sources = ["web1", "web2", "db", ""]
+        services = ["api", "worker", ""]
+        words = ["disk", "full", "timeout", "user", "login", "ok"]
+        records = [
+            record(
+                " ".join(rng.sample(words, rng.randint(1, 3))),
+                ts=T0 + rng.randrange(50) * SECOND,
+                level=rng.randrange(8),
+                source=rng.choice(sources),
+                service=rng.choice(services),
+                fields=rng.choice(
+                    [None, {"user": rng.choice(["ann", "bob"])}, {"code": rng.randrange(3)}]
+                ),
+            )
+            for _ in range(300)
+        ]
+        store = self.startStore()
+        memory = MemoryStore()
+        for start in range(0, 300, 50):
+            yield store.append(records[start : start + 50])
+            yield memory.append(records[start : start + 50])
+        for n in range(150):
+            since = T0 + rng.randrange(50) * SECOND if rng.random() < 0.3 else None
+            until = T0 + rng.randrange(50) * SECOND if rng.random() < 0.3 else None
+            cursor = (
+                (T0 + rng.randrange(50) * SECOND, rng.randrange(1, 301))
+                if rng.random() < 0.4
+                else None
+            )
+            query = Query(
+                since=since,
+                until=until,
+                level=rng.randrange(8) if rng.random() < 0.4 else None,
+                sources=tuple(rng.sample(sources, rng.randint(1, 2))) if rng.random() < 0.3 else (),
+                services=tuple(rng.sample(services, rng.randint(1, 2)))
+                if rng.random() < 0.3
+                else (),
+                q=rng.choice(words) if rng.random() < 0.3 else "",
+                fields=((("user", rng.choice(["ann", "bob"])),) if rng.random() < 0.2 else ()),
+                limit=rng.choice([None, 1, 5, 20, 100]),
+                order=rng.choice(["asc", "desc"]),
+                cursor=cursor,
+            )
+            mine = yield store.query(query)
+            theirs = yield memory.query(query)
+            self.assertEqual(mine, theirs, (n, query))
