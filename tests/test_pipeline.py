@@ -5,19 +5,22 @@ back-pressure, fan-out and draining.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from logsvc.pipeline import Pipeline
+from logsvc.query import Query
 from logsvc.record import Record, plainRecord
-from logsvc.store.base import IStore, StoreError
+from logsvc.store.base import StoreError
 from logsvc.store.memory import MemoryStore
+from logsvc.store.sqlite import SqliteStore
 
 
 def records(*messages: str) -> list[Record]:
@@ -28,27 +31,21 @@ def numbered(n: int, prefix: str = "r") -> list[Record]:
     return records(*(f"{prefix}{i}" for i in range(n)))
 
 
-@implementer(IStore)
-class ControlledStore:
+class ControlledStore(MemoryStore):
     """
-    A store whose appends return Deferreds the test fires.
+    A store whose appends return Deferreds the test fires (nothing is stored).
 
     @ivar appends: C{(records, deferred)} for each append, in order.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.appends: list[tuple[list[Record], Deferred[int]]] = []
 
-    def append(self, batch: list[Record]) -> Deferred[int]:
+    def append(self, records: list[Record]) -> Deferred[int]:
         d: Deferred[int] = Deferred()
-        self.appends.append((list(batch), d))
+        self.appends.append((list(records), d))
         return d
-
-    def query(self, query: Any) -> Deferred[list[Any]]:
-        raise NotImplementedError()
-
-    def count(self) -> Deferred[int]:
-        raise NotImplementedError()
 
 
 @implementer(IPushProducer)
@@ -386,3 +383,25 @@ class DrainTests(SynchronousTestCase):
         self.store.appends[0][1].callback(1)
         self.assertEqual(stopped, [None])
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class SqlitePipelineTests(TestCase):
+    timeout = 30
+
+    @inlineCallbacks
+    def test_idsMatchStoredRows(self) -> Generator[Deferred[Any], Any, None]:
+        """Over a real SQLite store, each submission fires with the id its first record was stored under."""
+        store = SqliteStore(self.mktemp())
+        store.startService()
+        self.addCleanup(store.stopService)
+        pipeline = Pipeline(store, batchSize=50, delay=0.001)
+        submissions = [[f"{n}.{i}" for i in range(n % 7 + 1)] for n in range(60)]
+        firsts = yield gatherResults(
+            [pipeline.submit(records(*messages)) for messages in submissions]
+        )
+        yield pipeline.whenDrained()
+        rows = yield store.query(Query(limit=None, order="asc"))
+        byId = {row[0]: row[6] for row in rows}
+        self.assertEqual(len(byId), sum(len(m) for m in submissions))
+        for first, messages in zip(firsts, submissions, strict=True):
+            self.assertEqual([byId[first + i] for i in range(len(messages))], messages)
