@@ -50,6 +50,10 @@ def gelfRecord(message: Any, peer: str, received: int) -> Record:
             raise RecordError("short_message: missing")
         short, full = full, None
     level = obj.pop("level", None)
+    if isinstance(level, (int, float)) and not isinstance(level, bool) and not 0 <= level <= 7:
+        raise RecordError(f"level: GELF levels are syslog severities 0..7, not {level!r}")
+    if isinstance(level, float) and level.is_integer():
+        level = int(level)
     timestamp = obj.pop("timestamp", None)
     host = obj.pop("host", None)
     service = ""
