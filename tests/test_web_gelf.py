@@ -69,6 +69,15 @@ class GelfHTTPTests(ShipperTestCase):
             self.assertEqual(self.request("POST", "/gelf", body, headers)[:2], (202, b""))
         self.assertEqual([r["message"] for r in self.rows()], ["A short message"] * 4)
 
+    def test_mislabeledEncoding(self) -> None:
+        """
+        One zlib layer labelled C{gzip,deflate} (as graypy sends it) is taken.
+        """
+        body = zlib.compress(orjson.dumps(MESSAGE))
+        code, _, _ = self.request("POST", "/gelf", body, {"content-encoding": "gzip,deflate"})
+        self.assertEqual(code, 202)
+        self.assertEqual(self.rows()[0]["message"], "A short message")
+
     def test_missingMessage(self) -> None:
         """
         A message without short_message is a 400 naming it.

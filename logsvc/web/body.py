@@ -127,11 +127,15 @@ def requestBody(request: Request, maxBody: int) -> bytes:
         return data
     codings = [c.strip().lower() for c in header.decode("latin-1").split(",") if c.strip()]
     for coding in reversed(codings):
+        # Senders mislabel: graypy says "gzip,deflate" for one zlib layer, and
+        # HTTP's "deflate" is zlib-wrapped but many clients send it raw.  So
+        # the bytes' magic decides; a gzip layer that is not there is skipped.
+        sniffed = sniffCompression(data)
         if coding in ("gzip", "x-gzip"):
-            data = decompress(data, "gzip", maxBody)
+            if sniffed is not None:
+                data = decompress(data, sniffed, maxBody)
         elif coding == "deflate":
-            # HTTP's "deflate" is zlib-wrapped, but many clients send raw deflate.
-            data = decompress(data, "zlib" if sniffCompression(data) == "zlib" else "raw", maxBody)
+            data = decompress(data, sniffed or "raw", maxBody)
         elif coding != "identity":
             raise BodyError(
                 415, f"unsupported content encoding {coding!r}; use one of {', '.join(ENCODINGS)}"
