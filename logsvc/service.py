@@ -199,34 +199,27 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
     http = strports.service(options["http"], protection.guardHTTP(site), reactor=reactor)
     http.setName("http")
     http.setServiceParent(top)
-    factory = AuthIngestFactory(pipeline, maxLineLength=options["max-line"], tokens=protection.tcpTokens)
-    tcp = DrainingListenerService(
-        strports.endpoints.serverFromString(reactor, options["tcp"]),
-        protection.guardIngest(factory),
-        drainTimeout=options["drain-timeout"],
-        clock=reactor,
+    def listen(name: str, factory: Any) -> None:
+        listener = DrainingListenerService(
+            strports.endpoints.serverFromString(reactor, options[name]),
+            protection.guardIngest(factory),
+            drainTimeout=options["drain-timeout"],
+            clock=reactor,
+        )
+        listener.setName(name)
+        listener.setServiceParent(top)
+
+    listen(
+        "tcp",
+        AuthIngestFactory(pipeline, maxLineLength=options["max-line"], tokens=protection.tcpTokens),
     )
-    tcp.setName("tcp")
-    tcp.setServiceParent(top)
     if options["tcp-acked"]:
-        acked = AckedIngestFactory(
-            pipeline, clock=reactor, maxLineLength=options["max-line"], tokens=protection.tcpTokens
+        listen(
+            "tcp-acked",
+            AckedIngestFactory(
+                pipeline, clock=reactor, maxLineLength=options["max-line"], tokens=protection.tcpTokens
+            ),
         )
-        ackedService = DrainingListenerService(
-            strports.endpoints.serverFromString(reactor, options["tcp-acked"]),
-            protection.guardIngest(acked),
-            drainTimeout=options["drain-timeout"],
-            clock=reactor,
-        )
-        ackedService.setName("tcp-acked")
-        ackedService.setServiceParent(top)
     if options["gelf"]:
-        gelf = DrainingListenerService(
-            strports.endpoints.serverFromString(reactor, options["gelf"]),
-            protection.guardIngest(GelfFactory(pipeline, maxLineLength=options["max-line"])),
-            drainTimeout=options["drain-timeout"],
-            clock=reactor,
-        )
-        gelf.setName("gelf")
-        gelf.setServiceParent(top)
+        listen("gelf", GelfFactory(pipeline, maxLineLength=options["max-line"]))
     return top
