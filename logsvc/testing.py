@@ -36,7 +36,7 @@ class MemoryLogService:
         self.metrics = Metrics()
         self.store = MemoryStore()
         self.pipeline = Pipeline(self.store, reactor=self.clock, metrics=self.metrics, delay=0)
-        self.root: RootResource = buildRoot(self.store, self.pipeline, metrics=self.metrics)
+        self.root: RootResource = buildRoot(self.store, self.pipeline, metrics=self.metrics, clock=self.clock)
         self.treq = StubTreq(self.root)
 
     def client(self, baseURL: str = "http://logsvc.test") -> LogClient:

@@ -35,6 +35,7 @@ from logsvc.web.ingest import DEFAULT_MAX_BODY, LogsIngest
 from logsvc.web.loki import LokiPush, lokiTree
 from logsvc.web.search import LogsSearch
 from logsvc.web.stats import StatsResource
+from logsvc.web.tail import TailResource
 from logsvc.web.ui import UIResource
 
 
@@ -96,16 +97,25 @@ class RootResource(JSONResource):
 
 
 def buildRoot(
-    store: IStore, pipeline: Pipeline, *, metrics: Metrics | None = None, maxBody: int = DEFAULT_MAX_BODY
+    store: IStore,
+    pipeline: Pipeline,
+    *,
+    metrics: Metrics | None = None,
+    maxBody: int = DEFAULT_MAX_BODY,
+    clock: Any = None,
 ) -> RootResource:
     """
     Build the whole Resource tree.
+
+    @param clock: schedules live tails' heartbeats; the global reactor when
+        L{None}.
 
     @return: the root resource; tests drive it with L{treq.testing.StubTreq}.
     """
     root = RootResource()
     logs = LogsResource(LogsIngest(pipeline, maxBody=maxBody), LogsSearch(store))
     root.putChild(b"logs", logs)
+    logs.putChild(b"tail", TailResource(store, pipeline, clock=clock))
     root.putChild(b"health", HealthResource(pipeline))
     root.putChild(b"metrics", MetricsResource(metrics or pipeline.metrics))
     root.putChild(b"ui", UIResource())

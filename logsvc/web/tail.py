@@ -1,0 +1,391 @@
+"""
+C{GET /logs/tail}: committed records as Server-Sent Events, live.
+
+Each record is one event: C{id:} its record id, C{data:} its JSON (as in
+C{GET /logs}).  The C{GET /logs} filters apply (C{limit}, C{order} and
+C{cursor} are ignored).  With a C{Last-Event-ID} header or C{since_id}, the
+records committed after that id are replayed from the store first, then the
+stream turns live, with no gap and no duplicate: the tail subscribes to
+committed batches I{before} it reads the store, holds what arrives meanwhile,
+and sends only ids above the last one sent.
+
+A comment line (C{: keep-alive}) goes out every C{heartbeat} seconds so idle
+streams stay open through proxies.  A client that does not keep up has its
+events held up to C{maxBuffer} records; past that it gets one final
+C{event: overflow} (its C{data} names the last id sent, to resume from) and
+the stream ends.  One L{TailHub} subscribes to the pipeline for every tail and
+renders each record once, so idle tails cost a set entry each.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import orjson
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.web.server import NOT_DONE_YET, Request
+from zope.interface import implementer
+
+from logsvc.pipeline import Pipeline
+from logsvc.query import Query, QueryError, parseQuery
+from logsvc.record import Record, renderRow
+from logsvc.store.base import IStore, Row
+from logsvc.store.memory import matches
+from logsvc.web.common import JSONResource, errorBody, isGone
+
+#: Seconds between keep-alive comments.
+DEFAULT_HEARTBEAT = 15.0
+#: Records a tail may hold for a client that does not keep up.
+DEFAULT_MAX_BUFFER = 10_000
+#: Records per store read while replaying.
+REPLAY_PAGE = 1000
+
+
+def eventBytes(row: Row) -> bytes:
+    """
+    @return: the SSE event of one stored row.
+    """
+    return b"id: %d\ndata: %s\n\n" % (row[0], orjson.dumps(renderRow(row)))
+
+
+class CommittedBatch:
+    """
+    One committed batch as the tails see it, each event rendered at most once
+    however many tails want it.
+    """
+
+    def __init__(self, first: int, records: list[Record]) -> None:
+        self.first = first
+        self.records = records
+        self.last = first + len(records) - 1
+        self._events: list[bytes | None] = [None] * len(records)
+        self._joined: bytes | None = None
+
+    def row(self, index: int) -> Row:
+        return (self.first + index, *self.records[index])
+
+    def event(self, index: int) -> bytes:
+        event = self._events[index]
+        if event is None:
+            event = self._events[index] = eventBytes(self.row(index))
+        return event
+
+    def select(self, query: Query | None, after: int) -> tuple[bytes, int, int]:
+        """
+        @param query: the tail's filters, or L{None} for none.
+        @param after: only ids above this one.
+        @return: the events, their count, and the last id among them (or
+            C{after} when none).
+        """
+        start = max(0, after - self.first + 1)
+        if start >= len(self.records):
+            return b"", 0, after
+        if query is None:
+            if start == 0:
+                if self._joined is None:
+                    self._joined = b"".join(self.event(i) for i in range(len(self.records)))
+                return self._joined, len(self.records), self.last
+            return b"".join(self.event(i) for i in range(start, len(self.records))), len(self.records) - start, self.last
+        chosen = [i for i in range(start, len(self.records)) if matches(query, self.row(i))]
+        if not chosen:
+            return b"", 0, after
+        return b"".join(self.event(i) for i in chosen), len(chosen), self.first + chosen[-1]
+
+
+def _filtersNothing(query: Query) -> bool:
+    return (
+        query.since is None
+        and query.until is None
+        and query.level is None
+        and not query.sources
+        and not query.services
+        and not query.fields
+        and query.search.empty
+    )
+
+
+class TailHub:
+    """
+    The one pipeline subscriber all tails share, and their heartbeat.
+
+    @ivar lastId: the id of the last committed record seen, or L{None}.
+    """
+
+    def __init__(self, pipeline: Pipeline, *, clock: Any, heartbeat: float = DEFAULT_HEARTBEAT) -> None:
+        self.pipeline = pipeline
+        self.clock = clock
+        self.heartbeat = heartbeat
+        self.sessions: set[TailSession] = set()
+        self.lastId: int | None = None
+        self._unsubscribe: Any = None
+        self._beat: LoopingCall | None = None
+
+    def add(self, session: TailSession) -> None:
+        if not self.sessions:
+            self._unsubscribe = self.pipeline.subscribe(self._committed)
+            self._beat = LoopingCall(self._heartbeat)
+            self._beat.clock = self.clock
+            self._beat.start(self.heartbeat, now=False)
+        self.sessions.add(session)
+
+    def remove(self, session: TailSession) -> None:
+        self.sessions.discard(session)
+        if not self.sessions and self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+            if self._beat is not None and self._beat.running:
+                self._beat.stop()
+            self._beat = None
+
+    def _committed(self, first: int, records: list[Record]) -> None:
+        batch = CommittedBatch(first, records)
+        self.lastId = batch.last
+        for session in list(self.sessions):
+            session.committed(batch)
+
+    def _heartbeat(self) -> None:
+        for session in list(self.sessions):
+            session.keepAlive()
+
+
+@implementer(IPushProducer)
+class TailSession:
+    """
+    One client's tail: replay, then live; see the module docstring.
+
+    @ivar lastSent: the id of the last record sent (or skipped as not
+        matching during replay), or L{None} before any.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        hub: TailHub,
+        store: IStore,
+        request: Request,
+        query: Query,
+        sinceId: int | None,
+        *,
+        maxBuffer: int = DEFAULT_MAX_BUFFER,
+        replayPage: int = REPLAY_PAGE,
+    ) -> None:
+        self.hub = hub
+        self.store = store
+        self.request = request
+        self.query = query
+        self.filter: Query | None = None if _filtersNothing(query) else query
+        self.lastSent = sinceId
+        self.maxBuffer = maxBuffer
+        self.replayPage = replayPage
+        self.replaying = sinceId is not None
+        self._held: deque[tuple[bytes, int]] = deque()
+        self._heldRecords = 0
+        self._early: list[CommittedBatch] = []
+        self._earlyRecords = 0
+        self._paused = False
+        self._reading = False
+        self.closed = False
+
+    def start(self) -> None:
+        """
+        Send the headers, subscribe, and start the replay (if any).
+        """
+        request = self.request
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        request.setHeader(b"x-accel-buffering", b"no")
+        request.registerProducer(self, True)
+        request.notifyFinish().addBoth(lambda _: self.close())
+        self.hub.add(self)
+        opening = b"retry: 1000\n: logsvc tail\n\n"
+        if self.lastSent is None and self.hub.lastId is not None:
+            # Name the position now, so a client that reconnects before any
+            # record arrives resumes from here.
+            self.lastSent = self.hub.lastId
+        if self.lastSent is not None and not self.replaying:
+            opening += b"id: %d\n\n" % self.lastSent
+        request.write(opening)
+        if self.replaying:
+            self._replayNext()
+
+    # Replay
+
+    def _replayNext(self) -> None:
+        if self.closed or self._paused or self._reading or not self.replaying:
+            return
+        assert self.lastSent is not None
+        self._reading = True
+        d = self.store.afterId(self.query, self.lastSent, self.replayPage)
+        d.addCallbacks(self._replayed, self._replayFailed)
+
+    def _replayed(self, rows: list[Row]) -> None:
+        self._reading = False
+        if self.closed:
+            return
+        if rows:
+            self._send(b"".join(eventBytes(row) for row in rows), len(rows))
+            self.lastSent = rows[-1][0]
+        if len(rows) < self.replayPage:
+            self._goLive()
+        else:
+            self._replayNext()
+
+    def _replayFailed(self, failure: Any) -> None:
+        self._reading = False
+        self.log.failure("tail replay failed", failure=failure)
+        self._end(b"event: error\ndata: %s\n\n" % orjson.dumps({"error": "replay failed", "last_id": self.lastSent}))
+
+    def _goLive(self) -> None:
+        self.replaying = False
+        early, self._early = self._early, []
+        self._earlyRecords = 0
+        for batch in early:
+            self.committed(batch)
+
+    # Live
+
+    def committed(self, batch: CommittedBatch) -> None:
+        """
+        Take a committed batch: held while replaying, else sent (or held
+        while the client is slow).
+        """
+        if self.closed:
+            return
+        if self.replaying:
+            self._early.append(batch)
+            self._earlyRecords += len(batch.records)
+            if self._earlyRecords > self.maxBuffer:
+                self._overflow()
+            return
+        after = self.lastSent if self.lastSent is not None else batch.first - 1
+        data, count, _ = batch.select(self.filter, after)
+        # Records of the batch that did not match are passed over too.
+        self.lastSent = max(after, batch.last)
+        if count:
+            self._send(data, count)
+
+    def _send(self, data: bytes, count: int) -> None:
+        if self._paused or self._held:
+            self._held.append((data, count))
+            self._heldRecords += count
+            if self._heldRecords > self.maxBuffer:
+                self._overflow()
+            return
+        self.request.write(data)
+
+    def _overflow(self) -> None:
+        # The last id the client has been sent: held events never reached it.
+        sent = self._sentId()
+        body = orjson.dumps(
+            {"error": f"tail fell behind by more than {self.maxBuffer} records; resume from last_id", "last_id": sent}
+        )
+        self._held.clear()
+        self._heldRecords = 0
+        self._end(b"event: overflow\ndata: %s\n\n" % body)
+
+    def _sentId(self) -> int | None:
+        if not self._held:
+            return self.lastSent
+        # Events held back start right after the last id written.
+        first = self._held[0][0]
+        held = int(first[4 : first.index(b"\n")])
+        return held - 1
+
+    def keepAlive(self) -> None:
+        """
+        Write a comment, unless the client is behind.
+        """
+        if not self.closed and not self._paused and not self._held:
+            self.request.write(b": keep-alive\n\n")
+
+    def _end(self, final: bytes) -> None:
+        if self.closed:
+            return
+        request = self.request
+        self.close()
+        if not isGone(request):
+            request.write(final)
+            request.unregisterProducer()
+            request.finish()
+
+    def close(self) -> None:
+        """
+        Stop: unsubscribe and drop what is held.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.hub.remove(self)
+        self._held.clear()
+        self._early = []
+
+    # IPushProducer
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while self._held and not self._paused and not self.closed:
+            data, count = self._held.popleft()
+            self._heldRecords -= count
+            self.request.write(data)
+        self._replayNext()
+
+    def stopProducing(self) -> None:
+        self.close()
+
+
+class TailResource(JSONResource):
+    """
+    C{GET /logs/tail}; see the module docstring.
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        store: IStore,
+        pipeline: Pipeline,
+        *,
+        clock: Any = None,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        maxBuffer: int = DEFAULT_MAX_BUFFER,
+    ) -> None:
+        super().__init__()
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self.store = store
+        self.hub = TailHub(pipeline, clock=clock, heartbeat=heartbeat)
+        self.maxBuffer = maxBuffer
+
+    def render_GET(self, request: Request) -> object:
+        try:
+            query = parseQuery(request.args or {}, allowUnlimited=True)
+            sinceId = _sinceId(request)
+        except QueryError as e:
+            return errorBody(request, 400, str(e), param=e.param)
+        TailSession(self.hub, self.store, request, query, sinceId, maxBuffer=self.maxBuffer).start()
+        return NOT_DONE_YET
+
+
+def _sinceId(request: Request) -> int | None:
+    header = request.getHeader(b"last-event-id")
+    if header is not None and header.strip():
+        text, name = header.decode("latin-1").strip(), "Last-Event-ID"
+    else:
+        values = (request.args or {}).get(b"since_id")
+        if not values or not values[-1].strip():
+            return None
+        text, name = values[-1].decode("utf-8", "replace").strip(), "since_id"
+    try:
+        value = int(text)
+    except ValueError:
+        raise QueryError(name, f"not a record id: {text!r}") from None
+    if value < 0:
+        raise QueryError(name, "must not be negative")
+    return value
