@@ -753,12 +753,9 @@ class SqliteStore(Service):
         if not self.searchIndex:
             return succeed(None)
 
-        def wait(conn: sqlite3.Connection) -> None:
-            d: Deferred[None] = Deferred()
-            self._indexWaiters.append(d)
-            return d  # type: ignore[return-value]
-
-        return self.callInWriter(wait)
+        d: Deferred[None] = Deferred()
+        self.callInWriter(lambda conn: self._indexWaiters.append(d))
+        return d
 
     # Reading
 
