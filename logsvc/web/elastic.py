@@ -233,8 +233,10 @@ def _xpack() -> dict[str, Any]:
     return {
         "build": {"hash": version["build_hash"], "date": version["build_date"]},
         "license": {"uid": "logsvc", "type": "basic", "mode": "basic", "status": "active"},
+        # ILM unavailable: shippers then write to the index they name instead of
+        # creating rollover aliases and indices, which logsvc has no use for.
         "features": {
-            "ilm": {"available": True, "enabled": True},
+            "ilm": {"available": False, "enabled": False},
             "security": {"available": False, "enabled": False},
         },
         "tagline": "You know, for X",
