@@ -151,6 +151,14 @@ class AckedIngestTests(SynchronousTestCase):
         self.assertTrue(self.transport.disconnecting)
 
 
+    def test_cutLineNotStored(self) -> None:
+        """An unterminated tail at connection loss is dropped, not stored truncated."""
+        self.protocol.dataReceived(b"whole\nhal")
+        self.protocol.connectionLost(None)
+        self.store.commitAll()
+        self.assertEqual([row[6] for row in self.store.rows], ["whole"])
+
+
 class TokenLineTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()

@@ -15,6 +15,10 @@ connection (and stop writing acks; the newest count is written once it
 drains).  So such a client costs at most the transport's buffer (64 KiB), and
 the idle timeout drops it once nothing moves.
 
+An unterminated last line when the connection ends is not stored: on an
+acknowledged connection it can only be a line cut short, and the sender
+resends it whole.
+
 When a token file is configured, a TCP connection's first line must be
 C{AUTH <token>} with an C{ingest}-scoped token; otherwise the server writes
 C{ERR unauthorized} and closes.  The AUTH line is not counted in acks.
@@ -227,6 +231,12 @@ class AckedIngestProtocol(TokenLineMixin, IngestProtocol):
         if self._ackCall is not None and self._ackCall.active():
             self._ackCall.cancel()
         self._ackCall = None
+        # An unterminated tail is a line cut by a broken connection or by our
+        # stop, never a finished record: it is not stored (it cannot be
+        # acked), and the sender resends it whole.
+        self._buffer = b""
+        self._discarding = False
+        self._needed = 0
         IngestProtocol.connectionLost(self, reason)
 
 

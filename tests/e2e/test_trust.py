@@ -1,0 +1,397 @@
+"""
+End to end for issue 5: acknowledged records survive kill -9 and SIGTERM,
+hostile clients do not hurt a well-behaved one, tokens and TLS guard every
+listener, and running out of file descriptors never stops a listener.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import signal
+import socket
+import sqlite3
+import ssl
+import threading
+import time
+from collections import Counter
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import TestCase
+
+from logsvc.client import LogClient, TCPSender, tlsContext
+from tests.e2e.trust import AckedTCPClient, HTTPBatchClient, TrustServer, makeCertificate
+
+
+def storedCounts(db: str) -> Counter[str]:
+    """
+    @return: message -> number of stored copies, read straight from the file.
+    """
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return Counter(row[0] for row in conn.execute("SELECT message FROM logs"))
+    finally:
+        conn.close()
+
+
+def runThreads(*targets: object) -> list[threading.Thread]:
+    threads = [threading.Thread(target=t, daemon=True) for t in targets]  # type: ignore[arg-type]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+class CrashTests(TestCase):
+    timeout = 180
+
+    def test_killNineAtRandomMoments(self) -> None:
+        """
+        Twenty rounds of acked TCP and HTTP sending, each ended by kill -9 at a
+        random moment: every acknowledged record is stored, and no record is
+        stored more often than it was sent (duplicates only from resends).
+        """
+        directory = self.mktemp()
+        rng = random.Random(int(os.environ.get("LOGSVC_CRASH_SEED", "5")))
+        tcpClient = AckedTCPClient("t")
+        httpClient = HTTPBatchClient("h")
+        server = TrustServer(directory)
+        self.addCleanup(lambda: server.kill())
+        for _ in range(20):
+            server.start()
+            stop = threading.Event()
+            threads = runThreads(
+                lambda: tcpClient.run(server.ackedPort, stop), lambda: httpClient.run(server, stop)
+            )
+            time.sleep(rng.uniform(0.05, 0.5))
+            server.kill()
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+                self.assertFalse(thread.is_alive())
+        server.start()
+        self.assertEqual(server.stop(), 0)
+        stored = storedCounts(server.db)
+        for client in (tcpClient, httpClient):
+            self.assertGreater(len(client.acked), 0, "nothing was ever acknowledged")
+            missing = [i for i in client.acked if stored[i] < 1]
+            self.assertEqual(missing, [], f"{len(missing)} acknowledged records lost")
+            over = {i: (stored[i], client.sends[i]) for i in client.sends if stored[i] > client.sends[i]}
+            self.assertEqual(over, {}, "records stored more often than sent")
+        self.assertEqual(
+            [i for i in stored if i[0] not in "th"], [], "records nobody sent were stored"
+        )
+
+
+class StopTests(TestCase):
+    timeout = 60
+
+    def test_sigtermWithFourAckedSenders(self) -> None:
+        """
+        SIGTERM while four acked senders stream: each connection's stored
+        records are exactly the lines the server read (a prefix of what was
+        sent, nothing cut) and all of them were acknowledged before the close.
+        """
+        server = TrustServer(self.mktemp())
+        server.start()
+        self.addCleanup(server.kill)
+        clients = [AckedTCPClient(f"s{n}", window=2000) for n in range(4)]
+        stop = threading.Event()
+        threads = runThreads(*[lambda c=c: c.run(server.ackedPort, stop) for c in clients])
+        time.sleep(0.7)
+        self.assertEqual(server.stop(), 0)
+        for thread in threads:
+            thread.join(30)
+        stored = storedCounts(server.db)
+        for client in clients:
+            (sent,) = client.connectionIds
+            (acked,) = client.finalAcks
+            mine = [i for i in sent if stored[i]]
+            self.assertGreater(acked, 0)
+            self.assertEqual(mine, sent[: len(mine)], "stored records are not a prefix of the stream")
+            self.assertEqual(len(mine), acked, "stored and acknowledged differ")
+            self.assertEqual({stored[i] for i in mine}, {1})
+
+
+class HostileTests(TestCase):
+    timeout = 120
+    #: The RSS bound the hostile test holds the server to.
+    RSS_BOUND = 300 * 1024 * 1024
+
+    def test_hostileClientsDoNotHurtWellBehaved(self) -> None:
+        """
+        2,000 idle connections, a slowloris HTTP client, a client that never
+        reads its acks, a 100 MiB body and a gzip bomb, all at once: a
+        well-behaved client's records keep landing within 5 s each, the
+        slowloris is cut at the request timeout, and RSS stays under 300 MB.
+        """
+        server = TrustServer(self.mktemp(), "--request-timeout", "2", "--max-body", "1MiB")
+        server.start()
+        self.addCleanup(server.kill)
+        stop = threading.Event()
+        self.addCleanup(stop.set)
+        results: dict[str, object] = {}
+
+        idle = []
+        for _ in range(2000):
+            idle.append(socket.create_connection(("127.0.0.1", server.tcpPort), timeout=10))
+        self.addCleanup(lambda: [s.close() for s in idle])
+
+        def slowloris() -> None:
+            s = socket.create_connection(("127.0.0.1", server.httpPort), timeout=10)
+            request = b"POST /logs HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000
+            started = time.monotonic()
+            try:
+                for byte in request:
+                    s.send(bytes([byte]))
+                    time.sleep(0.1)
+                    if stop.is_set():
+                        break
+            except OSError:
+                pass
+            s.settimeout(5)
+            try:
+                results["slowloris"] = (s.recv(200), time.monotonic() - started)
+            except OSError as e:
+                results["slowloris"] = (repr(e).encode(), time.monotonic() - started)
+            s.close()
+
+        def neverReadsAcks() -> None:
+            s = socket.create_connection(("127.0.0.1", server.ackedPort), timeout=10)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            line = b'{"message": "flood", "service": "flood"}\n' * 1000
+            sent = 0
+            s.settimeout(1)
+            try:
+                while not stop.is_set() and sent < 200_000_000:
+                    sent += s.send(line)
+            except OSError:
+                pass
+            results["flood"] = sent
+            s.close()
+
+        def hugeBody() -> None:
+            s = socket.create_connection(("127.0.0.1", server.httpPort), timeout=10)
+            s.sendall(
+                b"POST /logs HTTP/1.1\r\nHost: x\r\ncontent-type: application/x-ndjson\r\n"
+                b"Content-Length: %d\r\n\r\n" % (100 * 1024 * 1024)
+            )
+            chunk = b"x" * 65536
+            try:
+                for _ in range(1600):
+                    s.sendall(chunk)
+            except OSError:
+                pass
+            s.settimeout(5)
+            try:
+                results["huge"] = s.recv(100)
+            except OSError as e:
+                results["huge"] = repr(e).encode()
+            s.close()
+
+        def gzipBomb() -> None:
+            bomb = gzip.compress(b"\n" * (200 * 1024 * 1024), 9)
+            try:
+                results["bomb"] = server.request(
+                    "POST",
+                    "/logs",
+                    bomb,
+                    {"content-type": "application/x-ndjson", "content-encoding": "gzip"},
+                )[0]
+            except OSError as e:
+                results["bomb"] = repr(e)
+
+        peakRSS = [server.rss()]
+
+        def watchRSS() -> None:
+            while not stop.is_set():
+                peakRSS[0] = max(peakRSS[0], server.rss())
+                time.sleep(0.05)
+
+        threads = runThreads(slowloris, neverReadsAcks, hugeBody, gzipBomb, watchRSS)
+        latencies = []
+        for n in range(40):
+            body = b'{"message": "good %d", "service": "good"}' % n
+            started = time.monotonic()
+            status, _, _ = server.request("POST", "/logs", body, {"content-type": "application/json"})
+            latencies.append(time.monotonic() - started)
+            self.assertIn(status, (201, 503))
+            time.sleep(0.1)
+        for thread in threads[:4]:
+            thread.join(60)
+        stop.set()
+        threads[4].join(5)
+
+        stored = storedCounts(server.db)
+        good = [m for m in stored if m.startswith("good ")]
+        self.assertGreaterEqual(len(good), 35)
+        self.assertLess(max(latencies), 5.0, f"latencies {sorted(latencies)[-5:]}")
+        data, elapsed = results["slowloris"]  # type: ignore[misc]
+        self.assertTrue(data.startswith(b"HTTP/1.1 408") or data == b"", data)
+        self.assertLess(elapsed, 10)
+        self.assertTrue(results["huge"].startswith(b"HTTP/1.1 413"), results["huge"])  # type: ignore[attr-defined]
+        self.assertEqual(results["bomb"], 413)
+        self.assertGreater(results["flood"], 0)
+        self.assertLess(peakRSS[0], self.RSS_BOUND, f"peak RSS {peakRSS[0] / 2**20:.0f} MiB")
+        # The idle connections are still open (no one cut them for others' sake).
+        self.assertEqual(server.request("GET", "/health")[0], 200)
+
+
+class FileLimitTests(TestCase):
+    timeout = 60
+
+    def hold(self, port: int, n: int) -> list[socket.socket]:
+        held = []
+        for _ in range(n):
+            try:
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            except OSError:
+                break
+        return held
+
+    def closedByServer(self, s: socket.socket) -> bool:
+        s.settimeout(2)
+        try:
+            return s.recv(1) == b""
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+
+    def test_budgetRefusesBeforeDescriptorsRunOut(self) -> None:
+        """Under a low RLIMIT_NOFILE the default budget closes extra connections at once, and the listener keeps working."""
+        server = TrustServer(self.mktemp(), fileLimit=200)
+        server.start()
+        self.addCleanup(server.kill)
+        self.assertIn("open-file limit 200", server.log())
+        held = self.hold(server.tcpPort, 150)
+        self.addCleanup(lambda: [s.close() for s in held])
+        self.assertTrue(self.closedByServer(held[-1]))
+        self.assertFalse(self.closedByServer(held[0]))
+        for s in held:
+            s.close()
+        self.assertEqual(server.request("GET", "/health")[0], 200)
+        with socket.create_connection(("127.0.0.1", server.ackedPort), timeout=5) as s:
+            s.sendall(b"after\n")
+            s.settimeout(10)
+            self.assertEqual(s.recv(100), b"OK 1\n")
+
+    def test_outOfDescriptorsRecovers(self) -> None:
+        """With the budget above the fd limit, EMFILE refuses connections but the listener takes new ones once fds free up."""
+        server = TrustServer(self.mktemp(), "--max-connections", "10000", fileLimit=200)
+        server.start()
+        self.addCleanup(server.kill)
+        held = self.hold(server.ackedPort, 300)
+        self.addCleanup(lambda: [s.close() for s in held])
+        self.assertTrue(any(self.closedByServer(s) for s in held[-20:]))
+        for s in held:
+            s.close()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", server.ackedPort), timeout=5) as s:
+                    s.sendall(b"after\n")
+                    s.settimeout(5)
+                    if s.recv(100) == b"OK 1\n":
+                        break
+            except OSError:
+                pass
+            self.assertLess(time.monotonic(), deadline, server.log()[-3000:])
+            time.sleep(0.2)
+        self.assertEqual(server.request("GET", "/health")[0], 200)
+
+
+class AuthTests(TestCase):
+    timeout = 60
+
+    def test_tokensOnHTTPAndTCPAndReload(self) -> None:
+        """Tokens guard HTTP and TCP, /health stays open, SIGHUP reloads the file, and no token reaches the log."""
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        tokens = os.path.join(directory, "tokens")
+        with open(tokens, "w") as f:
+            f.write("ingest in-0123456789\nread rd-0123456789\n")
+        server = TrustServer(directory, "--token-file", tokens)
+        server.start()
+        self.addCleanup(server.kill)
+
+        def call(method: str, path: str, token: str | None) -> int:
+            headers = {"content-type": "application/json"}
+            if token:
+                headers["authorization"] = f"Bearer {token}"
+            return server.request(method, path, b'{"message": "m"}', headers)[0]
+
+        self.assertEqual(call("GET", "/health", None), 200)
+        self.assertEqual(call("GET", "/logs", None), 401)
+        self.assertEqual(call("GET", "/logs", "in-0123456789"), 403)
+        self.assertEqual(call("GET", "/logs", "rd-0123456789"), 200)
+        self.assertEqual(call("POST", "/logs", "rd-0123456789"), 403)
+        self.assertEqual(call("POST", "/logs", "in-0123456789"), 201)
+        self.assertEqual(call("GET", "/metrics", None), 401)
+        with socket.create_connection(("127.0.0.1", server.ackedPort), timeout=5) as s:
+            s.sendall(b"no auth\n")
+            s.settimeout(5)
+            self.assertEqual(s.recv(100), b"ERR unauthorized\n")
+        with socket.create_connection(("127.0.0.1", server.ackedPort), timeout=5) as s:
+            s.sendall(b"AUTH in-0123456789\nwith auth\n")
+            s.settimeout(5)
+            self.assertEqual(s.recv(100), b"OK 1\n")
+
+        with open(tokens, "w") as f:
+            f.write("ingest in-0123456789\nread rd-new-token\n")
+        server.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while call("GET", "/logs", "rd-new-token") != 200:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.05)
+        self.assertEqual(call("GET", "/logs", "rd-0123456789"), 401)
+        self.assertEqual(server.stop(), 0)
+        self.assertEqual(storedCounts(server.db), Counter({"m": 1, "with auth": 1}))
+        log = server.log()
+        for secret in ("in-0123456789", "rd-0123456789", "rd-new-token"):
+            self.assertNotIn(secret, log)
+
+
+class TLSTests(TestCase):
+    timeout = 60
+
+    @inlineCallbacks
+    def test_everyListenerOverTLS(self) -> None:
+        """With ssl: endpoints, LogClient (CA file), TCPSender (TLS context) and a TLS line sender all get in, verified against a self-signed certificate."""
+        directory = os.path.abspath(self.mktemp())
+        key, cert = makeCertificate(os.path.join(directory, "tls"))
+        server = TrustServer(directory, tls=(key, cert))
+        server.start()
+        self.addCleanup(server.kill)
+
+        client = LogClient(server.httpURL, caFile=cert)
+        accepted = yield client.send([{"message": "https one"}, {"message": "https two"}])
+        self.assertEqual(accepted, 2)
+
+        sender = TCPSender(
+            f"tcp:host=127.0.0.1:port={server.ackedPort}", tls=tlsContext("localhost", cert)
+        )
+        sender.startService()
+        self.addCleanup(sender.stopService)
+        for n in range(500):
+            sender.send({"message": f"acked {n}"})
+        yield sender.flush()
+        self.assertEqual(sender.acknowledged, 500)
+
+        context = ssl.create_default_context(cafile=cert)
+        with socket.create_connection(("127.0.0.1", server.tcpPort), timeout=5) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"plain over tls\n")
+        with socket.create_connection(("127.0.0.1", server.httpPort), timeout=5) as raw:
+            with self.assertRaises(ssl.SSLError):
+                with ssl.create_default_context().wrap_socket(raw, server_hostname="localhost"):
+                    pass
+        page = yield client.query(limit=1000)
+        messages = {r["message"] for r in page.logs}
+        deadline = time.monotonic() + 10
+        while "plain over tls" not in messages and time.monotonic() < deadline:
+            page = yield client.query(limit=1000)
+            messages = {r["message"] for r in page.logs}
+        self.assertIn("https one", messages)
+        self.assertIn("acked 499", messages)
+        self.assertIn("plain over tls", messages)
