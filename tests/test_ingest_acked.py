@@ -159,6 +159,26 @@ class AckedIngestTests(SynchronousTestCase):
         self.assertEqual([row[6] for row in self.store.rows], ["whole"])
 
 
+    def test_connectionShare(self) -> None:
+        """A connection past its share of undurable records stops being read until half are durable."""
+        self.factory.connectionShare = 4
+        self.protocol.dataReceived(b"a\nb\n")
+        self.assertEqual(self.transport.producerState, "producing")
+        self.protocol.dataReceived(b"c\nd\n")
+        self.assertEqual(self.transport.producerState, "paused")
+        self.store.commitAll()
+        self.assertEqual(self.transport.producerState, "producing")
+
+    def test_plainConnectionShare(self) -> None:
+        """Plain TCP connections are held to their share too."""
+        factory = AuthIngestFactory(self.pipeline, connectionShare=2)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"a\nb\nc\n")
+        self.assertEqual(transport.producerState, "paused")
+        self.store.commitAll()
+        self.assertEqual(transport.producerState, "producing")
+
+
 class TokenLineTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()

@@ -81,6 +81,30 @@ class TokenLineMixin:
             return
         super().lineLengthExceeded(length)  # type: ignore[misc]
 
+    _inflight = 0
+
+    def submitShared(self, records: list[Any]) -> Deferred[int]:
+        """
+        Submit C{records}, holding this connection to its share of the
+        pipeline: past C{factory.connectionShare} undurable records of its
+        own, reading pauses until half of them are durable.  One flooding
+        sender then delays others by at most its share, not the whole queue.
+        """
+        d: Deferred[int] = self.factory.submit(records)
+        count = len(records)
+        share = self.factory.connectionShare
+        self._inflight += count
+        if share and self._inflight >= share:
+            self.gate.pause("share")  # type: ignore[attr-defined]
+
+        def release(result: Any) -> Any:
+            self._inflight -= count
+            if self._inflight <= share // 2:
+                self.gate.resume("share")  # type: ignore[attr-defined]
+            return result
+
+        return d.addBoth(release)
+
     def _refuseAuth(self) -> None:
         self._refused = True
         self.factory.metrics.rejected.labels(self.factory.transportName, "unauthorized").inc()
@@ -95,7 +119,13 @@ class AuthIngestProtocol(TokenLineMixin, IngestProtocol):
     """
 
     def authenticatedLines(self, lines: list[bytes]) -> None:
-        IngestProtocol.linesReceived(self, lines)
+        records, rejected = parseLines(lines, self.peer, nowMicros())
+        if rejected:
+            self._rejected(rejected)
+        if records:
+            # Plain TCP has no one to tell of a store failure: it is counted
+            # (IngestFactory.submit) and logged by the store.
+            self.submitShared(records).addErrback(lambda f: None)
 
 
 @implementer(IPushProducer)
@@ -152,7 +182,7 @@ class AckedIngestProtocol(TokenLineMixin, IngestProtocol):
         self._exceeded = 0
         self._outstanding.append(entry)
         if records:
-            d = self.factory.submit(records)
+            d = self.submitShared(records)
             d.addCallbacks(self._stored, self._storeFailed, (entry,))
         else:
             self._advance()
@@ -248,9 +278,24 @@ class AuthIngestFactory(IngestFactory):
 
     protocol = AuthIngestProtocol
 
-    def __init__(self, pipeline: Pipeline, *, tokens: Tokens | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        tokens: Tokens | None = None,
+        connectionShare: int | None = None,
+        **kw: Any,
+    ) -> None:
+        """
+        @param connectionShare: most undurable records one connection may
+            have in the pipeline before it stops being read (default: a
+            quarter of the pipeline's C{maxPending}).
+        """
         super().__init__(pipeline, **kw)
         self.tokens = tokens if tokens is not None else Tokens()
+        self.connectionShare = (
+            connectionShare if connectionShare is not None else max(1, pipeline.maxPending // 4)
+        )
 
 
 class AckedIngestFactory(AuthIngestFactory):

@@ -93,8 +93,9 @@ class TrustServer(TwistdServer):
     def endpoint(self, port: int) -> str:
         if self.tls is not None:
             key, cert = self.tls
-            return f"ssl:{port}:privateKey={key}:certKey={cert}:interface=127.0.0.1"
-        return f"tcp:{port}:interface=127.0.0.1"
+            return f"ssl:{port}:privateKey={key}:certKey={cert}:interface=127.0.0.1:backlog=1024"
+        # A deep accept queue: thousands of connects arrive in a burst.
+        return f"tcp:{port}:interface=127.0.0.1:backlog=1024"
 
     @property
     def httpURL(self) -> str:
