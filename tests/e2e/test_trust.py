@@ -61,7 +61,8 @@ class CrashTests(TestCase):
             server.start()
             stop = threading.Event()
             threads = runThreads(
-                lambda: tcpClient.run(server.ackedPort, stop), lambda: httpClient.run(server, stop)
+                lambda stop=stop: tcpClient.run(server.ackedPort, stop),
+                lambda stop=stop: httpClient.run(server, stop),
             )
             time.sleep(rng.uniform(0.05, 0.5))
             server.kill()
@@ -171,7 +172,7 @@ class HostileTests(TestCase):
                 while not stop.is_set() and sent < 200_000_000:
                     try:
                         sent += s.send(line)
-                    except socket.timeout:
+                    except TimeoutError:
                         continue  # the server stopped reading us: keep pushing
             except OSError:
                 pass
@@ -277,7 +278,7 @@ class FileLimitTests(TestCase):
         s.settimeout(2)
         try:
             return s.recv(1) == b""
-        except socket.timeout:
+        except TimeoutError:
             return False
         except OSError:
             return True

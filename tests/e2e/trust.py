@@ -259,7 +259,7 @@ class AckedTCPClient:
                     sock.settimeout(0.001 if len(sent) - acked < self.window else 0.2)
                     try:
                         data = sock.recv(65536)
-                    except (socket.timeout, ssl.SSLWantReadError):
+                    except (TimeoutError, ssl.SSLWantReadError):
                         continue
                     if data == b"":
                         break
