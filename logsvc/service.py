@@ -72,6 +72,10 @@ class Options(usage.Options):
     so C{ssl:} and C{unix:} work as well as C{tcp:}.
     """
 
+    optFlags = [
+        ["no-search-index", None, "Keep no full-text index: less ingest work, slow q and field searches."],
+    ]
+
     optParameters = [
         ["tcp", None, "tcp:5140", "TCP line ingest endpoint (plain, JSON and syslog lines)."],
         ["http", None, "tcp:8080", "HTTP API endpoint."],
@@ -176,7 +180,9 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
         reactor = _reactor
     metrics = Metrics()
     top = LogService()
-    store = SqliteStore(options["db"], reactor=reactor, fsync=options["fsync"])
+    store = SqliteStore(
+        options["db"], reactor=reactor, fsync=options["fsync"], searchIndex=not options.get("no-search-index")
+    )
     store.setServiceParent(top)
     pipeline = Pipeline(
         store,

@@ -335,7 +335,9 @@ def buildPlan(query: Query, extra: tuple[list[str], list[Any]] = ([], []), *, us
     )
     tail = (
         _fromWhere(
-            "logs",
+            # The un-indexed tail is a range of ids: NOT INDEXED keeps the
+            # planner on that range instead of scanning a time index.
+            "logs NOT INDEXED",
             ["id > (SELECT indexed FROM search_state)"] + where + check + exact,
         ),
         params + checkParams + exactParams,

@@ -301,6 +301,11 @@ class TailSession:
         """
         if not self.closed and not self._paused and not self._held:
             self.request.write(b": keep-alive\n\n")
+            # A stream the client only reads is not idle: keep the HTTP
+            # channel's idle timeout (--idle-timeout) from closing it.
+            resetTimeout = getattr(self.request.channel, "resetTimeout", None)
+            if resetTimeout is not None:
+                resetTimeout()
 
     def _end(self, final: bytes) -> None:
         if self.closed:
