@@ -192,13 +192,14 @@ class TailSessionTests(SynchronousTestCase):
         self.commit("c")
         self.assertEqual(request.ids(), [1, 2, 3])
 
-    def test_disconnect_unsubscribes(self) -> None:
-        """A client that goes away leaves the hub; the last one unsubscribes and stops the heartbeat."""
+    def test_disconnect_leaves(self) -> None:
+        """A client that goes away leaves the hub; the last one stops the heartbeat and gets nothing more."""
         request = self.tail()
-        self.assertEqual(len(self.pipeline._subscribers), 1)
         request.finishing.errback(Failure(ConnectionError()))
-        self.assertEqual((self.hub.sessions, self.pipeline._subscribers), (set(), []))
+        self.commit("after")
+        self.assertEqual((self.hub.sessions, request.ids()), (set(), []))
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.hub.lastId, 1)
 
     def test_position_named(self) -> None:
         """A live-only tail opened after commits names the current id, to resume from."""

@@ -124,8 +124,11 @@ class TailHub:
         self._beat: LoopingCall | None = None
 
     def add(self, session: TailSession) -> None:
-        if not self.sessions:
+        if self._unsubscribe is None:
+            # Once subscribed, stay: lastId then always names the current
+            # position for the next tail to start from.
             self._unsubscribe = self.pipeline.subscribe(self._committed)
+        if not self.sessions:
             self._beat = LoopingCall(self._heartbeat)
             self._beat.clock = self.clock
             self._beat.start(self.heartbeat, now=False)
@@ -133,16 +136,16 @@ class TailHub:
 
     def remove(self, session: TailSession) -> None:
         self.sessions.discard(session)
-        if not self.sessions and self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-            if self._beat is not None and self._beat.running:
+        if not self.sessions and self._beat is not None:
+            if self._beat.running:
                 self._beat.stop()
             self._beat = None
 
     def _committed(self, first: int, records: list[Record]) -> None:
+        self.lastId = first + len(records) - 1
+        if not self.sessions:
+            return
         batch = CommittedBatch(first, records)
-        self.lastId = batch.last
         for session in list(self.sessions):
             session.committed(batch)
 
