@@ -9,9 +9,11 @@ the store, so loss shows.  Prints records/s for:
 - RFC 5424 syslog over TCP, non-transparent framing (LF), 4 connections;
 - RFC 5424 syslog over TCP, octet counting (``LEN SP MSG``), 4 connections;
 - RFC 3164 syslog over TCP, LF framing (rsyslog's traditional forward format);
-- ``POST /_bulk`` (1,000 documents per request, 8 keep-alive clients);
+- ``POST /logs`` NDJSON (the spine's HTTP path; 1,000 flat documents per request,
+  8 keep-alive clients) and ``POST /_bulk`` (the same documents in ECS shape, with
+  ``create`` actions, 1,000 per request, 8 clients);
 
-and each as a ratio of the plain-line rate.
+and each as a ratio of the plain-line rate, and ``_bulk`` against NDJSON.
 
 Usage: python bench/bench_senders.py [--records 500000]
 """
@@ -184,40 +186,48 @@ def tcpRate(messages: list[bytes], frame: Callable[[list[bytes]], list[bytes]], 
         server.stop()
 
 
-def bulkRate(count: int, clients: int = 8, batch: int = 1000) -> float:
-    """
-    @return: records/s posting bulk requests until every one is answered
-        without item errors.
-    """
+def _documents(count: int) -> list[dict[str, object]]:
     rng = random.Random(7)
-    action = b'{"create":{"_index":"logs-app"}}'
-    docs = [
-        orjson.dumps(
-            {
-                "@timestamp": f"2026-11-22T10:00:{i % 60:02d}.{i % 1000:03d}Z",
-                "message": plainLine(rng, i).decode(),
-                "log": {"level": rng.choice(("info", "info", "warn", "error"))},
-                "host": {"name": rng.choice(HOSTS)},
-                "service": {"name": rng.choice(SERVICES)},
-                "user_id": rng.randint(1, 5000),
-            }
-        )
+    return [
+        {
+            "@timestamp": f"2026-11-22T10:00:{i % 60:02d}.{i % 1000:03d}Z",
+            "message": plainLine(rng, i).decode(),
+            "level": rng.choice(("info", "info", "warn", "error")),
+            "host": rng.choice(HOSTS),
+            "service": rng.choice(SERVICES),
+            "user_id": rng.randint(1, 5000),
+        }
         for i in range(count)
     ]
-    bodies = [
-        b"".join(action + b"\n" + doc + b"\n" for doc in docs[i : i + batch])
-        for i in range(0, count, batch)
-    ]
+
+
+def _ecs(doc: dict[str, object]) -> dict[str, object]:
+    """The same document as Beats would write it (ECS objects)."""
+    return {
+        "@timestamp": doc["@timestamp"],
+        "message": doc["message"],
+        "log": {"level": doc["level"]},
+        "host": {"name": doc["host"]},
+        "service": {"name": doc["service"]},
+        "user_id": doc["user_id"],
+    }
+
+
+def httpRate(path: str, bodies: list[bytes], count: int, ok: Callable[[int, bytes], bool], clients: int = 8) -> float:
+    """
+    @return: records/s posting C{bodies} to C{path} from C{clients} keep-alive
+        clients until every one is answered (and so durable).
+    """
     errors: list[str] = []
     server = Server()
 
     def post(part: list[bytes]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", server.httpPort, timeout=300)
         for body in part:
-            conn.request("POST", "/_bulk", body, {"content-type": "application/x-ndjson"})
+            conn.request("POST", path, body, {"content-type": "application/x-ndjson"})
             response = conn.getresponse()
             payload = response.read()
-            if response.status != 200 or b'"errors":false' not in payload[:200]:
+            if not ok(response.status, payload):
                 errors.append(f"{response.status} {payload[:200]!r}")
         conn.close()
 
@@ -230,13 +240,34 @@ def bulkRate(count: int, clients: int = 8, batch: int = 1000) -> float:
             t.join()
         elapsed = time.perf_counter() - started
         if errors:
-            raise RuntimeError(f"{len(errors)} failed bulk requests, first: {errors[0]}")
+            raise RuntimeError(f"{len(errors)} failed requests to {path}, first: {errors[0]}")
         stored = server.count()
         if stored != count:
             raise RuntimeError(f"store has {stored} of {count} records")
         return count / elapsed
     finally:
         server.stop()
+
+
+def bulkRate(count: int, batch: int = 1000) -> float:
+    """
+    @return: records/s of C{POST /_bulk} (ECS documents, C{create} actions).
+    """
+    action = b'{"create":{"_index":"logs-app"}}\n'
+    docs = [orjson.dumps(_ecs(doc)) + b"\n" for doc in _documents(count)]
+    bodies = [b"".join(action + doc for doc in docs[i : i + batch]) for i in range(0, count, batch)]
+    return httpRate(
+        "/_bulk", bodies, count, lambda status, body: status == 200 and b'"errors":false' in body[:200]
+    )
+
+
+def ndjsonRate(count: int, batch: int = 1000) -> float:
+    """
+    @return: records/s of C{POST /logs} with the same documents as flat NDJSON.
+    """
+    docs = [orjson.dumps(doc) + b"\n" for doc in _documents(count)]
+    bodies = [b"".join(docs[i : i + batch]) for i in range(0, count, batch)]
+    return httpRate("/logs", bodies, count, lambda status, body: status == 201)
 
 
 def main() -> None:
@@ -250,9 +281,13 @@ def main() -> None:
     results.append(("RFC 5424, TCP, LF framing", tcpRate(makeMessages(rfc5424, n), lineFramed)))
     results.append(("RFC 5424, TCP, octet counting", tcpRate(makeMessages(rfc5424, n), octetCounted)))
     results.append(("RFC 3164, TCP, LF framing", tcpRate(makeMessages(rfc3164, n), lineFramed)))
-    results.append(("POST /_bulk, 1000 docs/request", bulkRate(n)))
+    ndjson = ndjsonRate(n)
+    bulk = bulkRate(n)
+    results.append(("POST /logs NDJSON, 1000 docs/req", ndjson))
+    results.append(("POST /_bulk, 1000 docs/request", bulk))
     for name, rate in results:
         print(f"{name:34s} {rate:12,.0f} records/s   {rate / plain:5.2f} x plain")
+    print(f"_bulk / NDJSON on /logs (same documents): {bulk / ndjson:.2f}")
 
 
 if __name__ == "__main__":

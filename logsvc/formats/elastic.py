@@ -34,7 +34,7 @@ ACTIONS = ("index", "create", "update", "delete")
 DEFAULT_INDEX = "logs"
 
 
-@dataclass
+@dataclass(slots=True)
 class BulkItem:
     """
     One action of a bulk request.
@@ -139,34 +139,24 @@ def parseBulk(data: bytes, peer: str, received: int, defaultIndex: str | None = 
     if not lines:
         raise RecordError("request body is required: no bulk actions")
     items: list[BulkItem] = []
+    # Shippers repeat one action line for every document: decode each once.
+    actions: dict[bytes, tuple[str, str, str | None] | str] = {}
+    fallbackIndex = defaultIndex or DEFAULT_INDEX
     position = 0
-    while position < len(lines):
+    count = len(lines)
+    while position < count:
         actionLine = lines[position]
         position += 1
-        try:
-            action = loadJSON(actionLine)
-        except JSONSyntaxError as e:
-            action = None
-            reason = f"malformed action line: {e}"
-        else:
-            reason = "malformed action line: expected {\"index\"|\"create\"|\"update\"|\"delete\": {...}}"
-        if (
-            not isinstance(action, dict)
-            or len(action) != 1
-            or not isinstance(next(iter(action.values())), dict)
-        ):
-            item = BulkItem("index", defaultIndex or DEFAULT_INDEX)
-            items.append(item.fail(400, "illegal_argument_exception", reason))
+        action = actions.get(actionLine)
+        if action is None:
+            action = actions[actionLine] = _readAction(actionLine, fallbackIndex)
+        if isinstance(action, str):
+            item = BulkItem("index", fallbackIndex)
+            items.append(item.fail(400, "illegal_argument_exception", action))
             position += 1  # its document, if any
             continue
-        name, meta = next(iter(action.items()))
-        index = meta.get("_index") if isinstance(meta.get("_index"), str) else None
-        docID = meta.get("_id")
-        item = BulkItem(
-            name,
-            index or defaultIndex or DEFAULT_INDEX,
-            None if docID is None else str(docID),
-        )
+        name, index, docID = action
+        item = BulkItem(name, index, docID)
         items.append(item)
         if name not in ACTIONS:
             item.fail(400, "illegal_argument_exception", f"unknown bulk action {name!r}")
@@ -175,7 +165,7 @@ def parseBulk(data: bytes, peer: str, received: int, defaultIndex: str | None = 
         if name == "delete":
             item.fail(400, "illegal_argument_exception", "logsvc is append-only: delete is not supported")
             continue
-        if position >= len(lines):
+        if position >= count:
             item.fail(400, "action_request_validation_exception", f"{name} action without a document line")
             continue
         docLine = lines[position]
@@ -184,9 +174,29 @@ def parseBulk(data: bytes, peer: str, received: int, defaultIndex: str | None = 
             item.fail(400, "illegal_argument_exception", "logsvc is append-only: update is not supported")
             continue
         try:
-            item.record = documentRecord(loadJSON(docLine), item.index, item.docID, peer, received)
+            item.record = documentRecord(loadJSON(docLine), index, docID, peer, received)
         except JSONSyntaxError as e:
             item.fail(400, "document_parsing_exception", f"failed to parse document: {e}")
         except RecordError as e:
             item.fail(400, "document_parsing_exception", str(e))
     return items
+
+
+def _readAction(line: bytes, fallbackIndex: str) -> tuple[str, str, str | None] | str:
+    """
+    @return: an action line's name, index and C{_id}, or why it is no action.
+    """
+    try:
+        action = loadJSON(line)
+    except JSONSyntaxError as e:
+        return f"malformed action line: {e}"
+    if not isinstance(action, dict) or len(action) != 1 or not isinstance(next(iter(action.values())), dict):
+        return 'malformed action line: expected {"index"|"create"|"update"|"delete": {...}}'
+    name, meta = next(iter(action.items()))
+    index = meta.get("_index")
+    docID = meta.get("_id")
+    return (
+        name,
+        index if isinstance(index, str) and index else fallbackIndex,
+        None if docID is None else str(docID),
+    )
