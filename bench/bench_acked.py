@@ -1,0 +1,279 @@
+"""
+Acknowledged TCP ingest next to plain TCP ingest, in the same run.
+
+Each measurement starts a fresh ``twistd -n logsvc`` (with ``--tcp-acked``) on
+free loopback ports and counts records back from the store, so loss shows.
+Prints records/s for:
+
+- plain lines over TCP, 4 connections (the baseline): from the first byte sent
+  until the store holds every record;
+- the same lines over acknowledged TCP, 4 connections, each keeping up to
+  ``--window`` lines unacknowledged: until every line is acknowledged (an ack
+  means durable, so no store polling is needed; the count is checked after);
+- the same through ``logsvc.client.TCPSender`` (one sender, the library's
+  default window), until ``flush()`` fires;
+
+and each as a ratio of the plain rate.
+
+Usage: python bench/bench_acked.py [--records 500000] [--window 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import selectors
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
+PATHS = ["/api/v1/items", "/api/v1/users", "/login", "/checkout", "/search"]
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """
+    A fresh ``twistd -n logsvc`` with plain and acknowledged TCP listeners.
+    """
+
+    def __init__(self) -> None:
+        self.directory = tempfile.mkdtemp(prefix="logsvc-bench-acked-")
+        self.tcpPort = freePort()
+        self.ackedPort = freePort()
+        self.httpPort = freePort()
+        self.db = os.path.join(self.directory, "bench.sqlite3")
+        self.process = subprocess.Popen(
+            [
+                *TWISTD, "-n", "--pidfile=", "logsvc",
+                "--tcp", f"tcp:{self.tcpPort}:interface=127.0.0.1",
+                "--tcp-acked", f"tcp:{self.ackedPort}:interface=127.0.0.1",
+                "--http", f"tcp:{self.httpPort}:interface=127.0.0.1",
+                "--db", self.db,
+            ],
+            cwd=self.directory,
+            env=dict(os.environ, PYTHONPATH=ROOT),
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.directory, "server.log"), "wb"),
+        )
+        deadline = time.monotonic() + 30
+        for port in (self.httpPort, self.tcpPort, self.ackedPort):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("server did not start") from None
+                    time.sleep(0.05)
+
+    def count(self) -> int:
+        try:
+            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        except sqlite3.OperationalError:
+            return 0
+        try:
+            return int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            conn.close()
+
+    def waitForCount(self, expected: int, timeout: float = 900) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.count() >= expected:
+                return time.perf_counter()
+            time.sleep(0.02)
+        raise RuntimeError(f"store has {self.count()} of {expected} records")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(120)
+        for name in os.listdir(self.directory):
+            os.unlink(os.path.join(self.directory, name))
+        os.rmdir(self.directory)
+
+
+def makeLines(count: int) -> list[bytes]:
+    rng = random.Random(count)
+    lines = []
+    for i in range(count):
+        if i % 2:
+            lines.append(
+                b'{"message": "GET %s took %d ms", "level": "%s", "service": "%s", "req": %d}'
+                % (
+                    rng.choice(PATHS).encode(),
+                    rng.randint(1, 900),
+                    rng.choice((b"info", b"info", b"warn", b"error")),
+                    rng.choice(SERVICES).encode(),
+                    i,
+                )
+            )
+        else:
+            lines.append(
+                f"{rng.choice(SERVICES)} GET {rng.choice(PATHS)}?page={rng.randint(1, 50)} "
+                f"took {rng.randint(1, 900)} ms".encode()
+            )
+    return lines
+
+
+def sendPlain(port: int, lines: list[bytes]) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        for i in range(0, len(lines), 2000):
+            s.sendall(b"\n".join(lines[i : i + 2000]) + b"\n")
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+
+
+def plainRate(lines: list[bytes], connections: int = 4) -> float:
+    server = Server()
+    try:
+        parts = [lines[i::connections] for i in range(connections)]
+        threads = [threading.Thread(target=sendPlain, args=(server.tcpPort, p)) for p in parts]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        done = server.waitForCount(len(lines))
+        for t in threads:
+            t.join()
+        return len(lines) / (done - started)
+    finally:
+        server.stop()
+
+
+def sendAcked(port: int, lines: list[bytes], window: int, chunk: int = 2000) -> None:
+    """
+    Write lines keeping at most C{window} unacknowledged; return once the
+    server acknowledged them all.
+    """
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    total = len(lines)
+    nextLine = acked = 0
+    out = b""
+    pending = b""
+    while acked < total:
+        wantWrite = bool(out) or (nextLine < total and nextLine - acked < window)
+        selector.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if wantWrite else 0))
+        for _, events in selector.select(timeout=30):
+            if events & selectors.EVENT_READ:
+                data = sock.recv(65536)
+                if not data:
+                    raise RuntimeError(f"server closed after {acked} acks")
+                pending += data
+                *acks, pending = pending.split(b"\n")
+                if acks:
+                    acked = int(acks[-1][3:])
+            if events & selectors.EVENT_WRITE:
+                if not out and nextLine < total and nextLine - acked < window:
+                    end = min(total, nextLine + chunk, acked + window)
+                    out = b"\n".join(lines[nextLine:end]) + b"\n"
+                    nextLine = end
+                if out:
+                    try:
+                        sent = sock.send(out)
+                    except BlockingIOError:
+                        sent = 0
+                    out = out[sent:]
+    selector.close()
+    sock.close()
+
+
+def ackedRate(lines: list[bytes], window: int, connections: int = 4) -> float:
+    server = Server()
+    try:
+        parts = [lines[i::connections] for i in range(connections)]
+        threads = [
+            threading.Thread(target=sendAcked, args=(server.ackedPort, p, window)) for p in parts
+        ]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        stored = server.count()
+        if stored != len(lines):
+            raise RuntimeError(f"store has {stored} of {len(lines)} acknowledged records")
+        return len(lines) / elapsed
+    finally:
+        server.stop()
+
+
+def senderRate(lines: list[bytes]) -> float:
+    """
+    @return: records/s through L{TCPSender}: queue every record, then wait
+        for C{flush()}.
+    """
+    from twisted.internet import task
+    from twisted.internet.defer import ensureDeferred
+
+    from logsvc.client import TCPSender
+
+    server = Server()
+    result: list[float] = []
+
+    async def run(reactor: object) -> None:
+        sender = TCPSender(
+            f"tcp:host=127.0.0.1:port={server.ackedPort}", reactor=reactor, maxQueued=len(lines) + 1
+        )
+        sender.startService()
+        started = time.perf_counter()
+        for line in lines:
+            sender.sendLine(line + b"\n")
+        await sender.flush()
+        result.append(len(lines) / (time.perf_counter() - started))
+        await sender.stopService()
+
+    try:
+        task.react(lambda reactor: ensureDeferred(run(reactor)))
+    except SystemExit as e:
+        if e.code:
+            raise
+    finally:
+        stored = server.count()
+        server.stop()
+    if stored != len(lines):
+        raise RuntimeError(f"store has {stored} of {len(lines)} records")
+    return result[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=500_000, help="records per run")
+    parser.add_argument("--window", type=int, default=20_000, help="unacked lines per connection")
+    args = parser.parse_args()
+    lines = makeLines(args.records)
+    print(
+        f"records per run: {args.records:,} (half plain, half JSON; fresh twistd logsvc per run,"
+        " counted back from the store)"
+    )
+    plain = plainRate(lines)
+    results = [("plain TCP, 4 connections (baseline)", plain)]
+    results.append(
+        (f"acked TCP, 4 connections, window {args.window:,}", ackedRate(lines, args.window))
+    )
+    results.append(("acked TCP, one TCPSender", senderRate(lines)))
+    for name, rate in results:
+        print(f"{name:44s} {rate:12,.0f} records/s   {rate / plain:5.2f} x plain")
+
+
+if __name__ == "__main__":
+    main()
