@@ -91,6 +91,7 @@ class Options(usage.Options):
         ["max-connections", None, None, "Open client connections, all listeners (default: fd limit - 128)."],
         ["idle-timeout", None, "300", "Seconds a TCP connection may stay silent (0: forever)."],
         ["request-timeout", None, "30", "Seconds an HTTP request (headers and body) may take to arrive."],
+        ["stall-timeout", None, "60", "Seconds an HTTP response may wait for a client that stopped reading."],
         ["token-file", None, None, "Bearer tokens, one 'scope token' per line (ingest/read); SIGHUP reloads."],
         ["tcp-auth", None, None, "token: TCP connections start with 'AUTH <token>'; none (default: token with --token-file)."],
         ["retain", None, None, "Delete records older than this (e.g. 30d, 12h)."],
@@ -200,6 +201,7 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
         protection.guardRoot(root),
         maxBody=options["max-body"],
         requestTimeout=options["request-timeout"],
+        stallTimeout=options["stall-timeout"],
         timeout=options["idle-timeout"] or None,
     )
     http = strports.service(options["http"], protection.guardHTTP(site), reactor=reactor)

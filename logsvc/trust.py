@@ -40,7 +40,7 @@ def checkTrustOptions(options: Any) -> None:
 
     @raise usage.UsageError: naming the option at fault.
     """
-    for name in ("idle-timeout", "request-timeout"):
+    for name in ("idle-timeout", "request-timeout", "stall-timeout"):
         try:
             options[name] = float(options[name])
         except ValueError:

@@ -43,6 +43,9 @@ DEFAULT_STALL_TIMEOUT = 60.0
 #: client is not reading.
 DEFAULT_MAX_UNSENT = 4 * 1024 * 1024
 
+#: The scope of reads either token may make (they hold no log data).
+ANY = "any"
+
 #: Methods that write: they need the C{ingest} scope and room in the pipeline.
 WRITE_METHODS = frozenset({b"POST", b"PUT", b"PATCH", b"DELETE"})
 
@@ -108,13 +111,18 @@ class Guard:
 
     def scopeFor(self, request: Request) -> str | None:
         """
-        @return: the scope C{request} needs, or L{None} for an open path.
+        @return: the scope C{request} needs: L{INGEST} for writes, L{ANY}
+            for reads that hold no log data and that shippers make with their
+            ingest token (C{GET /}, Elasticsearch's C{/_...} APIs), L{READ}
+            for the other reads, L{None} for an open path.
         """
         path = request.path.rstrip(b"/") or b"/"
         if path in self.openPaths or path.startswith(self.openPrefixes):
             return None
         if request.method in WRITE_METHODS or path in self.ingestPaths:
             return INGEST
+        if path == b"/" or path.startswith(b"/_"):
+            return ANY
         return READ
 
     def check(self, request: Request) -> Refusal | None:
@@ -126,7 +134,8 @@ class Guard:
             return None
         if self.tokens.enabled:
             token = bearerToken(request.getHeader(b"authorization"))
-            if not self.tokens.check(token, scope):
+            allowed = self.tokens.known(token) if scope == ANY else self.tokens.check(token, scope)
+            if not allowed:
                 self.refusals += 1
                 if token is not None and self.tokens.known(token):
                     return Refusal(403, f"token lacks the {scope!r} scope")

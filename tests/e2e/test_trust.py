@@ -420,3 +420,125 @@ class TLSTests(TestCase):
         self.assertIn("https one", messages)
         self.assertIn("acked 499", messages)
         self.assertIn("plain over tls", messages)
+
+
+def prefill(db: str, count: int) -> None:
+    """
+    Create C{db} holding C{count} records, straight through SQLite.
+    """
+    from logsvc.record import Record
+    from logsvc.store.sqlite import INSERT_SQL, connect, createSchema
+
+    os.makedirs(os.path.dirname(db), exist_ok=True)
+    conn = connect(db)
+    createSchema(conn)
+    now = int(time.time() * 1_000_000)
+    conn.execute("BEGIN")
+    conn.executemany(
+        INSERT_SQL,
+        (Record(now - i, now, 6, "h", "svc", f"prefilled record number {i} " + "x" * 80, None) for i in range(count)),
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def readUntilClosed(s: socket.socket, timeout: float) -> tuple[int, bool, bytes]:
+    """
+    Read everything until the server closes the connection or ends the
+    (chunked) response, or C{timeout} passes.
+
+    @return: (bytes read, whether it closed or ended, the last bytes read).
+    """
+    total = 0
+    last = b""
+    deadline = time.monotonic() + timeout
+    s.settimeout(0.5)
+    while time.monotonic() < deadline:
+        try:
+            data = s.recv(1 << 20)
+        except TimeoutError:
+            continue
+        except OSError:
+            return total, True, last
+        if not data:
+            return total, True, last
+        total += len(data)
+        last = (last + data)[-4096:]
+        if last.endswith(b"\r\n0\r\n\r\n"):
+            return total, True, last
+    return total, False, last
+
+
+class SlowReaderTests(TestCase):
+    timeout = 90
+
+    def test_stuckExportAndTailAreCut(self) -> None:
+        """
+        An NDJSON export and a live tail whose clients stop reading are cut off
+        after the stall timeout, long before the data is all sent, while the
+        server's RSS stays bounded and others are served.
+        """
+        directory = os.path.abspath(self.mktemp())
+        server = TrustServer(directory, "--stall-timeout", "2")
+        prefill(server.db, 200_000)
+        server.start()
+        self.addCleanup(server.kill)
+        exportSize = 200_000 * 150
+
+        def stuckClient(path: str, accept: str) -> socket.socket:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", server.httpPort))
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\n\r\n".encode())
+            s.settimeout(10)
+            self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 200"))
+            return s
+
+        export = stuckClient("/logs", "application/x-ndjson")
+        tail = stuckClient("/logs/tail", "text/event-stream")
+        self.addCleanup(export.close)
+        self.addCleanup(tail.close)
+        # Records keep arriving for the tail while neither client reads.
+        flood = AckedTCPClient("tailflood", window=20_000, padding=1000)
+        stop = threading.Event()
+        (sender,) = runThreads(lambda: flood.run(server.ackedPort, stop))
+        peak = 0
+        for _ in range(30):
+            peak = max(peak, server.rss())
+            time.sleep(0.1)
+        stop.set()
+        sender.join(30)
+        self.assertGreater(len(flood.acked), 10_000)
+        # Long enough for a reader stuck until the end to meet the stall timeout.
+        time.sleep(3)
+        for name, s in (("export", export), ("tail", tail)):
+            received, closed, last = readUntilClosed(s, 20)
+            # A tail may end its stream itself (an "overflow" event naming
+            # the id to resume from) before the stall timeout cuts it.
+            self.assertTrue(closed, f"the stuck {name} reader was not cut off ({received} bytes)")
+            self.assertLess(received, exportSize // 2)
+        self.assertLess(peak, HostileTests.RSS_BOUND, f"peak RSS {peak / 2**20:.0f} MiB")
+        self.assertEqual(server.request("GET", "/health")[0], 200)
+
+
+class DiskFloorTests(TestCase):
+    timeout = 60
+
+    def test_belowFloorRefusesIngest(self) -> None:
+        """With free disk below the floor, HTTP ingest answers 507 and new TCP connections are closed; reads still work."""
+        server = TrustServer(self.mktemp(), "--min-free-disk", "1000TB")
+        server.start()
+        self.addCleanup(server.kill)
+        status, _, body = server.request(
+            "POST", "/logs", b'{"message": "m"}', {"content-type": "application/json"}
+        )
+        self.assertEqual(status, 507, body)
+        with socket.create_connection(("127.0.0.1", server.ackedPort), timeout=5) as s:
+            s.sendall(b"m\n")
+            s.settimeout(5)
+            try:
+                self.assertEqual(s.recv(100), b"")
+            except ConnectionResetError:
+                pass
+        self.assertEqual(server.request("GET", "/logs")[0], 200)
+        self.assertEqual(storedCounts(server.db), Counter())

@@ -203,8 +203,13 @@ class AckedTCPClient:
     @ivar acked: ids the server acknowledged.
     """
 
-    def __init__(self, prefix: str, *, chunk: int = 200, window: int = 5000) -> None:
+    def __init__(self, prefix: str, *, chunk: int = 200, window: int = 5000, padding: int = 0) -> None:
+        """
+        @param padding: bytes of filler after each id (the stored message is
+            then not the bare id).
+        """
         self.prefix = prefix
+        self.padding = b" " + b"x" * padding if padding else b""
         self.chunk = chunk
         self.window = window
         self.sends: Counter[str] = Counter()
@@ -255,7 +260,7 @@ class AckedTCPClient:
                         # A send that stalls (the server stopped reading)
                         # times out and ends the sending phase.
                         sock.settimeout(1)
-                        sock.sendall(b"".join(i.encode() + b"\n" for i in ids))
+                        sock.sendall(b"".join(i.encode() + self.padding + b"\n" for i in ids))
                     sock.settimeout(0.001 if len(sent) - acked < self.window else 0.2)
                     try:
                         data = sock.recv(65536)
