@@ -78,6 +78,18 @@ class FramingTests(SynchronousTestCase):
             self.assertEqual(framer.oversize, [50])
             self.assertEqual(framer.lines, [b"<14>ok", b"<14>after"])
 
+    def test_nulInsideSkippedFrame(self) -> None:
+        """
+        A NUL inside an oversize octet frame being skipped neither ends the
+        skip early nor loses the record after the frame.
+        """
+        big = b"<14>" + b"x" * 60 + b"\x00" + b"y" * 60
+        framer = RecordingFramer(maxLineLength=50)
+        feed(framer, frame(big)[:30])
+        feed(framer, frame(big)[30:] + b"<13>after\x00")
+        self.assertEqual(framer.oversize, [len(big)])
+        self.assertEqual(framer.lines, [b"<13>after"])
+
     def test_nulTerminated(self) -> None:
         """
         NUL ends a record as LF does (Python's SysLogHandler over TCP).

@@ -93,15 +93,16 @@ class LineFramer(Protocol):
     _nulFramed = False
 
     def dataReceived(self, data: bytes) -> None:
-        if self._nulFramed or b"\x00" in data:
-            self._frameNul(data)
-            return
         if self._skipping:
+            # The rest of an oversize octet frame: bytes, whatever they hold.
             if len(data) <= self._skipping:
                 self._skipping -= len(data)
                 return
             data = data[self._skipping :]
             self._skipping = 0
+        if self._nulFramed or (not self._needed and b"\x00" in data):
+            self._frameNul(data)
+            return
         if self._discarding:
             end = data.find(b"\n")
             if end < 0:
@@ -204,11 +205,8 @@ class LineFramer(Protocol):
         SysLogHandler, GELF): LFs inside a record (a traceback) stay in it, and
         LFs around it are dropped.
         """
-        if not self._nulFramed:
-            # Switching: what is buffered so far was framed by LF.
-            self._nulFramed = True
-            if self._skipping or self._needed:
-                self._skipping = self._needed = 0
+        # From now on (an octet frame in progress is finished first, above).
+        self._nulFramed = True
         if self._discarding:
             end = data.find(b"\x00")
             if end < 0:
