@@ -4,7 +4,9 @@ C{logsvc}: the command-line client.
     logsvc send --service deploy "release 1.4 rolled out"
     some-program 2>&1 | logsvc send --service some-program
     logsvc query --level error --service api --since 2026-11-22T00:00:00Z
-    logsvc query --all --json q='"connection reset"' > errors.ndjson
+    logsvc query --all --json -q '"connection reset"' > errors.ndjson
+    logsvc stats --by service
+    logsvc tail --level warning
 
 The server is C{--url} (or C{$LOGSVC_URL}, default C{http://127.0.0.1:8080});
 a bearer token comes from C{--token} or C{$LOGSVC_TOKEN}.  Exit status: 0 on
@@ -80,6 +82,14 @@ def buildParser() -> argparse.ArgumentParser:
     query.add_argument("--all", action="store_true", help="follow every page")
     query.add_argument("--json", action="store_true", help="print NDJSON records")
 
+    stats = commands.add_parser("stats", help="print counts over time, or top values")
+    _filterArguments(stats)
+    stats.add_argument("--interval", help="bucket width, e.g. 1m, 1h (default: automatic)")
+    stats.add_argument("--by", choices=["service", "source", "level"], help="top values instead")
+
+    tail = commands.add_parser("tail", help="print new records as they arrive (Ctrl-C stops)")
+    _filterArguments(tail)
+    tail.add_argument("--json", action="store_true", help="print NDJSON records")
     return parser
 
 
@@ -148,6 +158,30 @@ class Command:
             if not args.all or page.next is None:
                 break
             cursor = page.next
+
+    @inlineCallbacks
+    def do_stats(self, args: argparse.Namespace) -> Any:
+        filters = _filters(args)
+        if args.interval:
+            filters["interval"] = args.interval
+        if args.by:
+            filters["by"] = args.by
+        result = yield self.client.stats(**filters)
+        if args.by:
+            for entry in result["values"]:
+                self.out.write(f"{entry.get('count', 0):>10} {entry.get('value')}\n")
+            return
+        self.out.write(f"total {result['total']}\n")
+        for bucket in result.get("buckets", []):
+            levels = " ".join(f"{k}={v}" for k, v in sorted(bucket.get("levels", {}).items()))
+            self.out.write(f"{bucket['start']} {bucket['count']:>8} {levels}\n")
+
+    def do_tail(self, args: argparse.Namespace) -> Deferred[Any]:
+        def received(record: dict[str, Any]) -> None:
+            self._print(record, args.json)
+            self.out.flush()
+
+        return self.client.tail(received, **_filters(args)).done
 
     def _print(self, record: dict[str, Any], asJSON: bool) -> None:
         if asJSON:

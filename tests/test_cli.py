@@ -78,3 +78,61 @@ class CommandLineTests(SynchronousTestCase):
              "fields": {"a": "b", "n": 1}}
         )
         self.assertEqual(line, "T error    - h m a=b n=1")
+
+
+class StatsAndTailTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.service = MemoryLogService()
+        self.client = self.service.client()
+        self.out = io.StringIO()
+        self.successResultOf(
+            self.client.send(
+                [{"message": f"m{i}", "service": "api" if i % 3 else "web", "level": "error" if i % 2 else "info",
+                  "ts": 1_700_000_000 + i * 60} for i in range(6)]
+            )
+        )
+
+    def test_stats_by(self) -> None:
+        """
+        C{stats --by service} prints each value with its count, most first.
+        """
+        d = run(["stats", "--by", "service"], client=self.client, out=self.out, err=io.StringIO())
+        self.assertEqual(self.successResultOf(d), 0)
+        self.assertEqual(self.out.getvalue().split(), ["4", "api", "2", "web"])
+
+    def test_stats_histogram(self) -> None:
+        """
+        C{stats --interval 1h} prints the total and one line per bucket with
+        its level counts.
+        """
+        d = run(["stats", "--interval", "1h", "--since", "1700000000", "--until", "1700003600"],
+                client=self.client, out=self.out, err=io.StringIO())
+        self.assertEqual(self.successResultOf(d), 0)
+        lines = self.out.getvalue().splitlines()
+        self.assertEqual(lines[0], "total 6")
+        self.assertIn("6", lines[1].split())
+        self.assertIn("error=3", lines[1])
+
+    def test_tail_prints_records(self) -> None:
+        """
+        C{tail} prints each record the client's tail delivers, and ends when
+        the tail does.
+        """
+        from twisted.internet.defer import Deferred
+
+        class FakeTail:
+            done: Deferred[None] = Deferred()
+
+        class FakeClient:
+            def tail(self, onRecord, **filters):  # type: ignore[no-untyped-def]
+                self.filters = filters
+                onRecord({"ts": "T", "level": "warning", "service": "s", "source": "h", "message": "live"})
+                return FakeTail()
+
+        fake = FakeClient()
+        d = run(["tail", "--level", "warning"], client=fake, out=self.out)  # type: ignore[arg-type]
+        self.assertEqual(self.out.getvalue(), "T warning  s h live\n")
+        self.assertEqual(fake.filters, {"level": "warning"})
+        self.assertNoResult(d)
+        FakeTail.done.callback(None)
+        self.assertEqual(self.successResultOf(d), 0)
