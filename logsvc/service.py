@@ -19,8 +19,7 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python import usage
 
-from logsvc.ingest.acked import AckedIngestFactory, AuthIngestFactory
-from logsvc.ingest.gelf import GelfFactory
+from logsvc.ingest.acked import AckedIngestFactory, AuthGelfFactory, AuthIngestFactory
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
@@ -229,5 +228,8 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
             ),
         )
     if options["gelf"]:
-        listen("gelf", GelfFactory(pipeline, maxLineLength=options["max-line"]))
+        listen(
+            "gelf",
+            AuthGelfFactory(pipeline, maxLineLength=options["max-line"], tokens=protection.tcpTokens),
+        )
     return top

@@ -12,7 +12,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.auth import Tokens
-from logsvc.ingest.acked import AckedIngestFactory, AuthIngestFactory
+from logsvc.ingest.acked import AckedIngestFactory, AuthGelfFactory, AuthIngestFactory
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record
 from logsvc.store.base import StoreError
@@ -225,3 +225,17 @@ class TokenLineTests(SynchronousTestCase):
         protocol, transport = connect(factory)
         protocol.dataReceived(b"hello\n")
         self.assertEqual([row[6] for row in self.store.rows], ["hello"])
+
+
+class GelfAuthTests(SynchronousTestCase):
+    def test_gelfNeedsToken(self) -> None:
+        """With tokens, the GELF TCP listener also needs the AUTH line; with it, frames are stored."""
+        store = MemoryStore()
+        pipeline = Pipeline(store, reactor=Clock(), delay=0)
+        factory = AuthGelfFactory(pipeline, tokens=Tokens.fromPairs([("ingest", "in")]))
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b'{"short_message": "no", "host": "h"}\x00')
+        self.assertEqual((store.rows, transport.value()), ([], b"ERR unauthorized\n"))
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b'AUTH in\n{"short_message": "yes", "host": "h"}\x00')
+        self.assertEqual([row[6] for row in store.rows], ["yes"])

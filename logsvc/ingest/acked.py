@@ -36,6 +36,8 @@ from zope.interface import implementer
 
 from logsvc.auth import INGEST, Tokens
 from logsvc.formats.detect import parseLines
+from logsvc.formats.gelf import parseGelfFrames
+from logsvc.ingest.gelf import GelfFactory, GelfProtocol
 from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
 from logsvc.record import nowMicros
@@ -58,13 +60,19 @@ class TokenLineMixin:
         if self._refused:
             return
         if not self._authenticated and self.factory.tokens.enabled:
-            first = lines[0].rstrip(b"\r")
+            first, rest = lines[0], lines[1:]
+            if first.startswith(AUTH_PREFIX) and b"\n" in first:
+                # A framing that does not end records at LF (GELF's NUL):
+                # the AUTH line still ends at its LF.
+                first, following = first.split(b"\n", 1)
+                rest = [following, *rest]
+            first = first.rstrip(b"\r")
             token = first[len(AUTH_PREFIX) :].strip() if first.startswith(AUTH_PREFIX) else None
             if not self.factory.tokens.check(token, INGEST):
                 self._refuseAuth()
                 return
             self._authenticated = True
-            lines = lines[1:]
+            lines = rest
             if not lines:
                 return
         self.authenticatedLines(lines)
@@ -329,3 +337,39 @@ class AckedIngestFactory(AuthIngestFactory):
         for protocol in list(self.connections):
             protocol.stopReading()  # type: ignore[attr-defined]
         return d
+
+
+class AuthGelfProtocol(TokenLineMixin, GelfProtocol):
+    """
+    GELF over TCP behind the first-line token, held to its pipeline share.
+    """
+
+    def authenticatedLines(self, lines: list[bytes]) -> None:
+        records, rejected = parseGelfFrames(lines, self.peer, nowMicros())
+        if rejected:
+            self._rejected(rejected)
+        if records:
+            self.submitShared(records).addErrback(lambda f: None)
+
+
+class AuthGelfFactory(GelfFactory):
+    """
+    The GELF TCP listener (C{--gelf}) with the same AUTH line and connection
+    share as the line listeners.
+    """
+
+    protocol = AuthGelfProtocol  # type: ignore[assignment]
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        tokens: Tokens | None = None,
+        connectionShare: int | None = None,
+        **kw: Any,
+    ) -> None:
+        super().__init__(pipeline, **kw)
+        self.tokens = tokens if tokens is not None else Tokens()
+        self.connectionShare = (
+            connectionShare if connectionShare is not None else max(1, pipeline.maxPending // 4)
+        )
