@@ -25,8 +25,8 @@ from logsvc.web.common import JSONResource, errorBody, renderAsync
 #: Encodings taken, lower case, as named in C{Content-Encoding}.
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 
-# Decompress in steps of this many compressed bytes, so a bomb is stopped
-# after producing at most the limit (plus one step), never all of it.
+# Compressed bytes fed to zlib per step; each step's output is capped too, so
+# a bomb stops after producing the limit + 1 bytes, never all of it.
 _STEP = 64 * 1024
 
 

@@ -67,20 +67,6 @@ def contentType(request: Request) -> str:
     return raw.split(b";", 1)[0].strip().lower().decode("latin-1")
 
 
-def readBody(request: Request, maxBody: int) -> bytes | None:
-    """
-    @return: the request body, or L{None} when it is longer than C{maxBody}.
-    """
-    content = request.content
-    if content is None:
-        return b""
-    content.seek(0)
-    body = content.read(maxBody + 1)
-    if len(body) > maxBody:
-        return None
-    return body
-
-
 class LogsIngest:
     """
     The C{POST /logs} handler.
