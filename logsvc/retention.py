@@ -39,7 +39,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 #: Rows one retention transaction deletes at most.
-DEFAULT_CHUNK = 2000
+DEFAULT_CHUNK = 10_000
 
 
 def parseDuration(text: str) -> float:
@@ -186,7 +186,7 @@ class RetentionService(Service):
         interval: float = 10.0,
         diskInterval: float = 1.0,
         chunk: int = DEFAULT_CHUNK,
-        pause: float = 0.05,
+        pause: float = 0.01,
     ) -> None:
         """
         @param retain: seconds to keep records (by event time), or L{None}.
