@@ -12,6 +12,7 @@ lets proceed while the writer commits.
 from __future__ import annotations
 
 import queue
+import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -167,12 +168,16 @@ def registerFunctions(conn: sqlite3.Connection) -> None:
     conn.create_function("logsvc_field", 3, _fieldFunction, deterministic=True)
 
 
+#: Field keys SQLite's JSON path syntax takes as a quoted label.
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.@:/ -]+$")
+
+
 def _fieldCondition(key: str, expected: str) -> tuple[str, list[Any]]:
     """
     @return: SQL (and parameters) true exactly when L{fieldMatches}.
     """
-    if '"' in key or "\\" in key:
-        # SQLite's JSON paths cannot quote these; decode in Python instead.
+    if _PLAIN_KEY.match(key) is None:
+        # SQLite's JSON paths cannot quote every character; decode in Python.
         return "logsvc_field(fields, ?, ?)", [key, expected]
     path = '$."' + key + '"'
     number = fieldNumber(expected)
@@ -500,6 +505,27 @@ def selectTimeRange(conn: sqlite3.Connection, query: Query, *, useIndex: bool = 
     return None if low is None or high is None else (low, high)
 
 
+def indexRange(conn: sqlite3.Connection, indexed: int, high: int) -> None:
+    """
+    Add the records with ids in C{(indexed, high]} to the search index and
+    record C{high} as indexed, in one transaction (on the writer's
+    connection, with no transaction open).  C{indexed} must be the current
+    C{search_state.indexed}.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            f"INSERT INTO logs_search (rowid, text, fields) SELECT id, {SEARCH_TEXT_SQL}, fields"
+            " FROM logs WHERE id > ? AND id <= ?",
+            (indexed, high),
+        )
+        conn.execute("UPDATE search_state SET indexed = ?", (high,))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 _STOP = object()
 
 
@@ -727,14 +753,7 @@ class SqliteStore(Service):
         """
         high = min(self._top, self._indexed + INDEX_CHUNK)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                f"INSERT INTO logs_search (rowid, text, fields) SELECT id, {SEARCH_TEXT_SQL}, fields"
-                " FROM logs WHERE id > ? AND id <= ?",
-                (self._indexed, high),
-            )
-            conn.execute("UPDATE search_state SET indexed = ?", (high,))
-            conn.execute("COMMIT")
+            indexRange(conn, self._indexed, high)
         except sqlite3.Error as e:
             try:
                 conn.execute("ROLLBACK")
