@@ -10,6 +10,8 @@ lines name only the file and how many tokens it holds.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from collections.abc import Iterable
 
@@ -162,6 +164,34 @@ class Tokens:
             ingest=len(self._tokens[INGEST]),
             read=len(self._tokens[READ]),
         )
+
+
+def authorizationToken(header: bytes | None) -> bytes | None:
+    """
+    The token of an C{Authorization} header, in whichever scheme the sender
+    can send: C{Bearer TOKEN}; C{Basic} with the token as password (the user
+    name is ignored: Python's HTTPHandler, Loki and Fluent Bit outputs only
+    know basic credentials); C{ApiKey} as Elasticsearch shippers send it
+    (base64 of C{id:key}, the key being the token; or the token itself).
+
+    @return: the token, or L{None}.
+    """
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(b" ")
+    scheme = scheme.lower()
+    value = value.strip()
+    if scheme == b"bearer" or not value:
+        return value or None
+    if scheme not in (b"basic", b"apikey"):
+        return None
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return value if scheme == b"apikey" else None
+    if b":" not in decoded:
+        return value if scheme == b"apikey" else None
+    return decoded.partition(b":")[2] or None
 
 
 def bearerToken(header: bytes | None) -> bytes | None:

@@ -5,10 +5,11 @@ Tests for L{logsvc.auth}: token files, scopes, constant-time checks, reload.
 from __future__ import annotations
 
 import os
+from base64 import b64encode
 
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from logsvc.auth import TokenFileError, Tokens, bearerToken, parseTokens
+from logsvc.auth import TokenFileError, Tokens, authorizationToken, bearerToken, parseTokens
 
 
 class ParseTests(SynchronousTestCase):
@@ -76,3 +77,19 @@ class ReloadTests(TestCase):
             os.remove(path)
 
         return tokens.reload().addCallback(broken).addCallback(kept)
+
+
+class AuthorizationTokenTests(SynchronousTestCase):
+    def test_schemes(self) -> None:
+        """Bearer, Basic (password) and ApiKey (base64 id:key, or raw) all yield the token; others none."""
+        self.assertEqual(authorizationToken(b"Bearer abc"), b"abc")
+        self.assertEqual(authorizationToken(b"Basic " + b64encode(b"logsvc:abc")), b"abc")
+        self.assertEqual(authorizationToken(b"basic " + b64encode(b":a:b")), b"a:b")
+        self.assertEqual(authorizationToken(b"ApiKey " + b64encode(b"id1:abc")), b"abc")
+        self.assertEqual(authorizationToken(b"ApiKey abc"), b"abc")
+        self.assertIsNone(authorizationToken(b"Basic " + b64encode(b"nopassword")))
+        self.assertIsNone(authorizationToken(b"Basic " + b64encode(b"user:")))
+        self.assertIsNone(authorizationToken(b"Basic !!!"))
+        self.assertIsNone(authorizationToken(b"Digest abc"))
+        self.assertIsNone(authorizationToken(b"Bearer"))
+        self.assertIsNone(authorizationToken(None))

@@ -5,6 +5,7 @@ the request deadline and the stuck-reader cutoff.
 
 from __future__ import annotations
 
+from base64 import b64encode
 from typing import Any
 
 import orjson
@@ -95,6 +96,24 @@ class AuthEveryEndpointTests(SynchronousTestCase):
         self.assertEqual(self.store.rows, [])
         self.assertEqual(self.status("POST", b"/logs", INGEST), 201)
         self.assertEqual(len(self.store.rows), 1)
+
+    def test_shipperSchemes(self) -> None:
+        """Basic credentials with the token as password (HTTPHandler, Loki and Fluent Bit outputs) and Elasticsearch's ApiKey carry the token too."""
+        def post(path: str, authorization: bytes) -> int:
+            d = self.treq.request(
+                "POST",
+                "http://logsvc.test" + path,
+                headers={b"authorization": [authorization], b"content-type": [b"application/json"]},
+                data=b'{"index": {}}\n{"message": "m"}\n' if path == "/_bulk" else b'{"message": "m"}',
+            )
+            self.treq.flush()
+            return int(self.successResultOf(d).code)
+
+        self.assertEqual(post("/logs", b"Basic " + b64encode(b"python:" + INGEST.encode())), 201)
+        self.assertEqual(post("/_bulk", b"ApiKey " + b64encode(b"beats:" + INGEST.encode())), 200)
+        self.assertEqual(post("/logs", b"Basic " + b64encode(b"python:" + READ.encode())), 403)
+        self.assertEqual(post("/logs", b"Basic " + b64encode(b"python:wrong")), 401)
+        self.assertEqual(len(self.store.rows), 2)
 
     def test_wwwAuthenticate(self) -> None:
         """A 401 names the Bearer scheme and carries a JSON error."""

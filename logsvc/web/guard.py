@@ -31,7 +31,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from logsvc.auth import INGEST, READ, Tokens, bearerToken
+from logsvc.auth import INGEST, READ, Tokens, authorizationToken
 
 log = Logger()
 
@@ -133,7 +133,7 @@ class Guard:
         if scope is None:
             return None
         if self.tokens.enabled:
-            token = bearerToken(request.getHeader(b"authorization"))
+            token = authorizationToken(request.getHeader(b"authorization"))
             allowed = self.tokens.known(token) if scope == ANY else self.tokens.check(token, scope)
             if not allowed:
                 self.refusals += 1

@@ -269,6 +269,38 @@ class PythonLoggingTests(TestCase):
         self.assertLess(abs(rows[0]["ts"] - time.time() * 1_000_000), 600 * 1_000_000)
 
 
+class PythonHTTPHandlerAuthTests(TestCase):
+    """
+    HTTPHandler, unchanged, against a logsvc that requires tokens.
+    """
+
+    def test_credentialsCarryTheToken(self) -> None:
+        """
+        HTTPHandler's basic credentials with the ingest token as password are
+        accepted; with a wrong password nothing is stored.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        tokens = os.path.join(directory, "tokens")
+        with open(tokens, "w") as f:
+            f.write("ingest s3cret-ingest\n")
+        server = TwistdServer(directory, "--token-file", tokens)
+        server.start()
+        self.addCleanup(server.kill)
+        log = logging.getLogger(f"authed.{id(self)}")
+        log.propagate = False
+        for password, message in (("wrong", "refused"), ("s3cret-ingest", "accepted")):
+            handler = logging.handlers.HTTPHandler(
+                f"127.0.0.1:{server.httpPort}", "/logs", method="POST", credentials=("app", password)
+            )
+            log.addHandler(handler)
+            log.warning(message)
+            log.removeHandler(handler)
+            handler.close()
+        rows = storedRows(server, 1)
+        self.assertEqual([r["message"] for r in rows], ["accepted"])
+
+
 class GelfTCPTests(TestCase):
     """
     The GELF TCP listener (C{--gelf}) with the wire format Graylog's
