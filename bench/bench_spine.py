@@ -14,6 +14,7 @@ store, then prints:
 - peak RSS of the server while one sender pushes 2M lines as fast as it can.
 
 Usage: python bench/bench_spine.py [--records 500000] [--flood 2000000]
+                                   [--server-args '--no-search-index']
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ import http.client
 import os
 import random
 import socket
-import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,9 +33,9 @@ from urllib.parse import urlencode
 
 import orjson
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.harness import BenchServer as Server  # noqa: E402
 from logsvc.formats.detect import parseLines  # noqa: E402
 from logsvc.store.sqlite import INSERT_SQL, connect, createSchema  # noqa: E402
 
@@ -76,80 +75,6 @@ def makeLines(count: int, seed: int) -> list[bytes]:
                 f"{service} GET {path}?page={rng.randint(1, 50)} from 10.1.{rng.randint(0, 255)}.{rng.randint(1, 254)} took {latency} ms".encode()
             )
     return lines
-
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """
-    A ``twistd -n logsvc`` subprocess on free loopback ports.
-    """
-
-    def __init__(self, directory: str, *extra: str) -> None:
-        self.tcpPort = freePort()
-        self.httpPort = freePort()
-        self.db = os.path.join(directory, "bench.sqlite3")
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        self.process = subprocess.Popen(
-            [
-                *TWISTD,
-                "-n",
-                "--pidfile=",
-                "logsvc",
-                "--tcp",
-                f"tcp:{self.tcpPort}:interface=127.0.0.1",
-                "--http",
-                f"tcp:{self.httpPort}:interface=127.0.0.1",
-                "--db",
-                self.db,
-                *extra,
-            ],
-            cwd=directory,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(directory, "server.log"), "wb"),
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.httpPort), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def count(self) -> int:
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        try:
-            return int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
-        finally:
-            conn.close()
-
-    def waitForCount(self, expected: int, timeout: float = 600) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.count() >= expected:
-                return time.perf_counter()
-            time.sleep(0.02)
-        raise RuntimeError(f"store has {self.count()} of {expected} records")
-
-    def rss(self) -> int:
-        with open(f"/proc/{self.process.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(60)
-
 
 def rawLimit(lines: list[bytes], directory: str) -> float:
     """
@@ -284,6 +209,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=500_000, help="records per ingest run")
     parser.add_argument("--flood", type=int, default=2_000_000, help="lines for the RSS run")
     parser.add_argument("--runs", type=int, default=50, help="runs per query")
+    parser.add_argument(
+        "--server-args", default="", help="extra twistd logsvc options, e.g. '--no-search-index'"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="logsvc-bench-") as directory:
@@ -292,7 +220,7 @@ def main() -> None:
         limit = rawLimit(tcpLines, directory)
         print(f"raw SQLite executemany limit: {limit:,.0f} rows/s")
 
-        server = Server(directory)
+        server = Server(*args.server_args.split(), directory=directory)
         try:
             tcp = tcpIngest(server, tcpLines)
             print(f"TCP ingest (4 connections, {args.records:,} lines): {tcp:,.0f} records/s"

@@ -1,0 +1,87 @@
+"""
+What every benchmark shares: a ``twistd logsvc`` subprocess on free loopback
+ports (L{tests.e2e.server.TwistdServer}, the one the end-to-end tests use)
+with the measurements benchmarks need, read from outside the process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tests.e2e.server import TWISTD, TwistdServer, freePort  # noqa: E402
+
+__all__ = ["ROOT", "TWISTD", "BenchServer", "freePort"]
+
+
+class BenchServer(TwistdServer):
+    """
+    A fresh logsvc in its own temporary directory, started at once.
+
+    @param extra: more C{twistd logsvc} options.
+    """
+
+    def __init__(self, *extra: str, directory: str | None = None) -> None:
+        self._owned = directory is None
+        super().__init__(directory or tempfile.mkdtemp(prefix="logsvc-bench-"), *extra)
+        self.start()
+
+    def count(self) -> int:
+        """
+        @return: the records in the store, read straight from the file (0
+            while the file or its table does not exist yet).
+        """
+        try:
+            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        except sqlite3.OperationalError:
+            return 0
+        try:
+            return int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            conn.close()
+
+    def waitForCount(self, expected: int, timeout: float = 900) -> float:
+        """
+        Poll the store until it holds C{expected} records.
+
+        @return: C{time.perf_counter()} when it did.
+        @raise RuntimeError: after C{timeout} seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.count() >= expected:
+                return time.perf_counter()
+            time.sleep(0.02)
+        raise RuntimeError(f"store has {self.count()} of {expected} records")
+
+    def rss(self) -> int:
+        """
+        @return: the server's resident set size in bytes.
+        """
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def stop(self, timeout: float = 120) -> int:
+        """
+        SIGTERM, wait, and remove the temporary directory.
+
+        @return: the exit status.
+        """
+        status = super().stop(timeout)
+        if self._owned:
+            shutil.rmtree(self.directory, ignore_errors=True)
+        return status
