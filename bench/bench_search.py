@@ -69,7 +69,7 @@ PROBLEMS = [
 LEVEL_SHARE = {"debug": 10.0, "info": 80.0, "notice": 5.0, "warning": 4.0, "error": 0.9, "critical": 0.01}
 LEVEL_NUMBER = {name: n for n, name in enumerate(LEVEL_NAMES)}
 
-#: The stored records span the week before this instant (2026-11-20T00:00Z).
+#: The stored records span the week before this instant (2025-11-20T00:00Z).
 END = 1_763_596_800_000_000
 SPAN = 7 * 86400 * 1_000_000
 DAY = 86400 * 1_000_000

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -404,16 +403,24 @@ class SqliteSearchIndexTests(TestCase):
         self.assertLess(indexed[1] - indexed[0], 5 + 3)
 
     @inlineCallbacks
-    def test_dense_word_pages(self) -> Any:
-        """A word in most records pages the same whether looked up or scanned."""
+    def test_strategies_agree(self) -> Any:
+        """Pages read from index hits, filtered in time order, or scanned are the same."""
         from logsvc.store import sqlite as module
 
-        self.patch(module, "DENSE_HITS", 5)
         path = self.mktemp()
         store = self.start(path)
         self.addCleanup(store.stopService)
-        yield store.append([record(f"common {n}", ts=T0 + n) for n in range(30)])
+        yield store.append([record(f"common {n} {'x' if n % 3 else 'y'}", ts=T0 + n % 11) for n in range(60)])
         yield store.whenIndexed()
-        rows = yield store.query(replace(Query(q="common -7", limit=10)))
-        self.assertEqual([r[6] for r in rows][:3], ["common 29", "common 28", "common 27"])
-        self.assertEqual(len(rows), 11)
+        answers = []
+        for sparse, dense in ((1000, 2000), (5, 1000), (1, 2)):
+            self.patch(module, "SPARSE_HITS", sparse)
+            self.patch(module, "DENSE_HITS", dense)
+            pages = []
+            for q in ("common -7", "common x", '"common 1"', "common"):
+                for order in ("asc", "desc"):
+                    rows = yield store.query(Query(q=q, limit=7, order=order))
+                    pages.append([r[0] for r in rows])
+            answers.append(pages)
+        self.assertEqual(answers[0], answers[1])
+        self.assertEqual(answers[0], answers[2])

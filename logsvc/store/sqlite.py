@@ -31,7 +31,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from logsvc.query import Query, fieldMatches, fieldNumber
-from logsvc.record import LEVEL_NAMES, Record
+from logsvc.record import LEVEL_NAMES, Record, formatMicros
 from logsvc.search_syntax import parseSearch, words
 from logsvc.store.base import IStore, Row, StoreError
 
@@ -54,6 +54,8 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS logs_ts_level ON logs (ts, level)",
     "DROP INDEX IF EXISTS logs_ts",
     "CREATE INDEX IF NOT EXISTS logs_service_level_ts ON logs (service, level, ts)",
+    # Histograms count each (level, time slot) as one range of this index.
+    "CREATE INDEX IF NOT EXISTS logs_level_ts ON logs (level, ts)",
     # Version 2: the search index.  Contentless (the text lives in logs) and
     # detail=column (no word positions: phrases are confirmed row by row), the
     # cheapest FTS5 table that still tells message words from field words.
@@ -299,7 +301,13 @@ def ftsMatch(query: Query) -> str | None:
     return " AND ".join(parts) if parts else None
 
 
-def buildPlan(query: Query, extra: tuple[list[str], list[Any]] = ([], []), *, useIndex: bool = True) -> Plan:
+def buildPlan(
+    query: Query,
+    extra: tuple[list[str], list[Any]] = ([], []),
+    *,
+    useIndex: bool = True,
+    filterHits: bool = False,
+) -> Plan:
     """
     Plan C{query}'s filters (with C{extra} conditions, e.g. a cursor).
 
@@ -308,6 +316,10 @@ def buildPlan(query: Query, extra: tuple[list[str], list[Any]] = ([], []), *, us
     records the index names (C{id <= indexed}) and the un-indexed tail
     (C{id > indexed}) checked row by row, so queries see the newest records
     while the index trails ingest; else one part checked row by row.
+
+    @param filterHits: read the indexed part in the planner's order (a time
+        index, for a page) and keep the records among the index's hits,
+        rather than starting from the hits: faster when they are many.
     """
     where, params = buildWhere(query)
     where += extra[0]
@@ -331,13 +343,23 @@ def buildPlan(query: Query, extra: tuple[list[str], list[Any]] = ([], []), *, us
     decided = search.exactInIndex and search.ftsQuery() is not None
     verify = [] if decided else exact
     verifyParams = [] if decided else exactParams
-    hits = (
-        _fromWhere(
-            "(SELECT rowid AS hit FROM logs_search WHERE logs_search MATCH ?) CROSS JOIN logs ON logs.id = hit",
-            where + check + verify,
-        ),
-        [match] + params + checkParams + verifyParams,
-    )
+    if filterHits:
+        # "+id" keeps SQLite from driving the scan by the hits' ids.
+        hits = (
+            _fromWhere(
+                "logs",
+                ["+id IN (SELECT rowid FROM logs_search WHERE logs_search MATCH ?)"] + where + check + verify,
+            ),
+            [match] + params + checkParams + verifyParams,
+        )
+    else:
+        hits = (
+            _fromWhere(
+                "(SELECT rowid AS hit FROM logs_search WHERE logs_search MATCH ?) CROSS JOIN logs ON logs.id = hit",
+                where + check + verify,
+            ),
+            [match] + params + checkParams + verifyParams,
+        )
     tail = (
         _fromWhere(
             # The un-indexed tail is a range of ids: NOT INDEXED keeps the
@@ -357,49 +379,50 @@ def _fromWhere(source: str, where: list[str]) -> str:
     return sql
 
 
-#: A page query probes the index for this many hits: fewer go through the
-#: index, more (a common word) scan in time order, which finds a page sooner.
-DENSE_HITS = 20_000
+#: A page query probes the index for hits: fewer than SPARSE_HITS are read
+#: from the index; up to DENSE_HITS, records are read in time order keeping
+#: the hits; more (a word in a good share of all records) scan in time order
+#: checking each record, which finds a page sooner than collecting the hits.
+SPARSE_HITS = 3_000
+DENSE_HITS = 200_000
 
 
 def buildSelect(
-    query: Query, *, useIndex: bool = True, columns: str = _COLUMNS
+    query: Query, *, useIndex: bool = True, filterHits: bool = False, columns: str = _COLUMNS
 ) -> tuple[str, list[Any]]:
     """
     @param columns: the SELECT list; it must name C{ts} and C{id}.
     @return: the SELECT for one page of C{query} (C{limit + 1} rows, or all
         when it has no limit) and its parameters.
     """
-    plan = buildPlan(query, _cursorCondition(query), useIndex=useIndex)
+    plan = buildPlan(query, _cursorCondition(query), useIndex=useIndex, filterHits=filterHits)
     direction = "DESC" if query.order == "desc" else "ASC"
+    order = f" ORDER BY ts {direction}, id {direction}"
+    if len(plan.parts) == 1 and query.limit is not None:
+        # Pick the page's ids first: when an index covers the filters the
+        # sort runs on index entries alone, and only the page's rows are read.
+        part, params = plan.parts[0]
+        inner = f"SELECT id {part}{order} LIMIT ?"
+        sql = f"SELECT {columns} FROM logs WHERE id IN ({inner}){order}"
+        return sql, [*params, query.limit + 1]
     sql = " UNION ALL ".join(f"SELECT {columns} {part}" for part, _ in plan.parts)
     params = [p for _, ps in plan.parts for p in ps]
-    sql += f" ORDER BY ts {direction}, id {direction}"
+    sql += order
     if query.limit is not None:
         sql += " LIMIT ?"
         params.append(query.limit + 1)
     return sql, params
 
 
-def _timeSQL(column: str) -> str:
-    return (
-        f"strftime('%Y-%m-%dT%H:%M:%S', {column} / 1000000, 'unixepoch')"
-        f" || printf('.%06dZ', {column} % 1000000)"
-    )
-
-
-#: A record rendered as the API's JSON object by SQLite itself (the same
-#: keys and values as L{logsvc.record.renderRow}), so an export does no
-#: per-record work in Python.
-JSON_SQL = (
-    "ts, id, json_object('id', id, 'ts', "
-    + _timeSQL("ts")
-    + ", 'received', "
-    + _timeSQL("received")
-    + ", 'level', CASE level "
+#: A record rendered as the API's JSON object (the same keys and values as
+#: L{logsvc.record.renderRow}) by SQLite, all but the two times, which
+#: L{selectNDJSON} adds with L{formatMicros} (cached per second): an export
+#: then does little per-record work in Python.
+EXPORT_SQL = (
+    "ts, id, received, ',\"level\":\"' || CASE level "
     + " ".join(f"WHEN {n} THEN '{name}'" for n, name in enumerate(LEVEL_NAMES))
-    + " END, 'source', source, 'service', service, 'message', message,"
-    " 'fields', json(ifnull(fields, '{}')))"
+    + " END || '\",\"source\":' || json_quote(source) || ',\"service\":' || json_quote(service)"
+    " || ',\"message\":' || json_quote(message) || ',\"fields\":' || ifnull(fields, '{}') || '}'"
 )
 
 
@@ -410,21 +433,30 @@ def selectPage(
     Run one page of C{query} on C{conn} (a reader thread).  A page of a
     common word scans in time order instead of collecting every index hit.
     """
-    useIndex = useIndex and _worthIndex(conn, query)
-    sql, params = buildSelect(query, useIndex=useIndex, columns=columns)
+    strategy = _strategy(conn, query) if useIndex else "scan"
+    sql, params = buildSelect(
+        query, useIndex=strategy != "scan", filterHits=strategy == "filter", columns=columns
+    )
     return conn.execute(sql, params).fetchall()
 
 
-def _worthIndex(conn: sqlite3.Connection, query: Query) -> bool:
-    if query.limit is not None:
-        match = ftsMatch(query)
-        if match is not None:
-            (hits,) = conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM logs_search WHERE logs_search MATCH ? LIMIT ?)",
-                (match, DENSE_HITS),
-            ).fetchone()
-            return bool(hits < DENSE_HITS)
-    return True
+def _strategy(conn: sqlite3.Connection, query: Query) -> str:
+    """
+    How to read one page: C{"hits"} from few index hits, C{"filter"} in
+    time order keeping index hits, or C{"scan"} in time order checking each
+    record (for a word in a good share of all records).
+    """
+    match = ftsMatch(query) if query.limit is not None else None
+    if match is None:
+        return "hits"
+    counted = 0
+    for bound, strategy in ((SPARSE_HITS, "hits"), (DENSE_HITS, "filter")):
+        (counted,) = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM logs_search WHERE logs_search MATCH ? LIMIT ?)", (match, bound)
+        ).fetchone()
+        if counted < bound:
+            return strategy
+    return "scan"
 
 
 def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = True) -> tuple[bytes, int, tuple[int, int] | None]:
@@ -436,13 +468,18 @@ def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = Tru
         and the C{(ts, id)} of the last one when more may follow (else
         L{None}).
     """
-    rows = selectPage(conn, query, useIndex=useIndex, columns=JSON_SQL)
+    rows = selectPage(conn, query, useIndex=useIndex, columns=EXPORT_SQL)
     more = query.limit is not None and len(rows) > query.limit
     if more:
         rows = rows[: query.limit]
     if not rows:
         return b"", 0, None
-    body = "\n".join([row[2] for row in rows]) + "\n"
+    body = "".join(
+        [
+            f'{{"id":{row[1]},"ts":"{formatMicros(row[0])}","received":"{formatMicros(row[2])}"{row[3]}\n'
+            for row in rows
+        ]
+    )
     last = rows[-1]
     return body.encode("utf-8"), len(rows), (last[0], last[1]) if more else None
 
@@ -458,6 +495,10 @@ def selectAfterId(conn: sqlite3.Connection, query: Query, lastId: int, limit: in
     return conn.execute(sql + " ORDER BY id LIMIT ?", params + [limit]).fetchall()
 
 
+#: Most (level, slot) ranges a histogram counts one by one.
+HISTOGRAM_RANGES = 4000
+
+
 def selectHistogram(
     conn: sqlite3.Connection, query: Query, origin: int, width: int, *, useIndex: bool = True
 ) -> dict[tuple[int, int], int]:
@@ -469,7 +510,27 @@ def selectHistogram(
     @return: C{{(slot, level): count}}.
     """
     counts: dict[tuple[int, int], int] = {}
-    for part, params in buildPlan(query, useIndex=useIndex).parts:
+    plan = buildPlan(query, useIndex=useIndex)
+    if not plan.indexed and len(plan.parts) == 1 and query.since is not None and query.until is not None:
+        levels = range(0, (7 if query.level is None else query.level) + 1)
+        slots = -(-(query.until - origin) // width)
+        if slots * len(levels) <= HISTOGRAM_RANGES:
+            # One index range per (level, slot), counted without sorting:
+            # a GROUP BY of every row through a temporary B-tree is far slower.
+            # The slot's bounds (clipped to since/until) must be the only ones
+            # on ts, or SQLite ranges over since..until for every slot.
+            part, params = buildPlan(replace(query, since=None, until=None), useIndex=useIndex).parts[0]
+            joiner = " AND " if " WHERE " in part else " WHERE "
+            sql = f"SELECT count(*) {part}{joiner}level = ? AND ts >= ? AND ts < ?"
+            for level in levels:
+                for slot in range(slots):
+                    start = max(origin + slot * width, query.since)
+                    end = min(origin + (slot + 1) * width, query.until)
+                    (n,) = conn.execute(sql, [*params, level, start, end]).fetchone()
+                    if n:
+                        counts[slot, level] = n
+            return counts
+    for part, params in plan.parts:
         sql = f"SELECT (ts - ?) / ?, level, count(*) {part} GROUP BY 1, 2"
         for slot, level, n in conn.execute(sql, [origin, width, *params]):
             counts[slot, level] = counts.get((slot, level), 0) + n
