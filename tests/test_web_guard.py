@@ -232,3 +232,32 @@ class ChannelTests(SynchronousTestCase):
         channel.write(b"x" * 600)
         self.clock.advance(0)
         self.assertTrue(transport.disconnected or transport.disconnecting)
+
+    def test_refusedFromHeaders(self) -> None:
+        """Without a valid token a POST is answered 401 from its headers: no 100 Continue, no body read, nothing stored."""
+        tokens = Tokens.fromPairs([("ingest", INGEST)])
+        site = LogsvcSite(GuardResource(buildRoot(self.store, self.pipeline), Guard(tokens)))
+        channel, transport = channelFor(site, self.clock)
+        channel.dataReceived(
+            b"POST /logs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"content-type: application/json\r\nContent-Length: 5000000\r\n\r\n"
+        )
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 401 Unauthorized"))
+        self.assertNotIn(b"100 Continue", transport.value())
+        self.assertTrue(transport.disconnecting)
+        channel.dataReceived(b'{"message": "m"}')
+        self.assertEqual(self.store.rows, [])
+
+    def test_authorizedFromHeaders(self) -> None:
+        """With the right token the same request is read and stored."""
+        tokens = Tokens.fromPairs([("ingest", INGEST)])
+        site = LogsvcSite(GuardResource(buildRoot(self.store, self.pipeline), Guard(tokens)))
+        channel, transport = channelFor(site, self.clock)
+        body = b'{"message": "m"}'
+        channel.dataReceived(
+            b"POST /logs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            b"content-type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (INGEST.encode(), len(body), body)
+        )
+        self.assertIn(b"201 Created", transport.value())
+        self.assertEqual(len(self.store.rows), 1)
+

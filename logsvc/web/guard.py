@@ -76,6 +76,30 @@ class Refusal:
     def putChild(self, path: bytes, child: IResource) -> None:
         raise NotImplementedError()
 
+    def raw(self) -> bytes:
+        """
+        @return: the whole HTTP response, closing the connection, for answers
+            given before a request object is rendered.
+        """
+        payload = orjson.dumps({"error": self.message})
+        reason = _REASONS.get(self.code, b"Refused")
+        head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % (
+            self.code,
+            reason,
+            len(payload),
+        )
+        for name, value in self.headers.items():
+            head += name + b": " + value + b"\r\n"
+        return head + b"connection: close\r\n\r\n" + payload
+
+
+_REASONS = {
+    401: b"Unauthorized",
+    403: b"Forbidden",
+    503: b"Service Unavailable",
+    507: b"Insufficient Storage",
+}
+
 
 class Guard:
     """
@@ -111,15 +135,21 @@ class Guard:
 
     def scopeFor(self, request: Request) -> str | None:
         """
-        @return: the scope C{request} needs: L{INGEST} for writes, L{ANY}
+        @return: the scope C{request} needs (see L{scopeForPath}).
+        """
+        return self.scopeForPath(request.method, request.path)
+
+    def scopeForPath(self, method: bytes, path: bytes) -> str | None:
+        """
+        @return: the scope a request needs: L{INGEST} for writes, L{ANY}
             for reads that hold no log data and that shippers make with their
             ingest token (C{GET /}, Elasticsearch's C{/_...} APIs), L{READ}
             for the other reads, L{None} for an open path.
         """
-        path = request.path.rstrip(b"/") or b"/"
+        path = path.rstrip(b"/") or b"/"
         if path in self.openPaths or path.startswith(self.openPrefixes):
             return None
-        if request.method in WRITE_METHODS or path in self.ingestPaths:
+        if method in WRITE_METHODS or path in self.ingestPaths:
             return INGEST
         if path == b"/" or path.startswith(b"/_"):
             return ANY
@@ -129,11 +159,18 @@ class Guard:
         """
         @return: a L{Refusal} for C{request}, or L{None} to let it through.
         """
-        scope = self.scopeFor(request)
+        return self.checkParts(request.method, request.path, request.getHeader(b"authorization"))
+
+    def checkParts(self, method: bytes, path: bytes, authorization: bytes | None) -> Refusal | None:
+        """
+        L{check} from the request line and the C{Authorization} header
+        alone, so a refusal can be sent before the body is read.
+        """
+        scope = self.scopeForPath(method, path)
         if scope is None:
             return None
         if self.tokens.enabled:
-            token = authorizationToken(request.getHeader(b"authorization"))
+            token = authorizationToken(authorization)
             allowed = self.tokens.known(token) if scope == ANY else self.tokens.check(token, scope)
             if not allowed:
                 self.refusals += 1
@@ -144,7 +181,7 @@ class Guard:
                     "missing or invalid bearer token",
                     {b"www-authenticate": b'Bearer realm="logsvc"'},
                 )
-        if scope == INGEST and request.method in WRITE_METHODS:
+        if scope == INGEST and method in WRITE_METHODS:
             if self.diskLow():
                 self.refusals += 1
                 return Refusal(507, "insufficient storage: free disk is below the floor")
@@ -218,6 +255,25 @@ class LogsvcChannel(HTTPChannel):
             if timeout:
                 self._requestDeadline = self.callLater(timeout, self._requestTimedOut)
         HTTPChannel.dataReceived(self, data)
+
+    def allHeadersReceived(self) -> None:
+        # Refuse (401/403/503/507) from the headers, before a body is read or
+        # a "100 Continue" invites one.
+        guard = getattr(getattr(getattr(self, "site", None), "resource", None), "guard", None)
+        if guard is not None and self.requests:
+            request = self.requests[-1]
+            authorization = request.requestHeaders.getRawHeaders(b"authorization", [None])[-1]
+            refusal = guard.checkParts(self._command, self._path.split(b"?", 1)[0], authorization)
+            if refusal is not None:
+                # LogsvcRequest takes no body and never renders once refused.
+                request._refused = True
+                self._cancel("_requestDeadline")
+                transport: Any = self.transport
+                transport.write(refusal.raw())
+                transport.loseConnection()
+                self._abortLater()
+                return
+        HTTPChannel.allHeadersReceived(self)
 
     def allContentReceived(self) -> None:
         self._cancel("_requestDeadline")
