@@ -7,7 +7,8 @@ with C{<PRI>}) and returns a L{Record}:
 
   - PRI -> level (its severity) and C{fields["facility"]} (its facility name);
   - TIMESTAMP -> ts (RFC 5424: with its offset; RFC 3164: the year-less local
-    time of this host, in the year that puts it closest before receive time);
+    time of this host, in the year that puts it at most a month after the
+    receive time);
   - HOSTNAME -> source (the peer address when absent or C{-});
   - APP-NAME / TAG -> service; PROCID / the TAG's C{[pid]} -> C{fields["procid"]};
     MSGID -> C{fields["msgid"]};
@@ -16,10 +17,9 @@ with C{<PRI>}) and returns a L{Record}:
     C{"SD-ID": true});
   - MSG -> message, with a leading BOM and trailing CR/LF/NUL dropped.
 
-A message that is almost syslog (a PRI over 191, a bad RFC 5424 timestamp,
-truncated or malformed structured data) is
-kept whole as plain text, with the reason in C{fields["syslog_error"]}, so no
-line is lost for its syntax.
+A message that is almost syslog (a PRI over 191, a bad timestamp, truncated
+or malformed structured data) is kept whole as plain text, with the reason in
+C{fields["syslog_error"]}, so no line is lost for its syntax.
 """
 
 from __future__ import annotations
@@ -302,7 +302,8 @@ def parse3164(text: str, peer: str, received: int, *, zone: tzinfo | None = None
 
     @param zone: the senders' time zone for year-less timestamps; L{None}
         means this host's local zone.
-    @raise SyslogError: when the PRI is missing or over 191.
+    @raise SyslogError: when the PRI is missing or over 191, or the
+        timestamp names an impossible date or time.
     """
     match = _PRI.match(text)
     if match is None:
