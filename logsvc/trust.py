@@ -104,6 +104,54 @@ class TokenReloadService(Service):
             self._previous = None
 
 
+class TrustCollector:
+    """
+    Exports the protections' counters at C{GET /metrics}, read at scrape
+    time (no bookkeeping on the hot paths).
+    """
+
+    def __init__(self, protection: Protection) -> None:
+        self.protection = protection
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        p = self.protection
+        yield GaugeMetricFamily(
+            "logsvc_connections_open", "Client connections open, all listeners.", value=p.budget.open
+        )
+        yield GaugeMetricFamily(
+            "logsvc_connections_max", "The connection budget (--max-connections).", value=p.budget.maximum or 0
+        )
+        yield CounterMetricFamily(
+            "logsvc_connections_refused",
+            "Connections refused because the budget was full.",
+            value=p.budget.refused,
+        )
+        yield CounterMetricFamily(
+            "logsvc_connections_idle_dropped",
+            "TCP connections dropped by the idle timeout.",
+            value=sum(f.timedOut for f in p.ingestFactories),
+        )
+        yield CounterMetricFamily(
+            "logsvc_http_refused",
+            "HTTP requests refused by the guard (401, 403, 503, 507).",
+            value=p.guard.refusals,
+        )
+        yield CounterMetricFamily(
+            "logsvc_retention_deleted", "Records deleted by retention.", value=p.retention.deleted
+        )
+        yield GaugeMetricFamily(
+            "logsvc_disk_free_bytes",
+            "Free bytes on the database's file system, at the last check.",
+            value=p.disk.free if p.disk.free is not None else -1,
+        )
+        yield GaugeMetricFamily("logsvc_disk_low", "1 while free disk is below the floor.", value=int(p.disk.low))
+
+    def describe(self) -> list[Any]:
+        return []
+
+
 class Protection:
     """
     What guards one logsvc process; built from parsed options.
@@ -132,6 +180,8 @@ class Protection:
         self.guard = Guard(
             self.tokens, saturated=lambda: pipeline.saturated, diskLow=lambda: self.disk.low
         )
+        self.ingestFactories: list[GuardedFactory] = []
+        pipeline.metrics.registry.register(TrustCollector(self))
         self.retention = RetentionService(
             store,
             retain=options.get("retain"),
@@ -169,10 +219,12 @@ class Protection:
             while the disk is low.
         """
         factory.flowControllers.append(("disk", self.disk.flow))
-        return GuardedFactory(
+        guarded = GuardedFactory(
             factory,
             self.budget,
             idleTimeout=self.options.get("idle-timeout") or None,
             clock=self.reactor,
             admit=self.disk.refusal,
         )
+        self.ingestFactories.append(guarded)
+        return guarded

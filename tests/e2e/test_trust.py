@@ -542,3 +542,35 @@ class DiskFloorTests(TestCase):
                 pass
         self.assertEqual(server.request("GET", "/logs")[0], 200)
         self.assertEqual(storedCounts(server.db), Counter())
+
+
+class SenderCrashTests(TestCase):
+    timeout = 60
+
+    @inlineCallbacks
+    def test_senderSurvivesKillNine(self) -> None:
+        """TCPSender keeps records across a kill -9 and restart of the server, reconnects, resends, and flush() fires once all are stored."""
+        from twisted.internet import reactor
+        from twisted.internet.task import deferLater
+
+        server = TrustServer(self.mktemp())
+        server.start()
+        self.addCleanup(server.kill)
+        sender = TCPSender(
+            f"tcp:host=127.0.0.1:port={server.ackedPort}", retryPolicy=lambda attempt: 0.1
+        )
+        sender.startService()
+        self.addCleanup(sender.stopService)
+        for n in range(3000):
+            sender.send({"message": f"sender {n}"})
+        yield deferLater(reactor, 0.05, lambda: None)
+        server.kill()
+        for n in range(3000, 6000):
+            sender.send({"message": f"sender {n}"})
+        server.start()
+        yield sender.flush()
+        self.assertGreaterEqual(sender.connections, 2)
+        self.assertEqual(sender.queued, 0)
+        stored = storedCounts(server.db)
+        missing = [n for n in range(6000) if stored[f"sender {n}"] < 1]
+        self.assertEqual(missing, [])
