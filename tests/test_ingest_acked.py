@@ -149,6 +149,9 @@ class AckedIngestTests(SynchronousTestCase):
         self.store.commitAll()
         self.assertEqual(self.transport.value(), b"OK 2\n")
         self.assertTrue(self.transport.disconnecting)
+        # Unregistered, so a transport that paused us closes instead of
+        # resuming us once its buffer drains.
+        self.assertIsNone(self.transport.producer)
 
 
     def test_cutLineNotStored(self) -> None:

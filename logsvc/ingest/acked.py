@@ -118,6 +118,16 @@ class TokenLineMixin:
         self.factory.metrics.rejected.labels(self.factory.transportName, "unauthorized").inc()
         self.log.warn("refused TCP connection from {peer}: no valid AUTH line", peer=self.peer)  # type: ignore[attr-defined]
         self.transport.write(b"ERR unauthorized\n")
+        self._closeNow()
+
+    _producing = False
+
+    def _closeNow(self) -> None:
+        # A transport with a producer registered that it paused resumes the
+        # producer, rather than closing, once its buffer drains: unregister.
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
 
 
@@ -158,6 +168,7 @@ class AckedIngestProtocol(TokenLineMixin, IngestProtocol):
         self._ackCall: Any = None
         self._stopping = False
         self.transport.registerProducer(self, True)
+        self._producing = True
 
     # Counting
 
@@ -263,7 +274,7 @@ class AckedIngestProtocol(TokenLineMixin, IngestProtocol):
         self._ackCall = None
         self._writable = True
         self._writeAck()
-        self.transport.loseConnection()
+        self._closeNow()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if self._ackCall is not None and self._ackCall.active():
