@@ -222,6 +222,22 @@ class TokenLineTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(transport.value(), b"OK 2\n")
 
+    def test_authLineNeverStored(self) -> None:
+        """Without tokens, an AUTH first line is dropped (never stored, not counted), the rest stored."""
+        factory = AckedIngestFactory(self.pipeline, clock=self.clock)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"AUTH sekrit\nhello\n")
+        self.clock.advance(0)
+        self.assertEqual([row[6] for row in self.store.rows], ["hello"])
+        self.assertEqual(transport.value(), b"OK 1\n")
+
+    def test_authWordsStayRecords(self) -> None:
+        """Without tokens, a first line that only starts with the word AUTH is an ordinary record."""
+        factory = AuthIngestFactory(self.pipeline)
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b"AUTH failed for bob\n")
+        self.assertEqual([row[6] for row in self.store.rows], ["AUTH failed for bob"])
+
     def test_noTokensNoAuthLine(self) -> None:
         """Without a token file, no AUTH line is needed."""
         factory = AuthIngestFactory(self.pipeline)

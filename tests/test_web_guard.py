@@ -175,6 +175,17 @@ class ChannelTests(SynchronousTestCase):
             buildRoot(self.store, self.pipeline), requestTimeout=10, stallTimeout=20, maxUnsent=1000
         )
 
+    def test_idleBetweenRequests(self) -> None:
+        """A keep-alive connection idle past the site's idle timeout is closed; an active one is not."""
+        site = LogsvcSite(buildRoot(self.store, self.pipeline), timeout=5)
+        channel, transport = channelFor(site, self.clock)
+        channel.dataReceived(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"200 OK", transport.value())
+        self.clock.advance(4)
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(2)
+        self.assertTrue(transport.disconnecting)
+
     def test_slowlorisCut(self) -> None:
         """A request trickling in a byte at a time is answered 408 and closed at the request deadline."""
         channel, transport = channelFor(self.site, self.clock)

@@ -21,7 +21,11 @@ resends it whole.
 
 When a token file is configured, a TCP connection's first line must be
 C{AUTH <token>} with an C{ingest}-scoped token; otherwise the server writes
-C{ERR unauthorized} and closes.  The AUTH line is not counted in acks.
+C{ERR unauthorized} and closes.  The AUTH line is not counted in acks, and is
+never stored, also when no tokens are configured.
+
+Each connection may have at most C{connectionShare} undurable records in the
+pipeline; past that only it stops being read (L{TokenLineMixin.submitShared}).
 """
 
 from __future__ import annotations
@@ -59,20 +63,26 @@ class TokenLineMixin:
     def linesReceived(self, lines: list[bytes]) -> None:
         if self._refused:
             return
-        if not self._authenticated and self.factory.tokens.enabled:
+        if not self._authenticated:
             first, rest = lines[0], lines[1:]
             if first.startswith(AUTH_PREFIX) and b"\n" in first:
                 # A framing that does not end records at LF (GELF's NUL):
                 # the AUTH line still ends at its LF.
                 first, following = first.split(b"\n", 1)
                 rest = [following, *rest]
-            first = first.rstrip(b"\r")
-            token = first[len(AUTH_PREFIX) :].strip() if first.startswith(AUTH_PREFIX) else None
-            if not self.factory.tokens.check(token, INGEST):
-                self._refuseAuth()
-                return
+            isAuthLine = first.startswith(AUTH_PREFIX)
+            if self.factory.tokens.enabled:
+                token = first[len(AUTH_PREFIX) :].strip() if isAuthLine else None
+                if not self.factory.tokens.check(token, INGEST):
+                    self._refuseAuth()
+                    return
+                lines = rest
+            elif isAuthLine and len(first.split()) == 2:
+                # A sender configured with a token, talking to a server
+                # without tokens: its token must not become a stored record.
+                # ("AUTH failed for bob" has more words and stays a record.)
+                lines = rest
             self._authenticated = True
-            lines = rest
             if not lines:
                 return
         self.authenticatedLines(lines)
