@@ -267,7 +267,11 @@ def _cursorCondition(query: Query) -> tuple[list[str], list[Any]]:
     if query.cursor is None:
         return [], []
     ts, rowid = query.cursor
-    return (["(ts, id) < (?, ?)" if query.order == "desc" else "(ts, id) > (?, ?)"], [ts, rowid])
+    # The plain bound on ts lets SQLite start the index range at the cursor;
+    # the row value alone makes it scan from the start of the range.
+    if query.order == "desc":
+        return (["ts <= ?", "(ts, id) < (?, ?)"], [ts, ts, rowid])
+    return (["ts >= ?", "(ts, id) > (?, ?)"], [ts, ts, rowid])
 
 
 @dataclass
@@ -399,8 +403,8 @@ def buildSelect(
     direction = "DESC" if query.order == "desc" else "ASC"
     order = f" ORDER BY ts {direction}, id {direction}"
     if len(plan.parts) == 1 and query.limit is not None:
-        # Pick the page's ids first: when an index covers the filters the
-        # sort runs on index entries alone, and only the page's rows are read.
+        # Pick a page's ids first: when an index covers the filters the sort
+        # runs on index entries alone, and only the page's rows are read.
         part, params = plan.parts[0]
         inner = f"SELECT id {part}{order} LIMIT ?"
         sql = f"SELECT {columns} FROM logs WHERE id IN ({inner}){order}"

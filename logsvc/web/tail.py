@@ -63,6 +63,8 @@ class CommittedBatch:
         self.last = first + len(records) - 1
         self._events: list[bytes | None] = [None] * len(records)
         self._joined: bytes | None = None
+        #: Tails with equal filters share one pass over the batch.
+        self._selected: dict[Query, list[int]] = {}
 
     def row(self, index: int) -> Row:
         return (self.first + index, *self.records[index])
@@ -89,7 +91,10 @@ class CommittedBatch:
                     self._joined = b"".join(self.event(i) for i in range(len(self.records)))
                 return self._joined, len(self.records), self.last
             return b"".join(self.event(i) for i in range(start, len(self.records))), len(self.records) - start, self.last
-        chosen = [i for i in range(start, len(self.records)) if matches(query, self.row(i))]
+        selected = self._selected.get(query)
+        if selected is None:
+            selected = self._selected[query] = [i for i in range(len(self.records)) if matches(query, self.row(i))]
+        chosen = [i for i in selected if i >= start]
         if not chosen:
             return b"", 0, after
         return b"".join(self.event(i) for i in chosen), len(chosen), self.first + chosen[-1]
