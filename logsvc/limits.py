@@ -164,9 +164,11 @@ def raiseFileLimit() -> tuple[int, int]:
 def defaultMaxConnections(softLimit: int) -> int:
     """
     @return: the connection budget for a process allowed C{softLimit} open
-        files: all of them but L{FD_RESERVE}, at least 16.
+        files: half of all but L{FD_RESERVE} (a connection may hold a second
+        descriptor: twisted.web spools a request body over 100 kB to a
+        temporary file), at least 16.
     """
-    return max(16, softLimit - FD_RESERVE)
+    return max(16, (softLimit - FD_RESERVE) // 2)
 
 
 class ConnectionBudget:

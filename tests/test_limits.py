@@ -139,6 +139,6 @@ class FileLimitTests(SynchronousTestCase):
         self.assertEqual(raiseFileLimit(), (hard, hard))
 
     def test_defaultMaxConnections(self) -> None:
-        """The default budget leaves a reserve of descriptors below the soft limit."""
-        self.assertEqual(defaultMaxConnections(20000), 20000 - 128)
+        """The default budget leaves a reserve, and a second descriptor per connection, below the soft limit."""
+        self.assertEqual(defaultMaxConnections(20000), (20000 - 128) // 2)
         self.assertEqual(defaultMaxConnections(64), 16)

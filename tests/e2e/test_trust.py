@@ -83,6 +83,11 @@ class CrashTests(TestCase):
         self.assertEqual(
             [i for i in stored if i[0] not in "th"], [], "records nobody sent were stored"
         )
+        print(
+            f"crash: {len(tcpClient.acked)} acked TCP and {len(httpClient.acked)} acked HTTP"
+            f" records over 20 kill -9 rounds, all stored; {sum(1 for n in stored.values() if n > 1)}"
+            " stored more than once (resent after a lost ack)"
+        )
 
 
 class StopTests(TestCase):
