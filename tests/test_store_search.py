@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -262,6 +263,27 @@ class StoreSearchMixin:
         self.assertEqual(span, (T0 + 10 * SECOND, T0 + 70 * SECOND))
         none = yield self.store.timeRange(Query(q="absent"))
         self.assertIsNone(none)
+
+    @inlineCallbacks
+    def test_histogram_bounded(self) -> Any:
+        """With since and until, slots clip to them, and level and service filters apply."""
+        records = [
+            record("a", ts=T0 + n * 7 * SECOND, level=n % 8, service=f"s{n % 3}") for n in range(40)
+        ]
+        yield self.fill(records)
+        reference = MemoryStore()
+        yield reference.append(records)
+        for query in (
+            Query(since=T0 + 5 * SECOND, until=T0 + 200 * SECOND),
+            Query(since=T0 + 5 * SECOND, until=T0 + 200 * SECOND, level=3),
+            Query(since=T0, until=T0 + 281 * SECOND, services=("s1",)),
+            Query(since=T0, until=T0 + 281 * SECOND, q="a"),
+        ):
+            origin = T0 - 3 * SECOND
+            mine = yield self.store.histogram(query, origin, 50 * SECOND)
+            theirs = yield reference.histogram(query, origin, 50 * SECOND)
+            self.assertEqual(mine, theirs, query)
+            self.assertEqual(sum(mine.values()), len(reference._page(replace(query, limit=None))))
 
 
 class MemoryStoreSearchTests(StoreSearchMixin, TestCase):
