@@ -124,13 +124,20 @@ class ExportProducerTests(SynchronousTestCase):
         self.assertEqual((b"".join(self.request.written), self.request.finished), (b"a\nb\nc\n", True))
         self.assertEqual(len(self.store.reads), 2)
 
-    def test_paused_reads_nothing(self) -> None:
-        """While the client does not keep up, no further page is read; resuming reads on."""
+    def test_paused_holds_one_page(self) -> None:
+        """While the client does not keep up, one page is read ahead and held, no more; resuming writes it and reads on."""
         self.producer.pauseProducing()
         self.store.reads[0][1].callback((b"a\nb\n", 2, (5, 2)))
-        self.assertEqual(len(self.store.reads), 1)
+        self.assertEqual((len(self.store.reads), self.request.written), (1, []))
         self.producer.resumeProducing()
-        self.assertEqual(len(self.store.reads), 2)
+        self.assertEqual((len(self.store.reads), self.request.written), (2, [b"a\nb\n"]))
+
+    def test_reads_ahead_while_paused(self) -> None:
+        """A page written just before a pause has the next one read, but not written."""
+        self.store.reads[0][1].callback((b"a\n", 1, (5, 1)))
+        self.producer.pauseProducing()
+        self.store.reads[1][1].callback((b"b\n", 1, (6, 2)))
+        self.assertEqual((len(self.store.reads), self.request.written), (2, [b"a\n"]))
 
     def test_one_read_at_a_time(self) -> None:
         """Resuming while a read is under way starts no second read."""

@@ -5,8 +5,8 @@ every matching record, one JSON object per line, streamed.
 There is no implicit limit (an explicit C{limit} still caps the count).  The
 records are read in keyset pages (C{PAGE} records each, on the store's reader
 threads, rendered to JSON there) by an L{IPushProducer} registered on the
-request: a page is read only while the client keeps up, so memory stays at
-about one page however many records match, and a client that disconnects
+request: while the client is behind, one page is read ahead and held and no
+more, so memory stays at about two pages however many records match, and a client that disconnects
 stops the reads.
 """
 
@@ -28,7 +28,7 @@ from logsvc.web.common import isGone
 NDJSON_TYPE = b"application/x-ndjson"
 
 #: Records per store read.
-PAGE = 5000
+PAGE = 10_000
 
 
 def wantsNDJSON(request: Request) -> bool:
@@ -64,6 +64,7 @@ class ExportProducer:
         self._reading = False
         self._stopped = False
         self._done = False
+        self._held: tuple[bytes, int, tuple[int, int] | None] | None = None
 
     def start(self) -> None:
         """
@@ -75,7 +76,9 @@ class ExportProducer:
         self._readNext()
 
     def _readNext(self) -> None:
-        if self._stopped or self._paused or self._reading or self._done:
+        # While the client is behind, one page is read ahead and held, so the
+        # next write need not wait for the store.
+        if self._stopped or self._reading or self._done or self._held is not None:
             return
         query = self.query
         if self.remaining is not None:
@@ -87,6 +90,12 @@ class ExportProducer:
         self._reading = False
         if self._stopped or isGone(self.request):
             return
+        if self._paused:
+            self._held = result
+            return
+        self._write(result)
+
+    def _write(self, result: tuple[bytes, int, tuple[int, int] | None]) -> None:
         body, count, last = result
         if body:
             self.request.write(body)
@@ -121,7 +130,11 @@ class ExportProducer:
 
     def resumeProducing(self) -> None:
         self._paused = False
-        self._readNext()
+        held, self._held = self._held, None
+        if held is not None and not self._stopped and not isGone(self.request):
+            self._write(held)
+        else:
+            self._readNext()
 
     def stopProducing(self) -> None:
         self._stopped = True
