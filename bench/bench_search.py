@@ -331,6 +331,7 @@ def tailLatency(server: Server, tails: int, rate: int, seconds: float) -> tuple[
     """
     selector = selectors.DefaultSelector()
     received = [0] * tails
+    partial = [b""] * tails
     overflows = [0]
     latencies: list[float] = []
     socks = []
@@ -349,6 +350,11 @@ def tailLatency(server: Server, tails: int, rate: int, seconds: float) -> tuple[
             for key, _ in selector.select(0.2):
                 data = key.fileobj.recv(1 << 20)  # type: ignore[union-attr]
                 now = time.time()
+                # Only whole events: one may be split across reads.
+                data = partial[key.data] + data
+                end = data.rfind(b"\n\n")
+                end = end + 2 if end >= 0 else 0
+                data, partial[key.data] = data[:end], data[end:]
                 stamps = _SENT.findall(data)
                 overflows[0] += data.count(b"event: overflow")
                 received[key.data] += len(stamps)

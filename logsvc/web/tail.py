@@ -63,8 +63,9 @@ class CommittedBatch:
         self.last = first + len(records) - 1
         self._events: list[bytes | None] = [None] * len(records)
         self._joined: bytes | None = None
-        #: Tails with equal filters share one pass over the batch.
-        self._selected: dict[Query, list[int]] = {}
+        #: Tails with equal filters share one pass over the batch and its
+        #: events joined.
+        self._selected: dict[Query, tuple[list[int], bytes]] = {}
 
     def row(self, index: int) -> Row:
         return (self.first + index, *self.records[index])
@@ -91,9 +92,16 @@ class CommittedBatch:
                     self._joined = b"".join(self.event(i) for i in range(len(self.records)))
                 return self._joined, len(self.records), self.last
             return b"".join(self.event(i) for i in range(start, len(self.records))), len(self.records) - start, self.last
-        selected = self._selected.get(query)
-        if selected is None:
-            selected = self._selected[query] = [i for i in range(len(self.records)) if matches(query, self.row(i))]
+        cached = self._selected.get(query)
+        if cached is None:
+            selected = [i for i in range(len(self.records)) if matches(query, self.row(i))]
+            joined = b"".join(self.event(i) for i in selected)
+            cached = self._selected[query] = (selected, joined)
+        selected, joined = cached
+        if not selected:
+            return b"", 0, after
+        if start == 0:
+            return joined, len(selected), self.first + selected[-1]
         chosen = [i for i in selected if i >= start]
         if not chosen:
             return b"", 0, after
