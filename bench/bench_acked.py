@@ -25,88 +25,27 @@ import os
 import random
 import selectors
 import socket
-import sqlite3
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+from bench.harness import BenchServer, freePort  # noqa: E402
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 PATHS = ["/api/v1/items", "/api/v1/users", "/login", "/checkout", "/search"]
 
 
-def freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
+class Server(BenchServer):
     """
     A fresh ``twistd -n logsvc`` with plain and acknowledged TCP listeners.
     """
 
     def __init__(self) -> None:
-        self.directory = tempfile.mkdtemp(prefix="logsvc-bench-acked-")
-        self.tcpPort = freePort()
         self.ackedPort = freePort()
-        self.httpPort = freePort()
-        self.db = os.path.join(self.directory, "bench.sqlite3")
-        self.process = subprocess.Popen(
-            [
-                *TWISTD, "-n", "--pidfile=", "logsvc",
-                "--tcp", f"tcp:{self.tcpPort}:interface=127.0.0.1",
-                "--tcp-acked", f"tcp:{self.ackedPort}:interface=127.0.0.1",
-                "--http", f"tcp:{self.httpPort}:interface=127.0.0.1",
-                "--db", self.db,
-            ],
-            cwd=self.directory,
-            env=dict(os.environ, PYTHONPATH=ROOT),
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(self.directory, "server.log"), "wb"),
-        )
-        deadline = time.monotonic() + 30
-        for port in (self.httpPort, self.tcpPort, self.ackedPort):
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("server did not start") from None
-                    time.sleep(0.05)
-
-    def count(self) -> int:
-        try:
-            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        except sqlite3.OperationalError:
-            return 0
-        try:
-            return int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-        finally:
-            conn.close()
-
-    def waitForCount(self, expected: int, timeout: float = 900) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.count() >= expected:
-                return time.perf_counter()
-            time.sleep(0.02)
-        raise RuntimeError(f"store has {self.count()} of {expected} records")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(120)
-        for name in os.listdir(self.directory):
-            os.unlink(os.path.join(self.directory, name))
-        os.rmdir(self.directory)
+        super().__init__("--tcp-acked", f"tcp:{self.ackedPort}:interface=127.0.0.1")
 
 
 def makeLines(count: int) -> list[bytes]:

@@ -37,8 +37,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_acked import TWISTD, freePort, makeLines  # noqa: E402
+from bench_acked import makeLines  # noqa: E402
 
+from bench.harness import BenchServer, freePort  # noqa: E402
 from logsvc.record import Record  # noqa: E402
 from logsvc.store.sqlite import INSERT_SQL, connect, createSchema  # noqa: E402
 
@@ -124,31 +125,11 @@ def sendAcked(port: int, lines: list[bytes], gaps: list[float], window: int = 20
 
 def run(template: str, lines: list[bytes], extra: list[str]) -> tuple[float, float, str, subprocess.Popen[bytes]]:
     directory = tempfile.mkdtemp(prefix="logsvc-bench-retention-")
-    db = os.path.join(directory, "bench.sqlite3")
-    shutil.copy(template, db)
-    tcp, acked, http = freePort(), freePort(), freePort()
-    process = subprocess.Popen(
-        [
-            *TWISTD, "-n", "--pidfile=", "logsvc",
-            "--tcp", f"tcp:{tcp}:interface=127.0.0.1",
-            "--tcp-acked", f"tcp:{acked}:interface=127.0.0.1",
-            "--http", f"tcp:{http}:interface=127.0.0.1",
-            "--db", db, *extra,
-        ],
-        cwd=directory,
-        env=dict(os.environ, PYTHONPATH=ROOT),
-        stdout=subprocess.DEVNULL,
-        stderr=open(os.path.join(directory, "server.log"), "wb"),
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", acked), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not start") from None
-            time.sleep(0.05)
+    shutil.copy(template, os.path.join(directory, "logsvc.sqlite3"))
+    acked = freePort()
+    server = BenchServer("--tcp-acked", f"tcp:{acked}:interface=127.0.0.1", *extra, directory=directory)
+    db, process = server.db, server.process
+    assert process is not None
     if extra:
         # Let retention get going before the ingest starts.
         while count(db) >= prefillCount(template):
