@@ -64,17 +64,6 @@ class BenchServer(TwistdServer):
             time.sleep(0.02)
         raise RuntimeError(f"store has {self.count()} of {expected} records")
 
-    def rss(self) -> int:
-        """
-        @return: the server's resident set size in bytes.
-        """
-        assert self.process is not None
-        with open(f"/proc/{self.process.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
-
     def stop(self, timeout: float = 120) -> int:
         """
         SIGTERM, wait, and remove the temporary directory.

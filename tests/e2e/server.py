@@ -10,6 +10,7 @@ Run ``twistd -n logsvc`` as a subprocess for end-to-end tests.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import sqlite3
@@ -75,21 +76,49 @@ class TwistdServer:
             *self.extra,
         ]
 
+    #: An open-file limit (soft and hard) for the process, or L{None}.
+    fileLimit: int | None = None
+
+    def listeningPorts(self) -> list[int]:
+        """
+        @return: the ports L{start} waits for.
+        """
+        return [self.httpPort, self.tcpPort]
+
+    def healthy(self) -> bool:
+        """
+        @return: whether C{GET /health} answers 200.
+        """
+        with urllib.request.urlopen(self.httpURL + "/health", timeout=5) as response:
+            response.read()
+            return bool(response.status == 200)
+
     def start(self, timeout: float = 30, *, checkTCP: bool = True) -> None:
         """
-        Start the process and wait until the HTTP listener answers (and the
-        TCP listener accepts connections, unless C{checkTCP} is false).
+        Start the process and wait until its listeners accept connections
+        (only HTTP's when C{checkTCP} is false) and C{/health} answers.
 
         @raise RuntimeError: with the server's log when it does not come up.
         """
         env = dict(os.environ)
         env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+        limit = self.fileLimit
+
+        def lowerLimit() -> None:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
         with open(self.logFile, "ab") as log:
             self.process = subprocess.Popen(
-                self.command(), cwd=self.directory, env=env, stdout=log, stderr=subprocess.STDOUT
+                self.command(),
+                cwd=self.directory,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=lowerLimit if limit is not None else None,
             )
         deadline = time.monotonic() + timeout
-        for port in (self.httpPort, self.tcpPort) if checkTCP else (self.httpPort,):
+        for port in self.listeningPorts() if checkTCP else [self.httpPort]:
             while True:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"twistd exited {self.process.returncode}:\n{self.log()}")
@@ -103,13 +132,24 @@ class TwistdServer:
         # An HTTP answer means the reactor runs, so signal handlers are in place.
         while True:
             try:
-                with urllib.request.urlopen(self.httpURL + "/health", timeout=5) as response:
-                    response.read()
-                return
+                if self.healthy():
+                    return
             except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"twistd did not answer /health:\n{self.log()}")
-                time.sleep(0.05)
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"twistd did not answer /health:\n{self.log()}")
+            time.sleep(0.05)
+
+    def rss(self) -> int:
+        """
+        @return: the process's resident set size, bytes.
+        """
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
 
     def log(self) -> str:
         with open(self.logFile, encoding="utf-8", errors="replace") as f:

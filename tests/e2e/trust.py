@@ -11,16 +11,14 @@ import datetime
 import http.client
 import ipaddress
 import os
-import resource
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections import Counter
 from typing import Any
 
-from tests.e2e.server import ROOT, TwistdServer, freePort
+from tests.e2e.server import TwistdServer, freePort
 
 
 def makeCertificate(directory: str) -> tuple[str, str]:
@@ -140,57 +138,12 @@ class TrustServer(TwistdServer):
         finally:
             conn.close()
 
-    def start(self, timeout: float = 30) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-        limit = self.fileLimit
+    def listeningPorts(self) -> list[int]:
+        return [*super().listeningPorts(), self.ackedPort]
 
-        def lowerLimit() -> None:
-            if limit is not None:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-
-        with open(self.logFile, "ab") as log:
-            self.process = subprocess.Popen(
-                self.command(),
-                cwd=self.directory,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=lowerLimit if limit is not None else None,
-            )
-        deadline = time.monotonic() + timeout
-        for port in (self.httpPort, self.tcpPort, self.ackedPort):
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"twistd exited {self.process.returncode}:\n{self.log()}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"twistd did not listen on {port}:\n{self.log()}")
-                    time.sleep(0.05)
-        while True:
-            try:
-                status, _, _ = self.request("GET", "/health")
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"twistd did not answer /health:\n{self.log()}")
-            time.sleep(0.05)
-
-    def rss(self) -> int:
-        """
-        @return: the process's resident set size, bytes.
-        """
-        assert self.process is not None
-        with open(f"/proc/{self.process.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+    def healthy(self) -> bool:
+        status, _, _ = self.request("GET", "/health")
+        return status == 200
 
 
 class AckedTCPClient:
