@@ -90,16 +90,19 @@ def fieldNumber(text: str) -> int | float | None:
         not a finite number.
     """
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         pass
+    else:
+        # Past 64 bits SQLite holds numbers as floats: compare as one too.
+        return number if -(2**63) <= number < 2**63 else float(number)
     try:
-        number = float(text)
-    except ValueError:
+        real = float(text)
+    except (ValueError, OverflowError):
         return None
-    if number != number or number in (float("inf"), float("-inf")):
+    if real != real or real in (float("inf"), float("-inf")):
         return None
-    return number
+    return real
 
 
 def fieldMatches(fields: Mapping[str, object], key: str, expected: str) -> bool:

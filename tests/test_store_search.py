@@ -89,6 +89,8 @@ FIELD_FILTERS = [
     [("path", "/api/users/17")],
     [("status", "200"), ("user", "bob")],
     [("attempt", "3")],
+    [("attempt", "9223372036854775808")],
+    [("attempt", "1" * 5000)],
 ]
 
 
