@@ -172,7 +172,7 @@ async function readEvents(response, onEvent, signal) {
         else if (field === "id") event.id = text;
         else if (field === "event") event.event = text;
       }
-      if (event.data.length) onEvent(event);
+      if (event.data.length || event.id !== null) onEvent(event);
     }
   }
 }
@@ -200,9 +200,12 @@ function startTail() {
         status("live: waiting for records…");
         await readEvents(response, (event) => {
           if (event.id) state.lastId = event.id;
+          if (!event.data.length) return;  // a position: nothing to show
           let record;
           try { record = JSON.parse(event.data.join("\n")); } catch (e) { return; }
           if (event.event !== "message" || !record || record.id === undefined) {
+            // overflow / error: the server names where to resume from.
+            if (record && record.last_id != null) state.lastId = String(record.last_id);
             status(`tail: ${record && record.error ? record.error : event.event}; resuming`);
             return;
           }
