@@ -32,7 +32,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.harness import BenchServer, freePort  # noqa: E402
+from bench.harness import BenchServer, freePort, lineChunks, timedTCPIngest  # noqa: E402
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 PATHS = ["/api/v1/items", "/api/v1/users", "/login", "/checkout", "/search"]
@@ -71,26 +71,11 @@ def makeLines(count: int) -> list[bytes]:
     return lines
 
 
-def sendPlain(port: int, lines: list[bytes]) -> None:
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        for i in range(0, len(lines), 2000):
-            s.sendall(b"\n".join(lines[i : i + 2000]) + b"\n")
-        s.shutdown(socket.SHUT_WR)
-        s.recv(1)
-
-
 def plainRate(lines: list[bytes], connections: int = 4) -> float:
     server = Server()
     try:
-        parts = [lines[i::connections] for i in range(connections)]
-        threads = [threading.Thread(target=sendPlain, args=(server.tcpPort, p)) for p in parts]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        done = server.waitForCount(len(lines))
-        for t in threads:
-            t.join()
-        return len(lines) / (done - started)
+        payloads = [lineChunks(lines[i::connections]) for i in range(connections)]
+        return timedTCPIngest(server, payloads, len(lines))
     finally:
         server.stop()
 

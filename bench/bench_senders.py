@@ -24,7 +24,6 @@ import argparse
 import http.client
 import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -34,7 +33,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import BenchServer  # noqa: E402
+from bench.harness import BenchServer, timedTCPIngest  # noqa: E402
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 HOSTS = [f"node-{n:02d}" for n in range(12)]
@@ -96,14 +95,6 @@ def octetCounted(messages: list[bytes]) -> list[bytes]:
     ]
 
 
-def sendTCP(port: int, chunks: list[bytes]) -> None:
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        for chunk in chunks:
-            s.sendall(chunk)
-        s.shutdown(socket.SHUT_WR)
-        s.recv(1)
-
-
 def tcpRate(messages: list[bytes], frame: Callable[[list[bytes]], list[bytes]], connections: int = 4) -> float:
     """
     @return: records/s from the first byte sent until the store holds them all.
@@ -111,14 +102,7 @@ def tcpRate(messages: list[bytes], frame: Callable[[list[bytes]], list[bytes]], 
     server = Server()
     try:
         payloads = [frame(messages[i::connections]) for i in range(connections)]
-        threads = [threading.Thread(target=sendTCP, args=(server.tcpPort, p)) for p in payloads]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        done = server.waitForCount(len(messages))
-        for t in threads:
-            t.join()
-        return len(messages) / (done - started)
+        return timedTCPIngest(server, payloads, len(messages))
     finally:
         server.stop()
 

@@ -23,7 +23,6 @@ import argparse
 import http.client
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import orjson
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.harness import BenchServer as Server  # noqa: E402
+from bench.harness import lineChunks, sendTCP, timedTCPIngest  # noqa: E402
 from logsvc.formats.detect import parseLines  # noqa: E402
 from logsvc.store.sqlite import INSERT_SQL, connect, createSchema  # noqa: E402
 
@@ -93,32 +93,12 @@ def rawLimit(lines: list[bytes], directory: str) -> float:
     return len(records) / elapsed
 
 
-def sendTCP(port: int, chunks: list[bytes]) -> None:
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        for chunk in chunks:
-            s.sendall(chunk)
-        s.shutdown(socket.SHUT_WR)
-        s.recv(1)
-
-
 def tcpIngest(server: Server, lines: list[bytes], connections: int = 4) -> float:
     """
     @return: records/s from the first byte sent until the store holds them all.
     """
-    before = server.count()
-    parts = [lines[i::connections] for i in range(connections)]
-    payloads = []
-    for part in parts:
-        chunks = [b"\n".join(part[i : i + 2000]) + b"\n" for i in range(0, len(part), 2000)]
-        payloads.append(chunks)
-    threads = [threading.Thread(target=sendTCP, args=(server.tcpPort, p)) for p in payloads]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    done = server.waitForCount(before + len(lines))
-    for t in threads:
-        t.join()
-    return len(lines) / (done - started)
+    payloads = [lineChunks(lines[i::connections]) for i in range(connections)]
+    return timedTCPIngest(server, payloads, len(lines))
 
 
 def httpIngest(server: Server, lines: list[bytes], clients: int = 8, batch: int = 1000) -> float:

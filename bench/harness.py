@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,7 +21,7 @@ if ROOT not in sys.path:
 
 from tests.e2e.server import TWISTD, TwistdServer, freePort  # noqa: E402
 
-__all__ = ["ROOT", "TWISTD", "BenchServer", "freePort"]
+__all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendTCP", "timedTCPIngest"]
 
 
 class BenchServer(TwistdServer):
@@ -74,3 +76,40 @@ class BenchServer(TwistdServer):
         if self._owned:
             shutil.rmtree(self.directory, ignore_errors=True)
         return status
+
+
+def sendTCP(port: int, chunks: list[bytes]) -> None:
+    """
+    Write C{chunks} over one connection, half-close, and wait for the server
+    to close its side.
+    """
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        for chunk in chunks:
+            s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+
+
+def lineChunks(lines: list[bytes], size: int = 2000) -> list[bytes]:
+    """
+    @return: C{lines} LF-terminated, joined C{size} lines to a chunk.
+    """
+    return [b"\n".join(lines[i : i + size]) + b"\n" for i in range(0, len(lines), size)]
+
+
+def timedTCPIngest(server: BenchServer, payloads: list[list[bytes]], records: int) -> float:
+    """
+    Send each payload (a list of chunks) over its own connection, all at once,
+    and wait until the store holds C{records} more records.
+
+    @return: records/s from the first byte sent until the last record is stored.
+    """
+    before = server.count()
+    threads = [threading.Thread(target=sendTCP, args=(server.tcpPort, p)) for p in payloads]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    done = server.waitForCount(before + records)
+    for t in threads:
+        t.join()
+    return records / (done - started)
