@@ -104,13 +104,9 @@ class LineFramer(Protocol):
             self._frameNul(data)
             return
         if self._discarding:
-            end = data.find(b"\n")
-            if end < 0:
-                self._discardedLength += len(data)
+            data = self._discardUntil(data, b"\n")
+            if self._discarding:
                 return
-            self._discarding = False
-            self.lineLengthExceeded(self._discardedLength + end)
-            data = data[end + 1 :]
         buffer = self._buffer + data if self._buffer else data
         if self._needed:
             if len(buffer) < self._needed:
@@ -139,6 +135,21 @@ class LineFramer(Protocol):
                 self._startDiscarding()
         if lines:
             self.linesReceived(lines)
+
+    def _discardUntil(self, data: bytes, terminator: bytes) -> bytes:
+        """
+        Drop the rest of an oversize record: everything up to C{terminator}.
+        Once it is found, report the record's length and stop discarding.
+
+        @return: what follows the terminator (nothing while still discarding).
+        """
+        end = data.find(terminator)
+        if end < 0:
+            self._discardedLength += len(data)
+            return b""
+        self._discarding = False
+        self.lineLengthExceeded(self._discardedLength + end)
+        return data[end + 1 :]
 
     def _restTooLong(self) -> bool:
         """
@@ -208,13 +219,9 @@ class LineFramer(Protocol):
         # From now on (an octet frame in progress is finished first, above).
         self._nulFramed = True
         if self._discarding:
-            end = data.find(b"\x00")
-            if end < 0:
-                self._discardedLength += len(data)
+            data = self._discardUntil(data, b"\x00")
+            if self._discarding:
                 return
-            self._discarding = False
-            self.lineLengthExceeded(self._discardedLength + end)
-            data = data[end + 1 :]
         buffer = self._buffer + data if self._buffer else data
         records = buffer.split(b"\x00")
         self._buffer = records.pop()
