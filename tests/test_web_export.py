@@ -17,6 +17,7 @@ from logsvc.query import Query
 from logsvc.record import Record
 from logsvc.testing import MemoryLogService
 from logsvc.web.export import ExportProducer
+from tests.fakes import FakeStreamingRequest
 
 T0 = 1_767_323_045_000_000
 
@@ -63,40 +64,6 @@ class ExportAPITests(SynchronousTestCase):
         self.assertEqual((code, orjson.loads(body)["param"]), (400, "order"))
 
 
-class FakeRequest:
-    """A request that records what an export does with it."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.finished = False
-        self.producer: Any = None
-        self.finishing: Deferred[None] = Deferred()
-        self.headers: dict[bytes, bytes] = {}
-        self.channel = self
-        self.lost = False
-
-    def setHeader(self, name: bytes, value: bytes) -> None:
-        self.headers[name] = value
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self.producer = producer
-
-    def unregisterProducer(self) -> None:
-        self.producer = None
-
-    def notifyFinish(self) -> Deferred[None]:
-        return self.finishing
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def finish(self) -> None:
-        self.finished = True
-
-    def loseConnection(self) -> None:
-        self.lost = True
-
-
 class PagedStore:
     """A store whose export reads wait until the test fires them."""
 
@@ -112,7 +79,7 @@ class PagedStore:
 class ExportProducerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.store = PagedStore()
-        self.request = FakeRequest()
+        self.request = FakeStreamingRequest()
         self.producer = ExportProducer(self.store, self.request, Query(limit=None), page=2)  # type: ignore[arg-type]
         self.producer.start()
 

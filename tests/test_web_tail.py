@@ -23,6 +23,7 @@ from logsvc.record import Record
 from logsvc.store.memory import MemoryStore
 from logsvc.testing import MemoryLogService
 from logsvc.web.tail import TailHub, TailSession
+from tests.fakes import FakeStreamingRequest
 
 T0 = 1_767_323_045_000_000
 
@@ -32,35 +33,8 @@ def rec(message: str, level: int = 6, service: str = "api") -> Record:
     return Record(T0, T0, level, "h", service, message, None)
 
 
-class FakeRequest:
-    """A request that records what a tail writes."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.finished = False
-        self.producer: Any = None
-        self.finishing: Deferred[None] = Deferred()
-        self.headers: dict[bytes, bytes] = {}
-        self.channel = self
-
-    def setHeader(self, name: bytes, value: bytes) -> None:
-        self.headers[name] = value
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self.producer = producer
-
-    def unregisterProducer(self) -> None:
-        self.producer = None
-
-    def notifyFinish(self) -> Deferred[None]:
-        return self.finishing
-
-    def write(self, data: bytes) -> None:
-        assert not self.finished
-        self.written.append(data)
-
-    def finish(self) -> None:
-        self.finished = True
+class FakeRequest(FakeStreamingRequest):
+    """A request that records what a tail writes, and decodes its events."""
 
     def events(self) -> list[tuple[str | None, str | None, Any]]:
         """The (event, id, decoded data) of each event with data, in order."""
