@@ -21,19 +21,16 @@ Usage: python bench/bench_senders.py [--records 500000]
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import random
 import sys
-import threading
-import time
 from collections.abc import Callable
 
 import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import BenchServer, timedTCPIngest  # noqa: E402
+from bench.harness import BenchServer, timedPosts, timedTCPIngest  # noqa: E402
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 HOSTS = [f"node-{n:02d}" for n in range(12)]
@@ -139,29 +136,9 @@ def httpRate(path: str, bodies: list[bytes], count: int, ok: Callable[[int, byte
     @return: records/s posting C{bodies} to C{path} from C{clients} keep-alive
         clients until every one is answered (and so durable).
     """
-    errors: list[str] = []
     server = Server()
-
-    def post(part: list[bytes]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", server.httpPort, timeout=300)
-        for body in part:
-            conn.request("POST", path, body, {"content-type": "application/x-ndjson"})
-            response = conn.getresponse()
-            payload = response.read()
-            if not ok(response.status, payload):
-                errors.append(f"{response.status} {payload[:200]!r}")
-        conn.close()
-
     try:
-        threads = [threading.Thread(target=post, args=(bodies[i::clients],)) for i in range(clients)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
-        if errors:
-            raise RuntimeError(f"{len(errors)} failed requests to {path}, first: {errors[0]}")
+        elapsed = timedPosts(server, path, bodies, ok, clients=clients)
         stored = server.count()
         if stored != count:
             raise RuntimeError(f"store has {stored} of {count} records")

@@ -35,7 +35,7 @@ import orjson
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.harness import BenchServer as Server  # noqa: E402
-from bench.harness import lineChunks, sendTCP, timedTCPIngest  # noqa: E402
+from bench.harness import lineChunks, sendTCP, timedPosts, timedTCPIngest  # noqa: E402
 from logsvc.formats.detect import parseLines  # noqa: E402
 from logsvc.store.sqlite import INSERT_SQL, connect, createSchema  # noqa: E402
 
@@ -109,27 +109,7 @@ def httpIngest(server: Server, lines: list[bytes], clients: int = 8, batch: int 
         line if line.startswith(b"{") else orjson.dumps({"message": line.decode()}) for line in lines
     ]
     bodies = [b"\n".join(docs[i : i + batch]) + b"\n" for i in range(0, len(docs), batch)]
-    errors: list[str] = []
-
-    def post(part: list[bytes]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", server.httpPort, timeout=120)
-        for body in part:
-            conn.request("POST", "/logs", body, {"content-type": "application/x-ndjson"})
-            response = conn.getresponse()
-            payload = response.read()
-            if response.status != 201:
-                errors.append(f"{response.status} {payload[:200]!r}")
-        conn.close()
-
-    threads = [threading.Thread(target=post, args=(bodies[i::clients],)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed posts, first: {errors[0]}")
+    elapsed = timedPosts(server, "/logs", bodies, lambda status, _: status == 201, clients=clients)
     return len(docs) / elapsed
 
 

@@ -6,6 +6,7 @@ with the measurements benchmarks need, read from outside the process.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -21,7 +23,7 @@ if ROOT not in sys.path:
 
 from tests.e2e.server import TWISTD, TwistdServer, freePort  # noqa: E402
 
-__all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendTCP", "timedTCPIngest"]
+__all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendTCP", "timedPosts", "timedTCPIngest"]
 
 
 class BenchServer(TwistdServer):
@@ -136,3 +138,43 @@ def timedTCPIngest(server: BenchServer, payloads: list[list[bytes]], records: in
     for t in threads:
         t.join()
     return records / (done - started)
+
+
+def timedPosts(
+    server: BenchServer,
+    path: str,
+    bodies: list[bytes],
+    ok: Callable[[int, bytes], bool],
+    *,
+    clients: int = 8,
+    contentType: str = "application/x-ndjson",
+) -> float:
+    """
+    POST C{bodies} to C{path} from C{clients} keep-alive clients at once,
+    each waiting for its answer (so for durability) before the next.
+
+    @return: seconds until every body was answered.
+    @raise RuntimeError: when an answer fails C{ok(status, body)}.
+    """
+    errors: list[str] = []
+
+    def post(part: list[bytes]) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.httpPort, timeout=300)
+        for body in part:
+            conn.request("POST", path, body, {"content-type": contentType})
+            response = conn.getresponse()
+            payload = response.read()
+            if not ok(response.status, payload):
+                errors.append(f"{response.status} {payload[:200]!r}")
+        conn.close()
+
+    threads = [threading.Thread(target=post, args=(bodies[i::clients],)) for i in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} failed requests to {path}, first: {errors[0]}")
+    return elapsed
