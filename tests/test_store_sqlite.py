@@ -14,13 +14,14 @@ from collections.abc import Generator
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from logsvc.query import Query
+from logsvc.record import Record
 from logsvc.store.base import IStore, StoreError
 from logsvc.store.memory import MemoryStore
-from logsvc.store.sqlite import SCHEMA_VERSION, SqliteStore
+from logsvc.store.sqlite import SCHEMA_VERSION, SqliteStore, createSchema
 from tests.storetests import SECOND, T0, StoreTestsMixin, record
 
 
@@ -229,3 +230,30 @@ class SqliteMatchesMemoryTests(SqliteTestCase):
             mine = yield store.query(query)
             theirs = yield memory.query(query)
             self.assertEqual(mine, theirs, (n, query))
+
+
+class InsertRecordsTests(SynchronousTestCase):
+    def test_every_kind_of_text_round_trips(self) -> None:
+        """
+        insertRecords stores every record exactly, in order, whether it goes
+        through the JSON batch statement or falls back to executemany (a NUL,
+        which SQLite's JSON functions would cut at).
+        """
+        from logsvc.store.sqlite import insertRecords
+
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        createSchema(conn)
+        batches = [
+            [Record(1, 2, 3, "h", "s", 'plain "quoted" \\ \u2028 \U0001f600', '{"k": [1, 2.5]}'),
+             Record(2**52, 2**52, 7, "", "", "", None)],
+            [Record(5, 6, 0, "h", "s", "before\x00after", None)],
+        ]
+        for records in batches:
+            insertRecords(conn, conn.cursor(), records)
+        stored = conn.execute(
+            "SELECT ts, received, level, source, service, message, fields FROM logs ORDER BY id"
+        ).fetchall()
+        self.assertEqual(stored, [tuple(r) for records in batches for r in records])
+        self.assertEqual(
+            conn.execute("SELECT typeof(ts), typeof(level) FROM logs LIMIT 1").fetchone(), ("integer", "integer")
+        )
