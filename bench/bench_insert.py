@@ -1,0 +1,94 @@
+"""
+The writer's insert statement, alone and beside a busy thread.
+
+Inserts the same parsed records into a fresh store file (logsvc's schema) with
+C{executemany} and with logsvc's JSON-array statement (L{insertRecords}),
+first alone, then while another thread parses lines as fast as it can (as the
+reactor thread does under load).  Each run stops after C{--seconds} or when
+every record is in, and prints rows/s.
+
+Usage: python bench/bench_insert.py [--records 200000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.bench_spine import makeLines  # noqa: E402
+from logsvc.formats.detect import parseLines  # noqa: E402
+from logsvc.record import Record  # noqa: E402
+from logsvc.store.sqlite import INSERT_SQL, connect, createSchema, insertRecords  # noqa: E402
+
+BATCH = 10_000
+
+
+def rate(directory: str, records: list[Record], insert: Callable[..., None], seconds: float) -> float:
+    path = os.path.join(directory, f"insert-{time.monotonic_ns()}.sqlite3")
+    conn = connect(path)
+    createSchema(conn)
+    cursor = conn.cursor()
+    done = 0
+    started = time.perf_counter()
+    for i in range(0, len(records), BATCH):
+        conn.execute("BEGIN")
+        insert(conn, cursor, records[i : i + BATCH])
+        conn.execute("COMMIT")
+        done += len(records[i : i + BATCH])
+        if time.perf_counter() - started > seconds:
+            break
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return done / elapsed
+
+
+def executemany(conn: object, cursor: object, records: list[Record]) -> None:
+    cursor.executemany(INSERT_SQL, records)  # type: ignore[attr-defined]
+
+
+def parseUntil(stop: threading.Event, lines: list[bytes]) -> None:
+    while not stop.is_set():
+        parseLines(lines, "p", 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--seconds", type=float, default=10.0, help="longest run")
+    args = parser.parse_args()
+    lines = makeLines(args.records, 1)
+    records, _ = parseLines(lines, "127.0.0.1", time.time_ns() // 1000)
+    with tempfile.TemporaryDirectory(prefix="logsvc-bench-insert-") as directory:
+        results = {}
+        for busy in (False, True):
+            for name, insert in (("executemany", executemany), ("JSON array", insertRecords)):
+                stop = threading.Event()
+
+                thread = threading.Thread(target=parseUntil, args=(stop, lines[:5000]))
+                if busy:
+                    thread.start()
+                try:
+                    results[(busy, name)] = rate(directory, records, insert, args.seconds)
+                finally:
+                    stop.set()
+                    if busy:
+                        thread.join()
+                label = "beside a parsing thread" if busy else "alone"
+                print(f"{name:<12} {label:<24} {results[(busy, name)]:>10,.0f} rows/s")
+        print(
+            "JSON array / executemany: alone"
+            f" {results[(False, 'JSON array')] / results[(False, 'executemany')]:.2f},"
+            f" beside a parsing thread"
+            f" {results[(True, 'JSON array')] / results[(True, 'executemany')]:.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
