@@ -8,6 +8,10 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 
+from logsvc.record import Record
+from logsvc.store.base import StoreError
+from logsvc.store.memory import MemoryStore
+
 
 class FakeStreamingRequest:
     """
@@ -46,3 +50,34 @@ class FakeStreamingRequest:
 
     def loseConnection(self) -> None:
         self.lost = True
+
+
+class HeldStore(MemoryStore):
+    """
+    A MemoryStore whose appends commit only when the test calls L{release}.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[tuple[list[Record], Deferred[int]]] = []
+
+    def append(self, records: list[Record]) -> Deferred[int]:
+        d: Deferred[int] = Deferred()
+        self.held.append((records, d))
+        return d
+
+    def release(self) -> None:
+        """
+        Commit every held append, in order, firing its Deferred.
+        """
+        held, self.held = self.held, []
+        for records, d in held:
+            MemoryStore.append(self, records).chainDeferred(d)
+
+    def failAll(self) -> None:
+        """
+        Fail every held append with L{StoreError}: nothing of them is stored.
+        """
+        held, self.held = self.held, []
+        for _, d in held:
+            d.errback(StoreError("disk full"))

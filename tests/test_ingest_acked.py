@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
@@ -14,34 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from logsvc.auth import Tokens
 from logsvc.ingest.acked import AckedIngestFactory, AuthGelfFactory, AuthIngestFactory
 from logsvc.pipeline import Pipeline
-from logsvc.record import Record
-from logsvc.store.base import StoreError
 from logsvc.store.memory import MemoryStore
-
-
-class HeldStore(MemoryStore):
-    """
-    A MemoryStore whose appends commit only when the test says so.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: list[tuple[list[Record], Deferred[int]]] = []
-
-    def append(self, records: list[Record]) -> Deferred[int]:
-        d: Deferred[int] = Deferred()
-        self.held.append((records, d))
-        return d
-
-    def commitAll(self) -> None:
-        held, self.held = self.held, []
-        for records, d in held:
-            MemoryStore.append(self, records).chainDeferred(d)
-
-    def failAll(self) -> None:
-        held, self.held = self.held, []
-        for _, d in held:
-            d.errback(StoreError("disk full"))
+from tests.fakes import HeldStore
 
 
 def connect(factory: Any) -> tuple[Any, StringTransport]:
@@ -64,7 +37,7 @@ class AckedIngestTests(SynchronousTestCase):
         self.protocol.dataReceived(b"one\ntwo\n{\"message\": \"three\"}\n")
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"")
-        self.store.commitAll()
+        self.store.release()
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"OK 3\n")
         self.assertEqual([row[6] for row in self.store.rows], ["one", "two", "three"])
@@ -74,24 +47,24 @@ class AckedIngestTests(SynchronousTestCase):
         self.protocol.dataReceived(b"a\nb\n")
         self.protocol.dataReceived(b"c\n")
         self.protocol.dataReceived(b"d\n")
-        self.store.commitAll()
+        self.store.release()
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"OK 4\n")
 
     def test_cumulativeAcrossCommits(self) -> None:
         """Later commits ack the running total of the connection's lines."""
         self.protocol.dataReceived(b"a\nb\n")
-        self.store.commitAll()
+        self.store.release()
         self.clock.advance(0)
         self.protocol.dataReceived(b"c\n")
-        self.store.commitAll()
+        self.store.release()
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"OK 2\nOK 3\n")
 
     def test_rejectedAndBlankLinesCount(self) -> None:
         """Blank, invalid and oversize lines are settled lines: they count in n but are not stored."""
         self.protocol.dataReceived(b"\n{\"level\": \"nope\", \"message\": \"x\"}\n" + b"x" * 200 + b"\nok\n")
-        self.store.commitAll()
+        self.store.release()
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"OK 4\n")
         self.assertEqual([row[6] for row in self.store.rows], ["ok"])
@@ -102,14 +75,14 @@ class AckedIngestTests(SynchronousTestCase):
         self.protocol.dataReceived(b"y" * 300 + b"\n")
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"")
-        self.store.commitAll()
+        self.store.release()
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"OK 2\n")
 
     def test_storeFailureNeverAcks(self) -> None:
         """A failed append is never acknowledged and the connection is closed so the sender resends."""
         self.protocol.dataReceived(b"a\n")
-        self.store.commitAll()
+        self.store.release()
         self.clock.advance(0)
         self.protocol.dataReceived(b"b\n")
         self.store.failAll()
@@ -123,7 +96,7 @@ class AckedIngestTests(SynchronousTestCase):
         self.protocol.pauseProducing()
         self.assertEqual(self.transport.producerState, "paused")
         self.protocol.dataReceived(b"a\n")
-        self.store.commitAll()
+        self.store.release()
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"")
         self.protocol.resumeProducing()
@@ -135,7 +108,7 @@ class AckedIngestTests(SynchronousTestCase):
         self.pipeline.maxPending = 2
         self.protocol.pauseProducing()
         self.protocol.dataReceived(b"a\nb\nc\n")  # pipeline full: paused for it too
-        self.store.commitAll()  # pipeline drains and resumes its reason
+        self.store.release()  # pipeline drains and resumes its reason
         self.assertEqual(self.transport.producerState, "paused")
         self.protocol.resumeProducing()
         self.assertEqual(self.transport.producerState, "producing")
@@ -146,7 +119,7 @@ class AckedIngestTests(SynchronousTestCase):
         self.protocol.stopReading()
         self.assertEqual(self.transport.producerState, "paused")
         self.assertFalse(self.transport.disconnecting)
-        self.store.commitAll()
+        self.store.release()
         self.assertEqual(self.transport.value(), b"OK 2\n")
         self.assertTrue(self.transport.disconnecting)
         # Unregistered, so a transport that paused us closes instead of
@@ -158,7 +131,7 @@ class AckedIngestTests(SynchronousTestCase):
         """An unterminated tail at connection loss is dropped, not stored truncated."""
         self.protocol.dataReceived(b"whole\nhal")
         self.protocol.connectionLost(None)
-        self.store.commitAll()
+        self.store.release()
         self.assertEqual([row[6] for row in self.store.rows], ["whole"])
 
 
@@ -169,7 +142,7 @@ class AckedIngestTests(SynchronousTestCase):
         self.assertEqual(self.transport.producerState, "producing")
         self.protocol.dataReceived(b"c\nd\n")
         self.assertEqual(self.transport.producerState, "paused")
-        self.store.commitAll()
+        self.store.release()
         self.assertEqual(self.transport.producerState, "producing")
 
     def test_plainConnectionShare(self) -> None:
@@ -178,7 +151,7 @@ class AckedIngestTests(SynchronousTestCase):
         protocol, transport = connect(factory)
         protocol.dataReceived(b"a\nb\nc\n")
         self.assertEqual(transport.producerState, "paused")
-        self.store.commitAll()
+        self.store.release()
         self.assertEqual(transport.producerState, "producing")
 
 

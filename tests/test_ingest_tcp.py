@@ -28,6 +28,7 @@ from logsvc.pipeline import Pipeline
 from logsvc.record import Record
 from logsvc.store.base import StoreError
 from logsvc.store.memory import MemoryStore
+from tests.fakes import HeldStore
 
 PEER = IPv4Address("TCP", "192.0.2.44", 51234)
 
@@ -42,24 +43,6 @@ class CountingStore(MemoryStore):
     def append(self, records: list[Record]) -> Deferred[int]:
         self.appendSizes.append(len(records))
         return super().append(records)
-
-
-class HeldStore(MemoryStore):
-    """A MemoryStore whose appends commit only when the test releases them."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: list[tuple[list[Record], Deferred[int]]] = []
-
-    def append(self, records: list[Record]) -> Deferred[int]:
-        d: Deferred[int] = Deferred()
-        self.held.append((records, d))
-        return d
-
-    def release(self) -> None:
-        held, self.held = self.held, []
-        for records, d in held:
-            super().append(records).chainDeferred(d)
 
 
 class TCPTestCase(SynchronousTestCase):
