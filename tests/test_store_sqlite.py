@@ -11,6 +11,7 @@ import random
 import sqlite3
 import threading
 from collections.abc import Generator
+from itertools import accumulate
 from typing import Any
 
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
@@ -235,11 +236,10 @@ class SqliteMatchesMemoryTests(SqliteTestCase):
 class InsertRecordsTests(SynchronousTestCase):
     def test_every_kind_of_text_round_trips(self) -> None:
         """
-        insertRecords stores every record exactly, in order, whether it goes
-        through the JSON batch statement or falls back to executemany (a NUL,
-        which SQLite's JSON functions would cut at).
+        insertRecords stores every record exactly, in order, across the
+        multi-row statements it splits a batch into, and answers the last id.
         """
-        from logsvc.store.sqlite import insertRecords
+        from logsvc.store.sqlite import MAX_STATEMENT_ROWS, insertRecords
 
         conn = sqlite3.connect(":memory:", isolation_level=None)
         createSchema(conn)
@@ -247,9 +247,10 @@ class InsertRecordsTests(SynchronousTestCase):
             [Record(1, 2, 3, "h", "s", 'plain "quoted" \\ \u2028 \U0001f600', '{"k": [1, 2.5]}'),
              Record(2**52, 2**52, 7, "", "", "", None)],
             [Record(5, 6, 0, "h", "s", "before\x00after", None)],
+            [Record(n, n, n % 8, f"h{n}", "s", f"m{n}", None) for n in range(2 * MAX_STATEMENT_ROWS + 77)],
         ]
-        for records in batches:
-            insertRecords(conn, conn.cursor(), records)
+        lasts = [insertRecords(conn, records) for records in batches]
+        self.assertEqual(lasts, list(accumulate(len(records) for records in batches)))
         stored = conn.execute(
             "SELECT ts, received, level, source, service, message, fields FROM logs ORDER BY id"
         ).fetchall()
