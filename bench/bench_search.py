@@ -46,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from logsvc.record import LEVEL_NAMES, Record, formatMicros  # noqa: E402
+from logsvc.store.searchindex import searchPath  # noqa: E402
 from logsvc.store.sqlite import SqliteStore, connect  # noqa: E402
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -196,12 +197,17 @@ def fillStore(path: str, records: Iterator[Record], *, searchIndex: bool = True,
 
 def onDisk(path: str) -> int:
     """
-    @return: bytes of the database after a WAL checkpoint.
+    @return: bytes of the database and its search index after a WAL checkpoint.
     """
-    conn = connect(path)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    return sum(os.path.getsize(path + suffix) for suffix in ("", "-wal") if os.path.exists(path + suffix))
+    total = 0
+    for name in (path, searchPath(path)):
+        if not os.path.exists(name):
+            continue
+        conn = connect(name)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        total += sum(os.path.getsize(name + suffix) for suffix in ("", "-wal") if os.path.exists(name + suffix))
+    return total
 
 
 def freePort() -> int:
@@ -269,14 +275,17 @@ def tcpIngest(server: Server, lines: list[bytes], *, indexed: bool, connections:
     for t in senders:
         t.join()
     conn = connect(server.db, readonly=True)
+    index = connect(searchPath(server.db), readonly=True) if indexed else None
     while True:
         top = conn.execute("SELECT ifnull(max(id), 0) FROM logs").fetchone()[0]
-        done = conn.execute("SELECT indexed FROM search_state").fetchone()[0] if indexed else top
+        done = index.execute("SELECT indexed FROM search_state").fetchone()[0] if index else top
         if top >= len(lines) and done >= len(lines):
             break
         time.sleep(0.01)
     elapsed = time.perf_counter() - started
     conn.close()
+    if index:
+        index.close()
     return len(lines) / elapsed
 
 

@@ -61,13 +61,20 @@ def parseDuration(text: str) -> float:
 
 def usedBytes(conn: sqlite3.Connection) -> int:
     """
-    @return: bytes of the database's pages that hold data (free pages are
-        not counted: they are reused, or returned by incremental vacuum).
+    @return: bytes of the pages that hold data in C{conn}'s database and
+        the files attached to it (the search index's, on the store's
+        writer); free pages are not counted: they are reused, or returned
+        by incremental vacuum.
     """
-    pageSize = conn.execute("PRAGMA page_size").fetchone()[0]
-    pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    return int((pages - free) * pageSize)
+    total = 0
+    for _, name, _ in conn.execute("PRAGMA database_list").fetchall():
+        if name == "temp":
+            continue
+        pageSize = conn.execute(f'PRAGMA "{name}".page_size').fetchone()[0]
+        pages = conn.execute(f'PRAGMA "{name}".page_count').fetchone()[0]
+        free = conn.execute(f'PRAGMA "{name}".freelist_count').fetchone()[0]
+        total += (pages - free) * pageSize
+    return int(total)
 
 
 def deleteChunk(

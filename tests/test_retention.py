@@ -86,6 +86,14 @@ class DeleteChunkTests(SynchronousTestCase):
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.assertLess(os.path.getsize(self.path), before / 2)
 
+    def test_usedBytesCountsAttachedFiles(self) -> None:
+        """The search index's file, attached on the writer, counts toward max-db-size."""
+        alone = usedBytes(self.conn)
+        self.conn.execute("ATTACH DATABASE ? AS search", (self.path + "-other",))
+        self.conn.execute("CREATE TABLE search.filler (data BLOB)")
+        self.conn.execute("INSERT INTO search.filler VALUES (zeroblob(200000))")
+        self.assertGreaterEqual(usedBytes(self.conn), alone + 200_000)
+
 
 class FakeStatvfs:
     def __init__(self) -> None:

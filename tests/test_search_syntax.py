@@ -18,11 +18,11 @@ from logsvc.query import Query, parseQuery
 from logsvc.record import Record
 from logsvc.search_syntax import Term, parseSearch, words
 from logsvc.store.memory import MemoryStore
+from logsvc.store.searchindex import createSearchSchema, indexRange
 from logsvc.store.sqlite import (
     INSERT_SQL,
     createSchema,
     ftsMatch,
-    indexRange,
     registerFunctions,
     selectPage,
 )
@@ -36,10 +36,12 @@ USER_TEXT = st.text(
 
 
 def memoryConnection() -> sqlite3.Connection:
-    """An in-memory database with logsvc's schema and functions."""
+    """An in-memory database with logsvc's schema and functions, and a search index beside it."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     registerFunctions(conn)
     createSchema(conn)
+    conn.execute("ATTACH DATABASE ':memory:' AS search")
+    createSearchSchema(conn, 0, schema="search")
     return conn
 
 
@@ -106,7 +108,7 @@ class NeverBreaksTests(SynchronousTestCase):
         """Any q and field value gives an FTS5 query SQLite accepts, and a page that runs."""
         conn = memoryConnection()
         conn.execute(INSERT_SQL, Record(1, 1, 6, "h", "s", "a b " + text, '{"k": "v"}'))
-        indexRange(conn, 0, 1)
+        indexRange(conn, 0, 1, records="main")
         query = Query(q=text, fields=(("k" + text, text),))
         match = ftsMatch(query)
         if match is not None:
@@ -185,7 +187,7 @@ class PagingInvariantTests(SynchronousTestCase):
                         insert(items)
                     elif action == "index" and store is conn:
                         top = conn.execute("SELECT ifnull(max(id), 0) FROM logs").fetchone()[0]
-                        indexRange(conn, indexed[0], top)
+                        indexRange(conn, indexed[0], top, records="main")
                         indexed[0] = top
                 if pending:
                     pending.pop(0)

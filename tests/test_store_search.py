@@ -18,6 +18,7 @@ from twisted.trial.unittest import TestCase
 from logsvc.query import Query
 from logsvc.record import Record, renderRow
 from logsvc.store.memory import MemoryStore
+from logsvc.store.searchindex import searchPath
 from logsvc.store.sqlite import SCHEMA_VERSION, SqliteStore, connect
 
 T0 = 1_767_323_045_000_000
@@ -411,11 +412,85 @@ class SqliteSearchIndexTests(TestCase):
         check = connect(path, readonly=True)
         self.addCleanup(check.close)
         self.assertEqual(check.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION)
-        self.assertEqual(check.execute("SELECT indexed FROM search_state").fetchone()[0], len(CORPUS))
+        self.assertEqual(self.indexedMark(path), len(CORPUS))
+
+    def indexedMark(self, path: str) -> int:
+        check = connect(searchPath(path), readonly=True)
+        try:
+            return int(check.execute("SELECT indexed FROM search_state").fetchone()[0])
+        finally:
+            check.close()
+
+    @inlineCallbacks
+    def test_migrates_version_2(self) -> Any:
+        """
+        A version 2 database loses the search index it held; the index is
+        rebuilt in the search file, and deletes still leave it.
+        """
+        path = self.mktemp()
+        conn = sqlite3.connect(path)
+        conn.executescript(
+            """
+            CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, received INTEGER NOT NULL,
+                level INTEGER NOT NULL, source TEXT NOT NULL, service TEXT NOT NULL,
+                message TEXT NOT NULL, fields TEXT);
+            CREATE VIRTUAL TABLE logs_search USING fts5(text, fields, content='', detail=column);
+            CREATE TABLE search_state (one INTEGER PRIMARY KEY CHECK (one = 1), indexed INTEGER NOT NULL);
+            INSERT INTO search_state VALUES (1, 0);
+            CREATE TRIGGER logs_search_delete AFTER DELETE ON logs
+            WHEN old.id <= (SELECT indexed FROM search_state)
+            BEGIN SELECT 1; END;
+            PRAGMA user_version=2;
+            """
+        )
+        conn.executemany(
+            "INSERT INTO logs (ts, received, level, source, service, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            CORPUS,
+        )
+        conn.commit()
+        conn.close()
+        store = self.start(path)
+        self.addCleanup(store.stopService)
+        yield store.whenIndexed()
+        check = connect(path, readonly=True)
+        self.addCleanup(check.close)
+        self.assertEqual(
+            check.execute("SELECT name FROM sqlite_master WHERE name LIKE '%search%'").fetchall(), []
+        )
+        self.assertEqual(self.indexedMark(path), len(CORPUS))
+        yield store.callInWriter(lambda conn: conn.execute("DELETE FROM logs WHERE id = 1"))
+        hits = yield store.read(
+            lambda conn: conn.execute("SELECT rowid FROM logs_search WHERE logs_search MATCH 'upstream'").fetchall()
+        )
+        self.assertEqual(hits, [])
+
+    @inlineCallbacks
+    def test_index_ahead_of_records(self) -> Any:
+        """
+        A search file that indexes ids the records file lacks (the records
+        file was replaced) is emptied and rebuilt, so no hit names another record.
+        """
+        path = self.mktemp()
+        store = self.start(path)
+        yield store.append(CORPUS)
+        yield store.whenIndexed()
+        yield store.stopService()
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        store = self.start(path)
+        self.addCleanup(store.stopService)
+        yield store.append([record("fresh start")])
+        yield store.whenIndexed()
+        self.assertEqual(self.indexedMark(path), 1)
+        rows = yield store.query(Query(q="refused"))
+        self.assertEqual(rows, [])
+        rows = yield store.query(Query(q="fresh"))
+        self.assertEqual([r[6] for r in rows], ["fresh start"])
 
     @inlineCallbacks
     def test_bounded_lag(self) -> Any:
-        """Past maxIndexLag un-indexed records, the writer indexes before committing more."""
+        """Past maxIndexLag un-indexed records, the writer waits for the indexer before committing more."""
         path = self.mktemp()
         store = self.start(path, maxIndexLag=5)
         self.addCleanup(store.stopService)

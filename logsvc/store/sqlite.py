@@ -36,8 +36,9 @@ from logsvc.query import Query, fieldMatches, fieldNumber
 from logsvc.record import LEVEL_NAMES, Record, formatMicros
 from logsvc.search_syntax import parseSearch, words
 from logsvc.store.base import IStore, Row, StoreError
+from logsvc.store.searchindex import MAX_INDEX_LAG, SearchIndexer, attachSearch, searchPath
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = [
     """
@@ -58,29 +59,12 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS logs_service_level_ts ON logs (service, level, ts)",
     # Histograms count each (level, time slot) as one range of this index.
     "CREATE INDEX IF NOT EXISTS logs_level_ts ON logs (level, ts)",
-    # Version 2: the search index.  Contentless (the text lives in logs) and
-    # detail=column (no word positions: phrases are confirmed row by row), the
-    # cheapest FTS5 table that still tells message words from field words.
-    # It trails ingest: the writer fills it in chunks up to search_state's
-    # id, and queries scan the records past that id directly.
-    "CREATE VIRTUAL TABLE IF NOT EXISTS logs_search USING fts5("
-    "text, fields, content='', detail=column, tokenize='unicode61 remove_diacritics 0')",
-    "CREATE TABLE IF NOT EXISTS search_state (one INTEGER PRIMARY KEY CHECK (one = 1), indexed INTEGER NOT NULL)",
-    "INSERT OR IGNORE INTO search_state (one, indexed) VALUES (1, 0)",
-    # Deleting a record (retention) takes it out of the index too; a
-    # contentless table needs the indexed text back to do that.
-    """
-    CREATE TRIGGER IF NOT EXISTS logs_search_delete AFTER DELETE ON logs
-    WHEN old.id <= (SELECT indexed FROM search_state)
-    BEGIN
-        INSERT INTO logs_search (logs_search, rowid, text, fields)
-        VALUES ('delete', old.id, old.message || ' ' || old.service, old.fields);
-    END
-    """,
+    # Version 3: the search index moved to a file of its own
+    # (logsvc.store.searchindex); version 2 kept it here.
+    "DROP TRIGGER IF EXISTS logs_search_delete",
+    "DROP TABLE IF EXISTS logs_search",
+    "DROP TABLE IF EXISTS search_state",
 ]
-
-#: The text of a record the search index holds, as SQL over logs' columns.
-SEARCH_TEXT_SQL = "message || ' ' || service"
 
 INSERT_SQL = (
     "INSERT INTO logs (ts, received, level, source, service, message, fields)"
@@ -132,26 +116,24 @@ FSYNC_MODES = {"normal": "NORMAL", "full": "FULL", "off": "OFF"}
 #: Most records one transaction takes; more waits for the next.
 MAX_TRANSACTION_RECORDS = 50_000
 
-#: Most records one search-index transaction takes.
-INDEX_CHUNK = 50_000
-
-#: Most committed records the search index may trail by: past it, the writer
-#: indexes before it commits more (and so ingest slows to the index's pace).
-MAX_INDEX_LAG = 200_000
+def uriFor(path: str, *, readonly: bool = False) -> str:
+    """
+    @return: the C{file:} URI of C{path} (quoted: a "#", "?" or "%" in it
+        would otherwise end or alter it), read-only or read-write-create.
+    """
+    return f"file:{quote(path)}" + ("?mode=ro" if readonly else "")
 
 
 def connect(path: str, *, fsync: str = "normal", readonly: bool = False) -> sqlite3.Connection:
     """
     Open a connection with logsvc's settings (WAL, the fsync policy, autocommit
-    mode so transactions are explicit).  Blocking: call it off the reactor.
+    mode so transactions are explicit, URIs in C{ATTACH}).  Blocking: call it
+    off the reactor.
     """
-    if readonly:
-        # Quoted: a "#", "?" or "%" in the path would otherwise end or alter it.
-        conn = sqlite3.connect(
-            f"file:{quote(path)}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-        )
-    else:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        uriFor(path, readonly=readonly), uri=True, isolation_level=None, check_same_thread=False
+    )
+    if not readonly:
         # Takes effect only on a new file, and only before WAL is set: lets
         # retention return freed pages (logsvc.retention).
         conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -609,27 +591,6 @@ def selectTimeRange(conn: sqlite3.Connection, query: Query, *, useIndex: bool = 
     return None if low is None or high is None else (low, high)
 
 
-def indexRange(conn: sqlite3.Connection, indexed: int, high: int) -> None:
-    """
-    Add the records with ids in C{(indexed, high]} to the search index and
-    record C{high} as indexed, in one transaction (on the writer's
-    connection, with no transaction open).  C{indexed} must be the current
-    C{search_state.indexed}.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            f"INSERT INTO logs_search (rowid, text, fields) SELECT id, {SEARCH_TEXT_SQL}, fields"
-            " FROM logs WHERE id > ? AND id <= ?",
-            (indexed, high),
-        )
-        conn.execute("UPDATE search_state SET indexed = ?", (high,))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 _STOP = object()
 
 
@@ -641,9 +602,9 @@ class SqliteStore(Service):
     Start it (C{startService}) before use; C{stopService} returns a Deferred
     that fires once every queued append is committed and the file is closed.
 
-    The search index (see L{buildPlan}) is filled by the writer thread when
-    it has nothing else to do, or before taking more appends once it trails
-    by C{maxIndexLag} records; with C{searchIndex=False} it is not kept at
+    The search index (see L{buildPlan}) lives in a file of its own beside
+    C{path}, filled by a L{SearchIndexer} thread that trails the writer by at
+    most C{maxIndexLag} records; with C{searchIndex=False} it is not kept at
     all and searches read every record (for comparison in benchmarks).
 
     @ivar path: the database file.
@@ -678,20 +639,31 @@ class SqliteStore(Service):
         self._opened = threading.Event()
         self._openError: BaseException | None = None
         self.searchIndex = searchIndex
-        self.maxIndexLag = maxIndexLag
-        #: False pauses filling the index (queries still use what it holds).
-        self.indexing = True
-        #: Highest committed id and highest indexed id, owned by the writer.
+        self._indexer = (
+            SearchIndexer(path, reactor=self._reactor, fsync=fsync, maxLag=maxIndexLag) if searchIndex else None
+        )
+        #: Highest committed id, owned by the writer.
         self._top = 0
-        self._indexed = 0
-        self._indexWaiters: list[Deferred[None]] = []
+
+    @property
+    def indexing(self) -> bool:
+        """
+        False pauses filling the search index (queries still use what it holds).
+        """
+        return self._indexer is not None and self._indexer.indexing
+
+    @indexing.setter
+    def indexing(self, value: bool) -> None:
+        if self._indexer is not None:
+            self._indexer.indexing = value
 
     # Lifetime
 
     def startService(self) -> None:
         """
-        Open the database (creating the schema) on the writer thread; raises
-        L{StoreError} here, at start, when the file cannot be used.
+        Open the database (creating the schema) on the writer thread and the
+        search file on the indexer's; raises L{StoreError} here, at start,
+        when a file cannot be used.
         """
         Service.startService(self)
         self._writerDone = Deferred()
@@ -702,6 +674,16 @@ class SqliteStore(Service):
             self.running = 0
             self._writerDone = None  # the writer thread has already ended
             raise StoreError(f"cannot open {self.path}: {self._openError}")
+        if self._indexer is not None:
+            try:
+                self._indexer.start(self._top)
+            except BaseException as e:
+                self.running = 0
+                self._jobs.put(_STOP)
+                raise StoreError(f"cannot open {searchPath(self.path)}: {e}") from e
+            # The first job, before any append: the writer takes indexed
+            # records out of the index when it deletes them (retention).
+            self.callInWriter(lambda conn: attachSearch(conn, self.path, readonly=False))
         self._pool.start()
 
     def stopService(self) -> Deferred[None]:
@@ -715,11 +697,11 @@ class SqliteStore(Service):
         self._jobs.put(_STOP)
         done = self._writerDone
 
-        def stopReaders(result: object) -> object:
-            self._pool.stop()
-            return result
+        def stopIndexerAndReaders(_: None) -> Deferred[None]:
+            stopped = succeed(None) if self._indexer is None else self._indexer.stop()
+            return stopped.addCallback(lambda _: self._pool.stop())
 
-        return done.addBoth(stopReaders)
+        return done.addCallback(stopIndexerAndReaders)
 
     # Writing
 
@@ -737,6 +719,8 @@ class SqliteStore(Service):
     def callInWriter(self, f: Callable[[sqlite3.Connection], Any]) -> Deferred[Any]:
         """
         Run C{f(connection)} on the writer thread, between transactions.
+        The search file is attached to the connection (as C{search}), so
+        records C{f} deletes leave the search index too.
 
         @return: a Deferred firing with its result.
         """
@@ -748,31 +732,19 @@ class SqliteStore(Service):
         try:
             conn = connect(self.path, fsync=self._fsync)
             createSchema(conn)
+            self._top = conn.execute("SELECT ifnull(max(id), 0) FROM logs").fetchone()[0]
         except BaseException as e:
             self._openError = e
             self._opened.set()
             return
         self._opened.set()
         jobs = self._jobs
+        indexer = self._indexer
         stopping = False
-        self._top = conn.execute("SELECT ifnull(max(id), 0) FROM logs").fetchone()[0]
-        self._indexed = conn.execute("SELECT indexed FROM search_state").fetchone()[0]
         while not stopping:
-            if self._indexed < self._top and self.searchIndex and self.indexing:
-                if self._top - self._indexed >= self.maxIndexLag:
-                    self._indexChunk(conn)
-                    continue
-                try:
-                    first = jobs.get_nowait()
-                except queue.Empty:
-                    self._indexChunk(conn)
-                    continue
-            else:
-                if self._indexWaiters:
-                    waiters, self._indexWaiters = self._indexWaiters, []
-                    for d in waiters:
-                        self._reactor.callFromThread(d.callback, None)
-                first = jobs.get()
+            if indexer is not None:
+                indexer.waitForLag()
+            first = jobs.get()
             batch: list[tuple[list[Record], Deferred[int]]] = []
             calls: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]] = []
             pending = [first]
@@ -821,7 +793,10 @@ class SqliteStore(Service):
         self, conn: sqlite3.Connection, batch: list[tuple[list[Record], Deferred[int]]]
     ) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            # Not IMMEDIATE: that would lock the attached search file too.
+            # This thread is the records file's only writer, so the
+            # deferred lock is never refused.
+            conn.execute("BEGIN")
             records = batch[0][0] if len(batch) == 1 else [r for rs, _ in batch for r in rs]
             last = insertRecords(conn, records)
             conn.execute("COMMIT")
@@ -831,6 +806,8 @@ class SqliteStore(Service):
                 firsts.append(first)
                 first += len(rs)
             self._top = max(self._top, last)
+            if self._indexer is not None:
+                self._indexer.committed(self._top)
         except Exception as e:
             # Not only sqlite3.Error: a value SQLite cannot bind raises
             # OverflowError, which must fail this append, not the writer thread.
@@ -851,36 +828,20 @@ class SqliteStore(Service):
             return
         self._reactor.callFromThread(_fireAll, [(d, first) for (_, d), first in zip(batch, firsts, strict=True)])
 
-    def _indexChunk(self, conn: sqlite3.Connection) -> None:
-        """
-        Add the next chunk of committed records to the search index, in one
-        transaction with the new C{search_state}.
-        """
-        high = min(self._top, self._indexed + INDEX_CHUNK)
-        try:
-            indexRange(conn, self._indexed, high)
-        except sqlite3.Error as e:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            # Searches stay right (they scan what is not indexed); stop
-            # indexing until restart rather than retry in a loop.
-            self.log.error("search index update failed, indexing stopped: {error}", error=e)
-            self.searchIndex = False
-            return
-        self._indexed = high
-
     def whenIndexed(self) -> Deferred[None]:
         """
         @return: a Deferred firing once every record committed so far is in
             the search index (or at once when the index is off).
         """
-        if not self.searchIndex:
+        indexer = self._indexer
+        if indexer is None:
             return succeed(None)
 
-        d: Deferred[None] = Deferred()
-        self.callInWriter(lambda conn: self._indexWaiters.append(d))
+        def afterQueued(_: object) -> Deferred[None]:
+            return indexer.whenIndexed()
+
+        # Through the writer: appends queued before this call commit first.
+        d: Deferred[None] = self.callInWriter(lambda conn: None).addCallback(afterQueued)
         return d
 
     # Reading
@@ -889,6 +850,8 @@ class SqliteStore(Service):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path, fsync=self._fsync, readonly=True)
+            if self._indexer is not None:
+                attachSearch(conn, self.path, readonly=True)
             self._local.conn = conn
         return conn
 

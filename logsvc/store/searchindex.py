@@ -1,0 +1,325 @@
+"""
+The full-text search index: an FTS5 table in a SQLite file of its own, filled
+by a thread of its own, trailing the store's writer.
+
+The index lives beside the records file (C{<db>-search}) so that filling it
+never holds the records file's write lock: the writer commits records while
+this thread tokenizes earlier ones, on the machine's other core.  It is
+derived data: losing the file costs a rebuild, never a record.
+
+Who owns what: L{SearchIndexer} owns the search file's one writing
+connection and the C{indexed} mark (the highest record id in the index, kept
+in the same file, so the mark and the index always agree).  The store's
+writer owns the records and reports each commit with L{SearchIndexer.committed};
+it waits (L{SearchIndexer.waitForLag}) rather than run more than C{maxLag}
+records ahead, which bounds what queries scan past the mark.  The store's
+writer connection attaches the search file only to take deleted records out
+of the index (L{attachSearch}); readers attach it read-only to query it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.logger import Logger
+
+#: The search file's schema version (its C{PRAGMA user_version}).
+SEARCH_SCHEMA_VERSION = 1
+
+SEARCH_SCHEMA = [
+    # Contentless (the text lives in the records file) and detail=column (no
+    # word positions: phrases are confirmed row by row), the cheapest FTS5
+    # table that still tells message words from field words.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS {db}.logs_search USING fts5("
+    "text, fields, content='', detail=column, tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TABLE IF NOT EXISTS {db}.search_state (one INTEGER PRIMARY KEY CHECK (one = 1), indexed INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO {db}.search_state (one, indexed) VALUES (1, 0)",
+]
+
+#: The text of a record the search index holds, as SQL over logs' columns.
+SEARCH_TEXT_SQL = "message || ' ' || service"
+
+#: Most records one index transaction takes.
+INDEX_CHUNK = 20_000
+
+#: Most committed records the index may trail by before the store's writer
+#: waits for it.
+MAX_INDEX_LAG = 200_000
+
+
+def searchPath(path: str) -> str:
+    """
+    @return: the search file kept beside the records file C{path}.
+    """
+    return path + "-search"
+
+
+def attachSearch(conn: sqlite3.Connection, path: str, *, readonly: bool) -> None:
+    """
+    Attach the search file of the records file C{path} to C{conn} (a
+    connection to the records file) as C{search}, so queries name
+    C{logs_search} and C{search_state} unqualified.  A writing connection
+    also gets a trigger that takes deleted records out of the index (a
+    contentless FTS5 table needs the indexed text back to do that).
+    """
+    from logsvc.store.sqlite import uriFor
+
+    conn.execute("ATTACH DATABASE ? AS search", (uriFor(searchPath(path), readonly=readonly),))
+    if not readonly:
+        # Keep the text in step with SEARCH_TEXT_SQL.
+        conn.execute(
+            """
+            CREATE TEMP TRIGGER IF NOT EXISTS logs_search_delete AFTER DELETE ON main.logs
+            WHEN old.id <= (SELECT indexed FROM search.search_state)
+            BEGIN
+                INSERT INTO logs_search (logs_search, rowid, text, fields)
+                VALUES ('delete', old.id, old.message || ' ' || old.service, old.fields);
+            END
+            """
+        )
+
+
+def createSearchSchema(conn: sqlite3.Connection, top: int, *, schema: str = "main") -> int:
+    """
+    Create or check the search file's schema on C{conn} (its writing
+    connection, where it is C{schema}), emptying an index that holds ids above C{top}, the highest
+    record id: such an index belongs to records that are gone (a replaced or
+    restored records file) and would point at other records.
+
+    @return: the C{indexed} mark.
+    """
+    db = schema
+    version = conn.execute(f"PRAGMA {db}.user_version").fetchone()[0]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version > SEARCH_SCHEMA_VERSION:
+            # Derived data from a newer logsvc: rebuild rather than refuse.
+            conn.execute(f"DROP TABLE IF EXISTS {db}.logs_search")
+            conn.execute(f"DROP TABLE IF EXISTS {db}.search_state")
+        for statement in SEARCH_SCHEMA:
+            conn.execute(statement.format(db=db))
+        indexed: int = conn.execute(f"SELECT indexed FROM {db}.search_state").fetchone()[0]
+        if indexed > top:
+            conn.execute(f"INSERT INTO {db}.logs_search (logs_search) VALUES ('delete-all')")
+            conn.execute(f"UPDATE {db}.search_state SET indexed = 0")
+            indexed = 0
+        conn.execute(f"PRAGMA {db}.user_version={SEARCH_SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return indexed
+
+
+def indexRange(conn: sqlite3.Connection, indexed: int, high: int, *, records: str = "data") -> None:
+    """
+    Add the records with ids in C{(indexed, high]} to the index and record
+    C{high} as indexed, in one transaction on the search file's writing
+    connection (with the records file attached as C{records}).  C{indexed}
+    must be the current mark.
+    """
+    # BEGIN IMMEDIATE would take a write lock on the attached records file
+    # too; taking the search file's lock first (the UPDATE) means the records
+    # are read in a snapshot no retention delete can interleave with.
+    conn.execute("BEGIN")
+    try:
+        conn.execute("UPDATE search_state SET indexed = ?", (high,))
+        conn.execute(
+            f"INSERT INTO logs_search (rowid, text, fields) SELECT id, {SEARCH_TEXT_SQL}, fields"
+            f" FROM {records}.logs WHERE id > ? AND id <= ?",
+            (indexed, high),
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+class SearchIndexer:
+    """
+    The thread that keeps the search file up with the records file.
+
+    Thread-safe: L{committed} and L{waitForLag} are called on the store's
+    writer thread, the rest on the reactor thread.
+
+    @ivar indexing: False pauses filling the index (queries still use what
+        it holds, and the writer no longer waits for it).
+    @ivar failed: True once an index transaction failed; the index then
+        stays as it is until restart (queries stay right: they scan what it
+        lacks).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, path: str, *, reactor: IReactorFromThreads, fsync: str = "normal", maxLag: int = MAX_INDEX_LAG
+    ) -> None:
+        """
+        @param path: the records file; the index lives in L{searchPath}C{(path)}.
+        """
+        self.path = path
+        self.maxLag = maxLag
+        self.failed = False
+        self._reactor = reactor
+        self._fsync = fsync
+        self._cond = threading.Condition()
+        self._indexing = True
+        self._stopping = False
+        self._top = 0
+        self._indexed = 0
+        # The writer does not wait while the index catches up with records
+        # that were there before this start (a rebuild).
+        self._catchUp = 0
+        self._waiters: list[tuple[int, Deferred[None]]] = []
+        self._opened = threading.Event()
+        self._openError: BaseException | None = None
+        self._done: Deferred[None] | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def indexed(self) -> int:
+        """
+        The highest record id in the index.
+        """
+        return self._indexed
+
+    @property
+    def indexing(self) -> bool:
+        return self._indexing
+
+    @indexing.setter
+    def indexing(self, value: bool) -> None:
+        with self._cond:
+            self._indexing = value
+            self._cond.notify_all()
+
+    def start(self, top: int) -> None:
+        """
+        Open (creating or checking) the search file and start filling it up
+        to C{top}, the highest record id now.  Blocking: waits for the open.
+
+        @raise sqlite3.Error: when the search file cannot be used.
+        """
+        self._top = self._catchUp = top
+        self._done = Deferred()
+        self._thread = threading.Thread(target=self._run, name="logsvc-sqlite-index", daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self._openError is not None:
+            self._done = None
+            raise self._openError
+
+    def stop(self) -> Deferred[None]:
+        """
+        Stop after the transaction in progress (what is not indexed yet is
+        indexed at the next start).
+
+        @return: a Deferred firing once the thread has closed the file.
+        """
+        if self._done is None:
+            return succeed(None)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        return self._done
+
+    # On the writer thread
+
+    def committed(self, top: int) -> None:
+        """
+        Records up to id C{top} are committed.
+        """
+        with self._cond:
+            self._top = top
+            self._cond.notify_all()
+
+    def waitForLag(self) -> None:
+        """
+        Block while the index trails the committed records by C{maxLag} or
+        more (unless indexing is paused, failed or stopping).
+        """
+        with self._cond:
+            while (
+                self._indexing
+                and not self.failed
+                and not self._stopping
+                and self._indexed >= self._catchUp
+                and self._top - self._indexed >= self.maxLag
+            ):
+                self._cond.wait()
+
+    # On the reactor thread
+
+    def whenIndexed(self) -> Deferred[None]:
+        """
+        @return: a Deferred firing once every record committed so far is in
+            the index (at once when it failed).
+        """
+        d: Deferred[None] = Deferred()
+        with self._cond:
+            if self._indexed >= self._top or self.failed:
+                d.callback(None)
+            else:
+                self._waiters.append((self._top, d))
+                self._cond.notify_all()
+        return d
+
+    # The thread
+
+    def _run(self) -> None:
+        from logsvc.store.sqlite import connect, uriFor
+
+        try:
+            conn = connect(searchPath(self.path), fsync=self._fsync)
+            conn.execute("ATTACH DATABASE ? AS data", (uriFor(self.path, readonly=True),))
+            self._indexed = createSearchSchema(conn, self._top)
+        except BaseException as e:
+            self._openError = e
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            self._loop(conn)
+        finally:
+            conn.close()
+            assert self._done is not None
+            self._reactor.callFromThread(self._done.callback, None)
+
+    def _loop(self, conn: sqlite3.Connection) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                self._fireWaiters()
+                while not self._stopping and (
+                    not self._indexing or self.failed or self._indexed >= self._top
+                ):
+                    cond.wait()
+                    self._fireWaiters()
+                if self._stopping:
+                    return
+                low = self._indexed
+                high = min(self._top, low + INDEX_CHUNK)
+            try:
+                indexRange(conn, low, high)
+            except sqlite3.Error as e:
+                self.log.error("search index update failed, indexing stopped: {error}", error=e)
+                with cond:
+                    self.failed = True
+                    cond.notify_all()
+                continue
+            with cond:
+                self._indexed = high
+                cond.notify_all()
+
+    def _fireWaiters(self) -> None:
+        # Called with the condition held.
+        if not self._waiters:
+            return
+        ready = [d for target, d in self._waiters if target <= self._indexed or self.failed]
+        if ready:
+            self._waiters = [(t, d) for t, d in self._waiters if t > self._indexed and not self.failed]
+            for d in ready:
+                self._reactor.callFromThread(d.callback, None)
