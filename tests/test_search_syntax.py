@@ -22,7 +22,7 @@ from logsvc.store.searchindex import createSearchSchema, indexRange
 from logsvc.store.sqlite import (
     INSERT_SQL,
     createSchema,
-    ftsMatch,
+    hitsSelect,
     registerFunctions,
     selectPage,
 )
@@ -110,9 +110,9 @@ class NeverBreaksTests(SynchronousTestCase):
         conn.execute(INSERT_SQL, Record(1, 1, 6, "h", "s", "a b " + text, '{"k": "v"}'))
         indexRange(conn, 0, 1, records="main")
         query = Query(q=text, fields=(("k" + text, text),))
-        match = ftsMatch(query)
+        match = hitsSelect(query)
         if match is not None:
-            conn.execute("SELECT count(*) FROM logs_search WHERE logs_search MATCH ?", (match,)).fetchall()
+            conn.execute(*match).fetchall()
         selectPage(conn, query)
         parseSearch(text).matches(text, text)
 

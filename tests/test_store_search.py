@@ -378,10 +378,41 @@ class SqliteSearchIndexTests(TestCase):
         yield store.callInWriter(lambda conn: conn.execute("DELETE FROM logs WHERE id <= 3"))
         hits = yield store.read(
             lambda conn: conn.execute(
-                "SELECT count(*) FROM logs_search WHERE logs_search MATCH 'text : connection'"
+                "SELECT count(*) FROM logs_search WHERE logs_search MATCH 'connection'"
             ).fetchone()[0]
         )
         self.assertEqual(hits, 1)
+        fieldHits = yield store.read(
+            lambda conn: conn.execute("SELECT rowid FROM logs_fields WHERE logs_fields MATCH 'status'").fetchall()
+        )
+        self.assertEqual(
+            [hit for (hit,) in fieldHits],
+            [n for n, r in enumerate(CORPUS, 1) if n > 3 and r.fields and "status" in r.fields],
+        )
+
+    @inlineCallbacks
+    def test_rebuilds_other_search_version(self) -> Any:
+        """A search file of another version is dropped and rebuilt from the records."""
+        path = self.mktemp()
+        store = self.start(path)
+        yield store.append(CORPUS)
+        yield store.stopService()
+        old = sqlite3.connect(searchPath(path))
+        old.executescript(
+            """
+            DROP TABLE logs_search; DROP TABLE logs_fields;
+            CREATE VIRTUAL TABLE logs_search USING fts5(text, fields, content='', detail=column);
+            UPDATE search_state SET indexed = 5;
+            PRAGMA user_version=1;
+            """
+        )
+        old.close()
+        store = self.start(path)
+        self.addCleanup(store.stopService)
+        yield store.whenIndexed()
+        self.assertEqual(self.indexedMark(path), len(CORPUS))
+        rows = yield store.query(Query(q="refused", fields=(("status", "502"),), order="asc"))
+        self.assertEqual([r[0] for r in rows], [1, 2])
 
     @inlineCallbacks
     def test_migrates_version_1(self) -> Any:

@@ -310,20 +310,35 @@ class Plan:
     indexed: bool
 
 
-def ftsMatch(query: Query) -> str | None:
+def ftsMatch(query: Query) -> tuple[str | None, str | None]:
     """
-    @return: the FTS5 query narrowing C{query}'s C{q} and field filters to a
-        superset of its matches, or L{None} when the index cannot narrow it.
+    @return: the FTS5 queries over the message index (C{logs_search}) and
+        the fields index (C{logs_fields}) narrowing C{query}'s C{q} and field
+        filters to a superset of its matches; L{None} for an index that
+        cannot narrow it.
     """
-    parts = []
-    text = query.search.ftsQuery()
-    if text is not None:
-        parts.append(f"text : ({text})")
-    for key, expected in query.fields:
-        expression = _fieldFTS(key, expected)
-        if expression is not None:
-            parts.append(f"fields : {expression}")
-    return " AND ".join(parts) if parts else None
+    expressions = [e for e in (_fieldFTS(key, expected) for key, expected in query.fields) if e is not None]
+    return query.search.ftsQuery(), " AND ".join(expressions) if expressions else None
+
+
+def hitsSelect(query: Query) -> tuple[str, list[Any]] | None:
+    """
+    @return: a SELECT of the ids (as C{hit}) the search index names for
+        C{query} (a superset of its indexed matches) and its parameters, or
+        L{None} when the index cannot narrow C{query}.
+    """
+    text, fields = ftsMatch(query)
+    if fields is None:
+        if text is None:
+            return None
+        return "SELECT rowid AS hit FROM logs_search WHERE logs_search MATCH ?", [text]
+    if text is None:
+        return "SELECT rowid AS hit FROM logs_fields WHERE logs_fields MATCH ?", [fields]
+    return (
+        "SELECT rowid AS hit FROM logs_search WHERE logs_search MATCH ?"
+        " AND rowid IN (SELECT rowid FROM logs_fields WHERE logs_fields MATCH ?)",
+        [text, fields],
+    )
 
 
 def buildPlan(
@@ -358,7 +373,7 @@ def buildPlan(
         checkParams.extend(p)
     if search.empty and not query.fields:
         return Plan([(_fromWhere("logs", where), params)], False)
-    match = ftsMatch(query) if useIndex else None
+    match = hitsSelect(query) if useIndex else None
     exact = [] if search.empty else ["logsvc_match(?, message, service)"]
     exactParams: list[Any] = [] if search.empty else [query.q]
     if match is None:
@@ -368,22 +383,17 @@ def buildPlan(
     decided = search.exactInIndex and search.ftsQuery() is not None
     verify = [] if decided else exact
     verifyParams = [] if decided else exactParams
+    hitsSQL, hitsParams = match
     if filterHits:
         # "+id" keeps SQLite from driving the scan by the hits' ids.
         hits = (
-            _fromWhere(
-                "logs",
-                ["+id IN (SELECT rowid FROM logs_search WHERE logs_search MATCH ?)"] + where + check + verify,
-            ),
-            [match] + params + checkParams + verifyParams,
+            _fromWhere("logs", [f"+id IN ({hitsSQL})"] + where + check + verify),
+            hitsParams + params + checkParams + verifyParams,
         )
     else:
         hits = (
-            _fromWhere(
-                "(SELECT rowid AS hit FROM logs_search WHERE logs_search MATCH ?) CROSS JOIN logs ON logs.id = hit",
-                where + check + verify,
-            ),
-            [match] + params + checkParams + verifyParams,
+            _fromWhere(f"({hitsSQL}) CROSS JOIN logs ON logs.id = hit", where + check + verify),
+            hitsParams + params + checkParams + verifyParams,
         )
     tail = (
         _fromWhere(
@@ -471,14 +481,13 @@ def _strategy(conn: sqlite3.Connection, query: Query) -> str:
     time order keeping index hits, or C{"scan"} in time order checking each
     record (for a word in a good share of all records).
     """
-    match = ftsMatch(query) if query.limit is not None else None
+    match = hitsSelect(query) if query.limit is not None else None
     if match is None:
         return "hits"
     counted = 0
+    sql, params = match
     for bound, strategy in ((SPARSE_HITS, "hits"), (DENSE_HITS, "filter")):
-        (counted,) = conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM logs_search WHERE logs_search MATCH ? LIMIT ?)", (match, bound)
-        ).fetchone()
+        (counted,) = conn.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, bound]).fetchone()
         if counted < bound:
             return strategy
     return "scan"
