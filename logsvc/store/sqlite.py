@@ -423,17 +423,25 @@ DENSE_HITS = 200_000
 
 
 def buildSelect(
-    query: Query, *, useIndex: bool = True, filterHits: bool = False, columns: str = _COLUMNS
+    query: Query,
+    *,
+    useIndex: bool = True,
+    filterHits: bool = False,
+    columns: str = _COLUMNS,
+    idsFirst: bool = True,
 ) -> tuple[str, list[Any]]:
     """
     @param columns: the SELECT list; it must name C{ts} and C{id}.
+    @param idsFirst: pick a limited page's ids before reading its rows
+        (best for small pages); else read rows in order up to the limit
+        (best for export's large pages, which the extra sort would slow).
     @return: the SELECT for one page of C{query} (C{limit + 1} rows, or all
         when it has no limit) and its parameters.
     """
     plan = buildPlan(query, _cursorCondition(query), useIndex=useIndex, filterHits=filterHits)
     direction = "DESC" if query.order == "desc" else "ASC"
     order = f" ORDER BY ts {direction}, id {direction}"
-    if len(plan.parts) == 1 and query.limit is not None:
+    if idsFirst and len(plan.parts) == 1 and query.limit is not None:
         # Pick a page's ids first: when an index covers the filters the sort
         # runs on index entries alone, and only the page's rows are read.
         part, params = plan.parts[0]
@@ -462,7 +470,12 @@ EXPORT_SQL = (
 
 
 def selectPage(
-    conn: sqlite3.Connection, query: Query, *, useIndex: bool = True, columns: str = _COLUMNS
+    conn: sqlite3.Connection,
+    query: Query,
+    *,
+    useIndex: bool = True,
+    columns: str = _COLUMNS,
+    idsFirst: bool = True,
 ) -> list[Row]:
     """
     Run one page of C{query} on C{conn} (a reader thread).  A page of a
@@ -470,7 +483,7 @@ def selectPage(
     """
     strategy = _strategy(conn, query) if useIndex else "scan"
     sql, params = buildSelect(
-        query, useIndex=strategy != "scan", filterHits=strategy == "filter", columns=columns
+        query, useIndex=strategy != "scan", filterHits=strategy == "filter", columns=columns, idsFirst=idsFirst
     )
     return conn.execute(sql, params).fetchall()
 
@@ -502,7 +515,7 @@ def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = Tru
         and the C{(ts, id)} of the last one when more may follow (else
         L{None}).
     """
-    rows = selectPage(conn, query, useIndex=useIndex, columns=EXPORT_SQL)
+    rows = selectPage(conn, query, useIndex=useIndex, columns=EXPORT_SQL, idsFirst=False)
     more = query.limit is not None and len(rows) > query.limit
     if more:
         rows = rows[: query.limit]
@@ -627,7 +640,7 @@ class SqliteStore(Service):
         *,
         reactor: Any = None,
         fsync: str = "normal",
-        readers: int = 2,
+        readers: int = 3,
         searchIndex: bool = True,
         maxIndexLag: int = MAX_INDEX_LAG,
     ) -> None:

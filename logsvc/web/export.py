@@ -5,13 +5,22 @@ every matching record, one JSON object per line, streamed.
 There is no implicit limit (an explicit C{limit} still caps the count).  The
 records are read in keyset pages (C{PAGE} records each, on the store's reader
 threads, rendered to JSON there) by an L{IPushProducer} registered on the
-request: while the client is behind, one page is read ahead and held and no
-more, so memory stays at about two pages however many records match, and a client that disconnects
-stops the reads.
+request.  An export without a limit whose time bounds are known (its
+C{since} and C{until}, else, for queries without C{q} or field filters, the
+matches' first and last times, asked of the store once) is read in time
+slices, two at once on two reader threads, and written in order: the slice
+being written, and the next one, sized from the records per second seen so
+far to hold about C{AHEAD_PAGES} pages, so it is mostly read by the time
+its turn comes.  Memory stays at a few pages however many records match:
+the slice being written holds one page read ahead while the client is
+behind, the next slice at most C{AHEAD_PAGES}; a client that disconnects
+stops the reads.  Records committed after an export began may or may not
+be in it.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +39,13 @@ NDJSON_TYPE = b"application/x-ndjson"
 #: Records per store read.
 PAGE = 10_000
 
+#: The first slice of an export with known bounds is this fraction of its
+#: time range; later ones are sized from the records per second seen.
+FIRST_SLICE = 1 / 64
+
+#: Pages the slice after the one being written may hold before it waits.
+AHEAD_PAGES = 2
+
 
 def wantsNDJSON(request: Request) -> bool:
     """
@@ -42,6 +58,21 @@ def wantsNDJSON(request: Request) -> bool:
     return (request.args or {}).get(b"format", [b""])[-1].lower() in (b"ndjson", b"jsonl")
 
 
+class _Slice:
+    """
+    One time slice of an export: its next page's query and the pages read
+    and not yet written.
+    """
+
+    def __init__(self, query: Query) -> None:
+        self.query = query
+        self.pages: deque[tuple[bytes, int]] = deque()
+        self.reading = False
+        self.done = False
+        #: Records read so far.
+        self.count = 0
+
+
 @implementer(IPushProducer)
 class ExportProducer:
     """
@@ -52,19 +83,24 @@ class ExportProducer:
 
     log = Logger()
 
-    def __init__(self, store: IStore, request: Request, query: Query, *, page: int = PAGE) -> None:
+    def __init__(
+        self, store: IStore, request: Request, query: Query, *, page: int = PAGE, sliced: bool = True
+    ) -> None:
         self.store = store
         self.request = request
         self.page = page
+        self.sliced = sliced
         #: Records still allowed by an explicit limit, or None.
         self.remaining = query.limit
         self.query = replace(query, limit=page)
         self.written = 0
         self._paused = False
-        self._reading = False
         self._stopped = False
         self._done = False
-        self._held: tuple[bytes, int, tuple[int, int] | None] | None = None
+        self._lanes: deque[_Slice] = deque()
+        #: The part of the time range no slice covers yet, and the next
+        #: slice's width (microseconds).
+        self._low = self._high = self._width = 0
 
     def start(self) -> None:
         """
@@ -73,43 +109,120 @@ class ExportProducer:
         self.request.setHeader(b"content-type", NDJSON_TYPE)
         self.request.registerProducer(self, True)
         self.request.notifyFinish().addErrback(lambda _: self.stopProducing())
-        self._readNext()
-
-    def _readNext(self) -> None:
-        # While the client is behind, one page is read ahead and held, so the
-        # next write need not wait for the store.
-        if self._stopped or self._reading or self._done or self._held is not None:
-            return
         query = self.query
-        if self.remaining is not None:
-            query = replace(query, limit=min(self.page, self.remaining))
-        self._reading = True
-        self.store.exportPage(query).addCallbacks(self._gotPage, self._failed)
+        if self.remaining is not None or not self.sliced:
+            self._lanes.append(_Slice(query))
+            self._flush()
+        elif query.since is not None and query.until is not None:
+            self._slice(query.since, query.until)
+        elif query.search.empty and not query.fields:
+            self.store.timeRange(query).addCallbacks(self._gotTimeRange, self._failed)
+        else:
+            # Finding the bounds of a search would cost as much as the export.
+            self._lanes.append(_Slice(query))
+            self._flush()
 
-    def _gotPage(self, result: tuple[bytes, int, tuple[int, int] | None]) -> None:
-        self._reading = False
-        if self._stopped or isGone(self.request):
-            return
-        if self._paused:
-            self._held = result
-            return
-        self._write(result)
-
-    def _write(self, result: tuple[bytes, int, tuple[int, int] | None]) -> None:
-        body, count, last = result
-        if body:
-            self.request.write(body)
-        self.written += count
-        if self.remaining is not None:
-            self.remaining -= count
-        if last is None or (self.remaining is not None and self.remaining <= 0):
+    def _gotTimeRange(self, found: tuple[int, int] | None) -> None:
+        if found is None:
             self._finish()
             return
-        self.query = self.query.after(*last)
-        self._readNext()
+        low, high = found
+        query = self.query
+        self._slice(low if query.since is None else query.since, high + 1 if query.until is None else query.until)
 
-    def _failed(self, failure: Failure) -> None:
-        self._reading = False
+    def _slice(self, low: int, high: int) -> None:
+        self._low, self._high = low, high
+        self._width = max(1, int((high - low) * FIRST_SLICE))
+        self._addLanes()
+        self._flush()
+
+    def _addLanes(self) -> None:
+        # Keep two slices going: the one being written and the next.
+        while len(self._lanes) < 2 and self._low < self._high:
+            if self.query.order == "desc":
+                since, until = max(self._low, self._high - self._width), self._high
+                self._high = since
+            else:
+                since, until = self._low, min(self._high, self._low + self._width)
+                self._low = until
+            self._lanes.append(_Slice(replace(self.query, since=since, until=until)))
+
+    def _sized(self, lane: _Slice) -> None:
+        # Size the next slices from the density of the one just read: about
+        # AHEAD_PAGES pages each, growing at most fourfold at a time.
+        query = lane.query
+        assert query.since is not None and query.until is not None
+        width = query.until - query.since
+        if lane.count:
+            wanted = int(width * AHEAD_PAGES * self.page / lane.count)
+        else:
+            wanted = width * 4
+        self._width = max(1, min(wanted, self._width * 4))
+
+    def _read(self, lane: _Slice) -> None:
+        query = lane.query
+        if self.remaining is not None:
+            query = replace(query, limit=min(self.page, self.remaining))
+        lane.reading = True
+        self.store.exportPage(query).addCallbacks(self._gotPage, self._failed, (lane,))
+
+    def _pump(self) -> None:
+        # The slice being written reads one page ahead of the client; the
+        # next slice reads up to AHEAD_PAGES while it waits its turn.
+        if self._stopped or self._done:
+            return
+        for held, lane in zip((1, AHEAD_PAGES), list(self._lanes)[:2], strict=False):
+            if not lane.reading and not lane.done and len(lane.pages) < held:
+                self._read(lane)
+
+    def _gotPage(self, result: tuple[bytes, int, tuple[int, int] | None], lane: _Slice) -> None:
+        lane.reading = False
+        if self._stopped or self._done or isGone(self.request):
+            return
+        body, count, last = result
+        lane.count += count
+        if count:
+            lane.pages.append((body, count))
+        if last is None:
+            lane.done = True
+            if lane.query.since is not None and self._low < self._high:
+                self._sized(lane)
+        else:
+            lane.query = lane.query.after(*last)
+        self._flush()
+
+    def _flush(self) -> None:
+        """
+        Write what the slices in order hold, while the client keeps up;
+        finish after the last; then start the reads that are due.
+        """
+        lanes = self._lanes
+        while lanes and not self._paused and not self._stopped:
+            lane = lanes[0]
+            while lane.pages and not self._paused:
+                body, count = lane.pages.popleft()
+                self.request.write(body)
+                self.written += count
+                if self.remaining is not None:
+                    self.remaining -= count
+                    if self.remaining <= 0:
+                        self._finish()
+                        return
+            if lane.done and not lane.pages:
+                lanes.popleft()
+                self._addLanes()
+                continue
+            break
+        if not lanes and not self._stopped:
+            self._finish()
+            return
+        self._pump()
+
+    def _failed(self, failure: Failure, lane: _Slice | None = None) -> None:
+        if lane is not None:
+            lane.reading = False
+        if self._done:
+            return
         self.log.failure("export failed after {n} records", failure=failure, n=self.written)
         self._done = True
         if not isGone(self.request):
@@ -130,11 +243,8 @@ class ExportProducer:
 
     def resumeProducing(self) -> None:
         self._paused = False
-        held, self._held = self._held, None
-        if held is not None and not self._stopped and not isGone(self.request):
-            self._write(held)
-        else:
-            self._readNext()
+        if not self._stopped and not self._done and not isGone(self.request):
+            self._flush()
 
     def stopProducing(self) -> None:
         self._stopped = True
