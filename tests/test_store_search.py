@@ -414,12 +414,28 @@ class SqliteSearchIndexTests(TestCase):
         rows = yield store.query(Query(q="refused", fields=(("status", "502"),), order="asc"))
         self.assertEqual([r[0] for r in rows], [1, 2])
 
+    def oldStore(self, schema: str) -> SqliteStore:
+        """
+        Write L{CORPUS} into a database made by C{schema} (an older
+        logsvc's), then start a store on it.
+        """
+        path = self.mktemp()
+        conn = sqlite3.connect(path)
+        conn.executescript(schema)
+        conn.executemany(
+            "INSERT INTO logs (ts, received, level, source, service, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            CORPUS,
+        )
+        conn.commit()
+        conn.close()
+        store = self.start(path)
+        self.addCleanup(store.stopService)
+        return store
+
     @inlineCallbacks
     def test_migrates_version_1(self) -> Any:
         """A version 1 database gets the search index and indexes its records."""
-        path = self.mktemp()
-        conn = sqlite3.connect(path)
-        conn.executescript(
+        store = self.oldStore(
             """
             CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, received INTEGER NOT NULL,
                 level INTEGER NOT NULL, source TEXT NOT NULL, service TEXT NOT NULL,
@@ -429,14 +445,7 @@ class SqliteSearchIndexTests(TestCase):
             PRAGMA user_version=1;
             """
         )
-        conn.executemany(
-            "INSERT INTO logs (ts, received, level, source, service, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            CORPUS,
-        )
-        conn.commit()
-        conn.close()
-        store = self.start(path)
-        self.addCleanup(store.stopService)
+        path = store.path
         yield store.whenIndexed()
         rows = yield store.query(Query(q='"connection refused"'))
         self.assertEqual([r[6] for r in rows], ["connection refused by upstream"])
@@ -458,9 +467,7 @@ class SqliteSearchIndexTests(TestCase):
         A version 2 database loses the search index it held; the index is
         rebuilt in the search file, and deletes still leave it.
         """
-        path = self.mktemp()
-        conn = sqlite3.connect(path)
-        conn.executescript(
+        store = self.oldStore(
             """
             CREATE TABLE logs (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, received INTEGER NOT NULL,
                 level INTEGER NOT NULL, source TEXT NOT NULL, service TEXT NOT NULL,
@@ -474,14 +481,7 @@ class SqliteSearchIndexTests(TestCase):
             PRAGMA user_version=2;
             """
         )
-        conn.executemany(
-            "INSERT INTO logs (ts, received, level, source, service, message, fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            CORPUS,
-        )
-        conn.commit()
-        conn.close()
-        store = self.start(path)
-        self.addCleanup(store.stopService)
+        path = store.path
         yield store.whenIndexed()
         check = connect(path, readonly=True)
         self.addCleanup(check.close)
