@@ -31,6 +31,7 @@ pipeline; past that only it stops being read (L{TokenLineMixin.submitShared}).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -44,7 +45,7 @@ from logsvc.formats.gelf import parseGelfFrames
 from logsvc.ingest.gelf import GelfFactory, GelfProtocol
 from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
-from logsvc.record import nowMicros
+from logsvc.record import Record, nowMicros
 
 AUTH_PREFIX = b"AUTH "
 
@@ -92,6 +93,24 @@ class TokenLineMixin:
         Called with lines past the AUTH line (all lines without tokens).
         """
         raise NotImplementedError()
+
+    #: How frames become records and rejections: JSON, syslog or text lines.
+    parseFrames: Callable[[list[bytes], str, int], tuple[list[Record], list[tuple[bytes, str]]]] = staticmethod(
+        parseLines
+    )
+
+    def storeSilently(self, lines: list[bytes]) -> None:
+        """
+        An L{authenticatedLines} for listeners that answer nothing: store
+        what parses, count and log the rest.  A store failure has no one to
+        be told of: it is counted (L{IngestFactory.submit}) and logged by the
+        store.
+        """
+        records, rejected = self.parseFrames(lines, self.peer, nowMicros())  # type: ignore[attr-defined]
+        if rejected:
+            self._rejected(rejected)  # type: ignore[attr-defined]
+        if records:
+            self.submitShared(records).addErrback(lambda f: None)
 
     def lineLengthExceeded(self, length: int) -> None:
         if not self._authenticated and self.factory.tokens.enabled:
@@ -146,14 +165,7 @@ class AuthIngestProtocol(TokenLineMixin, IngestProtocol):
     Plain (silent) TCP ingest behind the first-line token.
     """
 
-    def authenticatedLines(self, lines: list[bytes]) -> None:
-        records, rejected = parseLines(lines, self.peer, nowMicros())
-        if rejected:
-            self._rejected(rejected)
-        if records:
-            # Plain TCP has no one to tell of a store failure: it is counted
-            # (IngestFactory.submit) and logged by the store.
-            self.submitShared(records).addErrback(lambda f: None)
+    authenticatedLines = TokenLineMixin.storeSilently
 
 
 @implementer(IPushProducer)
@@ -365,12 +377,8 @@ class AuthGelfProtocol(TokenLineMixin, GelfProtocol):
     GELF over TCP behind the first-line token, held to its pipeline share.
     """
 
-    def authenticatedLines(self, lines: list[bytes]) -> None:
-        records, rejected = parseGelfFrames(lines, self.peer, nowMicros())
-        if rejected:
-            self._rejected(rejected)
-        if records:
-            self.submitShared(records).addErrback(lambda f: None)
+    parseFrames = staticmethod(parseGelfFrames)
+    authenticatedLines = TokenLineMixin.storeSilently
 
 
 class AuthGelfFactory(GelfFactory):
