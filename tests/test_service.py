@@ -129,6 +129,21 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(usage.UsageError, parse, "--colour", "blue")
 
 
+class TuneGarbageCollectorTests(SynchronousTestCase):
+    def test_tuned(self) -> None:
+        """The young generation is collected every GC_THRESHOLD allocations, and what exists is frozen."""
+        import gc
+
+        from logsvc.service import GC_THRESHOLD, tuneGarbageCollector
+
+        before = gc.get_threshold()
+        self.addCleanup(gc.set_threshold, *before)
+        self.addCleanup(gc.unfreeze)
+        tuneGarbageCollector()
+        self.assertEqual(gc.get_threshold()[0], GC_THRESHOLD)
+        self.assertGreater(gc.get_freeze_count(), 0)
+
+
 class MakeServiceTests(SynchronousTestCase):
     def build(self, *argv: str) -> tuple[LogService, list[Any]]:
         db = self.mktemp()
