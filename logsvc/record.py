@@ -314,7 +314,23 @@ def plainRecord(message: str, peer: str, received: int) -> Record:
     return _newRecord((received, received, INFO, peer, "", message, None))
 
 
-_secondCache: dict[int, str] = {}
+class SecondPrefixes(dict[int, str]):
+    """
+    C{prefixes[seconds]} is the RFC 3339 UTC text of a whole second since
+    the epoch, up to the fraction (C{"2026-11-22T16:55:33"}): computed once
+    and kept, up to 4,096 seconds at a time.  Looking one up is a plain dict
+    subscript, the cheapest thing an export can do per record.
+    """
+
+    def __missing__(self, seconds: int) -> str:
+        if len(self) > 4096:
+            self.clear()
+        prefix = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        self[seconds] = prefix
+        return prefix
+
+
+SECOND_PREFIXES = SecondPrefixes()
 
 
 def formatMicros(micros: int) -> str:
@@ -323,13 +339,7 @@ def formatMicros(micros: int) -> str:
     e.g. C{"2026-11-22T16:55:33.000123Z"}.
     """
     seconds, fraction = divmod(micros, 1_000_000)
-    prefix = _secondCache.get(seconds)
-    if prefix is None:
-        if len(_secondCache) > 4096:
-            _secondCache.clear()
-        prefix = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _secondCache[seconds] = prefix
-    return f"{prefix}.{fraction:06d}Z"
+    return f"{SECOND_PREFIXES[seconds]}.{fraction:06d}Z"
 
 
 #: Column order of a stored row, as the stores return it.

@@ -33,7 +33,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from logsvc.query import Query, fieldMatches, fieldNumber
-from logsvc.record import LEVEL_NAMES, Record, formatMicros
+from logsvc.record import LEVEL_NAMES, SECOND_PREFIXES, Record
 from logsvc.search_syntax import parseSearch, words
 from logsvc.store.base import IStore, Row, StoreError
 from logsvc.store.searchindex import MAX_INDEX_LAG, SearchIndexer, attachSearch, searchPath
@@ -459,10 +459,11 @@ def buildSelect(
 
 #: A record rendered as the API's JSON object (the same keys and values as
 #: L{logsvc.record.renderRow}) by SQLite, all but the two times, which
-#: L{selectNDJSON} adds with L{formatMicros} (cached per second): an export
-#: then does little per-record work in Python.
+#: L{selectNDJSON} completes from their whole seconds (L{SECOND_PREFIXES})
+#: and fractions: an export then does little per-record work in Python.
 EXPORT_SQL = (
-    "ts, id, received, ',\"level\":\"' || CASE level "
+    "ts, id, ts / 1000000, ts % 1000000, received / 1000000, received % 1000000,"
+    " ',\"level\":\"' || CASE level "
     + " ".join(f"WHEN {n} THEN '{name}'" for n, name in enumerate(LEVEL_NAMES))
     + " END || '\",\"source\":' || json_quote(source) || ',\"service\":' || json_quote(service)"
     " || ',\"message\":' || json_quote(message) || ',\"fields\":' || ifnull(fields, '{}') || '}'"
@@ -521,10 +522,11 @@ def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = Tru
         rows = rows[: query.limit]
     if not rows:
         return b"", 0, None
+    prefixes = SECOND_PREFIXES
     body = "".join(
         [
-            f'{{"id":{row[1]},"ts":"{formatMicros(row[0])}","received":"{formatMicros(row[2])}"{row[3]}\n'
-            for row in rows
+            f'{{"id":{rowid},"ts":"{prefixes[s1]}.{f1:06d}Z","received":"{prefixes[s2]}.{f2:06d}Z"{rest}\n'
+            for _, rowid, s1, f1, s2, f2, rest in rows
         ]
     )
     last = rows[-1]
