@@ -392,7 +392,10 @@ class SqliteSearchIndexTests(TestCase):
 
     @inlineCallbacks
     def test_rebuilds_other_search_version(self) -> Any:
-        """A search file of another version is dropped and rebuilt from the records."""
+        """
+        A search file of another version is dropped, its pages returned to
+        the file system, and rebuilt from the records.
+        """
         path = self.mktemp()
         store = self.start(path)
         yield store.append(CORPUS)
@@ -402,10 +405,14 @@ class SqliteSearchIndexTests(TestCase):
             """
             DROP TABLE logs_search; DROP TABLE logs_fields;
             CREATE VIRTUAL TABLE logs_search USING fts5(text, fields, content='', detail=column);
+            CREATE TABLE filler (data BLOB);
+            INSERT INTO filler VALUES (zeroblob(100000));
             UPDATE search_state SET indexed = 5;
             PRAGMA user_version=1;
             """
         )
+        old.execute("DROP TABLE filler")
+        old.commit()
         old.close()
         store = self.start(path)
         self.addCleanup(store.stopService)
@@ -413,6 +420,8 @@ class SqliteSearchIndexTests(TestCase):
         self.assertEqual(self.indexedMark(path), len(CORPUS))
         rows = yield store.query(Query(q="refused", fields=(("status", "502"),), order="asc"))
         self.assertEqual([r[0] for r in rows], [1, 2])
+        free = yield store.read(lambda conn: conn.execute("PRAGMA search.freelist_count").fetchone()[0])
+        self.assertEqual(free, 0)
 
     def oldStore(self, schema: str) -> SqliteStore:
         """

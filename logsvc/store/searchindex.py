@@ -137,6 +137,11 @@ def createSearchSchema(conn: sqlite3.Connection, top: int, *, schema: str = "mai
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+    if version not in (0, SEARCH_SCHEMA_VERSION):
+        # Give the dropped index's pages back to the file system (the file
+        # is created with auto_vacuum=INCREMENTAL); executescript steps the
+        # pragma to its end.
+        conn.executescript(f"PRAGMA {db}.incremental_vacuum;")
     return indexed
 
 
