@@ -1,0 +1,128 @@
+"""
+Tests for L{logsvc.store.searchindex}: the indexer thread against the
+store's writer (lag, pause, failure, stop), on real files.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from logsvc.record import Record
+from logsvc.store import searchindex
+from logsvc.store.searchindex import SearchIndexer, searchPath
+from logsvc.store.sqlite import connect, createSchema, insertRecords
+
+#: Longest a test waits for the indexer thread, in seconds.
+WAIT = 30.0
+
+
+class DirectReactor:
+    """Runs calls from threads at once, in the calling thread."""
+
+    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
+        f(*args, **kw)
+
+
+def fired(d: Any) -> threading.Event:
+    """An Event set once C{d} fires."""
+    event = threading.Event()
+    d.addBoth(lambda _: event.set())
+    return event
+
+
+class SearchIndexerTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.path = self.mktemp()
+        self.records = connect(self.path)
+        self.addCleanup(self.records.close)
+        createSchema(self.records)
+
+    def append(self, count: int) -> int:
+        """Commit C{count} records; return the highest id."""
+        self.records.execute("BEGIN")
+        last = insertRecords(
+            self.records, [Record(n, n, 6, "h", "s", f"word{n} common", '{"k": 1}') for n in range(count)]
+        )
+        self.records.execute("COMMIT")
+        return last
+
+    def start(self, top: int, **kw: Any) -> SearchIndexer:
+        indexer = SearchIndexer(self.path, reactor=DirectReactor(), **kw)  # type: ignore[arg-type]
+        indexer.start(top)
+        self.addCleanup(lambda: self.assertTrue(fired(indexer.stop()).wait(WAIT)))
+        return indexer
+
+    def test_indexes_what_is_committed(self) -> None:
+        """Committed records are indexed up to the top id, and whenIndexed fires after."""
+        indexer = self.start(0)
+        top = self.append(50)
+        indexer.committed(top)
+        self.assertTrue(fired(indexer.whenIndexed()).wait(WAIT))
+        self.assertEqual(indexer.indexed, top)
+        check = sqlite3.connect(searchPath(self.path))
+        self.addCleanup(check.close)
+        hits = check.execute("SELECT count(*) FROM logs_search WHERE logs_search MATCH 'common'").fetchone()[0]
+        self.assertEqual(hits, 50)
+
+    def test_writer_waits_for_lag(self) -> None:
+        """waitForLag blocks while the index trails by maxLag or more, and returns once it catches up."""
+        indexer = self.start(0, maxLag=10)
+        indexer.indexing = False
+        indexer.committed(self.append(40))
+        # Paused: the writer must not wait for an index that is not being filled.
+        waited = threading.Thread(target=indexer.waitForLag)
+        waited.start()
+        waited.join(WAIT)
+        self.assertFalse(waited.is_alive())
+        self.assertEqual(indexer.indexed, 0)
+        indexer.indexing = True
+        indexer.waitForLag()
+        self.assertLess(40 - indexer.indexed, 10)
+
+    def test_failure_releases_writer(self) -> None:
+        """An index transaction that fails stops indexing and never leaves the writer waiting."""
+
+        def broken(*args: Any, **kw: Any) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        self.patch(searchindex, "indexRange", broken)
+        indexer = self.start(0, maxLag=10)
+        indexer.committed(self.append(40))
+        indexer.waitForLag()
+        self.assertTrue(indexer.failed)
+        self.assertTrue(fired(indexer.whenIndexed()).wait(WAIT))
+        self.flushLoggedErrors()
+
+    def test_stop_releases_writer(self) -> None:
+        """Stopping ends the thread even with records left to index, and frees a waiting writer."""
+        indexer = self.start(0, maxLag=10)
+        indexer.indexing = False
+        indexer.committed(self.append(40))
+        self.assertTrue(fired(indexer.stop()).wait(WAIT))
+        indexer.indexing = True
+        indexer.waitForLag()
+        self.assertEqual(indexer.indexed, 0)
+
+    def test_resumes_from_mark(self) -> None:
+        """A restarted indexer goes on from the mark it kept, not from the start."""
+        top = self.append(30)
+        first = SearchIndexer(self.path, reactor=DirectReactor())  # type: ignore[arg-type]
+        first.start(top)
+        self.assertTrue(fired(first.whenIndexed()).wait(WAIT))
+        self.assertTrue(fired(first.stop()).wait(WAIT))
+        top = self.append(5)
+        calls: list[tuple[int, int]] = []
+        original = searchindex.indexRange
+
+        def spy(conn: sqlite3.Connection, low: int, high: int, **kw: Any) -> None:
+            calls.append((low, high))
+            original(conn, low, high, **kw)
+
+        self.patch(searchindex, "indexRange", spy)
+        indexer = self.start(top)
+        self.assertTrue(fired(indexer.whenIndexed()).wait(WAIT))
+        self.assertEqual(calls, [(30, 35)])
