@@ -368,6 +368,37 @@ class SqliteSearchIndexTests(TestCase):
             self.assertEqual([r[0] for r in mine], [r[0] for r in theirs], q)
 
     @inlineCallbacks
+    def test_deletes_while_indexing(self) -> Any:
+        """
+        Deletes that race with the indexer (retention during ingest) leave no
+        entry behind and take none that belongs to a kept record.
+        """
+        from logsvc.store import searchindex
+
+        self.patch(searchindex, "INDEX_CHUNK", 97)
+        store = self.start(self.mktemp())
+        self.addCleanup(store.stopService)
+        kept = 0
+        for round in range(20):
+            yield store.append([record(f"common r{round}", user=f"u{n}") for n in range(500)])
+            low = (round + 1) * 500 - 50
+            deleted = yield store.callInWriter(
+                lambda conn, low=low: conn.execute("DELETE FROM logs WHERE id <= ?", (low,)).rowcount
+            )
+            kept += 500 - deleted
+        yield store.whenIndexed()
+
+        def counts(conn: sqlite3.Connection) -> tuple[int, int, int]:
+            return (
+                conn.execute("SELECT count(*) FROM logs").fetchone()[0],
+                conn.execute("SELECT count(*) FROM logs_search WHERE logs_search MATCH 'common'").fetchone()[0],
+                conn.execute("SELECT count(*) FROM logs_fields WHERE logs_fields MATCH 'user'").fetchone()[0],
+            )
+
+        found = yield store.read(counts)
+        self.assertEqual(found, (kept, kept, kept))
+
+    @inlineCallbacks
     def test_delete_leaves_index(self) -> Any:
         """Deleting indexed records (retention) takes them out of the index."""
         path = self.mktemp()
