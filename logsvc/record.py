@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from math import isfinite
 from typing import Any, NamedTuple
 
 import orjson
@@ -151,7 +152,7 @@ def parseTimestamp(value: object, key: str = "ts") -> int:
     if isinstance(value, bool):
         raise RecordError(f"{key}: cannot parse {value!r}")
     if isinstance(value, (int, float)):
-        if value != value or value in (float("inf"), float("-inf")):
+        if isinstance(value, float) and not isfinite(value):
             raise RecordError(f"{key}: cannot parse {value!r}")
         micros = _epochToMicros(value)
     elif isinstance(value, str):
@@ -196,6 +197,8 @@ _LEVEL_KEYS = ("level", "severity", "levelname")
 _TS_KEYS = ("ts", "timestamp", "time", "@timestamp")
 _SOURCE_KEYS = ("host", "hostname", "source")
 _SERVICE_KEYS = ("service", "app", "logger")
+#: Every alias but the first of each kind.
+_OTHER_ALIASES = frozenset(_LEVEL_KEYS[1:] + _TS_KEYS[1:] + _SOURCE_KEYS[1:] + _SERVICE_KEYS[1:])
 
 
 def _text(value: object) -> str:
@@ -256,24 +259,27 @@ def normalize(obj: object, peer: str, received: int) -> Record:
     if not isinstance(obj, dict):
         raise RecordError(f"record must be a JSON object, not {_jsonType(obj)}")
     # Unrolled pops: this runs once per JSON record and dominates JSON ingest.
+    # The other aliases are looked for only when one is there (one set
+    # operation), which most records, naming the first key or none, skip.
     pop = obj.pop
+    aliased = not _OTHER_ALIASES.isdisjoint(obj)
     message = pop("message", _MISSING)
     if message is _MISSING:
         message = pop("msg", None)
     levelKey = "level"
     level = pop("level", _MISSING)
     if level is _MISSING:
-        levelKey, level = _take(obj, _LEVEL_KEYS[1:])
+        levelKey, level = _take(obj, _LEVEL_KEYS[1:]) if aliased else (levelKey, None)
     tsKey = "ts"
     ts = pop("ts", _MISSING)
     if ts is _MISSING:
-        tsKey, ts = _take(obj, _TS_KEYS[1:])
+        tsKey, ts = _take(obj, _TS_KEYS[1:]) if aliased else (tsKey, None)
     source = pop("host", _MISSING)
     if source is _MISSING:
-        _, source = _take(obj, _SOURCE_KEYS[1:])
+        source = _take(obj, _SOURCE_KEYS[1:])[1] if aliased else None
     service = pop("service", _MISSING)
     if service is _MISSING:
-        _, service = _take(obj, _SERVICE_KEYS[1:])
+        service = _take(obj, _SERVICE_KEYS[1:])[1] if aliased else None
     nested = obj.get("fields")
     if isinstance(nested, dict):
         del obj["fields"]
