@@ -91,6 +91,43 @@ class BenchServer(TwistdServer):
             time.sleep(0.02)
         raise RuntimeError(f"store has {self.count()} of {expected} records")
 
+    def indexed(self) -> int | None:
+        """
+        @return: the search index's mark (the highest record id it holds),
+            read from the search file, or L{None} when the server keeps no
+            index (C{--no-search-index}) or has not created it yet.
+        """
+        path = self.db + "-search"
+        if not os.path.exists(path):
+            return None
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        except sqlite3.OperationalError:
+            return None
+        try:
+            return int(conn.execute("SELECT indexed FROM search_state").fetchone()[0])
+        except sqlite3.OperationalError:
+            return None
+        finally:
+            conn.close()
+
+    def waitForIndex(self, timeout: float = 900) -> float:
+        """
+        Poll until the search index holds every record in the store (at
+        once when the server keeps no index).
+
+        @return: C{time.perf_counter()} when it did.
+        @raise RuntimeError: after C{timeout} seconds.
+        """
+        deadline = time.monotonic() + timeout
+        top = self.lastId()
+        while time.monotonic() < deadline:
+            mark = self.indexed()
+            if mark is None or mark >= top:
+                return time.perf_counter()
+            time.sleep(0.02)
+        raise RuntimeError(f"search index at {self.indexed()} of {top} records")
+
     def stop(self, timeout: float = 120) -> int:
         """
         SIGTERM, wait, and remove the temporary directory.
