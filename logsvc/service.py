@@ -79,7 +79,7 @@ class Options(usage.Options):
     optParameters = [
         ["tcp", None, "tcp:5140", "TCP line ingest endpoint (plain, JSON and syslog lines)."],
         ["http", None, "tcp:8080", "HTTP API endpoint."],
-        ["db", None, "./logsvc.sqlite3", "SQLite database file."],
+        ["db", None, "./logsvc.sqlite3", "SQLite database file (the search index goes in <db>-search)."],
         ["max-line", None, str(DEFAULT_MAX_LINE), "Longest TCP line accepted, bytes (units ok)."],
         ["max-body", None, str(DEFAULT_MAX_BODY), "Largest HTTP request body, bytes (units ok)."],
         ["drain-timeout", None, "5", "Seconds a stop waits for open TCP senders to close."],
