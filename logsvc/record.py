@@ -339,6 +339,22 @@ class SecondPrefixes(dict[int, str]):
 SECOND_PREFIXES = SecondPrefixes()
 
 
+class SecondPrefixBytes(dict[int, bytes]):
+    """
+    L{SecondPrefixes} as ASCII bytes, for output assembled as bytes.
+    """
+
+    def __missing__(self, seconds: int) -> bytes:
+        if len(self) > 4096:
+            self.clear()
+        prefix = SECOND_PREFIXES[seconds].encode("ascii")
+        self[seconds] = prefix
+        return prefix
+
+
+SECOND_PREFIX_BYTES = SecondPrefixBytes()
+
+
 def formatMicros(micros: int) -> str:
     """
     Render microseconds since the epoch as RFC 3339 UTC with microseconds,

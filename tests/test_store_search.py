@@ -232,19 +232,25 @@ class StoreSearchMixin:
 
     @inlineCallbacks
     def test_export_pages(self) -> Any:
-        """Export pages are NDJSON of the API's record objects and chain by position."""
+        """
+        Export pages are NDJSON of the API's record objects (every kind of
+        text: unicode, quotes, control characters) and chain by position.
+        """
         yield self.fill()
-        query = Query(q="connection", limit=2, order="asc")
-        lines: list[dict[str, Any]] = []
-        while True:
-            body, count, last = yield self.store.exportPage(query)
-            lines.extend(orjson.loads(line) for line in body.splitlines())
-            self.assertEqual(count, len(body.splitlines()))
-            if last is None:
-                break
-            query = query.after(*last)
-        rows = yield self.store.query(Query(q="connection", limit=None, order="asc"))
-        self.assertEqual(lines, [renderRow(row) for row in rows])
+        yield self.store.append([record("tab\tnew\nline \x01 \\ \u2028", service="ctl\u00e9")])
+        for q in ("connection", ""):
+            query = Query(q=q, limit=2, order="asc")
+            lines: list[dict[str, Any]] = []
+            while True:
+                body, count, last = yield self.store.exportPage(query)
+                self.assertIsInstance(body, bytes)
+                lines.extend(orjson.loads(line) for line in body.splitlines())
+                self.assertEqual(count, len(body.splitlines()))
+                if last is None:
+                    break
+                query = query.after(*last)
+            rows = yield self.store.query(Query(q=q, limit=None, order="asc"))
+            self.assertEqual(lines, [renderRow(row) for row in rows])
 
     @inlineCallbacks
     def test_after_id(self) -> Any:

@@ -33,7 +33,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from logsvc.query import Query, fieldMatches, fieldNumber
-from logsvc.record import LEVEL_NAMES, SECOND_PREFIXES, Record
+from logsvc.record import LEVEL_NAMES, SECOND_PREFIX_BYTES, Record
 from logsvc.search_syntax import parseSearch, words
 from logsvc.store.base import IStore, Row, StoreError
 from logsvc.store.searchindex import MAX_INDEX_LAG, SearchIndexer, attachSearch, searchPath
@@ -459,14 +459,15 @@ def buildSelect(
 
 #: A record rendered as the API's JSON object (the same keys and values as
 #: L{logsvc.record.renderRow}) by SQLite, all but the two times, which
-#: L{selectNDJSON} completes from their whole seconds (L{SECOND_PREFIXES})
-#: and fractions: an export then does little per-record work in Python.
+#: L{selectNDJSON} completes from their whole seconds (L{SECOND_PREFIX_BYTES})
+#: and fractions; the rest comes as UTF-8 bytes (a BLOB), so an export
+#: never decodes and re-encodes a record's text in Python.
 EXPORT_SQL = (
     "ts, id, ts / 1000000, ts % 1000000, received / 1000000, received % 1000000,"
-    " ',\"level\":\"' || CASE level "
+    " CAST(',\"level\":\"' || CASE level "
     + " ".join(f"WHEN {n} THEN '{name}'" for n, name in enumerate(LEVEL_NAMES))
     + " END || '\",\"source\":' || json_quote(source) || ',\"service\":' || json_quote(service)"
-    " || ',\"message\":' || json_quote(message) || ',\"fields\":' || ifnull(fields, '{}') || '}'"
+    " || ',\"message\":' || json_quote(message) || ',\"fields\":' || ifnull(fields, '{}') || '}' AS BLOB)"
 )
 
 
@@ -522,15 +523,15 @@ def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = Tru
         rows = rows[: query.limit]
     if not rows:
         return b"", 0, None
-    prefixes = SECOND_PREFIXES
-    body = "".join(
+    prefixes = SECOND_PREFIX_BYTES
+    body = b"".join(
         [
-            f'{{"id":{rowid},"ts":"{prefixes[s1]}.{f1:06d}Z","received":"{prefixes[s2]}.{f2:06d}Z"{rest}\n'
+            b'{"id":%d,"ts":"%s.%06dZ","received":"%s.%06dZ"%s\n' % (rowid, prefixes[s1], f1, prefixes[s2], f2, rest)
             for _, rowid, s1, f1, s2, f2, rest in rows
         ]
     )
     last = rows[-1]
-    return body.encode("utf-8"), len(rows), (last[0], last[1]) if more else None
+    return body, len(rows), (last[0], last[1]) if more else None
 
 
 def selectAfterId(conn: sqlite3.Connection, query: Query, lastId: int, limit: int, *, useIndex: bool = True) -> list[Row]:
