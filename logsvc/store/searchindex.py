@@ -1,6 +1,6 @@
 """
-The full-text search index: an FTS5 table in a SQLite file of its own, filled
-by a thread of its own, trailing the store's writer.
+The full-text search index: two FTS5 tables in a SQLite file of its own,
+filled by a thread of its own, trailing the store's writer.
 
 The index lives beside the records file (C{<db>-search}) so that filling it
 never holds the records file's write lock: the writer commits records while
