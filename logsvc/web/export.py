@@ -110,17 +110,16 @@ class ExportProducer:
         self.request.registerProducer(self, True)
         self.request.notifyFinish().addErrback(lambda _: self.stopProducing())
         query = self.query
-        if self.remaining is not None or not self.sliced:
-            self._lanes.append(_Slice(query))
-            self._flush()
-        elif query.since is not None and query.until is not None:
-            self._slice(query.since, query.until)
-        elif query.search.empty and not query.fields:
-            self.store.timeRange(query).addCallbacks(self._gotTimeRange, self._failed)
-        else:
+        if self.remaining is None and self.sliced:
+            if query.since is not None and query.until is not None:
+                self._slice(query.since, query.until)
+                return
             # Finding the bounds of a search would cost as much as the export.
-            self._lanes.append(_Slice(query))
-            self._flush()
+            if query.search.empty and not query.fields:
+                self.store.timeRange(query).addCallbacks(self._gotTimeRange, self._failed)
+                return
+        self._lanes.append(_Slice(query))
+        self._flush()
 
     def _gotTimeRange(self, found: tuple[int, int] | None) -> None:
         if found is None:
@@ -218,9 +217,7 @@ class ExportProducer:
             return
         self._pump()
 
-    def _failed(self, failure: Failure, lane: _Slice | None = None) -> None:
-        if lane is not None:
-            lane.reading = False
+    def _failed(self, failure: Failure) -> None:
         if self._done:
             return
         self.log.failure("export failed after {n} records", failure=failure, n=self.written)
