@@ -43,16 +43,7 @@ class BenchServer(TwistdServer):
         @return: the records in the store, read straight from the file (0
             while the file or its table does not exist yet).
         """
-        try:
-            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        except sqlite3.OperationalError:
-            return 0
-        try:
-            return int(conn.execute("SELECT count(*) FROM logs").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-        finally:
-            conn.close()
+        return _readInt(self.db, "SELECT count(*) FROM logs") or 0
 
     def lastId(self) -> int:
         """
@@ -60,16 +51,7 @@ class BenchServer(TwistdServer):
             C{count(*)} reads a whole index and would steal the server's CPU
             when polled.
         """
-        try:
-            conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
-        except sqlite3.OperationalError:
-            return 0
-        try:
-            return int(conn.execute("SELECT ifnull(max(id), 0) FROM logs").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-        finally:
-            conn.close()
+        return _readInt(self.db, "SELECT ifnull(max(id), 0) FROM logs") or 0
 
     def waitForCount(self, expected: int, timeout: float = 900) -> float:
         """
@@ -98,18 +80,7 @@ class BenchServer(TwistdServer):
             index (C{--no-search-index}) or has not created it yet.
         """
         path = self.db + "-search"
-        if not os.path.exists(path):
-            return None
-        try:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        except sqlite3.OperationalError:
-            return None
-        try:
-            return int(conn.execute("SELECT indexed FROM search_state").fetchone()[0])
-        except sqlite3.OperationalError:
-            return None
-        finally:
-            conn.close()
+        return _readInt(path, "SELECT indexed FROM search_state") if os.path.exists(path) else None
 
     def waitForIndex(self, timeout: float = 900) -> float:
         """
@@ -138,6 +109,23 @@ class BenchServer(TwistdServer):
         if self._owned:
             shutil.rmtree(self.directory, ignore_errors=True)
         return status
+
+
+def _readInt(path: str, sql: str) -> int | None:
+    """
+    @return: the one integer C{sql} selects from the SQLite file C{path},
+        opened read-only, or L{None} while the file or its table is missing.
+    """
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.OperationalError:
+        return None
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
 
 
 def sendTCP(port: int, chunks: list[bytes]) -> None:
