@@ -10,9 +10,10 @@ so "that severity or worse" is C{level <= n}.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from math import isfinite
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -320,39 +321,35 @@ def plainRecord(message: str, peer: str, received: int) -> Record:
     return _newRecord((received, received, INFO, peer, "", message, None))
 
 
-class SecondPrefixes(dict[int, str]):
+_Rendered = TypeVar("_Rendered")
+
+
+class PerSecond(dict[int, _Rendered]):
     """
-    C{prefixes[seconds]} is the RFC 3339 UTC text of a whole second since
-    the epoch, up to the fraction (C{"2026-11-22T16:55:33"}): computed once
-    and kept, up to 4,096 seconds at a time.  Looking one up is a plain dict
-    subscript, the cheapest thing an export can do per record.
+    C{cache[seconds]} is C{render(seconds)} for a whole second since the
+    epoch: computed once and kept, up to 4,096 seconds at a time.  Looking
+    one up is a plain dict subscript, the cheapest thing an export can do per
+    record.
     """
 
-    def __missing__(self, seconds: int) -> str:
+    def __init__(self, render: Callable[[int], _Rendered]) -> None:
+        super().__init__()
+        self._render = render
+
+    def __missing__(self, seconds: int) -> _Rendered:
         if len(self) > 4096:
             self.clear()
-        prefix = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        self[seconds] = prefix
-        return prefix
+        value = self[seconds] = self._render(seconds)
+        return value
 
 
-SECOND_PREFIXES = SecondPrefixes()
+#: The RFC 3339 UTC text of a second, up to the fraction (C{"2026-11-22T16:55:33"}).
+SECOND_PREFIXES: PerSecond[str] = PerSecond(
+    lambda seconds: datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+)
 
-
-class SecondPrefixBytes(dict[int, bytes]):
-    """
-    L{SecondPrefixes} as ASCII bytes, for output assembled as bytes.
-    """
-
-    def __missing__(self, seconds: int) -> bytes:
-        if len(self) > 4096:
-            self.clear()
-        prefix = SECOND_PREFIXES[seconds].encode("ascii")
-        self[seconds] = prefix
-        return prefix
-
-
-SECOND_PREFIX_BYTES = SecondPrefixBytes()
+#: L{SECOND_PREFIXES} as ASCII bytes, for output assembled as bytes.
+SECOND_PREFIX_BYTES: PerSecond[bytes] = PerSecond(lambda seconds: SECOND_PREFIXES[seconds].encode("ascii"))
 
 
 def formatMicros(micros: int) -> str:
