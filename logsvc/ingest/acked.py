@@ -311,6 +311,18 @@ class AckedIngestProtocol(TokenLineMixin, IngestProtocol):
         IngestProtocol.connectionLost(self, reason)
 
 
+def tokensAndShare(
+    pipeline: Pipeline, tokens: Tokens | None, connectionShare: int | None
+) -> tuple[Tokens, int]:
+    """
+    What the token listeners' factories keep: their C{tokens} (none
+    enabled by default) and each connection's share of C{pipeline} (by
+    default a quarter of its C{maxPending}).
+    """
+    share = connectionShare if connectionShare is not None else max(1, pipeline.maxPending // 4)
+    return (tokens if tokens is not None else Tokens()), share
+
+
 class AuthIngestFactory(IngestFactory):
     """
     An L{IngestFactory} whose connections must start with an AUTH line while
@@ -333,10 +345,7 @@ class AuthIngestFactory(IngestFactory):
             quarter of the pipeline's C{maxPending}).
         """
         super().__init__(pipeline, **kw)
-        self.tokens = tokens if tokens is not None else Tokens()
-        self.connectionShare = (
-            connectionShare if connectionShare is not None else max(1, pipeline.maxPending // 4)
-        )
+        self.tokens, self.connectionShare = tokensAndShare(pipeline, tokens, connectionShare)
 
 
 class AckedIngestFactory(AuthIngestFactory):
@@ -398,7 +407,4 @@ class AuthGelfFactory(GelfFactory):
         **kw: Any,
     ) -> None:
         super().__init__(pipeline, **kw)
-        self.tokens = tokens if tokens is not None else Tokens()
-        self.connectionShare = (
-            connectionShare if connectionShare is not None else max(1, pipeline.maxPending // 4)
-        )
+        self.tokens, self.connectionShare = tokensAndShare(pipeline, tokens, connectionShare)
