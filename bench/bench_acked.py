@@ -26,13 +26,12 @@ import random
 import selectors
 import socket
 import sys
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.harness import BenchServer, freePort, lineChunks, timedTCPIngest  # noqa: E402
+from bench.harness import BenchServer, freePort, lineChunks, timedTCPIngest, timedThreads  # noqa: E402
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 PATHS = ["/api/v1/items", "/api/v1/users", "/login", "/checkout", "/search"]
@@ -124,15 +123,7 @@ def ackedRate(lines: list[bytes], window: int, connections: int = 4) -> float:
     server = Server()
     try:
         parts = [lines[i::connections] for i in range(connections)]
-        threads = [
-            threading.Thread(target=sendAcked, args=(server.ackedPort, p, window)) for p in parts
-        ]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
+        elapsed = timedThreads(sendAcked, [(server.ackedPort, p, window) for p in parts])
         stored = server.count()
         if stored != len(lines):
             raise RuntimeError(f"store has {stored} of {len(lines)} acknowledged records")

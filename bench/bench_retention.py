@@ -30,7 +30,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_acked import makeLines  # noqa: E402
 
-from bench.harness import BenchServer, freePort  # noqa: E402
+from bench.harness import BenchServer, freePort, timedThreads  # noqa: E402
 from logsvc.record import Record  # noqa: E402
 from logsvc.store.sqlite import INSERT_SQL, connect, createSchema  # noqa: E402
 
@@ -136,13 +135,7 @@ def run(template: str, lines: list[bytes], extra: list[str]) -> tuple[float, flo
             time.sleep(0.05)
     gaps: list[float] = []
     parts = [lines[i::4] for i in range(4)]
-    threads = [threading.Thread(target=sendAcked, args=(acked, p, gaps)) for p in parts]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    rate = len(lines) / (time.perf_counter() - started)
+    rate = len(lines) / timedThreads(sendAcked, [(acked, p, gaps) for p in parts])
     return rate, max(gaps), db, process
 
 

@@ -23,7 +23,7 @@ if ROOT not in sys.path:
 
 from tests.e2e.server import TWISTD, TwistdServer, freePort  # noqa: E402
 
-__all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendTCP", "timedPosts", "timedTCPIngest"]
+__all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendTCP", "timedPosts", "timedTCPIngest", "timedThreads"]
 
 
 class BenchServer(TwistdServer):
@@ -165,6 +165,21 @@ def timedTCPIngest(server: BenchServer, payloads: list[list[bytes]], records: in
     return records / (done - started)
 
 
+def timedThreads(target: Callable[..., object], argsList: list[tuple[object, ...]]) -> float:
+    """
+    Run C{target(*args)} in a thread of its own for each C{args}, all at once.
+
+    @return: seconds from starting the first until the last has ended.
+    """
+    threads = [threading.Thread(target=target, args=args) for args in argsList]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
 def timedPosts(
     server: BenchServer,
     path: str,
@@ -193,13 +208,7 @@ def timedPosts(
                 errors.append(f"{response.status} {payload[:200]!r}")
         conn.close()
 
-    threads = [threading.Thread(target=post, args=(bodies[i::clients],)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
+    elapsed = timedThreads(post, [(bodies[i::clients],) for i in range(clients)])
     if errors:
         raise RuntimeError(f"{len(errors)} failed requests to {path}, first: {errors[0]}")
     return elapsed
