@@ -18,6 +18,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import TypeVar
+
+from twisted.trial.unittest import SynchronousTestCase
 
 #: The project root, put first on the subprocess's path so it runs this tree.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -189,3 +192,25 @@ class TwistdServer:
             return [row[0] for row in conn.execute("SELECT message FROM logs ORDER BY id")]
         finally:
             conn.close()
+
+
+ServerT = TypeVar("ServerT", bound=TwistdServer)
+
+
+def startWithTokens(test: SynchronousTestCase, serverClass: type[ServerT], tokens: str) -> tuple[ServerT, str]:
+    """
+    Start C{serverClass} in a fresh directory of C{test} with a token file
+    holding C{tokens} (C{"scope token"} lines), killed at the test's end.
+
+    @return: the server and the token file's path (rewrite it and send
+        SIGHUP to reload).
+    """
+    directory = os.path.abspath(test.mktemp())
+    os.makedirs(directory)
+    path = os.path.join(directory, "tokens")
+    with open(path, "w") as f:
+        f.write(tokens)
+    server = serverClass(directory, "--token-file", path)
+    server.start()
+    test.addCleanup(server.kill)
+    return server, path

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.e2e.server import TwistdServer, freePort
+from tests.e2e.server import TwistdServer, freePort, startWithTokens
 
 LOGGER = shutil.which("logger") or "/usr/bin/logger"
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
@@ -279,14 +279,7 @@ class PythonHTTPHandlerAuthTests(TestCase):
         HTTPHandler's basic credentials with the ingest token as password are
         accepted; with a wrong password nothing is stored.
         """
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        tokens = os.path.join(directory, "tokens")
-        with open(tokens, "w") as f:
-            f.write("ingest s3cret-ingest\n")
-        server = TwistdServer(directory, "--token-file", tokens)
-        server.start()
-        self.addCleanup(server.kill)
+        server, _ = startWithTokens(self, TwistdServer, "ingest s3cret-ingest\n")
         log = logging.getLogger(f"authed.{id(self)}")
         log.propagate = False
         for password, message in (("wrong", "refused"), ("s3cret-ingest", "accepted")):

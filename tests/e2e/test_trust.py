@@ -22,6 +22,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from logsvc.client import LogClient, TCPSender, tlsContext
 from logsvc.limits import raiseFileLimit
+from tests.e2e.server import startWithTokens
 from tests.e2e.trust import AckedTCPClient, HTTPBatchClient, TrustServer, makeCertificate
 
 
@@ -340,14 +341,7 @@ class AuthTests(TestCase):
 
     def test_tokensOnHTTPAndTCPAndReload(self) -> None:
         """Tokens guard HTTP and TCP, /health stays open, SIGHUP reloads the file, and no token reaches the log."""
-        directory = os.path.abspath(self.mktemp())
-        os.makedirs(directory)
-        tokens = os.path.join(directory, "tokens")
-        with open(tokens, "w") as f:
-            f.write("ingest in-0123456789\nread rd-0123456789\n")
-        server = TrustServer(directory, "--token-file", tokens)
-        server.start()
-        self.addCleanup(server.kill)
+        server, tokens = startWithTokens(self, TrustServer, "ingest in-0123456789\nread rd-0123456789\n")
 
         def call(method: str, path: str, token: str | None) -> int:
             headers = {"content-type": "application/json"}
