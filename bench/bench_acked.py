@@ -23,15 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import selectors
-import socket
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.harness import BenchServer, freePort, lineChunks, timedTCPIngest, timedThreads  # noqa: E402
+from bench.harness import BenchServer, freePort, lineChunks, sendAcked, timedTCPIngest, timedThreads  # noqa: E402
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 PATHS = ["/api/v1/items", "/api/v1/users", "/login", "/checkout", "/search"]
@@ -77,46 +75,6 @@ def plainRate(lines: list[bytes], connections: int = 4) -> float:
         return timedTCPIngest(server, payloads, len(lines))
     finally:
         server.stop()
-
-
-def sendAcked(port: int, lines: list[bytes], window: int, chunk: int = 2000) -> None:
-    """
-    Write lines keeping at most C{window} unacknowledged; return once the
-    server acknowledged them all.
-    """
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setblocking(False)
-    selector = selectors.DefaultSelector()
-    selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-    total = len(lines)
-    nextLine = acked = 0
-    out = b""
-    pending = b""
-    while acked < total:
-        wantWrite = bool(out) or (nextLine < total and nextLine - acked < window)
-        selector.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if wantWrite else 0))
-        for _, events in selector.select(timeout=30):
-            if events & selectors.EVENT_READ:
-                data = sock.recv(65536)
-                if not data:
-                    raise RuntimeError(f"server closed after {acked} acks")
-                pending += data
-                *acks, pending = pending.split(b"\n")
-                if acks:
-                    acked = int(acks[-1][3:])
-            if events & selectors.EVENT_WRITE:
-                if not out and nextLine < total and nextLine - acked < window:
-                    end = min(total, nextLine + chunk, acked + window)
-                    out = b"\n".join(lines[nextLine:end]) + b"\n"
-                    nextLine = end
-                if out:
-                    try:
-                        sent = sock.send(out)
-                    except BlockingIOError:
-                        sent = 0
-                    out = out[sent:]
-    selector.close()
-    sock.close()
 
 
 def ackedRate(lines: list[bytes], window: int, connections: int = 4) -> float:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import selectors
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_acked import makeLines  # noqa: E402
 
-from bench.harness import BenchServer, freePort, timedThreads  # noqa: E402
+from bench.harness import BenchServer, freePort, sendAcked, timedThreads  # noqa: E402
 from logsvc.record import Record  # noqa: E402
 from logsvc.store.sqlite import INSERT_SQL, connect, createSchema  # noqa: E402
 
@@ -83,45 +81,6 @@ def count(db: str) -> int:
         conn.close()
 
 
-def sendAcked(port: int, lines: list[bytes], gaps: list[float], window: int = 20_000) -> None:
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.setblocking(False)
-    selector = selectors.DefaultSelector()
-    selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-    total, nextLine, acked, out, pending = len(lines), 0, 0, b"", b""
-    lastAck: float | None = None
-    longest = 0.0
-    while acked < total:
-        wantWrite = bool(out) or (nextLine < total and nextLine - acked < window)
-        selector.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if wantWrite else 0))
-        for _, events in selector.select(timeout=60):
-            if events & selectors.EVENT_READ:
-                data = sock.recv(65536)
-                if not data:
-                    raise RuntimeError("server closed")
-                pending += data
-                *acks, pending = pending.split(b"\n")
-                if acks:
-                    acked = int(acks[-1][3:])
-                    now = time.perf_counter()
-                    if lastAck is not None:
-                        longest = max(longest, now - lastAck)
-                    lastAck = now
-            if events & selectors.EVENT_WRITE:
-                if not out and nextLine < total and nextLine - acked < window:
-                    end = min(total, nextLine + 2000, acked + window)
-                    out = b"\n".join(lines[nextLine:end]) + b"\n"
-                    nextLine = end
-                if out:
-                    try:
-                        out = out[sock.send(out) :]
-                    except BlockingIOError:
-                        pass
-    gaps.append(longest)
-    selector.close()
-    sock.close()
-
-
 def run(template: str, lines: list[bytes], extra: list[str]) -> tuple[float, float, str, subprocess.Popen[bytes]]:
     directory = tempfile.mkdtemp(prefix="logsvc-bench-retention-")
     shutil.copy(template, os.path.join(directory, "logsvc.sqlite3"))
@@ -135,7 +94,7 @@ def run(template: str, lines: list[bytes], extra: list[str]) -> tuple[float, flo
             time.sleep(0.05)
     gaps: list[float] = []
     parts = [lines[i::4] for i in range(4)]
-    rate = len(lines) / timedThreads(sendAcked, [(acked, p, gaps) for p in parts])
+    rate = len(lines) / timedThreads(lambda p: gaps.append(sendAcked(acked, p, 20_000)), [(p,) for p in parts])
     return rate, max(gaps), db, process
 
 

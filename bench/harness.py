@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import selectors
 import shutil
 import socket
 import sqlite3
@@ -23,7 +24,7 @@ if ROOT not in sys.path:
 
 from tests.e2e.server import TWISTD, TwistdServer, freePort  # noqa: E402
 
-__all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendTCP", "timedPosts", "timedTCPIngest", "timedThreads"]
+__all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendAcked", "sendTCP", "timedPosts", "timedTCPIngest", "timedThreads"]
 
 
 class BenchServer(TwistdServer):
@@ -138,6 +139,56 @@ def sendTCP(port: int, chunks: list[bytes]) -> None:
             s.sendall(chunk)
         s.shutdown(socket.SHUT_WR)
         s.recv(1)
+
+
+def sendAcked(port: int, lines: list[bytes], window: int, chunk: int = 2000) -> float:
+    """
+    Write lines to an acknowledging listener (C{--tcp-acked}), keeping at
+    most C{window} unacknowledged; return once the server acknowledged them
+    all.
+
+    @return: the longest wait between two acknowledgements, in seconds.
+    """
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setblocking(False)
+    selector = selectors.DefaultSelector()
+    selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    total = len(lines)
+    nextLine = acked = 0
+    out = b""
+    pending = b""
+    lastAck: float | None = None
+    longest = 0.0
+    while acked < total:
+        wantWrite = bool(out) or (nextLine < total and nextLine - acked < window)
+        selector.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if wantWrite else 0))
+        for _, events in selector.select(timeout=60):
+            if events & selectors.EVENT_READ:
+                data = sock.recv(65536)
+                if not data:
+                    raise RuntimeError(f"server closed after {acked} acks")
+                pending += data
+                *acks, pending = pending.split(b"\n")
+                if acks:
+                    acked = int(acks[-1][3:])
+                    now = time.perf_counter()
+                    if lastAck is not None:
+                        longest = max(longest, now - lastAck)
+                    lastAck = now
+            if events & selectors.EVENT_WRITE:
+                if not out and nextLine < total and nextLine - acked < window:
+                    end = min(total, nextLine + chunk, acked + window)
+                    out = b"\n".join(lines[nextLine:end]) + b"\n"
+                    nextLine = end
+                if out:
+                    try:
+                        sent = sock.send(out)
+                    except BlockingIOError:
+                        sent = 0
+                    out = out[sent:]
+    selector.close()
+    sock.close()
+    return longest
 
 
 def lineChunks(lines: list[bytes], size: int = 2000) -> list[bytes]:
