@@ -328,8 +328,8 @@ class PerSecond(dict[int, _Rendered]):
     """
     C{cache[seconds]} is C{render(seconds)} for a whole second since the
     epoch: computed once and kept, up to 4,096 seconds at a time.  Looking
-    one up is a plain dict subscript, the cheapest thing an export can do per
-    record.
+    one up is a plain dict subscript, the cheapest thing a rendering of
+    many records can do per record.
     """
 
     def __init__(self, render: Callable[[int], _Rendered]) -> None:
@@ -347,9 +347,6 @@ class PerSecond(dict[int, _Rendered]):
 SECOND_PREFIXES: PerSecond[str] = PerSecond(
     lambda seconds: datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 )
-
-#: L{SECOND_PREFIXES} as ASCII bytes, for output assembled as bytes.
-SECOND_PREFIX_BYTES: PerSecond[bytes] = PerSecond(lambda seconds: SECOND_PREFIXES[seconds].encode("ascii"))
 
 
 def formatMicros(micros: int) -> str:

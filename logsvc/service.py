@@ -24,7 +24,7 @@ from logsvc.ingest.acked import AckedIngestFactory, AuthGelfFactory, AuthIngestF
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
-from logsvc.store.sqlite import FSYNC_MODES, SqliteStore
+from logsvc.store.sqlite import FSYNC_MODES, SqliteStore, stopMemoryStatistics
 from logsvc.trust import Protection, checkTrustOptions
 from logsvc.web.app import LogsvcSite, buildRoot
 from logsvc.web.ingest import DEFAULT_MAX_BODY
@@ -193,13 +193,16 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
     """
     Build the service tree from parsed L{Options}.  With the global reactor
     (C{twistd logsvc}), this process is the service's own, so its garbage
-    collector is tuned too (L{tuneGarbageCollector}).
+    collector is tuned too (L{tuneGarbageCollector}), and SQLite's memory
+    statistics are turned off before any store opens
+    (L{stopMemoryStatistics}).
     """
     if reactor is None:
         from twisted.internet import reactor as _reactor
 
         reactor = _reactor
         tuneGarbageCollector()
+        stopMemoryStatistics()
     metrics = Metrics()
     top = LogService()
     store = SqliteStore(

@@ -253,6 +253,32 @@ class StoreSearchMixin:
             self.assertEqual(lines, [renderRow(row) for row in rows])
 
     @inlineCallbacks
+    def test_export_pages_times_and_ties(self) -> Any:
+        """
+        Export pages render the first and last representable times, and a
+        page that ends inside a run of records with the same time resumes
+        after the last one written, in both orders.
+        """
+        last = 253402300799_999999
+        records = [record("epoch", ts=0), record("end of time", ts=last), record("frac", ts=T0 + 7)]
+        records += [record(f"tie {n}", ts=T0 + 5 * SECOND + 123, level=n % 8) for n in range(7)]
+        yield self.fill(records)
+        for order in ("asc", "desc"):
+            query = Query(limit=3, order=order)
+            lines: list[dict[str, Any]] = []
+            while True:
+                body, count, resume = yield self.store.exportPage(query)
+                lines.extend(orjson.loads(line) for line in body.splitlines())
+                if resume is None:
+                    break
+                query = query.after(*resume)
+            rows = yield self.store.query(Query(limit=None, order=order))
+            self.assertEqual(lines, [renderRow(row) for row in rows])
+            self.assertEqual(len(lines), len(records))
+        self.assertIn("1970-01-01T00:00:00.000000Z", [line["ts"] for line in lines])
+        self.assertIn("9999-12-31T23:59:59.999999Z", [line["ts"] for line in lines])
+
+    @inlineCallbacks
     def test_after_id(self) -> Any:
         """afterId returns matches above an id in id order, at most limit."""
         yield self.fill()

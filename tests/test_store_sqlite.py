@@ -6,9 +6,12 @@ SQLite store promises (schema version, reopening, stop commits the queue).
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Generator
 from itertools import accumulate
@@ -258,3 +261,49 @@ class InsertRecordsTests(SynchronousTestCase):
         self.assertEqual(
             conn.execute("SELECT typeof(ts), typeof(level) FROM logs LIMIT 1").fetchone(), ("integer", "integer")
         )
+
+
+#: Run in a fresh interpreter: SQLite's memory used, as SQLite counts it,
+#: after the same work with statistics on and after stopMemoryStatistics.
+_MEMORY_PROBE = """
+import _sqlite3, ctypes, json, sqlite3
+from logsvc.store.sqlite import stopMemoryStatistics
+library = ctypes.CDLL(_sqlite3.__file__)
+library.sqlite3_memory_used.restype = ctypes.c_int64
+def work():
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (x)")
+    conn.executemany("INSERT INTO t VALUES (?)", [("x" * 100,)] * 1000)
+    used = library.sqlite3_memory_used()
+    conn.close()
+    return used
+before = work()
+stopped = stopMemoryStatistics()
+print(json.dumps([before, stopped, work()]))
+"""
+
+
+class MemoryStatisticsTests(SynchronousTestCase):
+    """
+    L{stopMemoryStatistics}, in a process of its own (it reinitializes
+    SQLite, which no open connection may see).
+    """
+
+    def test_stops_counting(self) -> None:
+        """
+        SQLite counts the memory it uses until statistics are stopped, and
+        connections work after.
+        """
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        output = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE],
+            check=True,
+            capture_output=True,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": root},
+            timeout=60,
+        ).stdout
+        before, stopped, after = json.loads(output)
+        self.assertGreater(before, 0)
+        self.assertTrue(stopped)
+        self.assertEqual(after, 0)

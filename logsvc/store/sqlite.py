@@ -33,7 +33,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from logsvc.query import Query, fieldMatches, fieldNumber
-from logsvc.record import LEVEL_NAMES, SECOND_PREFIX_BYTES, Record
+from logsvc.record import LEVEL_NAMES, Record, parseTimestamp
 from logsvc.search_syntax import parseSearch, words
 from logsvc.store.base import IStore, Row, StoreError
 from logsvc.store.searchindex import MAX_INDEX_LAG, SearchIndexer, attachSearch, searchPath
@@ -115,6 +115,43 @@ FSYNC_MODES = {"normal": "NORMAL", "full": "FULL", "off": "OFF"}
 
 #: Most records one transaction takes; more waits for the next.
 MAX_TRANSACTION_RECORDS = 50_000
+
+#: C{sqlite3_config} verb that turns memory statistics on or off (sqlite3.h).
+_SQLITE_CONFIG_MEMSTATUS = 9
+
+
+def stopMemoryStatistics() -> bool:
+    """
+    Turn off SQLite's memory statistics in this process.
+
+    With them on, as most builds ship, every allocation SQLite makes takes
+    one process-wide mutex, so threads running statements at the same time
+    (the writer, the search indexer, the readers) queue on it.  Measured
+    (C{bench/bench_sqlite_threads.py}): two threads rendering export pages
+    did less together than one alone; with statistics off they do about
+    1.4 times as much.  logsvc reads no SQLite memory statistics.
+
+    SQLite is shut down and initialized again around the change, which is
+    only allowed while no connection is open: call this at process start,
+    before any store opens (C{twistd logsvc} does).
+
+    @return: whether statistics are now off (False when the SQLite library
+        cannot be reached or refused the change; SQLite works either way).
+    """
+    try:
+        import _sqlite3
+        import ctypes
+
+        # The extension's own handle: dlsym finds the library it uses,
+        # linked in or loaded beside it.
+        library = ctypes.CDLL(_sqlite3.__file__)
+        if library.sqlite3_shutdown() != 0:
+            return False
+        changed = library.sqlite3_config(_SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == 0
+        return library.sqlite3_initialize() == 0 and changed
+    except (ImportError, OSError, AttributeError):
+        return False
+
 
 def uriFor(path: str, *, readonly: bool = False) -> str:
     """
@@ -457,17 +494,22 @@ def buildSelect(
     return sql, params
 
 
-#: A record rendered as the API's JSON object (the same keys and values as
-#: L{logsvc.record.renderRow}) by SQLite, all but the two times, which
-#: L{selectNDJSON} completes from their whole seconds (L{SECOND_PREFIX_BYTES})
-#: and fractions; the rest comes as UTF-8 bytes (a BLOB), so an export
-#: never decodes and re-encodes a record's text in Python.
-EXPORT_SQL = (
-    "ts, id, ts / 1000000, ts % 1000000, received / 1000000, received % 1000000,"
-    " CAST(',\"level\":\"' || CASE level "
+def _rfc3339(column: str) -> str:
+    # The same text as logsvc.record.formatMicros, for ts in its range.
+    return (
+        f"strftime('%Y-%m-%dT%H:%M:%S', {column} / 1000000, 'unixepoch')"
+        f" || printf('.%06dZ', {column} % 1000000)"
+    )
+
+
+#: A record rendered by SQLite as the API's JSON object: the same keys and
+#: values as L{logsvc.record.renderRow}, on one line.
+EXPORT_LINE = (
+    "'{\"id\":' || id || ',\"ts\":\"' || " + _rfc3339("ts") + " || '\",\"received\":\"' || " + _rfc3339("received")
+    + " || '\",\"level\":\"' || CASE level "
     + " ".join(f"WHEN {n} THEN '{name}'" for n, name in enumerate(LEVEL_NAMES))
     + " END || '\",\"source\":' || json_quote(source) || ',\"service\":' || json_quote(service)"
-    " || ',\"message\":' || json_quote(message) || ',\"fields\":' || ifnull(fields, '{}') || '}' AS BLOB)"
+    " || ',\"message\":' || json_quote(message) || ',\"fields\":' || ifnull(fields, '{}') || '}'"
 )
 
 
@@ -483,11 +525,25 @@ def selectPage(
     Run one page of C{query} on C{conn} (a reader thread).  A page of a
     common word scans in time order instead of collecting every index hit.
     """
+    return conn.execute(*pageSelect(conn, query, useIndex=useIndex, columns=columns, idsFirst=idsFirst)).fetchall()
+
+
+def pageSelect(
+    conn: sqlite3.Connection,
+    query: Query,
+    *,
+    useIndex: bool = True,
+    columns: str = _COLUMNS,
+    idsFirst: bool = True,
+) -> tuple[str, list[Any]]:
+    """
+    @return: L{buildSelect}'s SELECT for one page of C{query}, with the
+        strategy L{_strategy} picks on C{conn}.
+    """
     strategy = _strategy(conn, query) if useIndex else "scan"
-    sql, params = buildSelect(
+    return buildSelect(
         query, useIndex=strategy != "scan", filterHits=strategy == "filter", columns=columns, idsFirst=idsFirst
     )
-    return conn.execute(sql, params).fetchall()
 
 
 def _strategy(conn: sqlite3.Connection, query: Query) -> str:
@@ -511,27 +567,40 @@ def _strategy(conn: sqlite3.Connection, query: Query) -> str:
 def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = True) -> tuple[bytes, int, tuple[int, int] | None]:
     """
     One page of an export: C{query}'s records (C{query.limit} of them at
-    most, plus one to tell whether more follow) rendered by SQLite.
+    most, plus one to tell whether more follow) rendered and joined by
+    SQLite in one statement.
+
+    The page never exists as Python objects: SQLite reads, renders and
+    joins it without the GIL, so two reader threads export on two cores
+    and the reactor thread only writes the bytes.  (A row at a time, the
+    Python side alone cost about as much as SQLite's.)
 
     @return: the NDJSON bytes of up to C{query.limit} records, their count,
         and the C{(ts, id)} of the last one when more may follow (else
         L{None}).
     """
-    rows = selectPage(conn, query, useIndex=useIndex, columns=EXPORT_SQL, idsFirst=False)
-    more = query.limit is not None and len(rows) > query.limit
-    if more:
-        rows = rows[: query.limit]
-    if not rows:
+    sql, params = pageSelect(conn, query, useIndex=useIndex, columns=f"ts, id, {EXPORT_LINE} AS line", idsFirst=False)
+    # An ordered subquery with a LIMIT is never flattened into the
+    # aggregate: group_concat sees its rows in order.
+    body, count = conn.execute(
+        f"SELECT CAST(group_concat(line, char(10)) || char(10) AS BLOB), count(*) FROM ({sql})", params
+    ).fetchone()
+    if not count:
         return b"", 0, None
-    prefixes = SECOND_PREFIX_BYTES
-    body = b"".join(
-        [
-            b'{"id":%d,"ts":"%s.%06dZ","received":"%s.%06dZ"%s\n' % (rowid, prefixes[s1], f1, prefixes[s2], f2, rest)
-            for _, rowid, s1, f1, s2, f2, rest in rows
-        ]
-    )
-    last = rows[-1]
-    return body, len(rows), (last[0], last[1]) if more else None
+    if query.limit is None or count <= query.limit:
+        return body, count, None
+    # One record more than the page: drop it, and resume after the last kept.
+    end = body.rindex(b"\n", 0, len(body) - 1) + 1
+    start = body.rfind(b"\n", 0, end - 1) + 1
+    return body[:end], count - 1, _exportedKey(body[start:end])
+
+
+def _exportedKey(line: bytes) -> tuple[int, int]:
+    """
+    @return: the C{(ts, id)} of a record from its L{EXPORT_LINE} text.
+    """
+    head, _, rest = line.partition(b',"ts":"')
+    return parseTimestamp(rest[:27].decode("ascii")), int(head[len(b'{"id":') :])
 
 
 def selectAfterId(conn: sqlite3.Connection, query: Query, lastId: int, limit: int, *, useIndex: bool = True) -> list[Row]:
