@@ -47,7 +47,7 @@ sys.path.insert(0, ROOT)
 
 from logsvc.record import LEVEL_NAMES, Record, formatMicros  # noqa: E402
 from logsvc.store.searchindex import searchPath  # noqa: E402
-from logsvc.store.sqlite import SqliteStore, connect  # noqa: E402
+from logsvc.store.sqlite import SqliteStore, connect, stopMemoryStatistics  # noqa: E402
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 GENERATOR_VERSION = 1
@@ -412,6 +412,8 @@ def main() -> None:
     parser.add_argument("--cache", default=os.path.join(ROOT, "bench", "out"))
     parser.add_argument("--parts", default="ingest,queries,tail", help="which parts to run (comma-separated)")
     options = parser.parse_args()
+    # As twistd logsvc runs: the stores below run in this process.
+    stopMemoryStatistics()
     os.makedirs(options.cache, exist_ok=True)
     work = tempfile.mkdtemp(prefix="logsvc-bench-search-")
     start = END - SPAN

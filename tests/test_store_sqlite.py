@@ -262,6 +262,43 @@ class InsertRecordsTests(SynchronousTestCase):
             conn.execute("SELECT typeof(ts), typeof(level) FROM logs LIMIT 1").fetchone(), ("integer", "integer")
         )
 
+    def test_one_statement_per_chunk(self) -> None:
+        """
+        A batch takes one statement per 4,096 records (the last one padded
+        with rows SQLite skips), so the writer wins the GIL back few times.
+        """
+        from logsvc.store.sqlite import MAX_STATEMENT_ROWS, insertRecords
+
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        createSchema(conn)
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        cases = ((1, 1), (3960, 1), (MAX_STATEMENT_ROWS, 1), (MAX_STATEMENT_ROWS + 1, 2))
+        for total, expected in cases:
+            del statements[:]
+            insertRecords(conn, [Record(n, n, 6, "h", "s", f"m{n}", None) for n in range(total)])
+            self.assertEqual(len(statements), expected, total)
+        stored = sum(total for total, _ in cases)
+        self.assertEqual(conn.execute("SELECT count(*), max(id) FROM logs").fetchone(), (stored, stored))
+
+    def test_null_refused_not_skipped(self) -> None:
+        """
+        A record with a NULL where the schema forbids one raises (the
+        padding rows SQLite skips must not hide it), whatever its place.
+        """
+        from logsvc.store.sqlite import insertRecords
+
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        createSchema(conn)
+        good = [Record(n, n, 6, "h", "s", "m", None) for n in range(5)]
+        for bad in (Record(None, 1, 6, "h", "s", "m", None), Record(1, 1, 6, "h", "s", None, None)):  # type: ignore[arg-type]
+            for place in (0, 3, 5):
+                conn.execute("BEGIN")
+                with self.assertRaises(sqlite3.IntegrityError):
+                    insertRecords(conn, good[:place] + [bad] + good[place:])
+                conn.execute("ROLLBACK")
+        self.assertEqual(conn.execute("SELECT count(*) FROM logs").fetchone(), (0,))
+
 
 #: Run in a fresh interpreter: SQLite's memory used, as SQLite counts it,
 #: after the same work with statistics on and after stopMemoryStatistics.
