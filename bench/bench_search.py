@@ -31,7 +31,6 @@ import re
 import selectors
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,11 +44,15 @@ import orjson
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench.bench_spine import tcpIngest as spineTCPIngest  # noqa: E402
+from bench.harness import BenchServer as Server  # noqa: E402
 from logsvc.record import LEVEL_NAMES, Record, formatMicros  # noqa: E402
 from logsvc.store.searchindex import searchPath  # noqa: E402
 from logsvc.store.sqlite import SqliteStore, connect, stopMemoryStatistics  # noqa: E402
 
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+#: twistd logsvc options of every server here: the temporary directories
+#: these stores live in may be on a fuller disk than the default allows.
+SERVER_OPTIONS = ("--min-free-disk", "1MiB")
 GENERATOR_VERSION = 1
 
 SERVICES = ["api", "auth", "billing", "search", "worker", "gateway", "scheduler", "mailer"]
@@ -210,83 +213,16 @@ def onDisk(path: str) -> int:
     return total
 
 
-def freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """
-    ``twistd -n logsvc`` on C{db}, on free loopback ports.
-    """
-
-    def __init__(self, db: str, directory: str, *extra: str) -> None:
-        self.tcpPort, self.httpPort = freePort(), freePort()
-        self.db = db
-        self.process = subprocess.Popen(
-            [*TWISTD, "-n", "--pidfile=", "logsvc", "--tcp", f"tcp:{self.tcpPort}:interface=127.0.0.1",
-             "--http", f"tcp:{self.httpPort}:interface=127.0.0.1", "--db", db, "--min-free-disk", "1MiB",
-             *extra],
-            cwd=directory, env=dict(os.environ, PYTHONPATH=ROOT),
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(directory, "server.log"), "wb"),
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.httpPort), timeout=1).close()
-                socket.create_connection(("127.0.0.1", self.tcpPort), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def get(self, path: str, params: dict[str, str] | list[tuple[str, str]]) -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.httpPort, timeout=600)
-        try:
-            conn.request("GET", path + "?" + urlencode(params))
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(120)
-
-
 def tcpIngest(server: Server, lines: list[bytes], *, indexed: bool, connections: int = 4) -> float:
     """
-    Send C{lines} over C{connections} TCP connections at once and wait
-    until the store holds them all (and, when C{indexed}, has indexed them).
+    Send C{lines} (each ending in a newline) over C{connections} TCP
+    connections at once and wait until the store holds them all (and, when
+    C{indexed}, has indexed them).
 
     @return: records/s from the first byte sent to that point.
     """
-    parts = [b"".join(lines[n::connections]) for n in range(connections)]
-
-    def send(payload: bytes) -> None:
-        with socket.create_connection(("127.0.0.1", server.tcpPort)) as s:
-            s.sendall(payload)
-
-    started = time.perf_counter()
-    senders = [threading.Thread(target=send, args=(part,)) for part in parts]
-    for t in senders:
-        t.start()
-    for t in senders:
-        t.join()
-    conn = connect(server.db, readonly=True)
-    index = connect(searchPath(server.db), readonly=True) if indexed else None
-    while True:
-        top = conn.execute("SELECT ifnull(max(id), 0) FROM logs").fetchone()[0]
-        done = index.execute("SELECT indexed FROM search_state").fetchone()[0] if index else top
-        if top >= len(lines) and done >= len(lines):
-            break
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - started
-    conn.close()
-    if index:
-        index.close()
-    return len(lines) / elapsed
+    durable, toIndexed = spineTCPIngest(server, [line.rstrip(b"\n") for line in lines], connections)
+    return toIndexed if indexed else durable
 
 
 def timed(server: Server, path: str, params: dict[str, str], runs: int) -> tuple[float, float, int]:
@@ -425,7 +361,7 @@ def main() -> None:
         queries(options, work, start)
     if "tail" in parts:
         # The tail runs on a fresh store so the cached one stays as generated.
-        server = Server(os.path.join(work, "tail.sqlite3"), work)
+        server = Server(*SERVER_OPTIONS, directory=work, db=os.path.join(work, "tail.sqlite3"))
         try:
             p50, p99, sent, fewest = tailLatency(server, options.tails, options.tail_rate, options.tail_seconds)
             print(f"tail latency, {options.tails} tails at {options.tail_rate:,} records/s: p50 {p50:.1f} ms,"
@@ -456,7 +392,7 @@ def ingest(options: Any, work: str, start: int) -> None:
     for label, extra in (("spine (--no-search-index)", ("--no-search-index",)), ("search index on", ()),
                          ("spine again", ("--no-search-index",))):
         directory = tempfile.mkdtemp(dir=work)
-        server = Server(os.path.join(directory, "ingest.sqlite3"), directory, *extra)
+        server = Server(*SERVER_OPTIONS, *extra, directory=directory, db=os.path.join(directory, "ingest.sqlite3"))
         try:
             rates[label] = tcpIngest(server, lines, indexed=not extra)
         finally:
@@ -487,7 +423,7 @@ def queries(options: Any, work: str, start: int) -> None:
     print(f"store size: {size / options.records:,.0f} bytes/record on disk; raw NDJSON input {raw:,.0f} bytes/record"
           f" (ratio {size / options.records / raw:.2f})")
 
-    server = Server(db, work)
+    server = Server(*SERVER_OPTIONS, directory=work, db=db)
     try:
         day = {"since": str((END - DAY) / 1e6), "until": str(END / 1e6)}
         probes = [

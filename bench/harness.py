@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -32,12 +33,27 @@ class BenchServer(TwistdServer):
     A fresh logsvc in its own temporary directory, started at once.
 
     @param extra: more C{twistd logsvc} options.
+    @param db: the database, when not a new one in the directory.
+    @param timeout: seconds to wait for it to answer (opening a large
+        store can take a while).
     """
 
-    def __init__(self, *extra: str, directory: str | None = None) -> None:
+    def __init__(self, *extra: str, directory: str | None = None, db: str | None = None, timeout: float = 120) -> None:
         self._owned = directory is None
-        super().__init__(directory or tempfile.mkdtemp(prefix="logsvc-bench-"), *extra)
-        self.start()
+        super().__init__(directory or tempfile.mkdtemp(prefix="logsvc-bench-"), *extra, db=db)
+        self.start(timeout)
+
+    def get(self, path: str, params: dict[str, str] | list[tuple[str, str]]) -> tuple[int, bytes]:
+        """
+        @return: the status and body of C{GET path?params}.
+        """
+        conn = http.client.HTTPConnection("127.0.0.1", self.httpPort, timeout=600)
+        try:
+            conn.request("GET", path + "?" + urlencode(params))
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
 
     def count(self) -> int:
         """

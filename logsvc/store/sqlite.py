@@ -530,19 +530,12 @@ EXPORT_LINE = (
 )
 
 
-def selectPage(
-    conn: sqlite3.Connection,
-    query: Query,
-    *,
-    useIndex: bool = True,
-    columns: str = _COLUMNS,
-    idsFirst: bool = True,
-) -> list[Row]:
+def selectPage(conn: sqlite3.Connection, query: Query, *, useIndex: bool = True) -> list[Row]:
     """
     Run one page of C{query} on C{conn} (a reader thread).  A page of a
     common word scans in time order instead of collecting every index hit.
     """
-    return conn.execute(*pageSelect(conn, query, useIndex=useIndex, columns=columns, idsFirst=idsFirst)).fetchall()
+    return conn.execute(*pageSelect(conn, query, useIndex=useIndex)).fetchall()
 
 
 def pageSelect(

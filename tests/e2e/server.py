@@ -42,14 +42,15 @@ class TwistdServer:
     """
     One logsvc process with its own directory, database and free ports.
 
-    @ivar directory: working directory (holds the database and the log).
+    @ivar directory: working directory (holds the log, and the database
+        unless C{db} names one elsewhere).
     @ivar extra: extra command-line options for C{twistd logsvc}.
     """
 
-    def __init__(self, directory: str, *extra: str) -> None:
+    def __init__(self, directory: str, *extra: str, db: str | None = None) -> None:
         os.makedirs(directory, exist_ok=True)
         self.directory = os.path.abspath(directory)
-        self.db = os.path.join(self.directory, "logsvc.sqlite3")
+        self.db = os.path.abspath(db) if db is not None else os.path.join(self.directory, "logsvc.sqlite3")
         self.logFile = os.path.join(self.directory, "twistd.log")
         self.extra = list(extra)
         self.tcpPort = freePort()
