@@ -5,9 +5,7 @@ store's writer (lag, pause, failure, stop), on real files.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import sys
 import threading
 from typing import Any
 
@@ -128,52 +126,3 @@ class SearchIndexerTests(SynchronousTestCase):
         indexer = self.start(top)
         self.assertTrue(fired(indexer.whenIndexed()).wait(WAIT))
         self.assertEqual(calls, [(30, 35)])
-
-
-class ThreadPriorityTests(SynchronousTestCase):
-    if not sys.platform.startswith("linux"):
-        skip = "threads have priorities of their own on Linux only"
-
-    def test_lowers_calling_thread_only(self) -> None:
-        """
-        lowerThreadPriority lowers the priority of the thread that calls it
-        and leaves the other threads of the process as they were.
-        """
-        seen: list[tuple[bool, int, int]] = []
-
-        def lowered() -> None:
-            thread = threading.get_native_id()
-            before = os.getpriority(os.PRIO_PROCESS, thread)
-            changed = searchindex.lowerThreadPriority(3)
-            seen.append((changed, before, os.getpriority(os.PRIO_PROCESS, thread)))
-
-        mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        worker = threading.Thread(target=lowered)
-        worker.start()
-        worker.join(WAIT)
-        [(changed, before, after)] = seen
-        self.assertTrue(changed)
-        self.assertEqual(after, min(19, before + 3))
-        self.assertEqual(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), mine)
-
-    def test_indexer_thread_lowered(self) -> None:
-        """The indexer's thread runs INDEXER_NICENESS below the thread that started it."""
-        path = self.mktemp()
-        records = connect(path)
-        self.addCleanup(records.close)
-        createSchema(records)
-        priorities: list[int] = []
-        original = searchindex.lowerThreadPriority
-
-        def recording(niceness: int) -> bool:
-            changed = original(niceness)
-            priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-            return changed
-
-        self.patch(searchindex, "lowerThreadPriority", recording)
-        indexer = SearchIndexer(path, reactor=DirectReactor())  # type: ignore[arg-type]
-        indexer.start(0)
-        self.assertTrue(fired(indexer.whenIndexed()).wait(WAIT))
-        self.assertTrue(fired(indexer.stop()).wait(WAIT))
-        mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        self.assertEqual(priorities, [min(19, mine + searchindex.INDEXER_NICENESS)])

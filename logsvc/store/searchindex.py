@@ -19,9 +19,7 @@ of the index (L{attachSearch}); readers attach it read-only to query it.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import sys
 import threading
 
 from twisted.internet.defer import Deferred, succeed
@@ -63,10 +61,6 @@ SEARCH_TEXT_SQL = "message || ' ' || service"
 #: enough for the index's hot pages, bounded so RSS stays flat under load.
 INDEXER_CACHE_KIB = -16384
 ATTACHED_CACHE_KIB = -4096
-
-#: How much lower than the writer's the indexer thread's CPU priority is
-#: (a nice increment; Linux only, where each thread has its own).
-INDEXER_NICENESS = 10
 
 #: Most records one index transaction takes.
 INDEX_CHUNK = 20_000
@@ -178,33 +172,6 @@ def indexRange(conn: sqlite3.Connection, indexed: int, high: int, *, records: st
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-def lowerThreadPriority(niceness: int) -> bool:
-    """
-    Lower the calling thread's CPU priority by C{niceness} (a nice
-    increment), for good: raising it again takes privileges.
-
-    The indexer runs at a lower priority than the writer and the reactor:
-    on two cores all three want CPU under load, and an index trailing by a
-    bounded lag costs nothing (queries scan past its mark), while a writer
-    or reactor waiting for CPU holds back every sender's acknowledgment.
-    Measured in C{bench/bench_spine.py}'s order (TCP then HTTP on one
-    server), three runs each: HTTP ingest 100,400-104,100 records/s against
-    88,100-99,000, TCP 160,000-195,000 against 128,000-157,000.
-
-    @return: whether the priority changed (only on Linux, where
-        C{setpriority} on a thread id changes that thread alone; elsewhere
-        it would change the whole process).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    thread = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + niceness)
-    except OSError:
-        return False
-    return True
 
 
 class SearchIndexer:
@@ -351,7 +318,6 @@ class SearchIndexer:
             self._opened.set()
             return
         self._opened.set()
-        lowerThreadPriority(INDEXER_NICENESS)
         try:
             self._loop(conn)
         finally:
