@@ -223,6 +223,14 @@ def _textToMicros(text: str) -> int | None:
             return _epochToMicros(number(text))
         except (ValueError, OverflowError):
             pass
+    return _isoTextToMicros(text)
+
+
+def _isoTextToMicros(text: str) -> int | None:
+    """
+    @return: microseconds for any ISO 8601 text C{datetime.fromisoformat}
+        takes (UTC when it names no offset), or L{None}.
+    """
     try:
         # RFC 3339 allows a lower-case "t" and "z"; fromisoformat does not.
         parsed = datetime.fromisoformat(text.upper())
