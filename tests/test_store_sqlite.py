@@ -72,6 +72,21 @@ class SqliteStoreTests(SqliteTestCase):
         self.assertEqual(self.pragma(path, "journal_mode"), "wal")
 
     @inlineCallbacks
+    def test_checkpointsOffTheWriter(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The writer's own automatic checkpoint is only the fallback: a
+        checkpointer thread runs while the store does, and ends with it.
+        """
+        from logsvc.store.checkpointer import FALLBACK_PAGES
+
+        store = self.startStore()
+        pages = yield store.callInWriter(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+        self.assertEqual(pages, FALLBACK_PAGES)
+        self.assertIn("logsvc-sqlite-checkpoint", [t.name for t in threading.enumerate()])
+        yield store.stopService()
+        self.assertNotIn("logsvc-sqlite-checkpoint", [t.name for t in threading.enumerate()])
+
+    @inlineCallbacks
     def test_reopenKeepsRecords(self) -> Generator[Deferred[Any], Any, None]:
         """Records survive closing and reopening the file, and new ids continue after them."""
         path = self.mktemp()

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import orjson
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -36,6 +36,7 @@ from logsvc.query import Query, fieldMatches, fieldNumber
 from logsvc.record import LEVEL_NAMES, Record, parseTimestamp
 from logsvc.search_syntax import parseSearch, words
 from logsvc.store.base import IStore, Row, StoreError
+from logsvc.store.checkpointer import FALLBACK_PAGES, WalCheckpointer
 from logsvc.store.searchindex import MAX_INDEX_LAG, SearchIndexer, attachSearch, searchPath
 
 SCHEMA_VERSION = 3
@@ -746,6 +747,7 @@ class SqliteStore(Service):
         self._indexer = (
             SearchIndexer(path, reactor=self._reactor, fsync=fsync, maxLag=maxIndexLag) if searchIndex else None
         )
+        self._checkpointer = WalCheckpointer(path, reactor=self._reactor, fsync=fsync)
         #: Highest committed id, owned by the writer.
         self._top = 0
 
@@ -778,6 +780,7 @@ class SqliteStore(Service):
             self.running = 0
             self._writerDone = None  # the writer thread has already ended
             raise StoreError(f"cannot open {self.path}: {self._openError}")
+        self._checkpointer.start()
         if self._indexer is not None:
             try:
                 self._indexer.start(self._top)
@@ -801,11 +804,13 @@ class SqliteStore(Service):
         self._jobs.put(_STOP)
         done = self._writerDone
 
-        def stopIndexerAndReaders(_: None) -> Deferred[None]:
-            stopped = succeed(None) if self._indexer is None else self._indexer.stop()
-            return stopped.addCallback(lambda _: self._pool.stop())
+        def stopHelpers(_: None) -> Deferred[None]:
+            helpers = [self._checkpointer.stop()]
+            if self._indexer is not None:
+                helpers.append(self._indexer.stop())
+            return gatherResults(helpers).addCallback(lambda _: self._pool.stop())
 
-        return done.addCallback(stopIndexerAndReaders)
+        return done.addCallback(stopHelpers)
 
     # Writing
 
@@ -835,6 +840,9 @@ class SqliteStore(Service):
     def _writeLoop(self) -> None:
         try:
             conn = connect(self.path, fsync=self._fsync)
+            # Checkpoints run on their own thread (WalCheckpointer); this
+            # connection's own is the fallback.
+            conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
             createSchema(conn)
             self._top = conn.execute("SELECT ifnull(max(id), 0) FROM logs").fetchone()[0]
         except BaseException as e:
@@ -904,6 +912,7 @@ class SqliteStore(Service):
             records = batch[0][0] if len(batch) == 1 else [r for rs, _ in batch for r in rs]
             last = insertRecords(conn, records)
             conn.execute("COMMIT")
+            self._checkpointer.committed(len(records))
             firsts = []
             first = last - len(records) + 1
             for rs, _ in batch:

@@ -1,0 +1,147 @@
+"""
+WAL checkpoints on a thread of their own, off the writer's path.
+
+SQLite checkpoints a WAL database from the connection whose commit takes the
+WAL past C{wal_autocheckpoint} pages: that commit copies the WAL's pages
+back into the database file and syncs it before it returns, so under load
+one commit in a few takes tens of milliseconds longer, and every sender whose
+records are queued behind it waits too (measured: COMMIT was a fifth of the
+writer's time during TCP ingest).  L{WalCheckpointer} runs C{PASSIVE}
+checkpoints from a connection of its own instead, which never block the
+writer.  The writer keeps SQLite's automatic checkpoint as the fallback, at
+a much larger WAL (L{FALLBACK_PAGES}), for a checkpointer that cannot keep up.
+
+Who owns what: the store's writer reports each commit (L{committed}); the
+checkpointer owns its connection and thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.logger import Logger
+
+#: Records committed since the last checkpoint that start the next one.
+CHECKPOINT_RECORDS = 10_000
+
+#: Seconds a committed record waits at most for a checkpoint (a trickle of
+#: records is checkpointed about once a second, not once a commit).
+CHECKPOINT_SECONDS = 1.0
+
+#: The writer's own C{wal_autocheckpoint}, in pages: only reached when this
+#: thread falls behind (SQLite's default is 1,000).
+FALLBACK_PAGES = 16_384
+
+
+class WalCheckpointer:
+    """
+    The thread that checkpoints one database's WAL soon after commits.
+
+    @ivar checkpoints: checkpoints run so far.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        reactor: IReactorFromThreads,
+        fsync: str = "normal",
+        records: int = CHECKPOINT_RECORDS,
+        seconds: float = CHECKPOINT_SECONDS,
+    ) -> None:
+        self.path = path
+        self.checkpoints = 0
+        self._reactor = reactor
+        self._fsync = fsync
+        self._records = records
+        self._seconds = seconds
+        self._cond = threading.Condition()
+        self._pending = 0
+        self._since = 0.0
+        self._stopping = False
+        self._done: Deferred[None] | None = None
+
+    def start(self) -> None:
+        """
+        Start the thread; the database must exist (the writer created it).
+        """
+        self._done = Deferred()
+        threading.Thread(target=self._run, name="logsvc-sqlite-checkpoint", daemon=True).start()
+
+    def committed(self, records: int) -> None:
+        """
+        The writer committed C{records} more records.  Never blocks.
+        """
+        with self._cond:
+            first = not self._pending
+            if first:
+                self._since = time.monotonic()
+            self._pending += records
+            # The first records start the thread's clock; enough of them
+            # start a checkpoint.
+            if first or self._pending >= self._records:
+                self._cond.notify()
+
+    def stop(self) -> Deferred[None]:
+        """
+        @return: a Deferred firing once the thread has closed its connection.
+        """
+        if self._done is None:
+            return succeed(None)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        return self._done
+
+    def _due(self) -> float | None:
+        # Seconds until the next checkpoint is due, 0 for now, None for
+        # "when records come".
+        if not self._pending:
+            return None
+        if self._pending >= self._records:
+            return 0
+        return max(0.0, self._since + self._seconds - time.monotonic())
+
+    def _run(self) -> None:
+        from logsvc.store.sqlite import connect
+
+        try:
+            conn = connect(self.path, fsync=self._fsync)
+        except BaseException:
+            # The writer's own automatic checkpoint still bounds the WAL.
+            self.log.failure("cannot open {path} to checkpoint it", path=self.path)
+            self._finished()
+            return
+        try:
+            self._loop(conn)
+        finally:
+            conn.close()
+            self._finished()
+
+    def _loop(self, conn: sqlite3.Connection) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._stopping and (wait := self._due()) != 0:
+                    cond.wait(wait)
+                if self._stopping:
+                    return
+                self._pending = 0
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as e:
+                # Busy with the writer's fallback checkpoint, say: the next
+                # commits bring the next try.
+                self.log.warn("checkpoint of {path} failed: {error}", path=self.path, error=e)
+            else:
+                self.checkpoints += 1
+
+    def _finished(self) -> None:
+        assert self._done is not None
+        self._reactor.callFromThread(self._done.callback, None)
