@@ -1,5 +1,5 @@
 """
-Test doubles shared by the resource tests.
+Test doubles shared by the tests: resources, stores and their threads.
 """
 
 from __future__ import annotations
@@ -81,3 +81,13 @@ class HeldStore(MemoryStore):
         held, self.held = self.held, []
         for _, d in held:
             d.errback(StoreError("disk full"))
+
+
+class DirectReactor:
+    """
+    Runs calls from threads at once, in the calling thread: for store
+    threads tested without a running reactor.
+    """
+
+    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
+        f(*args, **kw)

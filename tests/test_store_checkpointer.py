@@ -14,15 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from logsvc.record import Record
 from logsvc.store.checkpointer import WalCheckpointer
 from logsvc.store.sqlite import connect, createSchema, insertRecords
+from tests.fakes import DirectReactor
 
 WAIT = 30.0
-
-
-class DirectReactor:
-    """Runs calls from threads at once, in the calling thread."""
-
-    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        f(*args, **kw)
 
 
 def waitFor(condition: Any) -> bool:

@@ -15,16 +15,10 @@ from logsvc.record import Record
 from logsvc.store import searchindex
 from logsvc.store.searchindex import SearchIndexer, searchPath
 from logsvc.store.sqlite import connect, createSchema, insertRecords
+from tests.fakes import DirectReactor
 
 #: Longest a test waits for the indexer thread, in seconds.
 WAIT = 30.0
-
-
-class DirectReactor:
-    """Runs calls from threads at once, in the calling thread."""
-
-    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        f(*args, **kw)
 
 
 def fired(d: Any) -> threading.Event:

@@ -18,12 +18,12 @@ checkpointer owns its connection and thread.
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 
-from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
+
+from logsvc.store.helper import HelperThread
 
 #: Records committed since the last checkpoint that start the next one.
 CHECKPOINT_RECORDS = 10_000
@@ -37,7 +37,7 @@ CHECKPOINT_SECONDS = 1.0
 FALLBACK_PAGES = 16_384
 
 
-class WalCheckpointer:
+class WalCheckpointer(HelperThread):
     """
     The thread that checkpoints one database's WAL soon after commits.
 
@@ -55,24 +55,20 @@ class WalCheckpointer:
         records: int = CHECKPOINT_RECORDS,
         seconds: float = CHECKPOINT_SECONDS,
     ) -> None:
+        super().__init__(reactor)
         self.path = path
         self.checkpoints = 0
-        self._reactor = reactor
         self._fsync = fsync
         self._records = records
         self._seconds = seconds
-        self._cond = threading.Condition()
         self._pending = 0
         self._since = 0.0
-        self._stopping = False
-        self._done: Deferred[None] | None = None
 
     def start(self) -> None:
         """
         Start the thread; the database must exist (the writer created it).
         """
-        self._done = Deferred()
-        threading.Thread(target=self._run, name="logsvc-sqlite-checkpoint", daemon=True).start()
+        self._startThread(self._run, "logsvc-sqlite-checkpoint")
 
     def committed(self, records: int) -> None:
         """
@@ -87,17 +83,6 @@ class WalCheckpointer:
             # start a checkpoint.
             if first or self._pending >= self._records:
                 self._cond.notify()
-
-    def stop(self) -> Deferred[None]:
-        """
-        @return: a Deferred firing once the thread has closed its connection.
-        """
-        if self._done is None:
-            return succeed(None)
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        return self._done
 
     def _due(self) -> float | None:
         # Seconds until the next checkpoint is due, 0 for now, None for
@@ -118,11 +103,7 @@ class WalCheckpointer:
             self.log.failure("cannot open {path} to checkpoint it", path=self.path)
             self._finished()
             return
-        try:
-            self._loop(conn)
-        finally:
-            conn.close()
-            self._finished()
+        self._serve(conn)
 
     def _loop(self, conn: sqlite3.Connection) -> None:
         cond = self._cond
@@ -141,7 +122,3 @@ class WalCheckpointer:
                 self.log.warn("checkpoint of {path} failed: {error}", path=self.path, error=e)
             else:
                 self.checkpoints += 1
-
-    def _finished(self) -> None:
-        assert self._done is not None
-        self._reactor.callFromThread(self._done.callback, None)

@@ -22,9 +22,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
+
+from logsvc.store.helper import HelperThread
 
 #: The search file's schema version (its C{PRAGMA user_version}).
 SEARCH_SCHEMA_VERSION = 3
@@ -174,12 +176,14 @@ def indexRange(conn: sqlite3.Connection, indexed: int, high: int, *, records: st
     conn.execute("COMMIT")
 
 
-class SearchIndexer:
+class SearchIndexer(HelperThread):
     """
     The thread that keeps the search file up with the records file.
 
     Thread-safe: L{committed} and L{waitForLag} are called on the store's
-    writer thread, the rest on the reactor thread.
+    writer thread, the rest on the reactor thread.  L{stop} stops it after
+    the transaction in progress (what is not indexed yet is indexed at the
+    next start).
 
     @ivar indexing: False pauses filling the index (queries still use what
         it holds, and the writer no longer waits for it).
@@ -196,14 +200,12 @@ class SearchIndexer:
         """
         @param path: the records file; the index lives in L{searchPath}C{(path)}.
         """
+        super().__init__(reactor)
         self.path = path
         self.maxLag = maxLag
         self.failed = False
-        self._reactor = reactor
         self._fsync = fsync
-        self._cond = threading.Condition()
         self._indexing = True
-        self._stopping = False
         self._top = 0
         self._indexed = 0
         # The writer does not wait while the index catches up with records
@@ -212,8 +214,6 @@ class SearchIndexer:
         self._waiters: list[tuple[int, Deferred[None]]] = []
         self._opened = threading.Event()
         self._openError: BaseException | None = None
-        self._done: Deferred[None] | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def indexed(self) -> int:
@@ -240,27 +240,11 @@ class SearchIndexer:
         @raise sqlite3.Error: when the search file cannot be used.
         """
         self._top = self._catchUp = top
-        self._done = Deferred()
-        self._thread = threading.Thread(target=self._run, name="logsvc-sqlite-index", daemon=True)
-        self._thread.start()
+        self._startThread(self._run, "logsvc-sqlite-index")
         self._opened.wait()
         if self._openError is not None:
             self._done = None
             raise self._openError
-
-    def stop(self) -> Deferred[None]:
-        """
-        Stop after the transaction in progress (what is not indexed yet is
-        indexed at the next start).
-
-        @return: a Deferred firing once the thread has closed the file.
-        """
-        if self._done is None:
-            return succeed(None)
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        return self._done
 
     # On the writer thread
 
@@ -318,12 +302,7 @@ class SearchIndexer:
             self._opened.set()
             return
         self._opened.set()
-        try:
-            self._loop(conn)
-        finally:
-            conn.close()
-            assert self._done is not None
-            self._reactor.callFromThread(self._done.callback, None)
+        self._serve(conn)
 
     def _loop(self, conn: sqlite3.Connection) -> None:
         cond = self._cond
