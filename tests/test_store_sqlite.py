@@ -86,6 +86,23 @@ class SqliteStoreTests(SqliteTestCase):
         yield store.stopService()
         self.assertNotIn("logsvc-sqlite-checkpoint", [t.name for t in threading.enumerate()])
 
+    def test_failedStartLeavesNoCheckpointer(self) -> None:
+        """
+        A store whose search file cannot be opened fails to start, and
+        leaves no checkpoint thread behind.
+        """
+        from logsvc.store.searchindex import searchPath
+
+        def checkpointers() -> int:
+            return sum(t.name == "logsvc-sqlite-checkpoint" for t in threading.enumerate())
+
+        before = checkpointers()
+        path = self.mktemp()
+        os.makedirs(searchPath(path))
+        store = SqliteStore(path)
+        self.assertRaises(StoreError, store.startService)
+        self.assertEqual(checkpointers(), before)
+
     @inlineCallbacks
     def test_reopenKeepsRecords(self) -> Generator[Deferred[Any], Any, None]:
         """Records survive closing and reopening the file, and new ids continue after them."""

@@ -780,7 +780,6 @@ class SqliteStore(Service):
             self.running = 0
             self._writerDone = None  # the writer thread has already ended
             raise StoreError(f"cannot open {self.path}: {self._openError}")
-        self._checkpointer.start()
         if self._indexer is not None:
             try:
                 self._indexer.start(self._top)
@@ -791,6 +790,8 @@ class SqliteStore(Service):
             # The first job, before any append: the writer takes indexed
             # records out of the index when it deletes them (retention).
             self.callInWriter(lambda conn: attachSearch(conn, self.path, readonly=False))
+        # Last: a start that failed above leaves no thread behind.
+        self._checkpointer.start()
         self._pool.start()
 
     def stopService(self) -> Deferred[None]:
