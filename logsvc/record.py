@@ -169,15 +169,44 @@ def parseTimestamp(value: object, key: str = "ts") -> int:
     return micros
 
 
+_Key = TypeVar("_Key")
+_Value = TypeVar("_Value")
+
+
+class Memo(dict[_Key, _Value]):
+    """
+    C{memo[key]} is C{compute(key)}: computed once and kept, up to 4,096
+    keys at a time.  Looking one up is a plain dict subscript, the cheapest
+    thing code run once per record can do.
+    """
+
+    def __init__(self, compute: Callable[[_Key], _Value]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, key: _Key) -> _Value:
+        if len(self) > 4096:
+            self.clear()
+        value = self[key] = self._compute(key)
+        return value
+
+
 #: The form nearly every sender writes, UTC to the second with an optional
 #: fraction ("2026-11-22T16:55:33.123456Z"), parsed without datetime.
 _UTC_TEXT = re.compile(r"(\d{4}-\d\d-\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII)
 
-#: Days since the epoch of the dates L{_utcTextToMicros} saw lately (None:
-#: not a date); up to 4,096 at a time.
-_DAYS: dict[str, int | None] = {}
-
 _EPOCH_DATE = date(1970, 1, 1)
+
+
+def _epochDays(day: str) -> int | None:
+    try:
+        return (date.fromisoformat(day) - _EPOCH_DATE).days
+    except ValueError:
+        return None
+
+
+#: Days since the epoch of "YYYY-MM-DD" texts (None: not a date).
+_DAYS: Memo[str, int | None] = Memo(_epochDays)
 
 
 def _utcTextToMicros(text: str) -> int | None:
@@ -192,15 +221,7 @@ def _utcTextToMicros(text: str) -> int | None:
     if match is None:
         return None
     day, hours, minutes, seconds, fraction = match.groups()
-    try:
-        days = _DAYS[day]
-    except KeyError:
-        if len(_DAYS) > 4096:
-            _DAYS.clear()
-        try:
-            days = _DAYS[day] = (date.fromisoformat(day) - _EPOCH_DATE).days
-        except ValueError:
-            days = _DAYS[day] = None
+    days = _DAYS[day]
     h, m, sec = int(hours), int(minutes), int(seconds)
     if days is None or h > 23 or m > 59 or sec > 59:
         return None
@@ -374,32 +395,9 @@ def plainRecord(message: str, peer: str, received: int) -> Record:
     return _newRecord((received, received, INFO, peer, "", message, None))
 
 
-_Rendered = TypeVar("_Rendered")
-
-
-class PerSecond(dict[int, _Rendered]):
-    """
-    C{cache[seconds]} is C{render(seconds)} for a whole second since the
-    epoch: computed once and kept, up to 4,096 seconds at a time.  Looking
-    one up is a plain dict subscript, the cheapest thing a rendering of
-    many records can do per record.
-    """
-
-    def __init__(self, render: Callable[[int], _Rendered]) -> None:
-        super().__init__()
-        self._render = render
-
-    def __missing__(self, seconds: int) -> _Rendered:
-        if len(self) > 4096:
-            self.clear()
-        value = self[seconds] = self._render(seconds)
-        return value
-
-
-#: The RFC 3339 UTC text of a second, up to the fraction (C{"2026-11-22T16:55:33"}).
-SECOND_PREFIXES: PerSecond[str] = PerSecond(
-    lambda seconds: datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-)
+#: The RFC 3339 UTC text of a whole second since the epoch, up to the
+#: fraction (C{"2026-11-22T16:55:33"}).
+SECOND_PREFIXES: Memo[int, str] = Memo(lambda seconds: datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def formatMicros(micros: int) -> str:
