@@ -55,8 +55,13 @@ SEARCH_SCHEMA = [
     "INSERT OR IGNORE INTO {db}.search_state (one, indexed) VALUES (1, 0)",
 ]
 
-#: The text of a record the search index holds, as SQL over logs' columns.
-SEARCH_TEXT_SQL = "message || ' ' || service"
+def searchText(row: str = "") -> str:
+    """
+    @return: the text of a record the search index holds, as SQL over logs'
+        columns (of the row named C{row}, as C{"old."} in a trigger).
+    """
+    return f"{row}message || ' ' || {row}service"
+
 
 #: Page cache of the indexer's connection and of the search file where
 #: others attach it, in KiB (negative, as PRAGMA cache_size takes it):
@@ -94,14 +99,13 @@ def attachSearch(conn: sqlite3.Connection, path: str, *, readonly: bool) -> None
     # look pages up (queries) or delete now and then (retention).
     conn.execute(f"PRAGMA search.cache_size={ATTACHED_CACHE_KIB}")
     if not readonly:
-        # Keep the text in step with SEARCH_TEXT_SQL.
         conn.execute(
-            """
+            f"""
             CREATE TEMP TRIGGER IF NOT EXISTS logs_search_delete AFTER DELETE ON main.logs
             WHEN old.id <= (SELECT indexed FROM search.search_state)
             BEGIN
                 INSERT INTO logs_search (logs_search, rowid, text)
-                VALUES ('delete', old.id, old.message || ' ' || old.service);
+                VALUES ('delete', old.id, {searchText("old.")});
                 INSERT INTO logs_fields (logs_fields, rowid, fields)
                 SELECT 'delete', old.id, old.fields WHERE old.fields IS NOT NULL;
             END
@@ -161,7 +165,7 @@ def indexRange(conn: sqlite3.Connection, indexed: int, high: int, *, records: st
     try:
         conn.execute("UPDATE search_state SET indexed = ?", (high,))
         conn.execute(
-            f"INSERT INTO logs_search (rowid, text) SELECT id, {SEARCH_TEXT_SQL}"
+            f"INSERT INTO logs_search (rowid, text) SELECT id, {searchText()}"
             f" FROM {records}.logs WHERE id > ? AND id <= ?",
             (indexed, high),
         )
