@@ -49,6 +49,7 @@ from bench.harness import BenchServer as Server  # noqa: E402
 from logsvc.record import LEVEL_NAMES, Record, formatMicros  # noqa: E402
 from logsvc.store.searchindex import searchPath  # noqa: E402
 from logsvc.store.sqlite import SqliteStore, connect, stopMemoryStatistics  # noqa: E402
+from tests.fakes import DirectReactor  # noqa: E402
 
 #: twistd logsvc options of every server here: the temporary directories
 #: these stores live in may be on a fuller disk than the default allows.
@@ -145,16 +146,6 @@ def rawLine(record: Record, fields: dict[str, Any]) -> bytes:
         {"ts": formatMicros(record.ts), "level": LEVEL_NAMES[record.level], "host": record.source,
          "service": record.service, "message": record.message, **fields}
     ) + b"\n"
-
-
-class DirectReactor:
-    """
-    Runs the store's completion calls on its writer thread: this benchmark
-    drives the store without a reactor and waits with thread events.
-    """
-
-    def callFromThread(self, f: Any, *args: Any, **kw: Any) -> None:
-        f(*args, **kw)
 
 
 def fillStore(path: str, records: Iterator[Record], *, searchIndex: bool = True, batch: int = 50_000,
