@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from logsvc.store.searchindex import searchPath  # noqa: E402
 from tests.e2e.server import TWISTD, TwistdServer, freePort  # noqa: E402
 
 __all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendAcked", "sendTCP", "timedPosts", "timedTCPIngest", "timedThreads"]
@@ -96,7 +97,7 @@ class BenchServer(TwistdServer):
             read from the search file, or L{None} when the server keeps no
             index (C{--no-search-index}) or has not created it yet.
         """
-        path = self.db + "-search"
+        path = searchPath(self.db)
         return _readInt(path, "SELECT indexed FROM search_state") if os.path.exists(path) else None
 
     def waitForIndex(self, timeout: float = 900) -> float:
