@@ -13,6 +13,9 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
 
 from logsvc.record import RecordError, parseLevel, parseTimestamp
 from logsvc.search_syntax import Search, parseSearch
@@ -76,11 +79,51 @@ class Query:
         """
         return parseSearch(self.q)
 
+    def matches(self, row: tuple[Any, ...]) -> bool:
+        """
+        The one matcher every reader shares (the memory store, the live
+        tail): the meaning the SQL stores translate.
+
+        @param row: a stored row (columns as in
+            L{logsvc.record.ROW_COLUMNS}, the id first).
+        @return: True when C{row} passes every filter of this query (not its
+            cursor).
+        """
+        _, ts, _, level, source, service, message, fields = row
+        if self.since is not None and ts < self.since:
+            return False
+        if self.until is not None and ts >= self.until:
+            return False
+        if self.level is not None and level > self.level:
+            return False
+        if self.sources and source not in self.sources:
+            return False
+        if self.services and service not in self.services:
+            return False
+        if self.fields:
+            decoded = decodeFields(fields)
+            for name, value in self.fields:
+                if not fieldMatches(decoded, name, value):
+                    return False
+        return self.search.matches(message, service)
+
     def after(self, ts: int, rowid: int) -> Query:
         """
         @return: this query positioned after the record C{(ts, rowid)}.
         """
         return replace(self, cursor=(ts, rowid))
+
+
+def decodeFields(fields: str | None) -> dict[str, Any]:
+    """
+    @param fields: a row's C{fields} column (a JSON object, or L{None}).
+    @return: the fields decoded; C{{}} for none or for JSON that is not an
+        object.
+    """
+    if not fields:
+        return {}
+    decoded = orjson.loads(fields)
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def fieldNumber(text: str) -> int | float | None:

@@ -1,6 +1,7 @@
 """
 An in-memory L{IStore}: the same contract as the SQLite store, answered
-synchronously.  For tests and for L{logsvc.testing}; nothing is durable.
+synchronously, matching with L{Query.matches} (the matcher the live tail
+uses too).  For tests and for L{logsvc.testing}; nothing is durable.
 """
 
 from __future__ import annotations
@@ -11,39 +12,9 @@ import orjson
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from logsvc.query import Query, fieldMatches
+from logsvc.query import Query
 from logsvc.record import Record, renderRow
 from logsvc.store.base import IStore, Row
-
-
-def _fields(fields: str | None) -> dict[str, Any]:
-    if not fields:
-        return {}
-    decoded = orjson.loads(fields)
-    return decoded if isinstance(decoded, dict) else {}
-
-
-def matches(query: Query, row: Row) -> bool:
-    """
-    @return: True when C{row} passes every filter of C{query} (not its cursor).
-    """
-    _, ts, _, level, source, service, message, fields = row
-    if query.since is not None and ts < query.since:
-        return False
-    if query.until is not None and ts >= query.until:
-        return False
-    if query.level is not None and level > query.level:
-        return False
-    if query.sources and source not in query.sources:
-        return False
-    if query.services and service not in query.services:
-        return False
-    if query.fields:
-        decoded = _fields(fields)
-        for name, value in query.fields:
-            if not fieldMatches(decoded, name, value):
-                return False
-    return query.search.matches(message, service)
 
 
 @implementer(IStore)
@@ -65,7 +36,7 @@ class MemoryStore:
 
     def _page(self, query: Query) -> list[Row]:
         descending = query.order == "desc"
-        found = [row for row in self.rows if matches(query, row)]
+        found = [row for row in self.rows if query.matches(row)]
         found.sort(key=lambda row: (row[1], row[0]), reverse=descending)
         if query.cursor is not None:
             position = query.cursor
@@ -90,13 +61,13 @@ class MemoryStore:
         return succeed((body, len(rows), last))
 
     def afterId(self, query: Query, lastId: int, limit: int) -> Deferred[list[Row]]:
-        found = [row for row in self.rows if row[0] > lastId and matches(query, row)]
+        found = [row for row in self.rows if row[0] > lastId and query.matches(row)]
         return succeed(found[:limit])
 
     def histogram(self, query: Query, origin: int, width: int) -> Deferred[dict[tuple[int, int], int]]:
         counts: dict[tuple[int, int], int] = {}
         for row in self.rows:
-            if matches(query, row):
+            if query.matches(row):
                 key = ((row[1] - origin) // width, row[3])
                 counts[key] = counts.get(key, 0) + 1
         return succeed(counts)
@@ -105,12 +76,12 @@ class MemoryStore:
         index = {"level": 3, "source": 4, "service": 5}[column]
         counts: dict[Any, int] = {}
         for row in self.rows:
-            if matches(query, row):
+            if query.matches(row):
                 counts[row[index]] = counts.get(row[index], 0) + 1
         return succeed(counts)
 
     def timeRange(self, query: Query) -> Deferred[tuple[int, int] | None]:
-        times = [row[1] for row in self.rows if matches(query, row)]
+        times = [row[1] for row in self.rows if query.matches(row)]
         return succeed((min(times), max(times)) if times else None)
 
     def count(self) -> Deferred[int]:

@@ -33,7 +33,6 @@ from logsvc.pipeline import Pipeline
 from logsvc.query import Query, QueryError, parseQuery
 from logsvc.record import Record, renderRow
 from logsvc.store.base import IStore, Row
-from logsvc.store.memory import matches
 from logsvc.web.common import JSONResource, errorBody, isGone
 
 #: Seconds between keep-alive comments.
@@ -94,7 +93,7 @@ class CommittedBatch:
             return b"".join(self.event(i) for i in range(start, len(self.records))), len(self.records) - start, self.last
         cached = self._selected.get(query)
         if cached is None:
-            selected = [i for i in range(len(self.records)) if matches(query, self.row(i))]
+            selected = [i for i in range(len(self.records)) if query.matches(self.row(i))]
             joined = b"".join(self.event(i) for i in selected)
             cached = self._selected[query] = (selected, joined)
         selected, joined = cached
