@@ -30,6 +30,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
+from logsvc.health import ComponentHealth
 from logsvc.limits import FlowControl
 from logsvc.record import nowMicros
 
@@ -180,6 +181,7 @@ class RetentionService(Service):
     the next sweep still runs.
 
     @ivar deleted: records deleted since start.
+    @ivar health: degraded from a failed sweep until one succeeds.
     """
 
     def __init__(
@@ -215,6 +217,7 @@ class RetentionService(Service):
         self.chunk = chunk
         self.pause = pause
         self.deleted = 0
+        self.health = ComponentHealth("retention")
         self._sweepCall: IDelayedCall | None = None
         self._diskCall: IDelayedCall | None = None
         self._sweeping: Deferred[Any] | None = None
@@ -261,9 +264,11 @@ class RetentionService(Service):
 
         def done(deleted: int) -> int:
             self.deleted += deleted
+            self.health.succeeded()
             return deleted
 
         def failed(failure: Any) -> int:
+            self.health.failed(failure.getErrorMessage())
             log.failure("retention sweep failed; will retry", failure)
             return 0
 

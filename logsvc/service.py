@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python import usage
 
+from logsvc.health import HealthRegistry
 from logsvc.ingest.acked import AckedIngestFactory, AuthGelfFactory, AuthIngestFactory
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory
 from logsvc.metrics import Metrics
@@ -220,7 +221,11 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
     protection = Protection(options, pipeline, store, reactor)
     for service in protection.services():
         service.setServiceParent(top)
-    root = buildRoot(store, pipeline, metrics=metrics, maxBody=options["max-body"])
+    components = HealthRegistry()
+    for helper in [*store.components(), protection.retention.health]:
+        components.add(helper)
+    metrics.registry.register(components)
+    root = buildRoot(store, pipeline, metrics=metrics, maxBody=options["max-body"], components=components)
     site = LogsvcSite(
         protection.guardRoot(root),
         maxBody=options["max-body"],

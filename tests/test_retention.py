@@ -150,3 +150,20 @@ class RetentionServiceTests(TestCase):
         d.addCallback(sweep).addCallback(first).addCallback(second)
         d.addCallback(self.assertEqual, 1)
         return d
+
+    def test_failingSweepReportsDegraded(self) -> None:
+        """A failing sweep marks retention degraded in its health report; the next sweep that works clears it."""
+        from twisted.internet.defer import fail, succeed
+
+        outcomes = [fail(sqlite3.OperationalError("database or disk is full")), succeed(0)]
+        store = SimpleNamespace(callInWriter=lambda f: outcomes.pop(0))
+        clock = Clock()
+        service = RetentionService(store, retain=86400, clock=clock, interval=60)
+        service.running = 1
+        service.sweep()
+        self.assertEqual(service.health.report()["status"], "degraded")
+        self.assertEqual(service.health.report()["error"], "database or disk is full")
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+        clock.advance(60)
+        self.assertEqual(service.health.report(), {"status": "ok"})
+        self.assertEqual(service.health.failures, 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -89,6 +90,55 @@ class SearchIndexerTests(SynchronousTestCase):
         indexer.waitForLag()
         self.assertTrue(indexer.failed)
         self.assertTrue(fired(indexer.whenIndexed()).wait(WAIT))
+        self.flushLoggedErrors()
+
+    def test_recovers_from_transient_failure(self) -> None:
+        """After failing transactions the indexer retries by itself with a growing delay, indexes everything, and reports itself healthy again."""
+        original = searchindex.indexRange
+        attempts: list[float] = []
+
+        def flaky(conn: sqlite3.Connection, low: int, high: int, **kw: Any) -> None:
+            attempts.append(time.monotonic())
+            if len(attempts) <= 3:
+                raise sqlite3.OperationalError("database or disk is full")
+            original(conn, low, high, **kw)
+
+        self.patch(searchindex, "indexRange", flaky)
+        indexer = self.start(0, retryDelay=0.05, maxRetryDelay=0.5)
+        top = self.append(40)
+        indexer.committed(top)
+        deadline = time.monotonic() + WAIT
+        while indexer.indexed < top and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(indexer.indexed, top)
+        self.assertFalse(indexer.failed)
+        self.assertEqual(indexer.health.failures, 3)
+        self.assertEqual(indexer.health.report(), {"status": "ok"})
+        # Backoff: the gaps between attempts grow (0.05, 0.1, 0.2 s).
+        gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+        self.assertGreaterEqual(gaps[0], 0.04)
+        self.assertGreaterEqual(gaps[2], 0.18)
+        self.flushLoggedErrors()
+
+    def test_failing_is_reported(self) -> None:
+        """While index transactions fail, the indexer's health says degraded with the error."""
+        failing = threading.Event()
+
+        def broken(*args: Any, **kw: Any) -> None:
+            failing.set()
+            raise sqlite3.OperationalError("database or disk is full")
+
+        self.patch(searchindex, "indexRange", broken)
+        indexer = self.start(0, retryDelay=10.0)
+        indexer.committed(self.append(5))
+        self.assertTrue(failing.wait(WAIT))
+        deadline = time.monotonic() + WAIT
+        while not indexer.failed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(
+            indexer.health.report(),
+            {"status": "degraded", "error": "database or disk is full", "consecutive_failures": 1},
+        )
         self.flushLoggedErrors()
 
     def test_stop_releases_writer(self) -> None:

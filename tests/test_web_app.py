@@ -273,6 +273,24 @@ class EverythingIsJSONTests(APITestCase):
         code, body, _ = self.request("GET", "/health")
         self.assertEqual((code, body["status"]), (200, "ok"))
 
+    def test_health_degraded(self) -> None:
+        """
+        C{/health} says degraded, naming the component and its error, while
+        a helper fails, and ok again once it works.
+        """
+        from logsvc.health import ComponentHealth, HealthRegistry
+
+        components = HealthRegistry()
+        indexer = components.add(ComponentHealth("search_indexer"))
+        self.service.root.children[b"health"].components = components  # type: ignore[attr-defined]
+        indexer.failed("database or disk is full")
+        code, body, _ = self.request("GET", "/health")
+        self.assertEqual((code, body["status"]), (200, "degraded"))
+        self.assertEqual(body["components"]["search_indexer"]["error"], "database or disk is full")
+        indexer.succeeded()
+        code, body, _ = self.request("GET", "/health")
+        self.assertEqual((body["status"], body["components"]), ("ok", {"search_indexer": {"status": "ok"}}))
+
     def test_metrics(self) -> None:
         """
         C{/metrics} counts accepted records in Prometheus text format.

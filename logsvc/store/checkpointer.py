@@ -23,6 +23,7 @@ import time
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 
+from logsvc.health import ComponentHealth
 from logsvc.store.helper import HelperThread
 
 #: Records committed since the last checkpoint that start the next one.
@@ -42,6 +43,8 @@ class WalCheckpointer(HelperThread):
     The thread that checkpoints one database's WAL soon after commits.
 
     @ivar checkpoints: checkpoints run so far.
+    @ivar health: degraded from a failed checkpoint until one succeeds (the
+        next commits bring the next try).
     """
 
     log = Logger()
@@ -58,6 +61,7 @@ class WalCheckpointer(HelperThread):
         super().__init__(reactor)
         self.path = path
         self.checkpoints = 0
+        self.health = ComponentHealth("wal_checkpointer")
         self._fsync = fsync
         self._records = records
         self._seconds = seconds
@@ -98,8 +102,9 @@ class WalCheckpointer(HelperThread):
 
         try:
             conn = connect(self.path, fsync=self._fsync)
-        except BaseException:
+        except BaseException as e:
             # The writer's own automatic checkpoint still bounds the WAL.
+            self.health.failed(e)
             self.log.failure("cannot open {path} to checkpoint it", path=self.path)
             self._finished()
             return
@@ -119,6 +124,8 @@ class WalCheckpointer(HelperThread):
             except sqlite3.Error as e:
                 # Busy with the writer's fallback checkpoint, say: the next
                 # commits bring the next try.
+                self.health.failed(e)
                 self.log.warn("checkpoint of {path} failed: {error}", path=self.path, error=e)
             else:
                 self.checkpoints += 1
+                self.health.succeeded()

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 
+from logsvc.health import ComponentHealth
 from logsvc.store.helper import HelperThread
 
 #: The search file's schema version (its C{PRAGMA user_version}).
@@ -75,6 +77,11 @@ INDEX_CHUNK = 20_000
 #: Most committed records the index may trail by before the store's writer
 #: waits for it.
 MAX_INDEX_LAG = 200_000
+
+#: Seconds the indexer waits before retrying a failed index transaction; the
+#: wait doubles with each failure in a row, up to L{MAX_RETRY_DELAY}.
+RETRY_DELAY = 1.0
+MAX_RETRY_DELAY = 60.0
 
 
 def searchPath(path: str) -> str:
@@ -191,15 +198,24 @@ class SearchIndexer(HelperThread):
 
     @ivar indexing: False pauses filling the index (queries still use what
         it holds, and the writer no longer waits for it).
-    @ivar failed: True once an index transaction failed; the index then
-        stays as it is until restart (queries stay right: they scan what it
-        lacks).
+    @ivar failed: True from a failed index transaction (a full disk, say)
+        until one succeeds again: meanwhile the writer does not wait for the
+        index and queries scan what it lacks.  The indexer retries by
+        itself, after L{RETRY_DELAY} seconds doubling to L{MAX_RETRY_DELAY}.
+    @ivar health: reports the failures (C{/health}, C{/metrics}).
     """
 
     log = Logger()
 
     def __init__(
-        self, path: str, *, reactor: IReactorFromThreads, fsync: str = "normal", maxLag: int = MAX_INDEX_LAG
+        self,
+        path: str,
+        *,
+        reactor: IReactorFromThreads,
+        fsync: str = "normal",
+        maxLag: int = MAX_INDEX_LAG,
+        retryDelay: float = RETRY_DELAY,
+        maxRetryDelay: float = MAX_RETRY_DELAY,
     ) -> None:
         """
         @param path: the records file; the index lives in L{searchPath}C{(path)}.
@@ -208,6 +224,9 @@ class SearchIndexer(HelperThread):
         self.path = path
         self.maxLag = maxLag
         self.failed = False
+        self.health = ComponentHealth("search_indexer")
+        self._retryDelay = retryDelay
+        self._maxRetryDelay = maxRetryDelay
         self._fsync = fsync
         self._indexing = True
         self._top = 0
@@ -313,9 +332,7 @@ class SearchIndexer(HelperThread):
         while True:
             with cond:
                 self._fireWaiters()
-                while not self._stopping and (
-                    not self._indexing or self.failed or self._indexed >= self._top
-                ):
+                while not self._stopping and (not self._indexing or self._indexed >= self._top):
                     cond.wait()
                     self._fireWaiters()
                 if self._stopping:
@@ -325,14 +342,28 @@ class SearchIndexer(HelperThread):
             try:
                 indexRange(conn, low, high)
             except sqlite3.Error as e:
-                self.log.error("search index update failed, indexing stopped: {error}", error=e)
+                self.health.failed(e)
+                delay = min(self._maxRetryDelay, self._retryDelay * 2 ** (self.health.consecutive - 1))
+                self.log.error(
+                    "search index update failed, retrying in {delay} s: {error}", error=e, delay=round(delay, 1)
+                )
                 with cond:
                     self.failed = True
                     cond.notify_all()
+                    self._fireWaiters()
+                    # Wait out the delay whatever commits notify meanwhile;
+                    # a stop ends it.
+                    deadline = time.monotonic() + delay
+                    while not self._stopping and (left := deadline - time.monotonic()) > 0:
+                        cond.wait(left)
                 continue
             with cond:
+                if self.failed:
+                    self.log.info("search index updates work again")
+                self.failed = False
                 self._indexed = high
                 cond.notify_all()
+            self.health.succeeded()
 
     def _fireWaiters(self) -> None:
         # Called with the condition held.

@@ -32,6 +32,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from logsvc.health import ComponentHealth
 from logsvc.query import Query, fieldMatches, fieldNumber
 from logsvc.record import LEVEL_NAMES, Record, parseTimestamp
 from logsvc.search_syntax import parseSearch, words
@@ -750,6 +751,16 @@ class SqliteStore(Service):
         self._checkpointer = WalCheckpointer(path, reactor=self._reactor, fsync=fsync)
         #: Highest committed id, owned by the writer.
         self._top = 0
+
+    def components(self) -> list[ComponentHealth]:
+        """
+        @return: the health of the store's helper threads (the search
+            indexer, when kept, and the WAL checkpointer).
+        """
+        found = [self._checkpointer.health]
+        if self._indexer is not None:
+            found.insert(0, self._indexer.health)
+        return found
 
     @property
     def indexing(self) -> bool:

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from logsvc.health import HealthRegistry
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.store.base import IStore
@@ -103,9 +104,12 @@ def buildRoot(
     metrics: Metrics | None = None,
     maxBody: int = DEFAULT_MAX_BODY,
     clock: Any = None,
+    components: HealthRegistry | None = None,
 ) -> RootResource:
     """
     Build the whole Resource tree.
+
+    @param components: the helpers C{/health} reports on.
 
     @param clock: schedules live tails' heartbeats; the global reactor when
         L{None}.
@@ -116,7 +120,7 @@ def buildRoot(
     logs = LogsResource(LogsIngest(pipeline, maxBody=maxBody), LogsSearch(store))
     root.putChild(b"logs", logs)
     logs.putChild(b"tail", TailResource(store, pipeline, clock=clock))
-    root.putChild(b"health", HealthResource(pipeline))
+    root.putChild(b"health", HealthResource(pipeline, components))
     root.putChild(b"metrics", MetricsResource(metrics or pipeline.metrics))
     root.putChild(b"ui", UIResource())
     root.putChild(b"stats", StatsResource(store))

@@ -7,6 +7,7 @@ import time
 from twisted.web.server import Request
 
 from logsvc import __version__
+from logsvc.health import HealthRegistry
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.web.common import JSONResource, writeJSON
@@ -15,13 +16,16 @@ from logsvc.web.common import JSONResource, writeJSON
 class HealthResource(JSONResource):
     """
     C{200 {"status": "ok", ...}} while the service runs; never needs a token.
+    C{status} is C{"degraded"} while a helper (the search indexer, the WAL
+    checkpointer, retention) is failing; C{components} says which, and why.
     """
 
     isLeaf = True
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, components: HealthRegistry | None = None) -> None:
         super().__init__()
         self.pipeline = pipeline
+        self.components = components if components is not None else HealthRegistry()
         self.started = time.time()
 
     def render_GET(self, request: Request) -> bytes:
@@ -29,7 +33,8 @@ class HealthResource(JSONResource):
             request,
             200,
             {
-                "status": "ok",
+                "status": self.components.status,
+                "components": self.components.report(),
                 "version": __version__,
                 "uptime_seconds": round(time.time() - self.started, 3),
                 "pending_records": self.pipeline.pending,
