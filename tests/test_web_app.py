@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import treq
 from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -335,7 +336,11 @@ class EverythingIsJSONTests(APITestCase):
 class SiteBodyCapTests(SynchronousTestCase):
     def connect(self, maxBody: int) -> tuple[Any, StringTransport]:
         service = MemoryLogService()
-        site = LogsvcSite(buildRoot(service.store, service.pipeline, maxBody=maxBody), maxBody=maxBody)
+        # The site's own clock: the channel's timeouts must not be left on
+        # the global reactor.
+        site = LogsvcSite(
+            buildRoot(service.store, service.pipeline, maxBody=maxBody), maxBody=maxBody, reactor=Clock()
+        )
         protocol = site.buildProtocol(None)
         transport = StringTransport()
         protocol.makeConnection(transport)
