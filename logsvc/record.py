@@ -49,8 +49,18 @@ LEVEL_ALIASES.update(
 )
 LEVEL_ALIASES.update({str(n): n for n in range(8)})
 
-#: Python logging's numeric levels, taken when an integer level is above 7.
-_PYTHON_LEVELS: tuple[tuple[int, int], ...] = ((50, 2), (40, 3), (30, 4), (20, 6), (0, 7))
+#: A numeric scale for integer levels above 7: (threshold, severity), the
+#: highest threshold first; a level takes the severity of the first threshold
+#: it reaches.
+NumericScale = tuple[tuple[int, int], ...]
+
+#: Python logging's numeric levels (10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR,
+#: 50 CRITICAL).
+PYTHON_SCALE: NumericScale = ((50, 2), (40, 3), (30, 4), (20, 6), (0, 7))
+
+#: pino's and bunyan's numeric levels (10 trace, 20 debug, 30 info, 40 warn,
+#: 50 error, 60 fatal): 30 is info here, where Python's 30 is a warning.
+PINO_SCALE: NumericScale = ((60, 2), (50, 3), (40, 4), (30, 6), (0, 7))
 
 
 class RecordError(ValueError):
@@ -94,12 +104,13 @@ def nowMicros() -> int:
     return time.time_ns() // 1000
 
 
-def parseLevel(value: object, key: str = "level") -> int:
+def parseLevel(value: object, key: str = "level", scale: NumericScale = PYTHON_SCALE) -> int:
     """
     Map a level in any accepted spelling to a syslog severity.
 
     Accepts the names in L{LEVEL_NAMES}, the aliases in L{LEVEL_ALIASES} (any
-    case), syslog numbers 0..7 and Python logging's numeric levels (10..50).
+    case), syslog numbers 0..7 and integers 8..100 on C{scale} (Python
+    logging's numeric levels unless told otherwise).
 
     @raise RecordError: naming C{key} for anything else.
     """
@@ -109,7 +120,7 @@ def parseLevel(value: object, key: str = "level") -> int:
         if 0 <= value <= 7:
             return value
         if 8 <= value <= 100:
-            for threshold, severity in _PYTHON_LEVELS:
+            for threshold, severity in scale:
                 if value >= threshold:
                     return severity
         raise RecordError(f"{key}: unknown level {value!r}")
@@ -123,8 +134,25 @@ def parseLevel(value: object, key: str = "level") -> int:
         stripped = value.strip()
         # isdigit() alone also takes "²", which int() refuses.
         if stripped.isascii() and stripped.isdigit():
-            return parseLevel(int(stripped), key)
+            return parseLevel(int(stripped), key, scale)
     raise RecordError(f"{key}: unknown level {value!r}")
+
+
+def keptLevel(value: object, fields: dict[str, Any], scale: NumericScale = PYTHON_SCALE) -> int:
+    """
+    The policy for a level that is not one: the record is kept.
+
+    @return: C{value}'s severity (L{parseLevel}); for a value that names no
+        level, L{INFO}, with C{value} itself stored in C{fields["level"]} so
+        nothing the sender said is lost.  L{None} means no level: info.
+    """
+    if value is None:
+        return INFO
+    try:
+        return parseLevel(value, scale=scale)
+    except RecordError:
+        fields["level"] = value
+        return INFO
 
 
 def _epochToMicros(number: float) -> int:
@@ -326,6 +354,12 @@ def normalize(obj: object, peer: str, received: int) -> Record:
     C{peer}; service from service/app/logger; a C{fields} object is merged in,
     and every other key goes into fields.  C{obj} is consumed (keys are popped).
 
+    A level that names none is kept: level info, the value in
+    C{fields["level"]} (L{keptLevel}).  Integer levels above 7 are read on
+    pino's and bunyan's scale (L{PINO_SCALE}) when the record has their
+    shape, its message under C{msg} and none under C{message}; else on
+    Python's (L{PYTHON_SCALE}).
+
     @param peer: the sender's address, the source when the record names none.
     @param received: receive time in microseconds, also the event time when the
         record carries none.
@@ -339,12 +373,14 @@ def normalize(obj: object, peer: str, received: int) -> Record:
     pop = obj.pop
     aliased = not _OTHER_ALIASES.isdisjoint(obj)
     message = pop("message", _MISSING)
+    scale = PYTHON_SCALE
     if message is _MISSING:
         message = pop("msg", None)
-    levelKey = "level"
+        if message is not None:
+            scale = PINO_SCALE
     level = pop("level", _MISSING)
     if level is _MISSING:
-        levelKey, level = _take(obj, _LEVEL_KEYS[1:]) if aliased else (levelKey, None)
+        level = _take(obj, _LEVEL_KEYS[1:])[1] if aliased else None
     tsKey = "ts"
     ts = pop("ts", _MISSING)
     if ts is _MISSING:
@@ -364,7 +400,8 @@ def normalize(obj: object, peer: str, received: int) -> Record:
         (
             received if ts is None else parseTimestamp(ts, tsKey),
             received,
-            INFO if level is None else parseLevel(level, levelKey),
+            # Before the fields below: an unknown level is kept in them.
+            INFO if level is None else keptLevel(level, obj, scale),
             peer if source is None else _text(source),
             "" if service is None else _text(service),
             "" if message is None else _text(message),

@@ -62,9 +62,9 @@ class LogClientTests(SynchronousTestCase):
         A refusal fails with LogServiceError carrying the status and the
         server's error text.
         """
-        failure = self.failureResultOf(self.client.send({"message": "x", "level": "loud"}), LogServiceError)
+        failure = self.failureResultOf(self.client.send({"message": "x", "ts": "yesterday"}), LogServiceError)
         self.assertEqual(failure.value.status, 400)
-        self.assertEqual(failure.value.message, "level: unknown level 'loud'")
+        self.assertEqual(failure.value.message, "ts: cannot parse 'yesterday'")
         self.assertEqual(failure.value.body["index"], 0)
 
     def test_query_error(self) -> None:

@@ -31,10 +31,20 @@ class GelfRecordTests(SynchronousTestCase):
 
     def test_errors(self) -> None:
         """
-        No message, a bad level, a bad timestamp or a non-object are refused.
+        No message, a bad timestamp or a non-object are refused.
         """
-        for bad in ({}, {"short_message": "m", "level": 99}, {"short_message": "m", "timestamp": "x"}, [1]):
+        for bad in ({}, {"short_message": "m", "timestamp": "x"}, [1]):
             self.assertRaises(RecordError, gelfRecord, bad, "p", 5)
+
+    def test_unknownLevelKept(self) -> None:
+        """
+        A level outside syslog's 0..7 or no level name keeps the message:
+        info, the value in fields.level (this supersedes the old refusal).
+        """
+        for level in (99, 20, "verbose", 3.5):
+            record = gelfRecord({"short_message": "m", "level": level}, "p", 5)
+            self.assertEqual((record.level, record.message), (6, "m"))
+            self.assertEqual(orjson.loads(record.fields or "{}"), {"level": level})
 
 
 class GelfBodyTests(SynchronousTestCase):

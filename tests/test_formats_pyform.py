@@ -64,8 +64,16 @@ class PythonFormTests(SynchronousTestCase):
 
     def test_errors(self) -> None:
         """
-        A form without msg/message, or with a bad level or time, is refused.
+        A form without msg/message, or with a bad time, is refused.
         """
         self.assertRaises(RecordError, parsePythonForm, form(a=1), "p", 5)
-        self.assertRaises(RecordError, parsePythonForm, form(msg="x", levelname="LOUD"), "p", 5)
         self.assertRaises(RecordError, parsePythonForm, form(msg="x", created="soon"), "p", 5)
+
+    def test_unknownLevelKept(self) -> None:
+        """
+        A levelname that is no level keeps the record: info, the name in
+        fields.level (this supersedes the old refusal).
+        """
+        [parsed] = parsePythonForm(form(msg="x", levelname="LOUD"), "p", 5)
+        self.assertEqual(parsed.level, 6)
+        self.assertEqual(orjson.loads(parsed.fields or "{}"), {"level": "LOUD"})

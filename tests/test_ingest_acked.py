@@ -63,7 +63,7 @@ class AckedIngestTests(SynchronousTestCase):
 
     def test_rejectedAndBlankLinesCount(self) -> None:
         """Blank, invalid and oversize lines are settled lines: they count in n but are not stored."""
-        self.protocol.dataReceived(b"\n{\"level\": \"nope\", \"message\": \"x\"}\n" + b"x" * 200 + b"\nok\n")
+        self.protocol.dataReceived(b"\n{\"ts\": \"yesterday\", \"message\": \"x\"}\n" + b"x" * 200 + b"\nok\n")
         self.store.release()
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"OK 4\n")

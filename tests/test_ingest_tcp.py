@@ -156,16 +156,25 @@ class FramingTests(TCPTestCase):
     def test_invalidJSONRecordCounted(self) -> None:
         """A JSON object that does not normalize is counted as invalid; its neighbours are stored."""
         protocol, _ = self.connect()
-        protocol.dataReceived(b'a\n{"message": "x", "level": "loud"}\nb\n')
+        protocol.dataReceived(b'a\n{"message": "x", "ts": "yesterday"}\nb\n')
         self.assertEqual(self.messages(), ["a", "b"])
         self.assertEqual(self.rejected("invalid"), 1)
+
+    def test_unknownLevelKept(self) -> None:
+        """A JSON line with a level that names none is stored as info, the level in fields, not dropped."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b'{"message": "x", "level": "verbose"}\n')
+        self.assertEqual(self.messages(), ["x"])
+        self.assertEqual(self.store.rows[0][3], 6)
+        self.assertEqual(self.store.rows[0][7], '{"level":"verbose"}')
+        self.assertEqual(self.rejected("invalid"), 0)
 
     def test_rejectionsLoggedBounded(self) -> None:
         """Every rejection is counted, but only the first few per connection are logged."""
         protocol, _ = self.connect()
         events: list[dict[str, Any]] = []
         protocol.log = Logger(observer=events.append)  # type: ignore[arg-type]
-        protocol.dataReceived(b'{"level": "loud"}\n' * 25)
+        protocol.dataReceived(b'{"ts": "yesterday"}\n' * 25)
         self.assertEqual(self.rejected("invalid"), 25)
         self.assertEqual(len(events), protocol.maxLoggedRejections)
         self.assertEqual(events[0]["peer"], "192.0.2.44")

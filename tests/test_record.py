@@ -136,13 +136,48 @@ class LevelTests(SynchronousTestCase):
             self.assertEqual(norm({"level": number}).level, severity, number)
             self.assertEqual(norm({"level": str(number)}).level, severity, number)
 
-    def test_unknownLevels(self) -> None:
-        """Unknown levels are rejected with an error naming the key the record used."""
+    def test_unknownLevelsKept(self) -> None:
+        """
+        A level that names none keeps the record: level info, the value as
+        sent in fields.level, whichever key the record used (this supersedes
+        the old rule that refused such records).
+        """
         for key in ("level", "severity", "levelname"):
             for bad in ("verbose", "", -1, 101, True, 3.5, ["error"], {"a": 1}, "²", "-3", "1.0"):
-                with self.assertRaises(RecordError) as caught:
-                    norm({key: bad, "message": "x"})
-                self.assertTrue(str(caught.exception).startswith(f"{key}: "), str(caught.exception))
+                record = norm({key: bad, "message": "x"})
+                self.assertEqual((record.level, record.message), (INFO, "x"), (key, bad))
+                self.assertEqual(fieldsOf(record), {"level": bad}, (key, bad))
+
+    def test_unknownLevelOverNestedField(self) -> None:
+        """The record's own unknown level wins over a nested fields.level."""
+        record = norm({"level": "verbose", "fields": {"level": "other", "a": 1}})
+        self.assertEqual(fieldsOf(record), {"level": "verbose", "a": 1})
+
+    def test_parseLevelRefusesUnknown(self) -> None:
+        """parseLevel itself (which query filters use) still refuses what names no level, naming the key."""
+        for bad in ("verbose", "", -1, 101, True, 3.5, ["error"], "-3", "1.0"):
+            with self.assertRaises(RecordError) as caught:
+                parseLevel(bad, "severity")
+            self.assertTrue(str(caught.exception).startswith("severity: "), str(caught.exception))
+
+    def test_pinoLevels(self) -> None:
+        """
+        A record shaped like pino's or bunyan's (its message under msg) reads
+        10..60 on their scale: 30 is info, not Python's warning.
+        """
+        expected = {10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2, 35: 6}
+        for number, severity in expected.items():
+            pino = {"level": number, "time": 1531171074631, "pid": 657, "hostname": "h", "msg": "hello"}
+            self.assertEqual(norm(pino).level, severity, number)
+            bunyan = {"name": "app", "hostname": "h", "pid": 1, "level": number, "msg": "hi", "v": 0}
+            self.assertEqual(norm(bunyan).level, severity, number)
+
+    def test_pythonShapeKeepsPythonScale(self) -> None:
+        """A record whose message is under message (or that has none) reads 10..50 on Python's scale."""
+        self.assertEqual(norm({"level": 30, "message": "x"}).level, 4)
+        self.assertEqual(norm({"level": 30, "message": "x", "msg": "y"}).level, 4)
+        self.assertEqual(norm({"level": 20}).level, 6)
+        self.assertEqual(norm({"level": 3, "msg": "syslog numbers stay syslog"}).level, 3)
 
     def test_superscriptDigitIsRecordError(self) -> None:
         """A level of Unicode digits int() refuses is a RecordError, not a stray ValueError."""

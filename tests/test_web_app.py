@@ -97,17 +97,43 @@ class PostLogsTests(APITestCase):
         self.assertEqual(code, 201)
         self.assertEqual(self.messages(), ["x"])
 
+    def test_unknown_level_kept(self) -> None:
+        """
+        A record with a level that names none is stored (info, the original
+        in fields.level), not refused.
+        """
+        code, body, _ = self.request("POST", "/logs", b'{"msg": "a", "level": "verbose"}', "application/json")
+        self.assertEqual((code, body), (201, {"accepted": 1}))
+        row = self.service.store.rows[0]
+        self.assertEqual((row[3], row[6], orjson.loads(row[7])), (6, "a", {"level": "verbose"}))
+
+    def test_curl_form_json(self) -> None:
+        """
+        A body starting with C{{} or C{[} labelled as a form (what C{curl -d}
+        sends) is read as JSON.
+        """
+        form = "application/x-www-form-urlencoded"
+        code, body, _ = self.request("POST", "/logs", b'{"message": "one", "level": "warn"}', form)
+        self.assertEqual((code, body), (201, {"accepted": 1}))
+        code, body, _ = self.request("POST", "/logs", b' [{"message": "two"}, {"message": "three"}]', form)
+        self.assertEqual((code, body), (201, {"accepted": 2}))
+        self.assertEqual(self.messages(), ["one", "two", "three"])
+        self.assertEqual(self.service.store.rows[0][3], 4)
+        code, body, _ = self.request("POST", "/logs", b"{nope", form)
+        self.assertEqual(code, 400)
+        self.assertIn("invalid JSON", body["error"])
+
     def test_one_bad_record_stores_nothing(self) -> None:
         """
         One invalid record of an array is a 400 naming its index; nothing of
         the request is stored.
         """
         code, body, _ = self.request(
-            "POST", "/logs", b'[{"msg": "a"}, {"msg": "b", "level": "loud"}]', "application/json"
+            "POST", "/logs", b'[{"msg": "a"}, {"msg": "b", "ts": "yesterday"}]', "application/json"
         )
         self.assertEqual(code, 400)
         self.assertEqual(body["index"], 1)
-        self.assertIn("level", body["error"])
+        self.assertIn("ts", body["error"])
         self.assertEqual(self.messages(), [])
 
     def test_ndjson_bad_line(self) -> None:

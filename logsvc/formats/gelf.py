@@ -4,7 +4,8 @@ GELF (Graylog Extended Log Format) 1.1 messages: one JSON object each.
   - message: C{short_message} (C{full_message} when there is no short one);
     C{full_message} otherwise goes to C{fields["full_message"]};
   - level: C{level}, a syslog severity number (absent: info, not the spec's
-    alert: a message that says nothing should not page anyone);
+    alert: a message that says nothing should not page anyone; anything
+    else: info, the value kept in C{fields["level"]});
   - source: C{host}; ts: C{timestamp} (epoch seconds with decimals);
   - service: the first of C{_service}, C{_app}, C{_application_name},
     C{_facility} and the deprecated C{facility};
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 
 from logsvc.formats.jsonline import DocumentError, JSONSyntaxError, loadJSON
-from logsvc.record import INFO, Record, RecordError, dumpFields, parseLevel, parseTimestamp
+from logsvc.record import Record, RecordError, dumpFields, keptLevel, parseTimestamp
 
 SERVICE_KEYS = ("_service", "_app", "_application_name", "_facility", "facility")
 
@@ -37,7 +38,7 @@ def gelfRecord(message: Any, peer: str, received: int) -> Record:
     Map one decoded GELF message to a record.
 
     @raise RecordError: when it is not an object, has no message, or has an
-        invalid level or timestamp.
+        invalid timestamp.
     """
     if not isinstance(message, dict):
         raise RecordError("GELF message must be a JSON object")
@@ -50,8 +51,6 @@ def gelfRecord(message: Any, peer: str, received: int) -> Record:
             raise RecordError("short_message: missing")
         short, full = full, None
     level = obj.pop("level", None)
-    if isinstance(level, (int, float)) and not isinstance(level, bool) and not 0 <= level <= 7:
-        raise RecordError(f"level: GELF levels are syslog severities 0..7, not {level!r}")
     if isinstance(level, float) and level.is_integer():
         level = int(level)
     timestamp = obj.pop("timestamp", None)
@@ -67,10 +66,14 @@ def gelfRecord(message: Any, peer: str, received: int) -> Record:
     for key, value in obj.items():
         name = key[1:] if key.startswith("_") and len(key) > 1 else key
         fields.setdefault(name, value)
+    if isinstance(level, int) and not isinstance(level, bool) and not 0 <= level <= 7:
+        # GELF levels are syslog severities: never Python's 10..50.
+        fields["level"] = level
+        level = None
     return Record(
         received if timestamp is None else parseTimestamp(timestamp, "timestamp"),
         received,
-        INFO if level is None else parseLevel(level),
+        keptLevel(level, fields),
         peer if host is None or host == "" else _text(host),
         service,
         _text(short),

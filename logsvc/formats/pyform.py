@@ -6,7 +6,8 @@ arrives as C{str()} of the attribute).
   - message: C{message} when a formatter already set it, else C{msg % args}
     (C{args} arrives as the repr of a tuple or dict and is read back with
     L{ast.literal_eval}; when that fails, C{msg} as sent);
-  - level: C{levelname} (else C{levelno}); service: C{name};
+  - level: C{levelname} (else C{levelno}; a name that is no level: info,
+    the name kept in C{fields["level"]}); service: C{name};
     ts: C{created} (epoch seconds); source: the peer address;
   - fields: every other attribute except C{msecs} (part of C{created}) and
     attributes whose value is C{"None"}; C{lineno}, C{process} and C{thread}
@@ -19,7 +20,7 @@ import ast
 from typing import Any
 from urllib.parse import parse_qsl
 
-from logsvc.record import INFO, Record, RecordError, dumpFields, parseLevel, parseTimestamp
+from logsvc.record import Record, RecordError, dumpFields, keptLevel, parseTimestamp
 
 _CONSUMED = frozenset(("msg", "args", "message", "levelname", "levelno", "name", "created", "msecs"))
 _INTEGERS = frozenset(("lineno", "process", "thread"))
@@ -56,7 +57,7 @@ def parsePythonForm(data: bytes, peer: str, received: int) -> list[Record]:
     Parse a form-encoded body sent by Python's HTTPHandler into one record.
 
     @raise RecordError: when the form is empty, has neither C{msg} nor
-        C{message}, or has an invalid level or time.
+        C{message}, or has an invalid time.
     """
     try:
         pairs = parse_qsl(data.decode("utf-8", "replace"), keep_blank_values=True, strict_parsing=False)
@@ -69,7 +70,6 @@ def parsePythonForm(data: bytes, peer: str, received: int) -> list[Record]:
     if message is None:
         message = _formatMessage(form["msg"], form.get("args"))
     levelText = form.get("levelname") or form.get("levelno")
-    level = INFO if levelText is None else parseLevel(levelText)
     created = form.get("created")
     ts = received if not created else parseTimestamp(created, "created")
     fields: dict[str, Any] = {}
@@ -82,4 +82,5 @@ def parsePythonForm(data: bytes, peer: str, received: int) -> list[Record]:
             fields[key] = _number(value, float)
         else:
             fields[key] = value
+    level = keptLevel(levelText, fields)
     return [Record(ts, received, level, peer, form.get("name", ""), message, dumpFields(fields))]

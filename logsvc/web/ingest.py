@@ -1,7 +1,8 @@
 """
 C{POST /logs}: a JSON object, a JSON array, NDJSON, plain text lines or the form
 Python's C{logging.handlers.HTTPHandler} posts, stored all-or-nothing and
-answered once durable.  Bodies may be gzip- or deflate-encoded.
+answered once durable.  Bodies may be gzip- or deflate-encoded.  A "form"
+whose body starts with C{{} or C{[} is read as JSON (what C{curl -d} sends).
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class LogsIngest:
             request.setHeader(b"retry-after", b"1")
             return errorBody(request, 503, "ingest queue is full, retry later")
         peer = peerName(request.getClientAddress())
+        if parser is parsePythonForm and body.lstrip()[:1] in (b"{", b"["):
+            # curl -d labels every body a form: JSON text is no LogRecord form.
+            parser = parseJSONBody
         try:
             records = parser(body, peer, nowMicros())
         except DocumentError as e:

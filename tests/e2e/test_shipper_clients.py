@@ -44,7 +44,7 @@ class ElasticsearchClientTests(TestCase):
             {"_index": "app", "message": f"doc {i}", "log": {"level": "warn"}, "host": {"name": "web1"}}
             for i in range(5)
         ]
-        actions.insert(2, {"_index": "app", "message": "bad", "level": "LOUD"})
+        actions.insert(2, {"_index": "app", "message": "bad", "ts": "LOUD"})
         stored, errors = helpers.bulk(client, actions, raise_on_error=False)
         self.assertEqual(stored, 5)
         self.assertEqual(len(errors), 1)
