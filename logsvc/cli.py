@@ -54,7 +54,7 @@ def _filterArguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--level", help="that severity or worse, e.g. warning")
     parser.add_argument("--service", action="append", help="repeat for several")
     parser.add_argument("--source", action="append", help="repeat for several")
-    parser.add_argument("-q", "--query", dest="q", help="search text (see README: search syntax)")
+    parser.add_argument("-q", "--query", dest="q", help="search text (syntax: docs/api.rst, Search)")
     parser.add_argument(
         "--field", action="append", default=[], metavar="KEY=VALUE", help="field filter, repeatable"
     )

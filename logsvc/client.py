@@ -193,7 +193,7 @@ class LogClient:
         """
         Fetch one page of records matching C{filters} (C{since}, C{until},
         C{level}, C{source}, C{service}, C{q}, C{limit}, C{order}, C{cursor},
-        C{fields}; see the README).
+        C{fields}; see docs/api.rst).
 
         @return: a Deferred firing with a L{Page}.
         """
@@ -259,8 +259,8 @@ class LogClient:
         C{interval} (e.g. C{"1h"}), C{tz}, or C{by="service"|"source"|"level"}
         (with C{limit}) for top values.
 
-        @return: a Deferred firing with the server's JSON object (see the
-            README), or failing as L{query} fails.
+        @return: a Deferred firing with the server's JSON object (see
+            docs/api.rst), or failing as L{query} fails.
         """
         return self._request("GET", self._url("/stats", encodeFilters(filters)))
 
