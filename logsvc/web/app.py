@@ -34,6 +34,7 @@ from logsvc.web.guard import (
 from logsvc.web.health import HealthResource, MetricsResource
 from logsvc.web.ingest import DEFAULT_MAX_BODY, LogsIngest
 from logsvc.web.loki import LokiPush, lokiTree
+from logsvc.web.otlp import otlpTree
 from logsvc.web.search import LogsSearch
 from logsvc.web.stats import StatsResource
 from logsvc.web.tail import TailResource
@@ -128,6 +129,9 @@ def buildRoot(
     root.putChild(b"loki", lokiTree(LokiPush(pipeline, maxBody=maxBody)))
     root.putChild(b"_bulk", ElasticBulk(pipeline, maxBody=maxBody))
     root.putChild(b"gelf", GelfHTTP(pipeline, maxBody=maxBody))
+    v1, otlp = otlpTree(pipeline, maxBody=maxBody)
+    root.putChild(b"v1", v1)
+    root.putChild(b"otlp", otlp)
     root.fallback = partial(elasticChild, pipeline, maxBody)
     return root
 

@@ -11,7 +11,7 @@ import orjson
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 log = Logger()
@@ -106,3 +106,29 @@ class NotFound(JSONResource):
 
     def render(self, request: Request) -> object:
         return errorBody(request, 404, f"no such resource: {request.path.decode('utf-8', 'replace')}")
+
+
+class Branch(JSONResource):
+    """
+    An inner node of a fixed path: its children or a JSON 404.
+    """
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return NotFound()
+
+    def render(self, request: Request) -> object:
+        return NotFound().render(request)
+
+    @classmethod
+    def path(cls, segments: list[bytes], leaf: IResource) -> Branch:
+        """
+        @return: a branch holding C{leaf} at C{segments} below it (each
+            inner node a L{Branch}).
+        """
+        top = node = cls()
+        for segment in segments[:-1]:
+            child = cls()
+            node.putChild(segment, child)
+            node = child
+        node.putChild(segments[-1], leaf)
+        return top

@@ -14,7 +14,7 @@ from twisted.web.server import Request
 from logsvc.formats.loki import parseLokiPush
 from logsvc.record import Record
 from logsvc.web.body import ShipperEndpoint
-from logsvc.web.common import JSONResource, NotFound
+from logsvc.web.common import Branch
 from logsvc.web.ingest import contentType
 
 
@@ -44,24 +44,8 @@ class LokiPush(ShipperEndpoint):
         return b""
 
 
-class Branch(JSONResource):
-    """
-    An inner node of a fixed path: its children or a JSON 404.
-    """
-
-    def getChild(self, path: bytes, request: Request) -> IResource:
-        return NotFound()
-
-    def render(self, request: Request) -> object:
-        return NotFound().render(request)
-
-
 def lokiTree(push: LokiPush) -> IResource:
     """
     @return: the C{loki} subtree holding C{api/v1/push}.
     """
-    loki, api, v1 = Branch(), Branch(), Branch()
-    loki.putChild(b"api", api)
-    api.putChild(b"v1", v1)
-    v1.putChild(b"push", push)
-    return loki
+    return Branch.path([b"api", b"v1", b"push"], push)

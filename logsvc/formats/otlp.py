@@ -1,0 +1,313 @@
+# -*- test-case-name: tests.test_formats_otlp -*-
+"""
+OpenTelemetry logs (OTLP): an C{ExportLogsServiceRequest}, as protobuf bytes
+(OTLP/HTTP C{application/x-protobuf}, OTLP/gRPC) or in OTLP's JSON encoding,
+decoded by the maintained bindings (C{opentelemetry-proto}, the extra
+C{logsvc[otlp]}).
+
+Mapping of one C{LogRecord}, with its resource and scope:
+
+  - message: C{body} (a string as is; any other value rendered as JSON;
+    absent: C{""});
+  - level: C{severity_number} (1-8 trace and debug: debug, 9-12 info,
+    13-16 warning, 17-20 error, 21-24 critical), else C{severity_text} read
+    as any level name (a name that is no level: info, the text kept in
+    C{fields["level"]});
+  - ts: C{time_unix_nano}, else C{observed_time_unix_nano}, else the
+    receive time;
+  - service: the resource's C{service.name}; source: the resource's
+    C{host.name}, else the peer address;
+  - fields: the record's attributes, the resource's other attributes
+    (a record attribute wins over a resource attribute of the same name),
+    C{scope} (the instrumentation scope's name), C{trace_id} and C{span_id}
+    (lowercase hex), C{event_name}.
+
+A value that is not a string is kept as its JSON value: kvlists become
+objects, arrays lists, bytes base64 text.
+
+In the JSON encoding each log record is decoded on its own: one malformed
+record is refused (counted in the result, with its reason) and its
+neighbours are kept.  A body that is not a request at all is an error.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from google.protobuf.json_format import ParseDict, ParseError
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+
+from logsvc.formats.jsonline import loadJSON
+from logsvc.record import INFO, Record, RecordError, dumpFields, keptLevel
+
+__all__ = [
+    "OTLPBatch",
+    "anyValue",
+    "exportResponse",
+    "parseOTLPJSON",
+    "parseOTLPProtobuf",
+    "requestRecords",
+    "severityLevel",
+]
+
+#: severity_number // 4 (after subtracting 1) -> syslog severity: 1-4 trace
+#: and 5-8 debug are debug, 9-12 info, 13-16 warning, 17-20 error, 21-24
+#: critical (fatal).
+_SEVERITIES = (7, 7, 6, 4, 3, 2)
+
+
+@dataclass(slots=True)
+class OTLPBatch:
+    """
+    The records of one export request.
+
+    @ivar records: the records to store, in request order.
+    @ivar rejected: how many log records were refused.
+    @ivar reason: why the first refused one was, C{""} when none was.
+    """
+
+    records: list[Record] = field(default_factory=list)
+    rejected: int = 0
+    reason: str = ""
+
+    def refuse(self, reason: str) -> None:
+        self.rejected += 1
+        if not self.reason:
+            self.reason = reason
+
+
+def anyValue(value: AnyValue) -> Any:
+    """
+    @return: an C{AnyValue} as a JSON-able Python value (L{None} when unset).
+    """
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "kvlist_value":
+        return attributeDict(value.kvlist_value.values)
+    if kind == "array_value":
+        return [anyValue(item) for item in value.array_value.values]
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return None
+
+
+def attributeDict(attributes: Iterable[KeyValue]) -> dict[str, Any]:
+    """
+    @return: key-value pairs as a dict (a repeated key: the last wins).
+    """
+    return {kv.key: anyValue(kv.value) for kv in attributes}
+
+
+def severityLevel(number: int, text: str, fields: dict[str, Any]) -> int:
+    """
+    @return: the syslog severity of an OTLP severity: C{number} when it is
+        1..24, else C{text} read as a level name (see
+        L{logsvc.record.keptLevel}: a text that is no level is kept in
+        C{fields["level"]}); info when both are unset.
+    """
+    if 1 <= number <= 24:
+        return _SEVERITIES[(number - 1) // 4]
+    if text:
+        return keptLevel(text, fields)
+    if number:
+        fields["level"] = number
+    return INFO
+
+
+class _ResourceTemplate:
+    """
+    What every record of one resource and scope shares.
+    """
+
+    __slots__ = ("source", "service", "fields")
+
+    def __init__(self, resource: Resource, scope: InstrumentationScope, peer: str) -> None:
+        fields = attributeDict(resource.attributes)
+        service = fields.pop("service.name", "")
+        host = fields.pop("host.name", None)
+        self.service = service if isinstance(service, str) else orjson.dumps(service).decode("utf-8")
+        self.source = host if isinstance(host, str) and host else peer
+        if scope.name:
+            fields["scope"] = scope.name
+        self.fields = fields
+
+
+def _logRecord(log: LogRecord, template: _ResourceTemplate, received: int) -> Record:
+    """
+    Map one C{LogRecord} (see the module docstring).
+
+    @raise RecordError: when its fields cannot be stored as JSON.
+    """
+    fields = dict(template.fields)
+    if log.attributes:
+        fields.update(attributeDict(log.attributes))
+    if log.trace_id:
+        fields["trace_id"] = log.trace_id.hex()
+    if log.span_id:
+        fields["span_id"] = log.span_id.hex()
+    # event_name is new in OTLP 1.5 (opentelemetry-proto 1.33); older
+    # bindings lack it.
+    eventName = getattr(log, "event_name", "")
+    if eventName:
+        fields["event_name"] = eventName
+    level = severityLevel(log.severity_number, log.severity_text, fields)
+    if log.HasField("body"):
+        body = anyValue(log.body)
+        message = body if isinstance(body, str) else orjson.dumps(body).decode("utf-8")
+    else:
+        message = ""
+    nanos = log.time_unix_nano or log.observed_time_unix_nano
+    return Record(
+        nanos // 1000 if nanos else received,
+        received,
+        level,
+        template.source,
+        template.service,
+        message,
+        dumpFields(fields),
+    )
+
+
+def requestRecords(request: ExportLogsServiceRequest, peer: str, received: int) -> OTLPBatch:
+    """
+    Map every log record of a decoded request (the gRPC service's entry).
+
+    @param peer: the sender's address, the source when a resource names no
+        C{host.name}.
+    @param received: receive time in microseconds.
+    """
+    batch = OTLPBatch()
+    append = batch.records.append
+    for resourceLogs in request.resource_logs:
+        for scopeLogs in resourceLogs.scope_logs:
+            template = _ResourceTemplate(resourceLogs.resource, scopeLogs.scope, peer)
+            for log in scopeLogs.log_records:
+                try:
+                    append(_logRecord(log, template, received))
+                except RecordError as e:
+                    batch.refuse(str(e))
+    return batch
+
+
+def parseOTLPProtobuf(data: bytes, peer: str, received: int) -> OTLPBatch:
+    """
+    Decode a protobuf C{ExportLogsServiceRequest} and map its records.
+
+    @raise RecordError: when C{data} is not one (truncated, malformed, or
+        nested deeper than protobuf's recursion limit).
+    """
+    request = ExportLogsServiceRequest()
+    try:
+        request.ParseFromString(data)
+    except (DecodeError, RecursionError) as e:
+        raise RecordError(f"invalid OTLP protobuf body: {e or 'cannot decode'}") from None
+    return requestRecords(request, peer, received)
+
+
+def _hexIDs(record: dict[str, Any]) -> dict[str, Any]:
+    """
+    OTLP JSON writes trace and span ids as hex, where protobuf's JSON mapping
+    (which L{ParseDict} reads) wants base64: convert them.
+
+    @raise RecordError: for an id that is not hex.
+    """
+    for key in ("traceId", "trace_id", "spanId", "span_id"):
+        value = record.get(key)
+        if isinstance(value, str) and value:
+            try:
+                record[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+            except ValueError:
+                raise RecordError(f"{key}: not hex: {value[:64]!r}") from None
+    return record
+
+
+def _parsed(value: Any, message: Any, where: str) -> Any:
+    """
+    Decode one JSON object of the request into a protobuf C{message}.
+
+    @raise RecordError: naming C{where} when it is not one.
+    """
+    if value is None:
+        return message
+    if not isinstance(value, dict):
+        raise RecordError(f"{where}: must be an object")
+    try:
+        return ParseDict(value, message, ignore_unknown_fields=True)
+    except (ParseError, RecursionError, ValueError, TypeError) as e:
+        raise RecordError(f"{where}: {e}") from None
+
+
+def _objects(parent: dict[str, Any], camel: str, snake: str, where: str) -> list[Any]:
+    value = parent.get(camel, parent.get(snake, []))
+    if not isinstance(value, list):
+        raise RecordError(f"{where}.{camel}: must be an array")
+    return value
+
+
+def parseOTLPJSON(data: bytes, peer: str, received: int) -> OTLPBatch:
+    """
+    Decode an C{ExportLogsServiceRequest} in OTLP's JSON encoding (lowerCamelCase
+    keys, hex ids, 64-bit integers as strings or numbers) and map its records.
+    Each log record is decoded on its own: a malformed one is refused in the
+    result, its neighbours kept.
+
+    @raise RecordError: when the body is not JSON, not an object with a
+        C{resourceLogs} array, or a resource or scope is malformed.
+    """
+    body = loadJSON(data)
+    if not isinstance(body, dict):
+        raise RecordError('body must be an object with a "resourceLogs" array')
+    batch = OTLPBatch()
+    for r, resourceLogs in enumerate(_objects(body, "resourceLogs", "resource_logs", "body")):
+        where = f"resourceLogs[{r}]"
+        if not isinstance(resourceLogs, dict):
+            raise RecordError(f"{where}: must be an object")
+        resource = _parsed(resourceLogs.get("resource"), Resource(), f"{where}.resource")
+        for s, scopeLogs in enumerate(_objects(resourceLogs, "scopeLogs", "scope_logs", where)):
+            scopeWhere = f"{where}.scopeLogs[{s}]"
+            if not isinstance(scopeLogs, dict):
+                raise RecordError(f"{scopeWhere}: must be an object")
+            scope = _parsed(scopeLogs.get("scope"), InstrumentationScope(), f"{scopeWhere}.scope")
+            template = _ResourceTemplate(resource, scope, peer)
+            for n, item in enumerate(_objects(scopeLogs, "logRecords", "log_records", scopeWhere)):
+                try:
+                    if not isinstance(item, dict):
+                        raise RecordError("must be an object")
+                    log = _parsed(_hexIDs(item), LogRecord(), f"{scopeWhere}.logRecords[{n}]")
+                    batch.records.append(_logRecord(log, template, received))
+                except RecordError as e:
+                    batch.refuse(str(e) if str(e).startswith(scopeWhere) else f"{scopeWhere}.logRecords[{n}]: {e}")
+    return batch
+
+
+def exportResponse(batch: OTLPBatch) -> ExportLogsServiceResponse:
+    """
+    @return: the response to an export once its records are durable:
+        empty, or with C{partial_success} counting the refused records and
+        naming the first reason.
+    """
+    response = ExportLogsServiceResponse()
+    if batch.rejected:
+        response.partial_success.rejected_log_records = batch.rejected
+        response.partial_success.error_message = (
+            f"{batch.rejected} log record(s) refused; first: {batch.reason}"
+        )
+    return response

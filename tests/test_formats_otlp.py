@@ -1,0 +1,257 @@
+"""
+Tests for L{logsvc.formats.otlp}: OTLP export requests (protobuf and JSON)
+to records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from twisted.trial.unittest import SynchronousTestCase
+
+from logsvc.formats.otlp import exportResponse, parseOTLPJSON, parseOTLPProtobuf, severityLevel
+from logsvc.record import Record, RecordError
+
+GOLDEN = Path(__file__).parent / "golden"
+PEER = "192.0.2.9"
+RECEIVED = 1_767_400_000_000_000
+
+
+def fieldsOf(record: Record) -> dict[str, Any]:
+    return orjson.loads(record.fields or "{}")
+
+
+def exportRequest(*logs: LogRecord, resource: dict[str, str] | None = None, scope: str = "") -> bytes:
+    """
+    @return: a protobuf export request holding C{logs} under one resource
+        (string attributes C{resource}) and scope, as an SDK encodes it.
+    """
+    request = ExportLogsServiceRequest()
+    resourceLogs = request.resource_logs.add()
+    for key, value in (resource or {}).items():
+        resourceLogs.resource.attributes.add(key=key, value=AnyValue(string_value=value))
+    scopeLogs = resourceLogs.scope_logs.add()
+    scopeLogs.scope.name = scope
+    scopeLogs.log_records.extend(logs)
+    return request.SerializeToString()  # type: ignore[no-any-return]
+
+
+def lengthDelimited(number: int, payload: bytes) -> bytes:
+    """
+    @return: protobuf field C{number} (wire type 2) holding C{payload}.
+    """
+    size = len(payload)
+    varint = bytearray()
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        varint.append(byte | (0x80 if size else 0))
+        if not size:
+            break
+    return bytes([number << 3 | 2]) + bytes(varint) + payload
+
+
+class ProtobufTests(SynchronousTestCase):
+    def test_mapping(self) -> None:
+        """
+        Body, severity, resource service.name/host.name, times, attributes,
+        other resource attributes, scope name and trace/span ids map as
+        documented.
+        """
+        log = LogRecord(
+            time_unix_nano=1_544_712_660_300_000_123,
+            observed_time_unix_nano=1_600_000_000_000_000_000,
+            severity_number=13,
+            severity_text="WARN",
+            body=AnyValue(string_value="disk low"),
+            attributes=[KeyValue(key="free", value=AnyValue(int_value=5)), KeyValue(key="deployment", value=AnyValue(string_value="blue"))],
+            trace_id=bytes.fromhex("5B8EFFF798038103D269B633813FC60C"),
+            span_id=bytes.fromhex("EEE19B7EC3C1B174"),
+        )
+        body = exportRequest(
+            log, resource={"service.name": "api", "host.name": "web1", "deployment": "green", "k8s.pod.name": "p-1"}, scope="app.db"
+        )
+        batch = parseOTLPProtobuf(body, PEER, RECEIVED)
+        [record] = batch.records
+        self.assertEqual(batch.rejected, 0)
+        self.assertEqual(record[:6], (1_544_712_660_300_000, RECEIVED, 4, "web1", "api", "disk low"))
+        self.assertEqual(
+            fieldsOf(record),
+            {
+                "free": 5,
+                "deployment": "blue",
+                "k8s.pod.name": "p-1",
+                "scope": "app.db",
+                "trace_id": "5b8efff798038103d269b633813fc60c",
+                "span_id": "eee19b7ec3c1b174",
+            },
+        )
+
+    def test_defaults(self) -> None:
+        """
+        Without a resource, body, severity or time: the peer as source, no
+        service, empty message, info, receive time; observed time is taken
+        when there is no event time.
+        """
+        batch = parseOTLPProtobuf(exportRequest(LogRecord(), LogRecord(observed_time_unix_nano=2_000_000_000)), PEER, RECEIVED)
+        self.assertEqual([r[:7] for r in batch.records], [(RECEIVED, RECEIVED, 6, PEER, "", "", None), (2_000_000, RECEIVED, 6, PEER, "", "", None)])
+
+    def test_severityNumbers(self) -> None:
+        """1-8 debug, 9-12 info, 13-16 warning, 17-20 error, 21-24 critical; the number wins over the text."""
+        expected = {1: 7, 4: 7, 5: 7, 8: 7, 9: 6, 12: 6, 13: 4, 16: 4, 17: 3, 20: 3, 21: 2, 24: 2}
+        for number, severity in expected.items():
+            self.assertEqual(severityLevel(number, "error", {}), severity, number)
+
+    def test_severityText(self) -> None:
+        """
+        Without a number the text is read as a level name; one that is no
+        level, or a number out of range, keeps the record as info with the
+        value in fields.level.
+        """
+        self.assertEqual(severityLevel(0, "Warning", {}), 4)
+        self.assertEqual(severityLevel(0, "FATAL", {}), 2)
+        fields: dict[str, Any] = {}
+        self.assertEqual(severityLevel(0, "verbose", fields), 6)
+        self.assertEqual(fields, {"level": "verbose"})
+        fields = {}
+        self.assertEqual(severityLevel(99, "", fields), 6)
+        self.assertEqual(fields, {"level": 99})
+
+    def test_bodies(self) -> None:
+        """Non-string bodies are rendered as JSON; bytes as base64 text."""
+        kv = AnyValue()
+        kv.kvlist_value.values.add(key="a", value=AnyValue(bool_value=True))
+        arr = AnyValue()
+        arr.array_value.values.extend([AnyValue(int_value=1), AnyValue(double_value=1.5), AnyValue(string_value="x")])
+        bodies = [kv, arr, AnyValue(int_value=-3), AnyValue(bytes_value=b"\x00\xff")]
+        batch = parseOTLPProtobuf(exportRequest(*(LogRecord(body=b) for b in bodies)), PEER, RECEIVED)
+        self.assertEqual([r.message for r in batch.records], ['{"a":true}', '[1,1.5,"x"]', "-3", "AP8="])
+
+    def test_recordAttributeWinsOverResource(self) -> None:
+        """A log attribute wins over a resource attribute of the same name."""
+        log = LogRecord(attributes=[KeyValue(key="region", value=AnyValue(string_value="eu-1"))])
+        [record] = parseOTLPProtobuf(exportRequest(log, resource={"region": "eu"}), PEER, RECEIVED).records
+        self.assertEqual(fieldsOf(record), {"region": "eu-1"})
+
+    def test_hostile(self) -> None:
+        """
+        Truncated bytes, garbage and nesting past protobuf's recursion limit
+        are a RecordError, never another exception.
+        """
+        good = exportRequest(LogRecord(body=AnyValue(string_value="x" * 100)))
+        # AnyValue.array_value (5) -> ArrayValue.values (1) -> AnyValue ...,
+        # 400 levels deep, written by hand: the bindings refuse to build it.
+        deep = AnyValue(string_value="leaf").SerializeToString()
+        for _ in range(200):
+            deep = lengthDelimited(5, lengthDelimited(1, deep))
+        # ExportLogsServiceRequest.resource_logs (1) -> ResourceLogs.scope_logs
+        # (2) -> ScopeLogs.log_records (2) -> LogRecord.body (5).
+        deepBody = lengthDelimited(1, lengthDelimited(2, lengthDelimited(2, lengthDelimited(5, deep))))
+        for bad in (good[:-10], b"\xff" * 64, b"\x0a\xff\xff\xff\xff\x0f", deepBody):
+            with self.assertRaises(RecordError):
+                parseOTLPProtobuf(bad, PEER, RECEIVED)
+
+    def test_empty(self) -> None:
+        """An empty request (no resource logs) holds no records and refuses none."""
+        batch = parseOTLPProtobuf(b"", PEER, RECEIVED)
+        self.assertEqual((batch.records, batch.rejected), ([], 0))
+
+
+class JSONTests(SynchronousTestCase):
+    def test_specExample(self) -> None:
+        """
+        The OTLP spec's example request (examples/logs.json: integers as
+        numbers, upper-case hex ids, a severity text) maps as documented.
+        """
+        batch = parseOTLPJSON((GOLDEN / "otlp-logs.json").read_bytes(), PEER, RECEIVED)
+        [record] = batch.records
+        self.assertEqual(record[:6], (1_544_712_660_300_000, RECEIVED, 6, PEER, "my.service", "Example log record"))
+        self.assertEqual(
+            fieldsOf(record),
+            {
+                "scope": "my.library",
+                "string.attribute": "some string",
+                "boolean.attribute": True,
+                "int.attribute": 10,
+                "double.attribute": 637.704,
+                "array.attribute": ["many", "values"],
+                "map.attribute": {"some.map.key": "some value"},
+                "trace_id": "5b8efff798038103d269b633813fc60c",
+                "span_id": "eee19b7ec3c1b174",
+            },
+        )
+
+    def test_stringIntegersAndSeverityNumber(self) -> None:
+        """64-bit integers as strings (as exporters write them) and severityNumber are read."""
+        body = {
+            "resourceLogs": [
+                {
+                    "resource": {"attributes": [{"key": "host.name", "value": {"stringValue": "h1"}}]},
+                    "scopeLogs": [
+                        {"logRecords": [{"timeUnixNano": "1544712660300000000", "severityNumber": 17, "body": {"stringValue": "e"}}]}
+                    ],
+                }
+            ]
+        }
+        [record] = parseOTLPJSON(orjson.dumps(body), PEER, RECEIVED).records
+        self.assertEqual(record[:6], (1_544_712_660_300_000, RECEIVED, 3, "h1", "", "e"))
+
+    def test_badRecordRefusedNeighboursKept(self) -> None:
+        """
+        A malformed log record is refused with its position and reason; the
+        others of the request are kept.
+        """
+        body = {
+            "resourceLogs": [
+                {
+                    "scopeLogs": [
+                        {
+                            "logRecords": [
+                                {"body": {"stringValue": "a"}},
+                                {"timeUnixNano": "yesterday"},
+                                {"traceId": "not-hex"},
+                                "nope",
+                                {"body": {"stringValue": "b"}},
+                            ]
+                        }
+                    ]
+                }
+            ]
+        }
+        batch = parseOTLPJSON(orjson.dumps(body), PEER, RECEIVED)
+        self.assertEqual([r.message for r in batch.records], ["a", "b"])
+        self.assertEqual(batch.rejected, 3)
+        self.assertIn("logRecords[1]", batch.reason)
+        self.assertIn("timeUnixNano", batch.reason)
+        response = exportResponse(batch)
+        self.assertEqual(response.partial_success.rejected_log_records, 3)
+        self.assertIn("logRecords[1]", response.partial_success.error_message)
+
+    def test_notARequest(self) -> None:
+        """Invalid JSON, a non-object and misshapen envelopes are a RecordError."""
+        for bad in (b"{", b"[]", b'{"resourceLogs": 1}', b'{"resourceLogs": [1]}', b'{"resourceLogs": [{"resource": 1}]}'):
+            with self.assertRaises(RecordError):
+                parseOTLPJSON(bad, PEER, RECEIVED)
+
+    def test_deepNesting(self) -> None:
+        """
+        A body nested deeper than the decoders allow is refused with a
+        RecordError (the whole body or the one record), nothing escaping.
+        """
+        value: Any = {"stringValue": "leaf"}
+        for _ in range(60):
+            value = {"arrayValue": {"values": [value]}}
+        body = orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": value}, {"body": {"stringValue": "ok"}}]}]}]})
+        batch = parseOTLPJSON(body, PEER, RECEIVED)
+        self.assertEqual(([r.message for r in batch.records], batch.rejected), (["ok"], 1))
+        tooDeep = b'{"resourceLogs": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+        self.assertRaises(RecordError, parseOTLPJSON, tooDeep, PEER, RECEIVED)
+
+    def test_emptyResponse(self) -> None:
+        """A request with nothing refused is answered with no partial_success."""
+        batch = parseOTLPJSON(b"{}", PEER, RECEIVED)
+        self.assertFalse(exportResponse(batch).HasField("partial_success"))
