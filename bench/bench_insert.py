@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.bench_spine import makeLines  # noqa: E402
 from logsvc.formats.detect import parseLines  # noqa: E402
 from logsvc.record import Record  # noqa: E402
-from logsvc.store.sqlite import (  # noqa: E402
+from logsvc.store.sqlite.connection import (  # noqa: E402
     INSERT_SQL,
     MAX_STATEMENT_ROWS,
     connect,

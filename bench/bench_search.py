@@ -47,8 +47,9 @@ sys.path.insert(0, ROOT)
 from bench.bench_spine import tcpIngest as spineTCPIngest  # noqa: E402
 from bench.harness import BenchServer as Server  # noqa: E402
 from logsvc.record import LEVEL_NAMES, Record, formatMicros  # noqa: E402
-from logsvc.store.searchindex import searchPath  # noqa: E402
-from logsvc.store.sqlite import SqliteStore, connect, stopMemoryStatistics  # noqa: E402
+from logsvc.store.sqlite.connection import connect, stopMemoryStatistics  # noqa: E402
+from logsvc.store.sqlite.searchindex import searchPath  # noqa: E402
+from logsvc.store.sqlite.store import SqliteStore  # noqa: E402
 from tests.fakes import DirectReactor  # noqa: E402
 
 #: twistd logsvc options of every server here: the temporary directories

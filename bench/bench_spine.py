@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.harness import BenchServer as Server  # noqa: E402
 from bench.harness import lineChunks, sendTCP, timedPosts, timedTCPIngest  # noqa: E402
 from logsvc.formats.detect import parseLines  # noqa: E402
-from logsvc.store.sqlite import INSERT_SQL, connect, createSchema  # noqa: E402
+from logsvc.store.sqlite.connection import INSERT_SQL, connect, createSchema  # noqa: E402
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 HOSTS = [f"node-{n:02d}" for n in range(12)]

@@ -35,7 +35,8 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from bench_search import fillStore, generate  # noqa: E402
 
 from logsvc.query import Query  # noqa: E402
-from logsvc.store.sqlite import connect, selectNDJSON, stopMemoryStatistics  # noqa: E402
+from logsvc.store.sqlite.connection import connect, stopMemoryStatistics  # noqa: E402
+from logsvc.store.sqlite.plan import selectNDJSON  # noqa: E402
 
 
 def exportRate(db: str, threads: int) -> float:

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from logsvc.store.searchindex import searchPath  # noqa: E402
+from logsvc.store.sqlite.searchindex import searchPath  # noqa: E402
 from tests.e2e.server import TWISTD, TwistdServer, freePort  # noqa: E402
 
 __all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendAcked", "sendTCP", "timedPosts", "timedTCPIngest", "timedThreads"]

@@ -2,15 +2,10 @@
 Retention (C{--retain}, C{--max-db-size}) and the free-disk floor
 (C{--min-free-disk}).
 
-L{RetentionService} deletes old records in small transactions on the store's
-writer thread (L{SqliteStore.callInWriter}), one chunk per writer turn, so
-ingest batches keep committing between chunks.  The record with the highest id
-is never deleted: ids are the rowid of an C{INTEGER PRIMARY KEY} without
-C{AUTOINCREMENT}, so SQLite would hand an emptied table's ids out again, and a
-reader's cursor or a tail's C{Last-Event-ID} would then point at other records.
-Freed pages go back to the file system with C{PRAGMA incremental_vacuum} when
-the database was created with C{auto_vacuum=INCREMENTAL} (every database
-logsvc creates); an older file keeps its size but reuses the freed pages.
+L{RetentionService} asks the store to delete old records one chunk at a time
+(L{IStore.deleteOld}): each backend deletes its own way (SQLite in small
+transactions on its writer thread, PostgreSQL by dropping whole partitions),
+and ingest keeps committing between chunks.
 
 L{DiskFloor} watches the free space of the database's file system; below the
 floor, HTTP ingest answers 507, new TCP connections are refused, and open ones
@@ -22,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import sqlite3
 from typing import Any
 
 from twisted.application.service import Service
@@ -39,7 +33,8 @@ log = Logger()
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-#: Rows one retention transaction deletes at most.
+#: Records one retention chunk deletes at most (a backend that drops whole
+#: partitions may delete more at once).
 DEFAULT_CHUNK = 10_000
 
 
@@ -58,70 +53,6 @@ def parseDuration(text: str) -> float:
     if seconds <= 0:
         raise ValueError(f"duration must be positive: {text!r}")
     return seconds
-
-
-def usedBytes(conn: sqlite3.Connection) -> int:
-    """
-    @return: bytes of the pages that hold data in C{conn}'s database and
-        the files attached to it (the search index's, on the store's
-        writer); free pages are not counted: they are reused, or returned
-        by incremental vacuum.
-    """
-    total = 0
-    for _, name, _ in conn.execute("PRAGMA database_list").fetchall():
-        if name == "temp":
-            continue
-        pageSize = conn.execute(f'PRAGMA "{name}".page_size').fetchone()[0]
-        pages = conn.execute(f'PRAGMA "{name}".page_count').fetchone()[0]
-        free = conn.execute(f'PRAGMA "{name}".freelist_count').fetchone()[0]
-        total += (pages - free) * pageSize
-    return int(total)
-
-
-def deleteChunk(
-    conn: sqlite3.Connection,
-    *,
-    cutoff: int | None,
-    maxBytes: int | None,
-    chunk: int = DEFAULT_CHUNK,
-) -> int:
-    """
-    Delete at most C{chunk} records in one transaction: those with C{ts}
-    before C{cutoff} (microseconds), else, while the data exceeds
-    C{maxBytes}, the oldest by id.  Never the record with the highest id.
-    Then return freed pages to the file system (incremental vacuum).
-
-    Blocking: run it on the store's writer thread.
-
-    @return: the number of records deleted.
-    """
-    deleted = 0
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        top = conn.execute("SELECT max(id) FROM logs").fetchone()[0]
-        if top is not None:
-            if cutoff is not None:
-                deleted += conn.execute(
-                    "DELETE FROM logs WHERE id IN"
-                    " (SELECT id FROM logs WHERE ts < ? AND id < ? ORDER BY ts LIMIT ?)",
-                    (cutoff, top, chunk),
-                ).rowcount
-            if not deleted and maxBytes is not None and usedBytes(conn) > maxBytes:
-                deleted += conn.execute(
-                    "DELETE FROM logs WHERE id IN (SELECT id FROM logs WHERE id < ? ORDER BY id LIMIT ?)",
-                    (top, chunk),
-                ).rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    if deleted and conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
-        free = conn.execute("PRAGMA freelist_count").fetchone()[0]
-        if free:
-            # executescript steps the pragma to its end; execute() would free
-            # a single page.
-            conn.executescript(f"PRAGMA incremental_vacuum({int(free)});")
-    return deleted
 
 
 class DiskFloor:
@@ -228,19 +159,7 @@ class RetentionService(Service):
             self.disk.check()
             self._diskCall = self.clock.callLater(self.diskInterval, self._checkDisk)
         if self.retain is not None or self.maxBytes is not None:
-            self.store.callInWriter(
-                lambda conn: conn.execute("PRAGMA auto_vacuum").fetchone()[0]
-            ).addCallback(self._checkVacuum)
             self._sweepCall = self.clock.callLater(min(1.0, self.interval), self.sweep)
-
-    def _checkVacuum(self, mode: int) -> None:
-        if mode != 2:
-            log.warn(
-                "{path} was created without auto_vacuum=INCREMENTAL: space freed by retention is"
-                " reused for new records but not returned to the file system; to convert it, stop"
-                " logsvc and run: sqlite3 {path} 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;'",
-                path=getattr(self.store, "path", "the database"),
-            )
 
     def _checkDisk(self) -> None:
         assert self.disk is not None
@@ -257,9 +176,7 @@ class RetentionService(Service):
         self._sweepCall = None
         cutoff = None if self.retain is None else nowMicros() - int(self.retain * 1_000_000)
         maxBytes, chunk = self.maxBytes, self.chunk
-        d = self.store.callInWriter(
-            lambda conn: deleteChunk(conn, cutoff=cutoff, maxBytes=maxBytes, chunk=chunk)
-        )
+        d = self.store.deleteOld(cutoff=cutoff, maxBytes=maxBytes, chunk=chunk)
         self._sweeping = d
 
         def done(deleted: int) -> int:

@@ -25,7 +25,8 @@ from logsvc.ingest.acked import AckedIngestFactory, AuthGelfFactory, AuthIngestF
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
-from logsvc.store.sqlite import FSYNC_MODES, SqliteStore, stopMemoryStatistics
+from logsvc.store.sqlite.connection import FSYNC_MODES, stopMemoryStatistics
+from logsvc.store.sqlite.store import SqliteStore
 from logsvc.trust import Protection, checkTrustOptions
 from logsvc.web.app import LogsvcSite, buildRoot
 from logsvc.web.ingest import DEFAULT_MAX_BODY

@@ -176,7 +176,9 @@ class Protection:
         self.budget = ConnectionBudget(maximum)
         self.tokens: Tokens = options.get("tokens") or Tokens()
         self.tcpTokens = self.tokens if options.get("tcp-auth") == "token" else Tokens()
-        self.disk = DiskFloor(store.path, options.get("min-free-disk") or 0)
+        # A store on a database server has no local disk to watch.
+        floor = options.get("min-free-disk") or 0 if store.dataPath is not None else 0
+        self.disk = DiskFloor(store.dataPath or ".", floor)
         self.guard = Guard(
             self.tokens, saturated=lambda: pipeline.saturated, diskLow=lambda: self.disk.low
         )

@@ -20,7 +20,7 @@ from logsvc.query import Query
 from logsvc.record import Record, plainRecord
 from logsvc.store.base import StoreError
 from logsvc.store.memory import MemoryStore
-from logsvc.store.sqlite import SqliteStore
+from logsvc.store.sqlite.store import SqliteStore
 
 
 def records(*messages: str) -> list[Record]:

@@ -14,8 +14,10 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from logsvc.record import Record
-from logsvc.retention import DiskFloor, RetentionService, deleteChunk, parseDuration, usedBytes
-from logsvc.store.sqlite import INSERT_SQL, SqliteStore, connect, createSchema
+from logsvc.retention import DiskFloor, RetentionService, parseDuration
+from logsvc.store.sqlite.connection import INSERT_SQL, connect, createSchema
+from logsvc.store.sqlite.retention import deleteChunk, usedBytes
+from logsvc.store.sqlite.store import SqliteStore
 
 DAY = 86_400_000_000
 

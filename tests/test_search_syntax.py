@@ -18,14 +18,9 @@ from logsvc.query import Query, parseQuery
 from logsvc.record import Record
 from logsvc.search_syntax import Term, parseSearch, words
 from logsvc.store.memory import MemoryStore
-from logsvc.store.searchindex import createSearchSchema, indexRange
-from logsvc.store.sqlite import (
-    INSERT_SQL,
-    createSchema,
-    hitsSelect,
-    registerFunctions,
-    selectPage,
-)
+from logsvc.store.sqlite.connection import INSERT_SQL, createSchema, registerFunctions
+from logsvc.store.sqlite.plan import hitsSelect, selectPage
+from logsvc.store.sqlite.searchindex import createSearchSchema, indexRange
 from logsvc.testing import MemoryLogService
 
 #: Text users might type: quotes, stars, dashes, FTS5 operators, unicode.

@@ -21,7 +21,7 @@ from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
 from logsvc.service import DrainingListenerService, LogService, Options, makeService, parseSize
 from logsvc.store.memory import MemoryStore
-from logsvc.store.sqlite import SqliteStore
+from logsvc.store.sqlite.store import SqliteStore
 
 
 def parse(*argv: str) -> Options:

@@ -1,5 +1,5 @@
 """
-Tests for L{logsvc.store.checkpointer.WalCheckpointer}, on real WAL files.
+Tests for L{logsvc.store.sqlite.checkpointer.WalCheckpointer}, on real WAL files.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.record import Record
-from logsvc.store.checkpointer import WalCheckpointer
-from logsvc.store.sqlite import connect, createSchema, insertRecords
+from logsvc.store.sqlite.checkpointer import WalCheckpointer
+from logsvc.store.sqlite.connection import connect, createSchema, insertRecords
 from tests.fakes import DirectReactor
 
 WAIT = 30.0

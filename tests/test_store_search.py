@@ -18,8 +18,9 @@ from twisted.trial.unittest import TestCase
 from logsvc.query import Query
 from logsvc.record import Record, renderRow
 from logsvc.store.memory import MemoryStore
-from logsvc.store.searchindex import searchPath
-from logsvc.store.sqlite import SCHEMA_VERSION, SqliteStore, connect
+from logsvc.store.sqlite.connection import SCHEMA_VERSION, connect
+from logsvc.store.sqlite.searchindex import searchPath
+from logsvc.store.sqlite.store import SqliteStore
 
 T0 = 1_767_323_045_000_000
 SECOND = 1_000_000
@@ -405,7 +406,7 @@ class SqliteSearchIndexTests(TestCase):
         Deletes that race with the indexer (retention during ingest) leave no
         entry behind and take none that belongs to a kept record.
         """
-        from logsvc.store import searchindex
+        from logsvc.store.sqlite import searchindex
 
         self.patch(searchindex, "INDEX_CHUNK", 97)
         store = self.start(self.mktemp())
@@ -607,7 +608,7 @@ class SqliteSearchIndexTests(TestCase):
     @inlineCallbacks
     def test_strategies_agree(self) -> Any:
         """Pages read from index hits, filtered in time order, or scanned are the same."""
-        from logsvc.store import sqlite as module
+        from logsvc.store.sqlite import plan as module
 
         path = self.mktemp()
         store = self.start(path)

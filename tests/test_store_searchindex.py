@@ -1,5 +1,5 @@
 """
-Tests for L{logsvc.store.searchindex}: the indexer thread against the
+Tests for L{logsvc.store.sqlite.searchindex}: the indexer thread against the
 store's writer (lag, pause, failure, stop), on real files.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.record import Record
-from logsvc.store import searchindex
-from logsvc.store.searchindex import SearchIndexer, searchPath
-from logsvc.store.sqlite import connect, createSchema, insertRecords
+from logsvc.store.sqlite import searchindex
+from logsvc.store.sqlite.connection import connect, createSchema, insertRecords
+from logsvc.store.sqlite.searchindex import SearchIndexer, searchPath
 from tests.fakes import DirectReactor
 
 #: Longest a test waits for the indexer thread, in seconds.

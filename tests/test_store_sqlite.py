@@ -25,7 +25,8 @@ from logsvc.query import Query
 from logsvc.record import Record
 from logsvc.store.base import IStore, StoreError
 from logsvc.store.memory import MemoryStore
-from logsvc.store.sqlite import SCHEMA_VERSION, SqliteStore, createSchema
+from logsvc.store.sqlite.connection import SCHEMA_VERSION, createSchema
+from logsvc.store.sqlite.store import SqliteStore
 from tests.storetests import SECOND, T0, StoreTestsMixin, record
 
 
@@ -77,7 +78,7 @@ class SqliteStoreTests(SqliteTestCase):
         The writer's own automatic checkpoint is only the fallback: a
         checkpointer thread runs while the store does, and ends with it.
         """
-        from logsvc.store.checkpointer import FALLBACK_PAGES
+        from logsvc.store.sqlite.checkpointer import FALLBACK_PAGES
 
         store = self.startStore()
         pages = yield store.callInWriter(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
@@ -91,7 +92,7 @@ class SqliteStoreTests(SqliteTestCase):
         A store whose search file cannot be opened fails to start, and
         leaves no checkpoint thread behind.
         """
-        from logsvc.store.searchindex import searchPath
+        from logsvc.store.sqlite.searchindex import searchPath
 
         def checkpointers() -> int:
             return sum(t.name == "logsvc-sqlite-checkpoint" for t in threading.enumerate())
@@ -274,7 +275,7 @@ class InsertRecordsTests(SynchronousTestCase):
         insertRecords stores every record exactly, in order, across the
         multi-row statements it splits a batch into, and answers the last id.
         """
-        from logsvc.store.sqlite import MAX_STATEMENT_ROWS, insertRecords
+        from logsvc.store.sqlite.connection import MAX_STATEMENT_ROWS, insertRecords
 
         conn = sqlite3.connect(":memory:", isolation_level=None)
         createSchema(conn)
@@ -299,7 +300,7 @@ class InsertRecordsTests(SynchronousTestCase):
         A batch takes one statement per 4,096 records (the last one padded
         with rows SQLite skips), so the writer wins the GIL back few times.
         """
-        from logsvc.store.sqlite import MAX_STATEMENT_ROWS, insertRecords
+        from logsvc.store.sqlite.connection import MAX_STATEMENT_ROWS, insertRecords
 
         conn = sqlite3.connect(":memory:", isolation_level=None)
         createSchema(conn)
@@ -318,7 +319,7 @@ class InsertRecordsTests(SynchronousTestCase):
         A record with a NULL where the schema forbids one raises (the
         padding rows SQLite skips must not hide it), whatever its place.
         """
-        from logsvc.store.sqlite import insertRecords
+        from logsvc.store.sqlite.connection import insertRecords
 
         conn = sqlite3.connect(":memory:", isolation_level=None)
         createSchema(conn)
@@ -336,7 +337,7 @@ class InsertRecordsTests(SynchronousTestCase):
 #: after the same work with statistics on and after stopMemoryStatistics.
 _MEMORY_PROBE = """
 import _sqlite3, ctypes, json, sqlite3
-from logsvc.store.sqlite import stopMemoryStatistics
+from logsvc.store.sqlite.connection import stopMemoryStatistics
 library = ctypes.CDLL(_sqlite3.__file__)
 library.sqlite3_memory_used.restype = ctypes.c_int64
 def work():

@@ -1,10 +1,16 @@
-"""The store interface every backend provides."""
+"""
+The store interface every backend provides (L{IStore}), and what it speaks:
+rows (L{Row}) and its one error (L{StoreError}).
+
+A leaf: backends (L{logsvc.store.sqlite}, L{logsvc.store.postgres},
+L{logsvc.store.memory}) import it; it imports none of them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
 #: A stored row: columns as in L{logsvc.record.ROW_COLUMNS}.
 Row = tuple[Any, ...]
@@ -13,23 +19,54 @@ Row = tuple[Any, ...]
 class StoreError(Exception):
     """
     The store could not do what was asked (disk full, database locked or
-    corrupt).  Acknowledgements for the records concerned are never sent.
+    corrupt, database server unreachable).  Acknowledgements for the records
+    concerned are never sent.
+    """
+
+
+class StoreUnavailable(StoreError):
+    """
+    The store cannot be reached just now (a database server restarting, a
+    dropped connection); it reconnects by itself.  Ingest answers 503 and
+    stops reading TCP senders rather than acknowledge anything.
     """
 
 
 class IStore(Interface):
     """
-    Durable storage of records.  All methods are called on the reactor thread
-    and never block it; results come as Deferreds.
+    Durable storage of records: everything the service asks of a store.  All
+    methods are called on the reactor thread and never block it; results
+    come as Deferreds.
+
+    Ids are the store's order of commits: a reader that has seen id C{n}
+    later sees only ids above C{n} appear (never one below), on every node
+    sharing the store.  That is what lets a tail resume with C{afterId}.
     """
+
+    dataPath: Any = Attribute(
+        """
+        The local file holding the records (its file system is the one the
+        free-disk floor watches), or L{None} when the data lives elsewhere
+        (a database server).
+        """
+    )
+
+    available: Any = Attribute(
+        """
+        False while the store cannot be reached (a database server down);
+        appends then fail with L{StoreUnavailable}.  Always True for an
+        embedded store.
+        """
+    )
 
     def append(records: list) -> Any:
         """
         Store C{records} (L{logsvc.record.Record}s) in one transaction.
 
         @return: a Deferred firing with the id of the first record once all of
-            them are durable (ids are consecutive, in list order), or failing
-            with L{StoreError}; nothing of a failed append is stored.
+            them are durable (ids are consecutive, in list order, and above
+            every id committed before), or failing with L{StoreError}; nothing
+            of a failed append is stored.
         """
 
     def query(query: Any) -> Any:
@@ -79,4 +116,22 @@ class IStore(Interface):
         """
         @return: a Deferred firing with the C{(earliest, latest)} C{ts} of the
             matches, or L{None} when nothing matches.
+        """
+
+    def deleteOld(*, cutoff: int | None, maxBytes: int | None, chunk: int) -> Any:
+        """
+        Retention's step: delete records with C{ts} before C{cutoff}
+        (microseconds), else, while the data exceeds C{maxBytes}, the oldest.
+        Deletes about C{chunk} records at most (a backend dropping whole
+        partitions may delete more at once), so callers call again while the
+        result is at least C{chunk}.  An id is never handed out twice, even
+        once its record is deleted.
+
+        @return: a Deferred firing with the number of records deleted.
+        """
+
+    def dataSize() -> Any:
+        """
+        @return: a Deferred firing with the bytes the records and their
+            indexes take (what C{--max-db-size} bounds).
         """

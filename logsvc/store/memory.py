@@ -86,3 +86,41 @@ class MemoryStore:
 
     def count(self) -> Deferred[int]:
         return succeed(len(self.rows))
+
+    #: See L{IStore.dataPath}: nothing is on disk.
+    dataPath = None
+
+    #: See L{IStore.available}.
+    available = True
+
+    def deleteOld(self, *, cutoff: int | None, maxBytes: int | None, chunk: int) -> Deferred[int]:
+        """
+        See L{IStore.deleteOld}; sizes are L{dataSize}'s estimate.
+        """
+        doomed: list[Row] = []
+        if cutoff is not None:
+            doomed = [row for row in self.rows[:-1] if row[1] < cutoff][:chunk]
+        if not doomed and maxBytes is not None:
+            size = self._size()
+            for row in self.rows[:-1][:chunk]:
+                if size <= maxBytes:
+                    break
+                doomed.append(row)
+                size -= _rowSize(row)
+        gone = {row[0] for row in doomed}
+        self.rows = [row for row in self.rows if row[0] not in gone]
+        return succeed(len(doomed))
+
+    def _size(self) -> int:
+        return sum(_rowSize(row) for row in self.rows)
+
+    def dataSize(self) -> Deferred[int]:
+        """
+        See L{IStore.dataSize}: an estimate, the UTF-8 bytes of the text
+        columns plus 64 per record.
+        """
+        return succeed(self._size())
+
+
+def _rowSize(row: Row) -> int:
+    return 64 + sum(len(text.encode("utf-8")) for text in (row[4], row[5], row[6], row[7] or ""))

@@ -430,7 +430,7 @@ def prefill(db: str, count: int) -> None:
     Create C{db} holding C{count} records, straight through SQLite.
     """
     from logsvc.record import Record
-    from logsvc.store.sqlite import INSERT_SQL, connect, createSchema
+    from logsvc.store.sqlite.connection import INSERT_SQL, connect, createSchema
 
     os.makedirs(os.path.dirname(db), exist_ok=True)
     conn = connect(db)

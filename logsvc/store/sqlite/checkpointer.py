@@ -24,7 +24,8 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 
 from logsvc.health import ComponentHealth
-from logsvc.store.helper import HelperThread
+from logsvc.store.sqlite.connection import connect
+from logsvc.store.sqlite.helper import HelperThread
 
 #: Records committed since the last checkpoint that start the next one.
 CHECKPOINT_RECORDS = 10_000
@@ -98,8 +99,6 @@ class WalCheckpointer(HelperThread):
         return max(0.0, self._since + self._seconds - time.monotonic())
 
     def _run(self) -> None:
-        from logsvc.store.sqlite import connect
-
         try:
             conn = connect(self.path, fsync=self._fsync)
         except BaseException as e:

@@ -28,7 +28,8 @@ from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 
 from logsvc.health import ComponentHealth
-from logsvc.store.helper import HelperThread
+from logsvc.store.sqlite.connection import connect, uriFor
+from logsvc.store.sqlite.helper import HelperThread
 
 #: The search file's schema version (its C{PRAGMA user_version}).
 SEARCH_SCHEMA_VERSION = 3
@@ -99,8 +100,6 @@ def attachSearch(conn: sqlite3.Connection, path: str, *, readonly: bool) -> None
     also gets a trigger that takes deleted records out of the index (a
     contentless FTS5 table needs the indexed text back to do that).
     """
-    from logsvc.store.sqlite import uriFor
-
     conn.execute("ATTACH DATABASE ? AS search", (uriFor(searchPath(path), readonly=readonly),))
     # Each attachment has a page cache of its own; these connections only
     # look pages up (queries) or delete now and then (retention).
@@ -313,8 +312,6 @@ class SearchIndexer(HelperThread):
     # The thread
 
     def _run(self) -> None:
-        from logsvc.store.sqlite import connect, uriFor
-
         try:
             conn = connect(searchPath(self.path), fsync=self._fsync)
             conn.execute(f"PRAGMA cache_size={INDEXER_CACHE_KIB}")

@@ -1,0 +1,219 @@
+"""
+The SQLite database itself: opening connections with logsvc's settings, the
+schema and its version, the multi-row INSERT, and the SQL functions queries
+call.  A leaf: every other module of the SQLite store imports it, it imports
+none of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from itertools import chain
+from urllib.parse import quote
+
+import orjson
+
+from logsvc.query import fieldMatches
+from logsvc.record import Record
+from logsvc.search_syntax import parseSearch
+from logsvc.store.base import StoreError
+
+SCHEMA_VERSION = 3
+
+_SCHEMA = [
+    """
+    CREATE TABLE IF NOT EXISTS logs (
+        id INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        level INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        service TEXT NOT NULL,
+        message TEXT NOT NULL,
+        fields TEXT
+    )
+    """,
+    # (ts, level) covers histograms over a time range without row lookups.
+    "CREATE INDEX IF NOT EXISTS logs_ts_level ON logs (ts, level)",
+    "DROP INDEX IF EXISTS logs_ts",
+    "CREATE INDEX IF NOT EXISTS logs_service_level_ts ON logs (service, level, ts)",
+    # Histograms count each (level, time slot) as one range of this index.
+    "CREATE INDEX IF NOT EXISTS logs_level_ts ON logs (level, ts)",
+    # Version 3: the search index moved to a file of its own
+    # (logsvc.store.sqlite.searchindex); version 2 kept it here.
+    "DROP TRIGGER IF EXISTS logs_search_delete",
+    "DROP TABLE IF EXISTS logs_search",
+    "DROP TABLE IF EXISTS search_state",
+]
+
+INSERT_SQL = (
+    "INSERT INTO logs (ts, received, level, source, service, message, fields)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+#: Most rows one INSERT statement carries: 4,096 rows of 7 parameters stay
+#: within SQLite's default limit of 32,766 variables.
+MAX_STATEMENT_ROWS = 4096
+
+#: Fewest rows an INSERT statement is compiled for.
+MIN_STATEMENT_ROWS = 16
+
+#: The parameters of a row SQLite skips (C{OR IGNORE}: its C{ts} is NULL).
+_PADDING_ROW = (None,) * 7
+
+
+@functools.cache
+def _insertRowsSQL(rows: int) -> str:
+    return "INSERT OR IGNORE" + INSERT_SQL[len("INSERT") :] + ", (?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
+
+
+def insertRecords(conn: sqlite3.Connection, records: list[Record]) -> int:
+    """
+    Insert C{records} in order, in the current transaction, up to 4,096 rows
+    to one multi-row C{INSERT ... VALUES} statement.
+
+    Few statements matter more than their speed alone: every statement
+    gives the GIL away while SQLite runs it and must win it back from the
+    reactor thread, which under load keeps it for up to the switch interval.
+    Row by row (C{executemany}) that wait dominates: measured, 184,000 rows/s
+    alone and 249 rows/s beside a thread parsing lines (C{bench/bench_insert.py}).
+    So each statement holds a power of two of rows, the records and then
+    padding rows of NULLs, which C{OR IGNORE} skips (ts is NOT NULL): the
+    writer's connection compiles at most a dozen statements and reuses them,
+    and a transaction of up to 4,096 records is one statement (split into
+    powers of two, a batch of 3,960 took eight: 43,600 rows/s beside a
+    parsing thread against 99,700 padded).
+
+    @return: the id of the last record inserted (ids are consecutive).
+    @raise sqlite3.IntegrityError: when SQLite skipped a record (a NULL
+        where the schema forbids one); roll the transaction back.
+    """
+    limit = min(MAX_STATEMENT_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 7)
+    limit = 1 << (limit.bit_length() - 1)
+    cursor = conn.cursor()
+    for start in range(0, len(records), limit):
+        chunk = records[start : start + limit]
+        size = min(limit, max(MIN_STATEMENT_ROWS, 1 << (len(chunk) - 1).bit_length()))
+        params = list(chain.from_iterable(chunk))
+        if size > len(chunk):
+            params.extend(_PADDING_ROW * (size - len(chunk)))
+        cursor.execute(_insertRowsSQL(size), params)
+        if cursor.rowcount != len(chunk):
+            raise sqlite3.IntegrityError(f"{len(chunk) - cursor.rowcount} records have a NULL the schema forbids")
+    last = cursor.lastrowid
+    assert last is not None
+    return last
+
+
+#: fsync policies: "normal" survives a process crash, "full" survives power loss.
+FSYNC_MODES = {"normal": "NORMAL", "full": "FULL", "off": "OFF"}
+
+#: C{sqlite3_config} verb that turns memory statistics on or off (sqlite3.h).
+_SQLITE_CONFIG_MEMSTATUS = 9
+
+
+def stopMemoryStatistics() -> bool:
+    """
+    Turn off SQLite's memory statistics in this process.
+
+    With them on, as most builds ship, every allocation SQLite makes takes
+    one process-wide mutex, so threads running statements at the same time
+    (the writer, the search indexer, the readers) queue on it.  Measured
+    (C{bench/bench_sqlite_threads.py}, export pages): two threads did less
+    together than one alone (131,000 against 173,700 records/s); with
+    statistics off, 500,500.  logsvc reads no SQLite memory statistics.
+
+    SQLite is shut down and initialized again around the change, which is
+    only allowed while no connection is open: call this at process start,
+    before any store opens (C{twistd logsvc} does).
+
+    @return: whether statistics are now off (False when the SQLite library
+        cannot be reached or refused the change; SQLite works either way).
+    """
+    try:
+        import _sqlite3
+        import ctypes
+
+        # The extension's own handle: dlsym finds the library it uses,
+        # linked in or loaded beside it.
+        library = ctypes.CDLL(_sqlite3.__file__)
+        if library.sqlite3_shutdown() != 0:
+            return False
+        changed = library.sqlite3_config(_SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == 0
+        return library.sqlite3_initialize() == 0 and changed
+    except (ImportError, OSError, AttributeError):
+        return False
+
+
+def uriFor(path: str, *, readonly: bool = False) -> str:
+    """
+    @return: the C{file:} URI of C{path} (quoted: a "#", "?" or "%" in it
+        would otherwise end or alter it), read-only or read-write-create.
+    """
+    return f"file:{quote(path)}" + ("?mode=ro" if readonly else "")
+
+
+def connect(path: str, *, fsync: str = "normal", readonly: bool = False) -> sqlite3.Connection:
+    """
+    Open a connection with logsvc's settings (WAL, the fsync policy, autocommit
+    mode so transactions are explicit, URIs in C{ATTACH}).  Blocking: call it
+    off the reactor.
+    """
+    conn = sqlite3.connect(
+        uriFor(path, readonly=readonly), uri=True, isolation_level=None, check_same_thread=False
+    )
+    if not readonly:
+        # Takes effect only on a new file, and only before WAL is set: lets
+        # retention return freed pages (logsvc.retention).
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={FSYNC_MODES[fsync]}")
+    # The writer's cache holds the hot index pages; readers lean on the OS cache.
+    conn.execute("PRAGMA cache_size=-16384" if readonly else "PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA busy_timeout=10000")
+    registerFunctions(conn)
+    return conn
+
+
+def createSchema(conn: sqlite3.Connection) -> None:
+    """
+    Create or check the schema.
+
+    @raise StoreError: when the database was made by a newer logsvc.
+    """
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"database schema version {version} is newer than {SCHEMA_VERSION}")
+    conn.execute("BEGIN")
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    conn.execute("COMMIT")
+
+
+def _matchFunction(q: str, message: str, service: str) -> bool:
+    return parseSearch(q).matches(message, service)
+
+
+def _fieldFunction(fields: str | None, key: str, expected: str) -> bool:
+    if not fields:
+        return False
+    try:
+        decoded = orjson.loads(fields)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(decoded, dict) and fieldMatches(decoded, key, expected)
+
+
+def registerFunctions(conn: sqlite3.Connection) -> None:
+    """
+    Give C{conn} the SQL functions logsvc's queries use:
+    C{logsvc_match(q, message, service)} (L{Search.matches}) and
+    C{logsvc_field(fields, key, value)} (L{fieldMatches}).
+    """
+    conn.create_function("logsvc_match", 3, _matchFunction, deterministic=True)
+    conn.create_function("logsvc_field", 3, _fieldFunction, deterministic=True)
+

@@ -1,0 +1,430 @@
+"""
+The embedded store: SQLite in WAL mode, one writer thread, a small pool of
+reader threads.
+
+The reactor thread never touches a connection.  Appends queue to the writer
+thread, which takes everything queued at once and commits it in one
+transaction (group commit), then fires the appends' Deferreds on the reactor
+thread.  Queries run on reader threads with their own connections, which WAL
+lets proceed while the writer commits.
+"""
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from logsvc.health import ComponentHealth
+from logsvc.query import Query
+from logsvc.record import Record
+from logsvc.store.base import IStore, Row, StoreError
+from logsvc.store.sqlite.checkpointer import FALLBACK_PAGES, WalCheckpointer
+from logsvc.store.sqlite.connection import FSYNC_MODES, connect, createSchema, insertRecords
+from logsvc.store.sqlite.plan import (
+    selectAfterId,
+    selectHistogram,
+    selectNDJSON,
+    selectPage,
+    selectTimeRange,
+    selectTop,
+)
+from logsvc.store.sqlite.retention import deleteChunk, usedBytes
+from logsvc.store.sqlite.searchindex import MAX_INDEX_LAG, SearchIndexer, attachSearch, searchPath
+
+#: Most records one transaction takes; more waits for the next.
+MAX_TRANSACTION_RECORDS = 50_000
+
+_STOP = object()
+
+
+@implementer(IStore)
+class SqliteStore(Service):
+    """
+    An L{IStore} in one SQLite file.
+
+    Start it (C{startService}) before use; C{stopService} returns a Deferred
+    that fires once every queued append is committed and the file is closed.
+
+    The search index (see L{buildPlan}) lives in a file of its own beside
+    C{path}, filled by a L{SearchIndexer} thread that trails the writer by at
+    most C{maxIndexLag} records; with C{searchIndex=False} it is not kept at
+    all and searches read every record (for comparison in benchmarks).
+
+    @ivar path: the database file.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        reactor: Any = None,
+        fsync: str = "normal",
+        readers: int = 3,
+        searchIndex: bool = True,
+        maxIndexLag: int = MAX_INDEX_LAG,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        if fsync not in FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {sorted(FSYNC_MODES)}")
+        self.path = path
+        self._reactor: IReactorFromThreads = reactor
+        self._fsync = fsync
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writerDone: Deferred[None] | None = None
+        self._pool = ThreadPool(minthreads=1, maxthreads=readers, name="logsvc-sqlite-read")
+        self._local = threading.local()
+        self._opened = threading.Event()
+        self._openError: BaseException | None = None
+        self.searchIndex = searchIndex
+        self._indexer = (
+            SearchIndexer(path, reactor=self._reactor, fsync=fsync, maxLag=maxIndexLag) if searchIndex else None
+        )
+        self._checkpointer = WalCheckpointer(path, reactor=self._reactor, fsync=fsync)
+        #: Highest committed id, owned by the writer.
+        self._top = 0
+        self._vacuumChecked = False
+
+    def components(self) -> list[ComponentHealth]:
+        """
+        @return: the health of the store's helper threads (the search
+            indexer, when kept, and the WAL checkpointer).
+        """
+        found = [self._checkpointer.health]
+        if self._indexer is not None:
+            found.insert(0, self._indexer.health)
+        return found
+
+    @property
+    def indexing(self) -> bool:
+        """
+        False pauses filling the search index (queries still use what it holds).
+        """
+        return self._indexer is not None and self._indexer.indexing
+
+    @indexing.setter
+    def indexing(self, value: bool) -> None:
+        if self._indexer is not None:
+            self._indexer.indexing = value
+
+    # Lifetime
+
+    def startService(self) -> None:
+        """
+        Open the database (creating the schema) on the writer thread and the
+        search file on the indexer's; raises L{StoreError} here, at start,
+        when a file cannot be used.
+        """
+        Service.startService(self)
+        self._writerDone = Deferred()
+        self._writer = threading.Thread(target=self._writeLoop, name="logsvc-sqlite-write", daemon=True)
+        self._writer.start()
+        self._opened.wait()
+        if self._openError is not None:
+            self.running = 0
+            self._writerDone = None  # the writer thread has already ended
+            raise StoreError(f"cannot open {self.path}: {self._openError}")
+        if self._indexer is not None:
+            try:
+                self._indexer.start(self._top)
+            except BaseException as e:
+                self.running = 0
+                self._jobs.put(_STOP)
+                raise StoreError(f"cannot open {searchPath(self.path)}: {e}") from e
+            # The first job, before any append: the writer takes indexed
+            # records out of the index when it deletes them (retention).
+            self.callInWriter(lambda conn: attachSearch(conn, self.path, readonly=False))
+        # Last: a start that failed above leaves no thread behind.
+        self._checkpointer.start()
+        self._pool.start()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        @return: a Deferred firing once every queued append is committed and
+            the connections are closed.
+        """
+        Service.stopService(self)
+        if self._writerDone is None:
+            return succeed(None)
+        self._jobs.put(_STOP)
+        done = self._writerDone
+
+        def stopHelpers(_: None) -> Deferred[None]:
+            helpers = [self._checkpointer.stop()]
+            if self._indexer is not None:
+                helpers.append(self._indexer.stop())
+            return gatherResults(helpers).addCallback(lambda _: self._pool.stop())
+
+        return done.addCallback(stopHelpers)
+
+    # Writing
+
+    def append(self, records: list[Record]) -> Deferred[int]:
+        """
+        See L{IStore.append}.
+        """
+        d: Deferred[int] = Deferred()
+        if not records:
+            d.callback(0)
+            return d
+        self._jobs.put((records, d))
+        return d
+
+    def callInWriter(self, f: Callable[[sqlite3.Connection], Any]) -> Deferred[Any]:
+        """
+        Run C{f(connection)} on the writer thread, between transactions.
+        The search file is attached to the connection (as C{search}), so
+        records C{f} deletes leave the search index too.
+
+        @return: a Deferred firing with its result.
+        """
+        d: Deferred[Any] = Deferred()
+        self._jobs.put((f, d))
+        return d
+
+    def _writeLoop(self) -> None:
+        try:
+            conn = connect(self.path, fsync=self._fsync)
+            # Checkpoints run on their own thread (WalCheckpointer); this
+            # connection's own is the fallback.
+            conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
+            createSchema(conn)
+            self._top = conn.execute("SELECT ifnull(max(id), 0) FROM logs").fetchone()[0]
+        except BaseException as e:
+            self._openError = e
+            self._opened.set()
+            return
+        self._opened.set()
+        jobs = self._jobs
+        indexer = self._indexer
+        stopping = False
+        while not stopping:
+            if indexer is not None:
+                indexer.waitForLag()
+            first = jobs.get()
+            batch: list[tuple[list[Record], Deferred[int]]] = []
+            calls: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]] = []
+            pending = [first]
+            size = 0
+            while True:
+                for job in pending:
+                    if job is _STOP:
+                        stopping = True
+                    elif isinstance(job[0], list):
+                        batch.append(job)
+                        size += len(job[0])
+                    else:
+                        calls.append(job)
+                pending = []
+                if size >= MAX_TRANSACTION_RECORDS or calls or stopping:
+                    break
+                try:
+                    pending.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(conn, batch)
+            for f, d in calls:
+                try:
+                    result = f(conn)
+                except BaseException:
+                    self._reactor.callFromThread(d.errback, Failure())
+                else:
+                    self._reactor.callFromThread(d.callback, result)
+        # Drain whatever raced with the stop marker.
+        leftovers = []
+        while True:
+            try:
+                job = jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not _STOP and isinstance(job[0], list):
+                leftovers.append(job)
+        if leftovers:
+            self._commit(conn, leftovers)
+        conn.close()
+        assert self._writerDone is not None
+        self._reactor.callFromThread(self._writerDone.callback, None)
+
+    def _commit(
+        self, conn: sqlite3.Connection, batch: list[tuple[list[Record], Deferred[int]]]
+    ) -> None:
+        try:
+            # Not IMMEDIATE: that would lock the attached search file too.
+            # This thread is the records file's only writer, so the
+            # deferred lock is never refused.
+            conn.execute("BEGIN")
+            records = batch[0][0] if len(batch) == 1 else [r for rs, _ in batch for r in rs]
+            last = insertRecords(conn, records)
+            conn.execute("COMMIT")
+            self._checkpointer.committed(len(records))
+            firsts = []
+            first = last - len(records) + 1
+            for rs, _ in batch:
+                firsts.append(first)
+                first += len(rs)
+            self._top = max(self._top, last)
+            if self._indexer is not None:
+                self._indexer.committed(self._top)
+        except Exception as e:
+            # Not only sqlite3.Error: a value SQLite cannot bind raises
+            # OverflowError, which must fail this append, not the writer thread.
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            if len(batch) > 1:
+                # Appends share a transaction only for speed: one that cannot
+                # be stored must not cost the others.
+                for one in batch:
+                    self._commit(conn, [one])
+                return
+            self.log.error("append failed, nothing of it stored: {error}", error=e)
+            failure = Failure(StoreError(str(e)))
+            for _, d in batch:
+                self._reactor.callFromThread(d.errback, failure)
+            return
+        self._reactor.callFromThread(_fireAll, [(d, first) for (_, d), first in zip(batch, firsts, strict=True)])
+
+    def whenIndexed(self) -> Deferred[None]:
+        """
+        @return: a Deferred firing once every record committed so far is in
+            the search index (or at once when the index is off).
+        """
+        indexer = self._indexer
+        if indexer is None:
+            return succeed(None)
+
+        def afterQueued(_: object) -> Deferred[None]:
+            return indexer.whenIndexed()
+
+        # Through the writer: appends queued before this call commit first.
+        d: Deferred[None] = self.callInWriter(lambda conn: None).addCallback(afterQueued)
+        return d
+
+    # Reading
+
+    def _readConnection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, fsync=self._fsync, readonly=True)
+            if self._indexer is not None:
+                attachSearch(conn, self.path, readonly=True)
+            self._local.conn = conn
+        return conn
+
+    def read(self, f: Callable[[sqlite3.Connection], Any]) -> Deferred[Any]:
+        """
+        Run C{f(connection)} on a reader thread.
+
+        @return: a Deferred firing with its result.
+        """
+
+        def run() -> Any:
+            return f(self._readConnection())
+
+        reactor: IReactorThreads = self._reactor  # type: ignore[assignment]
+        return deferToThreadPool(reactor, self._pool, run)
+
+    def query(self, query: Query) -> Deferred[list[Row]]:
+        """
+        See L{IStore.query}.
+        """
+        return self.read(lambda conn: selectPage(conn, query, useIndex=self.searchIndex))
+
+    def exportPage(self, query: Query) -> Deferred[tuple[bytes, int, tuple[int, int] | None]]:
+        """
+        See L{IStore.exportPage}.
+        """
+        return self.read(lambda conn: selectNDJSON(conn, query, useIndex=self.searchIndex))
+
+    def afterId(self, query: Query, lastId: int, limit: int) -> Deferred[list[Row]]:
+        """
+        See L{IStore.afterId}.
+        """
+        return self.read(lambda conn: selectAfterId(conn, query, lastId, limit, useIndex=self.searchIndex))
+
+    def histogram(self, query: Query, origin: int, width: int) -> Deferred[dict[tuple[int, int], int]]:
+        """
+        See L{IStore.histogram}.
+        """
+        return self.read(lambda conn: selectHistogram(conn, query, origin, width, useIndex=self.searchIndex))
+
+    def top(self, query: Query, column: str) -> Deferred[dict[Any, int]]:
+        """
+        See L{IStore.top}.
+        """
+        return self.read(lambda conn: selectTop(conn, query, column, useIndex=self.searchIndex))
+
+    def timeRange(self, query: Query) -> Deferred[tuple[int, int] | None]:
+        """
+        See L{IStore.timeRange}.
+        """
+        return self.read(lambda conn: selectTimeRange(conn, query, useIndex=self.searchIndex))
+
+    def count(self) -> Deferred[int]:
+        """
+        See L{IStore.count}.
+        """
+        return self.read(lambda conn: conn.execute("SELECT count(*) FROM logs").fetchone()[0])
+
+    # Retention
+
+    @property
+    def dataPath(self) -> str:
+        """
+        See L{IStore.dataPath}: the records file.
+        """
+        return self.path
+
+    #: See L{IStore.available}: an embedded file is always there.
+    available = True
+
+    def deleteOld(self, *, cutoff: int | None, maxBytes: int | None, chunk: int) -> Deferred[int]:
+        """
+        See L{IStore.deleteOld}: one transaction on the writer thread, so
+        ingest commits between chunks.  The first call warns once when the
+        file cannot give freed space back (made without incremental vacuum).
+        """
+        if not self._vacuumChecked:
+            self._vacuumChecked = True
+            self.callInWriter(lambda conn: conn.execute("PRAGMA auto_vacuum").fetchone()[0]).addCallback(
+                self._checkVacuum
+            )
+        return self.callInWriter(lambda conn: deleteChunk(conn, cutoff=cutoff, maxBytes=maxBytes, chunk=chunk))
+
+    def _checkVacuum(self, mode: int) -> None:
+        if mode != 2:
+            self.log.warn(
+                "{path} was created without auto_vacuum=INCREMENTAL: space freed by retention is"
+                " reused for new records but not returned to the file system; to convert it, stop"
+                " logsvc and run: sqlite3 {path} 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;'",
+                path=self.path,
+            )
+
+    def dataSize(self) -> Deferred[int]:
+        """
+        See L{IStore.dataSize}: pages holding data in the records file and
+        the search file.
+        """
+        return self.callInWriter(usedBytes)
+
+
+def _fireAll(results: list[tuple[Deferred[int], int]]) -> None:
+    for d, first in results:
+        d.callback(first)
