@@ -158,7 +158,7 @@ class RetentionServiceTests(TestCase):
         from twisted.internet.defer import fail, succeed
 
         outcomes = [fail(sqlite3.OperationalError("database or disk is full")), succeed(0)]
-        store = SimpleNamespace(callInWriter=lambda f: outcomes.pop(0))
+        store = SimpleNamespace(deleteOld=lambda **kwargs: outcomes.pop(0))
         clock = Clock()
         service = RetentionService(store, retain=86400, clock=clock, interval=60)
         service.running = 1

@@ -74,7 +74,7 @@ class MetricsTests(SynchronousTestCase):
         os.makedirs(directory)
         clock = Clock()
         pipeline = Pipeline(MemoryStore(), reactor=clock)
-        store = SimpleNamespace(path=os.path.join(directory, "db.sqlite3"))
+        store = SimpleNamespace(dataPath=os.path.join(directory, "db.sqlite3"))
         options = {"max-connections": 1, "idle-timeout": 5.0}
         protection = Protection(options, pipeline, store, clock)
         guarded = protection.guardIngest(AuthIngestFactory(pipeline))
