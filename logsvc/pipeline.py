@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from logsvc.admission import FairAdmission
 from logsvc.metrics import Metrics
 from logsvc.record import Record
 from logsvc.store.base import IStore
@@ -34,6 +35,8 @@ class Pipeline(Service):
     Batches submissions into store appends; see the module docstring.
 
     @ivar pending: records submitted and not yet durable.
+    @ivar admission: admits HTTP submissions under C{maxPending}, fairly
+        between senders (L{FairAdmission}).
     @ivar delay: seconds a partial batch waits for more records; 0 flushes
         every submission at once.
     """
@@ -61,6 +64,7 @@ class Pipeline(Service):
         self.delay = delay
         self.maxPending = maxPending
         self.pending = 0
+        self.admission = FairAdmission(self, clock=reactor)
         self._batch: list[Record] = []
         self._waiters: list[tuple[Deferred[int], int]] = []
         self._timer: IDelayedCall | None = None

@@ -180,7 +180,9 @@ class Protection:
         floor = options.get("min-free-disk") or 0 if store.dataPath is not None else 0
         self.disk = DiskFloor(store.dataPath or ".", floor)
         self.guard = Guard(
-            self.tokens, saturated=lambda: pipeline.saturated, diskLow=lambda: self.disk.low
+            self.tokens,
+            admission=lambda sender: pipeline.admission.refusal(sender, 0),
+            diskLow=lambda: self.disk.low,
         )
         self.ingestFactories: list[GuardedFactory] = []
         pipeline.metrics.registry.register(TrustCollector(self))

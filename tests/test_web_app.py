@@ -187,7 +187,7 @@ class PostLogsTests(APITestCase):
         """
         A full pipeline answers 503 with Retry-After and stores nothing.
         """
-        self.service.pipeline.maxPending = 0
+        self.service.pipeline.pending = self.service.pipeline.maxPending
         code, body, response = self.request("POST", "/logs", b'{"msg": "x"}', "application/json")
         self.assertEqual(code, 503)
         self.assertEqual(response.headers.getRawHeaders(b"retry-after"), [b"1"])

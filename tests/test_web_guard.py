@@ -40,9 +40,11 @@ def endpoints(root: Any) -> list[bytes]:
 class AuthEveryEndpointTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.store = MemoryStore()
-        self.pipeline = Pipeline(self.store, reactor=Clock(), delay=0)
+        clock = Clock()
+        self.pipeline = Pipeline(self.store, reactor=clock, delay=0)
         tokens = Tokens.fromPairs([("ingest", INGEST), ("read", READ), ("ingest", BOTH), ("read", BOTH)])
-        self.root = buildRoot(self.store, self.pipeline)
+        # The tails it opens beat on this clock, not the global reactor.
+        self.root = buildRoot(self.store, self.pipeline, clock=clock)
         self.treq = StubTreq(GuardResource(self.root, Guard(tokens)))
 
     def status(self, method: str, path: bytes, token: str | None) -> int:
@@ -130,7 +132,7 @@ class RefusalTests(SynchronousTestCase):
         self.store = MemoryStore()
         self.pipeline = Pipeline(self.store, reactor=Clock(), delay=0)
         self.low = False
-        self.guard = Guard(saturated=lambda: self.pipeline.saturated, diskLow=lambda: self.low)
+        self.guard = Guard(admission=lambda sender: self.pipeline.admission.refusal(sender, 0), diskLow=lambda: self.low)
         self.treq = StubTreq(GuardResource(buildRoot(self.store, self.pipeline), self.guard))
 
     def post(self) -> Any:

@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 
+from logsvc.admission import Refused, senderOf
 from logsvc.formats.jsonline import DocumentError
 from logsvc.ingest.tcp import peerName
 from logsvc.pipeline import Pipeline
@@ -160,6 +161,40 @@ def submitRecords(pipeline: Pipeline, records: Iterable[Record], transport: str)
     return pipeline.submit(batch).addCallback(stored)
 
 
+def refuse(request: Request, refused: Refused) -> dict[str, Any]:
+    """
+    Set C{Retry-After} for a 503 refusal.
+
+    @return: the refusal's status and message, as L{errorBody}'s arguments.
+    """
+    if refused.code == 503:
+        request.setHeader(b"retry-after", b"1")
+    return {"code": refused.code, "message": str(refused)}
+
+
+def precheck(pipeline: Pipeline, request: Request, count: int = 0) -> Refused | None:
+    """
+    @param count: the records the body holds at most, when known before
+        parsing (0: not known).
+    @return: why C{request}'s submission cannot be admitted (see
+        L{logsvc.admission}), asked before its body is parsed, or L{None}.
+    """
+    return pipeline.admission.refusal(senderOf(request), count)
+
+
+def submitAdmitted(pipeline: Pipeline, request: Request, records: list[Record], transport: str) -> Deferred[int]:
+    """
+    Admit C{records} as C{request}'s sender's (L{FairAdmission.admit}) and
+    submit them (L{submitRecords}).
+
+    @raise Refused: when they are not admitted; nothing is queued.
+    """
+    admission = pipeline.admission
+    sender = senderOf(request)
+    admission.admit(sender, len(records))
+    return admission.track(sender, len(records), submitRecords(pipeline, records, transport))
+
+
 class ShipperEndpoint(JSONResource):
     """
     A C{POST} endpoint for one shipper's wire format: read and decode the
@@ -208,9 +243,9 @@ class ShipperEndpoint(JSONResource):
             body = requestBody(request, self.maxBody)
         except BodyError as e:
             return self.bodyError(request, e.code, str(e))
-        if self.pipeline.saturated:
-            request.setHeader(b"retry-after", b"1")
-            return self.bodyError(request, 503, "ingest queue is full, retry later")
+        refused = precheck(self.pipeline, request)
+        if refused is not None:
+            return self.bodyError(request, **refuse(request, refused))
         peer = peerName(request.getClientAddress())
         try:
             records, parsed = self.parse(request, body, peer, nowMicros())
@@ -222,7 +257,10 @@ class ShipperEndpoint(JSONResource):
             return self.bodyError(request, 400, str(e))
         if not records:
             return self.stored(request, parsed, 0)
-        d = submitRecords(self.pipeline, records, self.transport)
+        try:
+            d = submitAdmitted(self.pipeline, request, records, self.transport)
+        except Refused as e:
+            return self.bodyError(request, **refuse(request, e))
 
         def failed(failure: Failure) -> bytes:
             failure.trap(StoreError)

@@ -3,8 +3,9 @@ What stands between the network and the HTTP Resource tree.
 
 L{GuardResource} wraps the root: before any endpoint runs it checks the bearer
 token and its scope (C{ingest} for writes, C{read} for everything else,
-nothing for C{/health}), and refuses writes while the pipeline is saturated
-(503 + C{Retry-After}) or the disk is below its floor (507).  Endpoints added
+nothing for C{/health}), and refuses writes whose sender the pipeline does
+not admit now (503 + C{Retry-After}: the queue is full, or the sender holds
+its share of it; see L{logsvc.admission}) or the disk is below its floor (507).  Endpoints added
 later by anyone are covered without knowing about it.
 
 L{LogsvcChannel} bounds what one connection can hold:
@@ -19,6 +20,7 @@ L{LogsvcChannel} bounds what one connection can hold:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -31,6 +33,7 @@ from twisted.web.resource import IResource
 from twisted.web.server import Request
 from zope.interface import implementer
 
+from logsvc.admission import Refused, senderFor
 from logsvc.auth import INGEST, READ, Tokens, authorizationToken
 
 log = Logger()
@@ -95,6 +98,7 @@ class Refusal:
 
 _REASONS = {
     401: b"Unauthorized",
+    413: b"Payload Too Large",
     403: b"Forbidden",
     503: b"Service Unavailable",
     507: b"Insufficient Storage",
@@ -107,7 +111,8 @@ class Guard:
     on their own.
 
     @ivar tokens: the L{Tokens} in force.
-    @ivar saturated: a callable, true while new records must be refused.
+    @ivar admission: a callable taking a sender (L{senderFor}) and returning
+        why its writes are refused now (a L{Refused}), or L{None}.
     @ivar diskLow: a callable, true while the disk is below its floor.
     @ivar openPaths: paths that need no token (C{/health}, C{/ui}).
     @ivar ingestPaths: paths whose reads (C{GET}) count as ingest, for
@@ -118,12 +123,12 @@ class Guard:
         self,
         tokens: Tokens | None = None,
         *,
-        saturated: Any = None,
+        admission: Callable[[str], Refused | None] | None = None,
         diskLow: Any = None,
         retryAfter: int = 1,
     ) -> None:
         self.tokens = tokens if tokens is not None else Tokens()
-        self.saturated = saturated or (lambda: False)
+        self.admission = admission or (lambda sender: None)
         self.diskLow = diskLow or (lambda: False)
         self.retryAfter = retryAfter
         self.openPaths: set[bytes] = {b"/health", b"/ui"}
@@ -159,12 +164,17 @@ class Guard:
         """
         @return: a L{Refusal} for C{request}, or L{None} to let it through.
         """
-        return self.checkParts(request.method, request.path, request.getHeader(b"authorization"))
+        return self.checkParts(
+            request.method, request.path, request.getHeader(b"authorization"), request.getClientAddress()
+        )
 
-    def checkParts(self, method: bytes, path: bytes, authorization: bytes | None) -> Refusal | None:
+    def checkParts(
+        self, method: bytes, path: bytes, authorization: bytes | None, address: Any = None
+    ) -> Refusal | None:
         """
-        L{check} from the request line and the C{Authorization} header
-        alone, so a refusal can be sent before the body is read.
+        L{check} from the request line, the C{Authorization} header and the
+        peer's address alone, so a refusal can be sent before the body is
+        read.
         """
         scope = self.scopeForPath(method, path)
         if scope is None:
@@ -185,13 +195,11 @@ class Guard:
             if self.diskLow():
                 self.refusals += 1
                 return Refusal(507, "insufficient storage: free disk is below the floor")
-            if self.saturated():
+            refused = self.admission(senderFor(authorization, address))
+            if refused is not None:
                 self.refusals += 1
-                return Refusal(
-                    503,
-                    "ingest queue is full, retry later",
-                    {b"retry-after": b"%d" % self.retryAfter},
-                )
+                headers = {b"retry-after": b"%d" % self.retryAfter} if refused.code == 503 else {}
+                return Refusal(refused.code, str(refused), headers)
         return None
 
 
@@ -262,8 +270,11 @@ class LogsvcChannel(HTTPChannel):
         guard = getattr(getattr(getattr(self, "site", None), "resource", None), "guard", None)
         if guard is not None and self.requests:
             request = self.requests[-1]
+            peer: Any = self.transport
             authorization = request.requestHeaders.getRawHeaders(b"authorization", [None])[-1]
-            refusal = guard.checkParts(self._command, self._path.split(b"?", 1)[0], authorization)
+            refusal = guard.checkParts(
+                self._command, self._path.split(b"?", 1)[0], authorization, peer.getPeer()
+            )
             if refusal is not None:
                 # LogsvcRequest takes no body and never renders once refused.
                 request._refused = True

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred
 from twisted.web.server import Request
 
+from logsvc.admission import Refused
 from logsvc.formats.detect import parseLines
 from logsvc.formats.jsonline import DocumentError, parseJSONBody, parseNDJSON
 from logsvc.formats.pyform import parsePythonForm
@@ -19,7 +20,7 @@ from logsvc.ingest.tcp import peerName
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record, RecordError, nowMicros
 from logsvc.store.base import StoreError
-from logsvc.web.body import BodyError, requestBody
+from logsvc.web.body import BodyError, precheck, refuse, requestBody, submitAdmitted
 from logsvc.web.common import errorBody, renderAsync, writeJSON
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -43,6 +44,11 @@ def parseTextBody(data: bytes, peer: str, received: int) -> list[Record]:
         raise DocumentError(f"line {lines.index(line) + 1}: {why}", lines.index(line))
     return records
 
+
+#: Content types whose every line is (at most) one record.
+LINE_TYPES = frozenset(
+    {"text/plain", "application/x-ndjson", "application/ndjson", "application/jsonlines", "application/x-jsonlines"}
+)
 
 #: Content types POST /logs takes (lower case, without parameters).
 BODY_PARSERS: dict[str, BodyParser] = {
@@ -88,9 +94,12 @@ class LogsIngest:
             body = requestBody(request, self.maxBody)
         except BodyError as e:
             return errorBody(request, e.code, str(e))
-        if self.pipeline.saturated:
-            request.setHeader(b"retry-after", b"1")
-            return errorBody(request, 503, "ingest queue is full, retry later")
+        # Lines are records: a body of more lines than the queue holds is
+        # refused before it is split, so its records never exist at once.
+        lines = body.count(b"\n") + 1 if kind in LINE_TYPES else 0
+        refused = precheck(self.pipeline, request, lines)
+        if refused is not None:
+            return errorBody(request, **refuse(request, refused))
         peer = peerName(request.getClientAddress())
         if parser is parsePythonForm and body.lstrip()[:1] in (b"{", b"["):
             # curl -d labels every body a form: JSON text is no LogRecord form.
@@ -101,18 +110,20 @@ class LogsIngest:
             return errorBody(request, 400, str(e), index=e.index)
         except RecordError as e:
             return errorBody(request, 400, str(e), index=0)
-        return renderAsync(request, self.store(request, records))
+        try:
+            d = submitAdmitted(self.pipeline, request, records, "http")
+        except Refused as e:
+            return errorBody(request, **refuse(request, e))
+        return renderAsync(request, self.answer(request, records, d))
 
-    def store(self, request: Request, records: list[Record]) -> Deferred[bytes]:
+    def answer(self, request: Request, records: list[Record], d: Deferred[int]) -> Deferred[bytes]:
         """
-        Submit C{records}; the Deferred fires with the response body once they
-        are durable (201) or the store failed (503, nothing stored).
+        @param d: the submission of C{records}.
+        @return: a Deferred firing with the response body once they are
+            durable (201) or the store failed (503, nothing stored).
         """
-        d = self.pipeline.submit(records)
-        counter = self.pipeline.metrics.accepted.labels("http")
 
         def stored(_: int) -> bytes:
-            counter.inc(len(records))
             return writeJSON(request, 201, {"accepted": len(records)})
 
         def failed(failure: object) -> bytes:
