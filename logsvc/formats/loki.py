@@ -1,6 +1,9 @@
 """
-Loki's push API, JSON flavour: C{{"streams": [{"stream": {labels},
-"values": [[ns-timestamp, line(, metadata)], ...]}]}}.
+Loki's push API: the JSON flavour, C{{"streams": [{"stream": {labels},
+"values": [[ns-timestamp, line(, metadata)], ...]}]}}, and the protobuf
+flavour (Promtail's and Alloy's default), a C{PushRequest} whose streams
+carry their labels as one string C{{k="v", ...}} and entries with a
+timestamp, a line and structured metadata.  Both map alike.
 
 Labels map to the record where their usual names say so (the first present
 wins, the rest stay in fields):
@@ -14,6 +17,8 @@ wins, the rest stay in fields):
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from typing import Any
 
 from logsvc.formats.jsonline import DocumentError, loadJSON
@@ -104,4 +109,138 @@ def parseLokiPush(data: bytes, peer: str, received: int) -> list[Record]:
                 if metadata:
                     fields = {**rest, **metadata}
             records.append(Record(ts, received, level, source, service, entry[1], dumpFields(fields)))
+    return records
+
+
+# The protobuf flavour.  Loki publishes PushRequest only as a .proto file
+# (pkg/push/push.proto, no Python bindings on PyPI), so its few messages are
+# described here, field numbers as published, and decoded by protobuf's
+# runtime (imported on first use: it is the extra logsvc[loki]).
+
+
+@cache
+def pushRequestClass() -> Any:
+    """
+    @return: the message class of Loki's C{logproto.PushRequest}, built from
+        a descriptor in a pool of its own.
+    @raise ImportError: when the protobuf runtime is not installed.
+    """
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+
+    proto = descriptor_pb2.FieldDescriptorProto
+    optional, repeated = proto.LABEL_OPTIONAL, proto.LABEL_REPEATED
+    string, uint64, message = proto.TYPE_STRING, proto.TYPE_UINT64, proto.TYPE_MESSAGE
+    file = descriptor_pb2.FileDescriptorProto(
+        name="logsvc/loki_push.proto",
+        package="logproto",
+        syntax="proto3",
+        dependency=["google/protobuf/timestamp.proto"],
+    )
+
+    def define(name: str, *fields: tuple[str, int, int, int, str]) -> None:
+        described = file.message_type.add(name=name)
+        for fieldName, number, label, kind, typeName in fields:
+            added = described.field.add(name=fieldName, number=number, label=label, type=kind)
+            if typeName:
+                added.type_name = typeName
+
+    define(
+        "PushRequest",
+        ("streams", 1, repeated, message, ".logproto.StreamAdapter"),
+        ("format", 2, optional, string, ""),
+    )
+    define(
+        "StreamAdapter",
+        ("labels", 1, optional, string, ""),
+        ("entries", 2, repeated, message, ".logproto.EntryAdapter"),
+        ("hash", 3, optional, uint64, ""),
+    )
+    define("LabelPairAdapter", ("name", 1, optional, string, ""), ("value", 2, optional, string, ""))
+    define(
+        "EntryAdapter",
+        ("timestamp", 1, optional, message, ".google.protobuf.Timestamp"),
+        ("line", 2, optional, string, ""),
+        ("structuredMetadata", 3, repeated, message, ".logproto.LabelPairAdapter"),
+        ("parsed", 4, repeated, message, ".logproto.LabelPairAdapter"),
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("logproto.PushRequest"))
+
+
+# name="value" pairs as Prometheus writes label sets: \\, \" and \n escapes.
+_LABEL = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)', re.DOTALL)
+_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    char = match.group(1)
+    return "\n" if char == "n" else char
+
+
+def parseLabels(text: str) -> dict[str, str]:
+    """
+    Parse a stream's label set as Loki's protobuf push writes it:
+    C{{app="api", host="web1"}} (Prometheus syntax).
+
+    @raise RecordError: when C{text} is not one.
+    """
+    inner = text.strip()
+    if not (inner.startswith("{") and inner.endswith("}")):
+        raise RecordError(f"labels must be {{name=\"value\", ...}}, not {text[:80]!r}")
+    inner = inner[1:-1]
+    labels: dict[str, str] = {}
+    position = 0
+    while position < len(inner) and not inner[position:].isspace():
+        match = _LABEL.match(inner, position)
+        if match is None:
+            raise RecordError(f"labels: cannot parse {text[:80]!r} at offset {position + 1}")
+        value = match.group(2)
+        labels[match.group(1)] = _UNESCAPE.sub(_unescape, value) if "\\" in value else value
+        position = match.end()
+        if not match.group(3):
+            break
+    return labels
+
+
+def parseLokiProtobuf(data: bytes, peer: str, received: int) -> list[Record]:
+    """
+    Parse a Loki protobuf push, already snappy-decompressed.  Entries map as
+    in L{parseLokiPush}; an entry without a timestamp takes the receive time.
+
+    @raise DocumentError: for a stream whose labels do not parse or an entry
+        whose time is out of range, with the entry's index counted over all
+        streams, all or nothing as for JSON pushes.
+    @raise RecordError: when C{data} is not a C{PushRequest}.
+    @raise ImportError: when the protobuf runtime is not installed.
+    """
+    from google.protobuf.message import DecodeError
+
+    request = pushRequestClass()()
+    try:
+        request.ParseFromString(data)
+    except (DecodeError, RecursionError) as e:
+        raise RecordError(f"invalid Loki protobuf push: {e or 'cannot decode'}") from None
+    records: list[Record] = []
+    append = records.append
+    for s, stream in enumerate(request.streams):
+        try:
+            labels = parseLabels(stream.labels)
+        except RecordError as e:
+            raise DocumentError(f"streams[{s}]: {e}", len(records)) from None
+        level, source, service, rest = _streamTemplate(labels, peer)
+        restFields = dumpFields(rest)
+        for e, entry in enumerate(stream.entries):
+            ts = received
+            if entry.HasField("timestamp"):
+                stamp = entry.timestamp
+                try:
+                    ts = _timestamp(stamp.seconds * 1_000_000_000 + stamp.nanos)
+                except RecordError as error:
+                    raise DocumentError(f"streams[{s}].entries[{e}]: {error}", len(records)) from None
+            fields = restFields
+            if entry.structuredMetadata:
+                fields = dumpFields({**rest, **{pair.name: pair.value for pair in entry.structuredMetadata}})
+            append(Record(ts, received, level, source, service, entry.line, fields))
     return records
