@@ -6,7 +6,7 @@ import orjson
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.formats.jsonline import DocumentError, JSONSyntaxError
-from logsvc.formats.loki import parseLokiPush
+from logsvc.formats.loki import parseLabels, parseLokiProtobuf, parseLokiPush
 from logsvc.record import RecordError
 
 
@@ -72,3 +72,117 @@ class LokiPushTests(SynchronousTestCase):
             )
             self.assertEqual(error.index, 1)
             self.assertIn("values[1]", str(error))
+
+
+def field(number: int, payload: bytes | int) -> bytes:
+    """
+    @return: one protobuf field as written on the wire: a varint (wire type
+        0) for an int, else length-delimited (wire type 2).
+    """
+
+    def varint(value: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, value = value & 0x7F, value >> 7
+            out.append(byte | (0x80 if value else 0))
+            if not value:
+                return bytes(out)
+
+    if isinstance(payload, int):
+        return varint(number << 3) + varint(payload)
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def entry(seconds: int, nanos: int, line: str, **metadata: str) -> bytes:
+    """
+    @return: an C{EntryAdapter} as push.proto numbers it: timestamp 1
+        (google.protobuf.Timestamp: seconds 1, nanos 2), line 2,
+        structuredMetadata 3 (LabelPairAdapter: name 1, value 2).
+    """
+    stamp = field(1, seconds) + (field(2, nanos) if nanos else b"")
+    pairs = b"".join(field(3, field(1, k.encode()) + field(2, v.encode())) for k, v in metadata.items())
+    return field(1, stamp) + field(2, line.encode()) + pairs
+
+
+def pushRequest(*streams: tuple[str, list[bytes]]) -> bytes:
+    """
+    @return: a C{PushRequest} (streams 1; StreamAdapter: labels 1, entries 2)
+        written byte by byte from push.proto's field numbers, independent of
+        the descriptor logsvc builds, as Promtail's marshaller writes it.
+    """
+    return b"".join(
+        field(1, field(1, labels.encode()) + b"".join(field(2, e) for e in entries)) for labels, entries in streams
+    )
+
+
+#: What Promtail sends for two lines of one stream: labels in Prometheus'
+#: String() form, a structured metadata pair on the second entry.
+PROMTAIL_PUSH = pushRequest(
+    (
+        '{filename="/var/log/app.log", host="web1", job="varlogs", level="warn"}',
+        [entry(1795000000, 123456789, "first"), entry(1795000001, 0, "second", trace_id="abc")],
+    ),
+    ('{service_name="api", note="a \\"quoted\\" \\\\ value\\n"}', [entry(1795000002, 0, "third")]),
+)
+
+
+class LokiProtobufTests(SynchronousTestCase):
+    """
+    The protobuf flavour maps as the JSON one.
+    """
+
+    def test_goldenPush(self) -> None:
+        """
+        A push written from push.proto's field numbers maps labels (escapes
+        undone), lines, nanosecond timestamps and structured metadata.
+        """
+        records = parseLokiProtobuf(PROMTAIL_PUSH, "p", 5)
+        self.assertEqual(
+            [r[:6] for r in records],
+            [
+                (1795000000123456, 5, 4, "web1", "varlogs", "first"),
+                (1795000001000000, 5, 4, "web1", "varlogs", "second"),
+                (1795000002000000, 5, 6, "p", "api", "third"),
+            ],
+        )
+        self.assertEqual(orjson.loads(records[0].fields or "{}"), {"filename": "/var/log/app.log"})
+        self.assertEqual(orjson.loads(records[1].fields or "{}"), {"filename": "/var/log/app.log", "trace_id": "abc"})
+        self.assertEqual(orjson.loads(records[2].fields or "{}"), {"note": 'a "quoted" \\ value\n'})
+
+    def test_sameAsJSON(self) -> None:
+        """A push gives the same records as the JSON push of the same streams."""
+        asJSON = push(
+            {
+                "stream": {"filename": "/var/log/app.log", "host": "web1", "job": "varlogs", "level": "warn"},
+                "values": [["1795000000123456789", "first"], ["1795000001000000000", "second", {"trace_id": "abc"}]],
+            },
+            {"stream": {"service_name": "api", "note": 'a "quoted" \\ value\n'}, "values": [["1795000002000000000", "third"]]},
+        )
+        self.assertEqual(parseLokiProtobuf(PROMTAIL_PUSH, "p", 5), parseLokiPush(asJSON, "p", 5))
+
+    def test_noTimestamp(self) -> None:
+        """An entry without a timestamp takes the receive time."""
+        [record] = parseLokiProtobuf(pushRequest(("{}", [field(2, b"x")])), "p", 5)
+        self.assertEqual((record.ts, record.message, record.fields), (5, "x", None))
+
+    def test_labels(self) -> None:
+        """Label sets parse with spaces, a trailing comma, dots and escapes; malformed ones are refused."""
+        self.assertEqual(parseLabels('{ a = "1" ,b="2",}'), {"a": "1", "b": "2"})
+        self.assertEqual(parseLabels("{}"), {})
+        self.assertEqual(parseLabels('{k.x="\\n\\"\\\\"}'), {"k.x": '\n"\\'})
+        for bad in ("", "a=1", '{a="1"', '{a=1}', '{a="1" b="2"}', '{1a="x"}', '{a="\\"}'):
+            self.assertRaises(RecordError, parseLabels, bad)
+
+    def test_hostile(self) -> None:
+        """
+        Truncated and garbage bytes are a RecordError; bad labels and an
+        out-of-range time a DocumentError naming the stream and entry.
+        """
+        for bad in (PROMTAIL_PUSH[:-3], b"\xff" * 20, b"\x0a\xff\xff\xff\xff\x0f"):
+            self.assertRaises(RecordError, parseLokiProtobuf, bad, "p", 5)
+        error = self.assertRaises(DocumentError, parseLokiProtobuf, pushRequest(("{a=b}", [entry(1, 0, "x")])), "p", 5)
+        self.assertIn("streams[0]", str(error))
+        far = pushRequest(("{}", [entry(1795000000, 0, "ok")]), ("{}", [entry(1795000000, 0, "ok"), entry(10**12, 0, "far")]))
+        error = self.assertRaises(DocumentError, parseLokiProtobuf, far, "p", 5)
+        self.assertIn("streams[1].entries[1]", str(error))
+        self.assertEqual(error.index, 2)

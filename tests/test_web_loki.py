@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gzip
 
+import cramjam
 import orjson
 
 from tests.shippers import ShipperTestCase
+from tests.test_formats_loki import PROMTAIL_PUSH, entry, pushRequest
 
 JSON = {"content-type": "application/json"}
+PROTOBUF = {"content-type": "application/x-protobuf"}
 
 
 def push(*streams: dict) -> bytes:
@@ -89,15 +92,48 @@ class LokiPushTests(ShipperTestCase):
         self.assertEqual(code, 400)
         self.assertIn("streams", error["error"])
 
-    def test_protobufRefused(self) -> None:
+    def test_protobufPush(self) -> None:
         """
-        A protobuf push is a 415 that says to send JSON.
+        A snappy-compressed protobuf push (Promtail's default) is stored as
+        its JSON equivalent would be and answered 204.
         """
-        code, error, _ = self.request(
-            "POST", "/loki/api/v1/push", b"\x00", {"content-type": "application/x-protobuf"}
+        body = bytes(cramjam.snappy.compress_raw(PROMTAIL_PUSH))
+        code, raw, _ = self.request("POST", "/loki/api/v1/push", body, PROTOBUF)
+        self.assertEqual((code, raw), (204, b""))
+        self.assertEqual(
+            [(r["level"], r["source"], r["service"], r["message"]) for r in self.rows()],
+            [(4, "web1", "varlogs", "first"), (4, "web1", "varlogs", "second"), (6, "127.0.0.1", "api", "third")],
         )
+        self.assertIn(b'logsvc_records_accepted_total{transport="loki"} 3.0', self.service.metrics.render())
+
+    def test_protobufRefusals(self) -> None:
+        """
+        A snappy block declaring more than max-body is a 413 before it is
+        inflated; corrupt snappy, a body that is no PushRequest or bad labels
+        a 400; another content type a 415; nothing is stored.
+        """
+        maxBody = self.service.root.children[b"loki"].children[b"api"].children[b"v1"].children[b"push"].maxBody
+        bomb = bytes(cramjam.snappy.compress_raw(b"\x00" * (maxBody + 1)))
+        # A snappy block starts with a varint of its decoded size: this one
+        # declares 2 GiB and holds one byte.
+        liar = b"\x80\x80\x80\x80\x08\x00a"
+        for body in (bomb, liar):
+            code, error, _ = self.request("POST", "/loki/api/v1/push", body, PROTOBUF)
+            self.assertEqual(code, 413)
+            self.assertIn("max-body", error["error"])
+        code, error, _ = self.request("POST", "/loki/api/v1/push", b"\x05\xff\xff", PROTOBUF)
+        self.assertEqual(code, 400)
+        self.assertIn("snappy", error["error"])
+        code, error, _ = self.request("POST", "/loki/api/v1/push", bytes(cramjam.snappy.compress_raw(b"\xff" * 9)), PROTOBUF)
+        self.assertEqual(code, 400)
+        self.assertIn("protobuf", error["error"])
+        badLabels = bytes(cramjam.snappy.compress_raw(pushRequest(("{a=b}", [entry(1795000000, 0, "x")]))))
+        code, error, _ = self.request("POST", "/loki/api/v1/push", badLabels, PROTOBUF)
+        self.assertEqual((code, error["index"]), (400, 0))
+        self.assertIn("labels", error["error"])
+        code, error, _ = self.request("POST", "/loki/api/v1/push", b"x", {"content-type": "text/plain"})
         self.assertEqual(code, 415)
-        self.assertIn("JSON", error["error"])
+        self.assertEqual(self.rows(), [])
 
     def test_unknownPath(self) -> None:
         """

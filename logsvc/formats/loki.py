@@ -227,18 +227,18 @@ def parseLokiProtobuf(data: bytes, peer: str, received: int) -> list[Record]:
     for s, stream in enumerate(request.streams):
         try:
             labels = parseLabels(stream.labels)
-        except RecordError as e:
-            raise DocumentError(f"streams[{s}]: {e}", len(records)) from None
+        except RecordError as error:
+            raise DocumentError(f"streams[{s}]: {error}", len(records)) from None
         level, source, service, rest = _streamTemplate(labels, peer)
         restFields = dumpFields(rest)
-        for e, entry in enumerate(stream.entries):
+        for n, entry in enumerate(stream.entries):
             ts = received
             if entry.HasField("timestamp"):
                 stamp = entry.timestamp
                 try:
                     ts = _timestamp(stamp.seconds * 1_000_000_000 + stamp.nanos)
                 except RecordError as error:
-                    raise DocumentError(f"streams[{s}].entries[{e}]: {error}", len(records)) from None
+                    raise DocumentError(f"streams[{s}].entries[{n}]: {error}", len(records)) from None
             fields = restFields
             if entry.structuredMetadata:
                 fields = dumpFields({**rest, **{pair.name: pair.value for pair in entry.structuredMetadata}})

@@ -93,6 +93,29 @@ def decompress(data: bytes, kind: str, limit: int) -> bytes:
     raise BodyError(400, f"truncated {kind} body")
 
 
+def unsnappy(data: bytes, limit: int) -> bytes:
+    """
+    Decode a snappy block (the raw format, not the framed one: what Loki's
+    protobuf pushes hold).  The size the block declares is checked against
+    C{limit} before anything is decoded.
+
+    @raise BodyError: 413 when it declares more than C{limit} bytes, 400
+        when it is corrupt or truncated, 501 when cramjam (the extra
+        C{logsvc[loki]}) is not installed.
+    """
+    try:
+        from cramjam import DecompressionError, snappy
+    except ImportError as e:
+        raise BodyError(501, f"snappy bodies need cramjam ({e}): pip install 'logsvc[loki]'") from None
+    try:
+        declared = snappy.decompress_raw_len(data)
+        if declared > limit:
+            raise BodyError(413, f"decompressed body exceeds max-body of {limit} bytes")
+        return bytes(snappy.decompress_raw(data))
+    except DecompressionError as e:
+        raise BodyError(400, f"invalid snappy body: {e}") from None
+
+
 def sniffCompression(data: bytes) -> str | None:
     """
     @return: C{"gzip"} or C{"zlib"} when C{data} starts with that format's

@@ -1,7 +1,9 @@
 """
-C{POST /loki/api/v1/push}: Loki's push API (JSON), answered 204 once durable.
-The mapping is in L{logsvc.formats.loki}.  Protobuf pushes (Promtail's
-default) are refused with 415 naming the JSON alternative.
+C{POST /loki/api/v1/push}: Loki's push API, answered 204 once durable:
+JSON (C{application/json}), or a snappy-compressed protobuf C{PushRequest}
+(C{application/x-protobuf}, Promtail's and Alloy's default).  The mapping is
+in L{logsvc.formats.loki}.  Without the extra C{logsvc[loki]} (protobuf,
+cramjam) a protobuf push is answered 501 naming it.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from typing import Any
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
-from logsvc.formats.loki import parseLokiPush
+from logsvc.formats.loki import parseLokiProtobuf, parseLokiPush
 from logsvc.record import Record
-from logsvc.web.body import ShipperEndpoint
+from logsvc.web.body import BodyError, ShipperEndpoint, unsnappy
 from logsvc.web.common import Branch
 from logsvc.web.ingest import contentType
+
+PROTOBUF = "application/x-protobuf"
 
 
 class LokiPush(ShipperEndpoint):
@@ -26,16 +30,22 @@ class LokiPush(ShipperEndpoint):
     transport = "loki"
 
     def parse(self, request: Request, body: bytes, peer: str, received: int) -> tuple[list[Record], Any]:
-        return parseLokiPush(body, peer, received), None
+        if contentType(request) != PROTOBUF:
+            return parseLokiPush(body, peer, received), None
+        data = unsnappy(body, self.maxBody)
+        try:
+            return parseLokiProtobuf(data, peer, received), None
+        except ImportError as e:
+            raise BodyError(501, f"protobuf pushes need the protobuf package ({e}): pip install 'logsvc[loki]'") from None
 
     def render_POST(self, request: Request) -> object:
         kind = contentType(request)
-        if kind not in ("application/json", "text/json"):
+        if kind not in ("application/json", "text/json", PROTOBUF):
             return self.bodyError(
                 request,
                 415,
-                f"unsupported content type {kind!r}: send JSON (application/json); "
-                "protobuf pushes are not supported",
+                f"unsupported content type {kind!r}: send application/json or "
+                f"{PROTOBUF} (snappy-compressed)",
             )
         return super().render_POST(request)
 
