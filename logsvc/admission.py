@@ -57,7 +57,7 @@ def senderFor(authorization: bytes | None, address: Any) -> str:
         are never kept in the clear), else its peer's host.
     """
     # Imported here: logsvc.ingest imports the pipeline, which imports this.
-    from logsvc.ingest.tcp import peerName
+    from logsvc.ingest.sink import peerName
 
     token = authorizationToken(authorization)
     if token:

@@ -7,7 +7,7 @@ At-least-once delivery to an acknowledged TCP listener (C{--tcp-acked}).
     yield sender.flush()          # fires once the server has it durably
 
 L{TCPSender} keeps every record until the server acknowledges it (C{OK <n>},
-see L{logsvc.ingest.acked}), reconnects with exponential backoff when the
+see L{logsvc.ingest.acks}), reconnects with exponential backoff when the
 connection fails, and on each new connection resends, in order, everything
 not yet acknowledged.  A record whose ack was lost with the connection is
 therefore sent again: delivery is at-least-once, and a receiver that must not

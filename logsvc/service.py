@@ -20,9 +20,9 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python import usage
 
+from logsvc.formats.gelf import parseGelfFrames
 from logsvc.health import HealthRegistry
-from logsvc.ingest.acked import AckedIngestFactory, AuthGelfFactory, AuthIngestFactory
-from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory
+from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory, defaultConnectionShare
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.store.sqlite.connection import FSYNC_MODES, stopMemoryStatistics
@@ -247,20 +247,17 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
         listener.setName(name)
         listener.setServiceParent(top)
 
-    listen(
-        "tcp",
-        AuthIngestFactory(pipeline, maxLineLength=options["max-line"], tokens=protection.tcpTokens),
+    tcpOptions: dict[str, Any] = dict(
+        maxLineLength=options["max-line"],
+        tokens=protection.tcpTokens,
+        connectionShare=defaultConnectionShare(pipeline),
     )
+    listen("tcp", IngestFactory(pipeline, **tcpOptions))
     if options["tcp-acked"]:
         listen(
             "tcp-acked",
-            AckedIngestFactory(
-                pipeline, clock=reactor, maxLineLength=options["max-line"], tokens=protection.tcpTokens
-            ),
+            IngestFactory(pipeline, transport="tcp-acked", acknowledge=True, clock=reactor, **tcpOptions),
         )
     if options["gelf"]:
-        listen(
-            "gelf",
-            AuthGelfFactory(pipeline, maxLineLength=options["max-line"], tokens=protection.tcpTokens),
-        )
+        listen("gelf", IngestFactory(pipeline, transport="gelf", parser=parseGelfFrames, **tcpOptions))
     return top

@@ -1,4 +1,4 @@
-"""Tests for the GELF TCP listener (L{logsvc.ingest.gelf}) over a StringTransport."""
+"""Tests for the GELF TCP listener (L{logsvc.ingest.tcp} with the GELF parser) over a StringTransport."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from logsvc.ingest.gelf import GelfFactory
+from logsvc.formats.gelf import parseGelfFrames
+from logsvc.ingest.tcp import IngestFactory
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.store.memory import MemoryStore
@@ -23,7 +24,7 @@ class GelfTCPTests(SynchronousTestCase):
         self.store = MemoryStore()
         self.metrics = Metrics()
         pipeline = Pipeline(self.store, reactor=Clock(), metrics=self.metrics, delay=0)
-        self.protocol = GelfFactory(pipeline, maxLineLength=1000).buildProtocol(
+        self.protocol = IngestFactory(pipeline, transport="gelf", parser=parseGelfFrames, maxLineLength=1000).buildProtocol(
             IPv4Address("TCP", "127.0.0.1", 1)
         )
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.5", 4000))

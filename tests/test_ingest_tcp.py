@@ -173,7 +173,7 @@ class FramingTests(TCPTestCase):
         """Every rejection is counted, but only the first few per connection are logged."""
         protocol, _ = self.connect()
         events: list[dict[str, Any]] = []
-        protocol.log = Logger(observer=events.append)  # type: ignore[arg-type]
+        self.factory.sink.log = Logger(observer=events.append)  # type: ignore[arg-type]
         protocol.dataReceived(b'{"ts": "yesterday"}\n' * 25)
         self.assertEqual(self.rejected("invalid"), 25)
         self.assertEqual(len(events), protocol.maxLoggedRejections)

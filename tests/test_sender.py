@@ -17,7 +17,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from logsvc.client import TCPSender as ReExported
-from logsvc.ingest.acked import AckedIngestFactory
+from logsvc.ingest.tcp import IngestFactory
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record
 from logsvc.sender import LogsvcObserver, SenderFull, TCPSender, _AckReader
@@ -190,7 +190,7 @@ class LoopbackTests(TestCase):
     def setUp(self) -> None:
         self.store = HeldStore()
         self.pipeline = Pipeline(self.store, delay=0)
-        self.factory = AckedIngestFactory(self.pipeline)
+        self.factory = IngestFactory(self.pipeline, transport="tcp-acked", acknowledge=True)
         self.port = reactor.listenTCP(0, self.factory, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)
 

@@ -12,7 +12,7 @@ from twisted.internet.task import Clock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from logsvc.ingest.acked import AuthIngestFactory
+from logsvc.ingest.tcp import IngestFactory
 from logsvc.pipeline import Pipeline
 from logsvc.service import Options
 from logsvc.store.memory import MemoryStore
@@ -77,7 +77,7 @@ class MetricsTests(SynchronousTestCase):
         store = SimpleNamespace(dataPath=os.path.join(directory, "db.sqlite3"))
         options = {"max-connections": 1, "idle-timeout": 5.0}
         protection = Protection(options, pipeline, store, clock)
-        guarded = protection.guardIngest(AuthIngestFactory(pipeline))
+        guarded = protection.guardIngest(IngestFactory(pipeline))
         http = protection.guardHTTP(Factory.forProtocol(Protocol))
         self.assertIsNotNone(guarded.buildProtocol(None))
         self.assertIsNone(http.buildProtocol(None))

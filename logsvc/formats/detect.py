@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from logsvc.formats import Rejection
 from logsvc.formats.jsonline import JSONSyntaxError, parseJSONLine
 from logsvc.formats.syslog import looksLikeSyslog, parseSyslog
 from logsvc.formats.text import decodeText
 from logsvc.record import INFO, Record, RecordError
 
-#: A line that could not become a record: the line and the reason.
-Rejection = tuple[bytes, str]
+__all__ = ["Rejection", "parseLine", "parseLines"]
 
 
 def parseLine(line: bytes, peer: str, received: int) -> Record:

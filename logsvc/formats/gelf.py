@@ -15,10 +15,12 @@ GELF (Graylog Extended Log Format) 1.1 messages: one JSON object each.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from logsvc.formats import Rejection
 from logsvc.formats.jsonline import DocumentError, JSONSyntaxError, loadJSON
 from logsvc.record import Record, RecordError, dumpFields, keptLevel, parseTimestamp
 
@@ -111,15 +113,15 @@ def parseGelfBody(data: bytes, peer: str, received: int) -> list[Record]:
 
 
 def parseGelfFrames(
-    frames: list[bytes], peer: str, received: int
-) -> tuple[list[Record], list[tuple[bytes, str]]]:
+    frames: Sequence[bytes], peer: str, received: int
+) -> tuple[list[Record], list[Rejection]]:
     """
     Parse GELF TCP frames (NUL-delimited JSON); blank frames are skipped.
 
     @return: the records, and the frames rejected with their reasons.
     """
     records: list[Record] = []
-    rejected: list[tuple[bytes, str]] = []
+    rejected: list[Rejection] = []
     for frame in frames:
         if not frame.strip():
             continue

@@ -1,281 +1,53 @@
+# -*- test-case-name: tests.test_ingest_tcp,tests.test_ingest_acks,tests.test_ingest_gelf -*-
 """
-TCP ingest: one record per line (LF or CRLF), or per syslog frame.
+The one TCP ingest protocol: L{IngestProtocol} frames a connection's bytes
+(L{logsvc.ingest.framing.LineFramer}), admits its first line
+(L{logsvc.ingest.authline.AuthLine}), parses each batch with its factory's
+parser, hands the records to its factory's L{IngestSink}, and, on an
+acknowledged listener, acknowledges settled lines
+(L{logsvc.ingest.acks.LineAcks}).  The listeners differ only in their
+factory's parameters:
 
-L{LineFramer} only frames: it splits whatever one read brought into whole
-records and hands them on as one batch (L{LineFramer.linesReceived}), and calls
-L{LineFramer.lineLengthExceeded} for a record over the limit, then goes on with
-the next one.  Besides LF lines it takes both RFC 6587 syslog framings on the
-same connection, told apart per record: NUL also ends a record (Python's
-SysLogHandler ends each message with NUL and no LF), and octet counting
-(C{LEN SP <PRI>...}, the message may hold LFs).  L{IngestProtocol} adds the policy: parse the batch, submit it
-to the pipeline, count and log rejections.  L{IngestFactory} holds what the
+  - C{--tcp}: JSON, syslog and plain lines (L{logsvc.formats.detect.parseLines});
+  - C{--gelf}: NUL-terminated GELF frames (L{logsvc.formats.gelf.parseGelfFrames});
+  - C{--tcp-acked}: lines, acknowledged with C{OK <n>}.
+
+Each connection may have at most C{connectionShare} undurable records in the
+pipeline; past that only it stops being read.  L{IngestFactory} holds what the
 connections share and tracks them so a stop can drain them.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IAddress
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from logsvc.formats.detect import Rejection, parseLines
+from logsvc.auth import Tokens
+from logsvc.formats.detect import parseLines
+from logsvc.ingest.acks import LineAcks
+from logsvc.ingest.authline import AuthLine
+from logsvc.ingest.framing import DEFAULT_MAX_LINE, LineFramer
+from logsvc.ingest.sink import FrameParser, IngestSink, LogQuota, peerName
 from logsvc.limits import PauseGate
-from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.record import nowMicros
 
-DEFAULT_MAX_LINE = 64 * 1024
-
-# An RFC 6587 octet-counting header where a record starts: a length without
-# leading zero and a space, then a syslog PRI.  Demanding the PRI is what keeps
-# a plain line that begins with a number ("2026 ...", "42 retries") a line.
-# (Two patterns: one with a literal first byte searches a buffer ~25 times
-# faster than an alternation with "^".)
-_OCTET_AT = re.compile(rb"([1-9]\d{0,8}) (?=<\d{1,3}>)")
-_OCTET_AFTER_LF = re.compile(rb"\n[1-9]\d{0,8} <\d{1,3}>")
-# What may follow a complete octet-counted frame: the next frame's length, a
-# non-transparent syslog message, a JSON line or a line ending.  Anything else
-# means the length lied, and the bytes are framed as lines instead.
-_FRAME_FOLLOWERS = frozenset(b"0123456789<{\r\n")
-
-
-def peerName(address: IAddress | None) -> str:
-    """
-    @return: the host part of a peer address (C{"127.0.0.1"}), or C{"unix"}
-        / C{"unknown"} for addresses without one.
-    """
-    host = getattr(address, "host", None)
-    if isinstance(host, str):
-        return host
-    if address is not None and type(address).__name__ == "UNIXAddress":
-        return "unix"
-    return "unknown"
-
-
-class LineFramer(Protocol):
-    """
-    Split a byte stream into records at LF (or NUL); a CR before the LF is
-    left on the line for the parser.  Whole batches go to L{linesReceived}, one
-    call per read.  A line longer than L{maxLineLength} goes to
-    L{lineLengthExceeded} (its bytes are discarded up to the next LF); framing
-    then resumes.  A final line without LF is delivered when the connection
-    closes.
-
-    A connection on which a NUL arrives is NUL-framed from the read that holds
-    it on: only NUL ends a record and LFs inside one are kept (Python's
-    SysLogHandler ends each message, tracebacks included, with NUL and no LF,
-    and writes each in one send).  What came before that read was framed by
-    LF; from then on, read boundaries do not change the framing.
-
-    Octet-counted syslog frames (C{LEN SP MSG}, MSG starting with C{<PRI>})
-    are taken wherever a record starts; a frame whose LEN is over
-    L{maxLineLength} is skipped (LEN bytes) and reported to
-    L{lineLengthExceeded}.  A frame not followed by something that can start
-    a record had a lying LEN and is framed as lines, so nothing is lost.  Only
-    reads that hold a C{<} pay for more than a split.
-    """
-
-    maxLineLength = DEFAULT_MAX_LINE
-    transport: Any
-    _buffer = b""
-    _discarding = False
-    _discardedLength = 0
-    #: Bytes the buffer must hold before the octet frame at its start is whole.
-    _needed = 0
-    #: Bytes still to skip of an octet frame over the limit.
-    _skipping = 0
-    #: Set once a NUL arrived: from then on only NUL ends a record.
-    _nulFramed = False
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._skipping:
-            # The rest of an oversize octet frame: bytes, whatever they hold.
-            if len(data) <= self._skipping:
-                self._skipping -= len(data)
-                return
-            data = data[self._skipping :]
-            self._skipping = 0
-        if self._nulFramed or (not self._needed and b"\x00" in data):
-            self._frameNul(data)
-            return
-        if self._discarding:
-            data = self._discardUntil(data, b"\n")
-            if self._discarding:
-                return
-        buffer = self._buffer + data if self._buffer else data
-        if self._needed:
-            if len(buffer) < self._needed:
-                self._buffer = buffer
-                return
-            self._needed = 0
-            self._frameMixed(buffer)
-            return
-        if b"<" in buffer and (
-            _OCTET_AT.match(buffer) is not None or _OCTET_AFTER_LF.search(buffer) is not None
-        ):
-            self._frameMixed(buffer)
-            return
-        lines = buffer.split(b"\n")
-        self._buffer = lines.pop()
-        limit = self.maxLineLength
-        if len(buffer) > limit:
-            kept = []
-            for line in lines:
-                if len(line) > limit + 1 or (len(line) == limit + 1 and line[-1:] != b"\r"):
-                    self.lineLengthExceeded(len(line))
-                else:
-                    kept.append(line)
-            lines = kept
-            if self._restTooLong():
-                self._startDiscarding()
-        if lines:
-            self.linesReceived(lines)
-
-    def _discardUntil(self, data: bytes, terminator: bytes) -> bytes:
-        """
-        Drop the rest of an oversize record: everything up to C{terminator}.
-        Once it is found, report the record's length and stop discarding.
-
-        @return: what follows the terminator (nothing while still discarding).
-        """
-        end = data.find(terminator)
-        if end < 0:
-            self._discardedLength += len(data)
-            return b""
-        self._discarding = False
-        self.lineLengthExceeded(self._discardedLength + end)
-        return data[end + 1 :]
-
-    def _restTooLong(self) -> bool:
-        """
-        @return: whether the incomplete rest is already over the limit.  A CR
-            may end a rest of limit + 1 bytes: its LF may come in the next read.
-        """
-        rest = self._buffer
-        limit = self.maxLineLength
-        return len(rest) > limit + 1 or (len(rest) == limit + 1 and rest[-1:] != b"\r")
-
-    def _startDiscarding(self) -> None:
-        self._discarding = True
-        self._discardedLength = len(self._buffer)
-        self._buffer = b""
-
-    def _frameMixed(self, buffer: bytes) -> None:
-        """
-        Frame C{buffer} record by record, taking octet-counted frames where
-        they start and lines elsewhere; keep the incomplete rest.
-        """
-        lines: list[bytes] = []
-        limit = self.maxLineLength
-        size = len(buffer)
-        position = 0
-        while position < size:
-            header = _OCTET_AT.match(buffer, position)
-            if header is not None:
-                length = int(header.group(1))
-                start = header.end()
-                end = start + length
-                if length > limit:
-                    self.lineLengthExceeded(length)
-                    if end <= size:
-                        position = end
-                        continue
-                    self._skipping = end - size
-                    position = size
-                    break
-                if end > size:
-                    self._needed = end - position
-                    break
-                if end == size or buffer[end] in _FRAME_FOLLOWERS:
-                    lines.append(buffer[start:end])
-                    position = end
-                    continue
-            newline = buffer.find(b"\n", position)
-            if newline < 0:
-                break
-            line = buffer[position:newline]
-            if len(line) > limit + 1 or (len(line) == limit + 1 and line[-1:] != b"\r"):
-                self.lineLengthExceeded(len(line))
-            else:
-                lines.append(line)
-            position = newline + 1
-        self._buffer = buffer[position:]
-        if not self._needed and self._restTooLong():
-            self._startDiscarding()
-        if lines:
-            self.linesReceived(lines)
-
-    def _frameNul(self, data: bytes) -> None:
-        """
-        Frame a connection whose sender ends records with NUL (Python's
-        SysLogHandler, GELF): LFs inside a record (a traceback) stay in it, and
-        LFs around it are dropped.
-        """
-        # From now on (an octet frame in progress is finished first, above).
-        self._nulFramed = True
-        if self._discarding:
-            data = self._discardUntil(data, b"\x00")
-            if self._discarding:
-                return
-        buffer = self._buffer + data if self._buffer else data
-        records = buffer.split(b"\x00")
-        self._buffer = records.pop()
-        limit = self.maxLineLength
-        kept = []
-        for record in records:
-            record = record.strip(b"\n")
-            if len(record) > limit:
-                self.lineLengthExceeded(len(record))
-            elif record:
-                kept.append(record)
-        # LFs around a record are dropped, so they do not count against the limit.
-        if len(self._buffer) > limit and len(self._buffer.strip(b"\n")) > limit:
-            self._startDiscarding()
-        if kept:
-            self.linesReceived(kept)
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        if self._discarding:
-            self._discarding = False
-            self.lineLengthExceeded(self._discardedLength)
-        elif self._buffer:
-            last, self._buffer = self._buffer, b""
-            if self._needed:
-                # The sender closed inside an octet frame: its LEN lied.
-                # Keep every byte, as lines.
-                self._needed = 0
-                lines = [line for line in last.split(b"\n") if line]
-                if lines:
-                    self.linesReceived(lines)
-            elif self._nulFramed:
-                last = last.strip(b"\n")
-                if last:
-                    self.linesReceived([last])
-            else:
-                self.linesReceived([last])
-
-    def linesReceived(self, lines: list[bytes]) -> None:
-        """
-        Called with the lines (without LF) completed by one read.  Override.
-        """
-        raise NotImplementedError()
-
-    def lineLengthExceeded(self, length: int) -> None:
-        """
-        Called once for each line over L{maxLineLength} bytes, after it was
-        discarded.  The default does nothing; the connection goes on.
-        """
+__all__ = ["DEFAULT_MAX_LINE", "IngestFactory", "IngestProtocol", "LineFramer", "defaultConnectionShare", "peerName"]
 
 
 class IngestProtocol(LineFramer):
     """
-    Store every line of the connection as a record (see
-    L{logsvc.formats.detect}); rejected lines are counted and logged.
+    One TCP ingest connection; see the module docstring.  Rejected lines are
+    counted and logged (at most L{maxLoggedRejections} log lines per
+    connection); an unauthorized connection is answered C{ERR unauthorized}
+    and closed.
+
+    @ivar acks: the connection's L{LineAcks} on an acknowledged listener,
+        else L{None}.
     """
 
     log = Logger()
@@ -283,81 +55,200 @@ class IngestProtocol(LineFramer):
     gate: PauseGate
     #: At most this many rejections are logged per connection; all are counted.
     maxLoggedRejections = 10
+    acks: LineAcks | None = None
+    _refused = False
+    #: Oversize lines of the current read not yet counted in an ack entry.
+    _exceeded = 0
+    #: This connection's records submitted and not yet durable.
+    _inflight = 0
 
     def connectionMade(self) -> None:
+        factory = self.factory
         self.peer = peerName(self.transport.getPeer())
-        self.maxLineLength = self.factory.maxLineLength
-        self._logged = 0
-        self.factory.connectionOpened(self)
+        self.maxLineLength = factory.maxLineLength
+        self.sink = factory.sink
+        self.parse = factory.parser
+        self.quota = LogQuota(self.maxLoggedRejections)
+        self.auth = AuthLine(factory.tokens)
+        factory.connectionOpened(self)
+        if factory.acknowledge:
+            self.acks = LineAcks(self.transport, self.gate, factory.clock, self._closeNow)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.acks is None:
+            LineFramer.dataReceived(self, data)
+            return
+        # Oversize lines are reported before the read's other lines; count
+        # them with those lines so an ack never runs ahead of a pending one.
+        self._exceeded = 0
+        LineFramer.dataReceived(self, data)
+        if self._exceeded:
+            exceeded, self._exceeded = self._exceeded, 0
+            self.acks.settleNow(exceeded)
 
     def linesReceived(self, lines: list[bytes]) -> None:
-        records, rejected = parseLines(lines, self.peer, nowMicros())
-        if rejected:
-            self._rejected(rejected)
-        if records:
-            self.factory.submit(records).addErrback(
-                lambda f: self.log.failure("records from {peer} not stored", f, peer=self.peer)
-            )
+        if self._refused:
+            return
+        auth = self.auth
+        if not auth.passed:
+            admitted = auth.admit(lines)
+            if admitted is None:
+                self._refuseAuth()
+                return
+            if not admitted:
+                return
+            lines = admitted
+        count, d = self.sink.take(lines, self.parse, peer=self.peer, received=nowMicros(), quota=self.quota)
+        acks = self.acks
+        if acks is None or acks.stopping:
+            # Read after a stop began (the final line at close): stored,
+            # never acked.
+            if d is not None:
+                self._held(count, d).addErrback(self._notStored)
+            return
+        entry = acks.expect(len(lines) + self._exceeded)
+        self._exceeded = 0
+        if d is None:
+            acks.settle(entry)
+        else:
+            self._held(count, d).addCallbacks(lambda _: acks.settle(entry), self._storeFailed)
 
     def lineLengthExceeded(self, length: int) -> None:
-        self._rejected([(b"", f"line of {length} bytes exceeds max-line {self.maxLineLength}")], "too_long")
+        if self._refused:
+            return
+        if not self.auth.passed and self.auth.required:
+            self._refuseAuth()
+            return
+        self.sink.reject(
+            [(b"", f"line of {length} bytes exceeds max-line {self.maxLineLength}")],
+            peer=self.peer,
+            quota=self.quota,
+            reason="too_long",
+        )
+        if self.acks is not None:
+            self._exceeded += 1
 
-    def _rejected(self, rejected: list[Rejection], reason: str = "invalid") -> None:
-        self.factory.metrics.rejected.labels(self.factory.transportName, reason).inc(len(rejected))
-        for line, why in rejected:
-            if self._logged >= self.maxLoggedRejections:
-                break
-            self._logged += 1
-            self.log.warn(
-                "rejected line from {peer}: {why}: {line!r}", peer=self.peer, why=why, line=line[:200]
-            )
+    def _held(self, count: int, d: Deferred[int]) -> Deferred[int]:
+        """
+        Hold this connection to its share of the pipeline: past
+        C{factory.connectionShare} undurable records of its own (0: no
+        share), reading pauses until half of them are durable.  One flooding
+        sender then delays others by at most its share, not the whole queue.
+        """
+        share = self.factory.connectionShare
+        if not share:
+            return d
+        self._inflight += count
+        if self._inflight >= share:
+            self.gate.pause("share")
+
+        def release(result: Any) -> Any:
+            self._inflight -= count
+            if self._inflight <= share // 2:
+                self.gate.resume("share")
+            return result
+
+        return d.addBoth(release)
+
+    def _notStored(self, failure: Failure) -> None:
+        # Counted by the sink; the sender is not told (it gets no acks).
+        self.log.failure("records from {peer} not stored", failure, peer=self.peer)
+
+    def _storeFailed(self, failure: Failure) -> None:
+        self.log.error("store failed; closing {peer} so it resends", peer=self.peer)
+        assert self.acks is not None
+        self.acks.failed()
+
+    def _refuseAuth(self) -> None:
+        self._refused = True
+        self.sink.refuse("unauthorized")
+        self.log.warn("refused TCP connection from {peer}: no valid AUTH line", peer=self.peer)
+        self.transport.write(b"ERR unauthorized\n")
+        self._closeNow()
+
+    def _closeNow(self) -> None:
+        if self.acks is not None:
+            self.acks.unregister()
+        self.transport.loseConnection()
+
+    def stopReading(self) -> None:
+        """
+        For a graceful stop: on an acknowledged connection, read no more, ack
+        what is settled once durable, then close (L{LineAcks.stop}).  Other
+        connections are read until their senders close.
+        """
+        if self.acks is not None:
+            self.acks.stop()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        if self.acks is not None:
+            self.acks.lost()
+            # An unterminated tail is a line cut by a broken connection or by
+            # our stop, never a finished record: it is not stored (it cannot
+            # be acked), and the sender resends it whole.
+            self._buffer = b""
+            self._discarding = False
+            self._needed = 0
         LineFramer.connectionLost(self, reason)
         self.factory.connectionClosed(self)
 
 
+def defaultConnectionShare(pipeline: Pipeline) -> int:
+    """
+    @return: the records one connection may have undurable in C{pipeline}
+        by default: a quarter of its C{maxPending}.
+    """
+    return max(1, pipeline.maxPending // 4)
+
+
 class IngestFactory(Factory):
     """
-    Shared state of the TCP ingest connections: the pipeline they submit to,
-    the line limit, and the set of open connections (for draining at stop).
+    One TCP ingest listener: its parameters (parser, tokens, acks, limits),
+    its L{IngestSink}, and the set of open connections (for draining at
+    stop).
     """
 
     protocol = IngestProtocol  # type: ignore[assignment]
 
     def __init__(
-        self, pipeline: Pipeline, *, maxLineLength: int = DEFAULT_MAX_LINE, transport: str = "tcp"
+        self,
+        pipeline: Pipeline,
+        *,
+        parser: FrameParser = parseLines,
+        transport: str = "tcp",
+        maxLineLength: int = DEFAULT_MAX_LINE,
+        tokens: Tokens | None = None,
+        acknowledge: bool = False,
+        clock: Any = None,
+        connectionShare: int = 0,
     ) -> None:
+        """
+        @param parser: makes records of each batch of frames.
+        @param transport: the C{transport} label of this listener's metrics.
+        @param tokens: the tokens the first line must hold (when enabled).
+        @param acknowledge: write C{OK <n>} acknowledgements.
+        @param clock: schedules acknowledgements (default: the reactor).
+        @param connectionShare: most undurable records one connection may
+            have in the pipeline before it stops being read (0: no share;
+            see L{defaultConnectionShare}).
+        """
         self.pipeline = pipeline
-        self.metrics: Metrics = pipeline.metrics
+        self.sink = IngestSink(pipeline, transport)
+        self.metrics = pipeline.metrics
+        self.parser = parser
         self.maxLineLength = maxLineLength
         self.transportName = transport
+        self.tokens = tokens if tokens is not None else Tokens()
+        self.acknowledge = acknowledge
+        if clock is None and acknowledge:
+            from twisted.internet import reactor as clock
+        self.clock = clock
+        self.connectionShare = connectionShare
         self.connections: set[IngestProtocol] = set()
         #: (reason, controller) pairs: each controller pauses and resumes the
         #: connections registered with it (C{registerProducer}).
         self.flowControllers: list[tuple[str, Any]] = [("pipeline", pipeline)]
         self._closed: dict[IngestProtocol, Deferred[None]] = {}
-
-    def submit(self, records: list[Any]) -> Deferred[int]:
-        """
-        Hand records to the pipeline and count them once durable.
-
-        @return: the pipeline's Deferred (a store failure is counted, then
-            passed on).
-        """
-        d = self.pipeline.submit(records)
-        count = len(records)
-        counter = self.metrics.accepted.labels(self.transportName)
-
-        def stored(first: int) -> int:
-            counter.inc(count)
-            return first
-
-        def failed(failure: Failure) -> Failure:
-            self.metrics.rejected.labels(self.transportName, "store").inc(count)
-            return failure
-
-        return d.addCallbacks(stored, failed)
 
     def connectionOpened(self, protocol: IngestProtocol) -> None:
         self.connections.add(protocol)
@@ -380,7 +271,9 @@ class IngestFactory(Factory):
     def drain(self, timeout: float, clock: Any) -> Deferred[Any]:
         """
         Let open connections finish: keep reading them until their senders
-        close, and after C{timeout} seconds close the rest.
+        close (acknowledged ones stop reading, ack what is durable and close:
+        L{IngestProtocol.stopReading}), and after C{timeout} seconds close
+        the rest.
 
         @return: a Deferred firing once every connection is closed.
         """
@@ -396,6 +289,8 @@ class IngestFactory(Factory):
             for protocol in list(self.connections):
                 protocol.transport.loseConnection()
 
+        for protocol in list(self.connections):
+            protocol.stopReading()
         timer = clock.callLater(timeout, closeRest)
         done = DeferredList(waits)
 

@@ -1,14 +1,14 @@
 """
 Request bodies for every ingest endpoint: C{Content-Encoding} (gzip, deflate)
 decoded incrementally with the size limit applied to the decoded bytes, and
-the submission of parsed records with the answers they share (503 while the
-queue is full or the store fails).
+L{ShipperEndpoint}: the answers every shipper endpoint shares (503 while the
+queue is full or the store fails), its records submitted through an
+L{logsvc.ingest.sink.IngestSink}.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -17,7 +17,7 @@ from twisted.web.server import Request
 
 from logsvc.admission import Refused, senderOf
 from logsvc.formats.jsonline import DocumentError
-from logsvc.ingest.tcp import peerName
+from logsvc.ingest.sink import IngestSink, peerName
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record, RecordError, nowMicros
 from logsvc.store.base import StoreError
@@ -167,21 +167,11 @@ def requestBody(request: Request, maxBody: int) -> bytes:
     return data
 
 
-def submitRecords(pipeline: Pipeline, records: Iterable[Record], transport: str) -> Deferred[int]:
+def refusalReason(code: int) -> str:
     """
-    Submit C{records} and count them under C{transport} once durable.
-
-    @return: the pipeline's Deferred (first id), failing with
-        L{logsvc.store.base.StoreError} when the store fails.
+    @return: the metrics' C{reason} for a body refused with HTTP C{code}.
     """
-    batch = list(records)
-    counter = pipeline.metrics.accepted.labels(transport)
-
-    def stored(first: int) -> int:
-        counter.inc(len(batch))
-        return first
-
-    return pipeline.submit(batch).addCallback(stored)
+    return {413: "too_large", 415: "unsupported", 503: "queue_full"}.get(code, "invalid")
 
 
 def refuse(request: Request, refused: Refused) -> dict[str, Any]:
@@ -205,26 +195,27 @@ def precheck(pipeline: Pipeline, request: Request, count: int = 0) -> Refused | 
     return pipeline.admission.refusal(senderOf(request), count)
 
 
-def submitAdmitted(pipeline: Pipeline, request: Request, records: list[Record], transport: str) -> Deferred[int]:
+def submitAdmitted(sink: IngestSink, request: Request, records: list[Record]) -> Deferred[int]:
     """
     Admit C{records} as C{request}'s sender's (L{FairAdmission.admit}) and
-    submit them (L{submitRecords}).
+    submit them through C{sink} (L{IngestSink.submit}).
 
     @raise Refused: when they are not admitted; nothing is queued.
     """
-    admission = pipeline.admission
+    admission = sink.pipeline.admission
     sender = senderOf(request)
     admission.admit(sender, len(records))
-    return admission.track(sender, len(records), submitRecords(pipeline, records, transport))
+    return admission.track(sender, len(records), sink.submit(records))
 
 
 class ShipperEndpoint(JSONResource):
     """
     A C{POST} endpoint for one shipper's wire format: read and decode the
-    body (L{requestBody}), parse it (L{parse}), submit the records and answer
-    once they are durable (L{stored}).  Shared answers: 413/415/400 for the
-    body, 503 while the queue is full or when the store fails, 400 naming the
-    first invalid record.
+    body (L{requestBody}), parse it (L{parse}), submit the records through
+    its L{IngestSink} and answer once they are durable (L{stored}).  Shared
+    answers: 413/415/400 for the body, 503 while the queue is full or when the
+    store fails, 400 naming the first invalid record.  Refused bodies are
+    counted in the sink's metrics (one per body, by reason).
 
     @cvar transport: the label records are counted under in the metrics.
     """
@@ -235,6 +226,7 @@ class ShipperEndpoint(JSONResource):
     def __init__(self, pipeline: Pipeline, *, maxBody: int) -> None:
         super().__init__()
         self.pipeline = pipeline
+        self.sink = IngestSink(pipeline, self.transport)
         self.maxBody = maxBody
 
     def parse(self, request: Request, body: bytes, peer: str, received: int) -> tuple[list[Record], Any]:
@@ -262,27 +254,34 @@ class ShipperEndpoint(JSONResource):
         return errorBody(request, code, message, **extra)
 
     def render_POST(self, request: Request) -> object:
+        sink = self.sink
         try:
             body = requestBody(request, self.maxBody)
         except BodyError as e:
+            sink.refuse(refusalReason(e.code))
             return self.bodyError(request, e.code, str(e))
         refused = precheck(self.pipeline, request)
         if refused is not None:
+            sink.refuse(refusalReason(refused.code))
             return self.bodyError(request, **refuse(request, refused))
         peer = peerName(request.getClientAddress())
         try:
             records, parsed = self.parse(request, body, peer, nowMicros())
         except BodyError as e:
+            sink.refuse(refusalReason(e.code))
             return self.bodyError(request, e.code, str(e))
         except DocumentError as e:
+            sink.refuse("invalid")
             return self.bodyError(request, 400, str(e), index=e.index)
         except RecordError as e:
+            sink.refuse("invalid")
             return self.bodyError(request, 400, str(e))
         if not records:
             return self.stored(request, parsed, 0)
         try:
-            d = submitAdmitted(self.pipeline, request, records, self.transport)
+            d = submitAdmitted(sink, request, records)
         except Refused as e:
+            sink.refuse(refusalReason(e.code))
             return self.bodyError(request, **refuse(request, e))
 
         def failed(failure: Failure) -> bytes:

@@ -16,11 +16,11 @@ from logsvc.admission import Refused
 from logsvc.formats.detect import parseLines
 from logsvc.formats.jsonline import DocumentError, parseJSONBody, parseNDJSON
 from logsvc.formats.pyform import parsePythonForm
-from logsvc.ingest.tcp import peerName
+from logsvc.ingest.sink import IngestSink, peerName
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record, RecordError, nowMicros
 from logsvc.store.base import StoreError
-from logsvc.web.body import BodyError, precheck, refuse, requestBody, submitAdmitted
+from logsvc.web.body import BodyError, precheck, refusalReason, refuse, requestBody, submitAdmitted
 from logsvc.web.common import errorBody, renderAsync, writeJSON
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -81,24 +81,29 @@ class LogsIngest:
 
     def __init__(self, pipeline: Pipeline, *, maxBody: int = DEFAULT_MAX_BODY) -> None:
         self.pipeline = pipeline
+        self.sink = IngestSink(pipeline, "http")
         self.maxBody = maxBody
 
     def render(self, request: Request) -> object:
+        sink = self.sink
         kind = contentType(request)
         parser = BODY_PARSERS.get(kind)
         if parser is None:
+            sink.refuse("unsupported")
             return errorBody(
                 request, 415, f"unsupported content type {kind!r}", supported=sorted(BODY_PARSERS)
             )
         try:
             body = requestBody(request, self.maxBody)
         except BodyError as e:
+            sink.refuse(refusalReason(e.code))
             return errorBody(request, e.code, str(e))
         # Lines are records: a body of more lines than the queue holds is
         # refused before it is split, so its records never exist at once.
         lines = body.count(b"\n") + 1 if kind in LINE_TYPES else 0
         refused = precheck(self.pipeline, request, lines)
         if refused is not None:
+            sink.refuse(refusalReason(refused.code))
             return errorBody(request, **refuse(request, refused))
         peer = peerName(request.getClientAddress())
         if parser is parsePythonForm and body.lstrip()[:1] in (b"{", b"["):
@@ -107,12 +112,15 @@ class LogsIngest:
         try:
             records = parser(body, peer, nowMicros())
         except DocumentError as e:
+            sink.refuse("invalid")
             return errorBody(request, 400, str(e), index=e.index)
         except RecordError as e:
+            sink.refuse("invalid")
             return errorBody(request, 400, str(e), index=0)
         try:
-            d = submitAdmitted(self.pipeline, request, records, "http")
+            d = submitAdmitted(sink, request, records)
         except Refused as e:
+            sink.refuse(refusalReason(e.code))
             return errorBody(request, **refuse(request, e))
         return renderAsync(request, self.answer(request, records, d))
 

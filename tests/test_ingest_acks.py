@@ -1,5 +1,6 @@
 """
-Tests for L{logsvc.ingest.acked}: acknowledged TCP ingest and the TCP token line.
+Tests for L{logsvc.ingest.acks} and L{logsvc.ingest.authline} as parts of the
+TCP protocol: acknowledged TCP ingest and the TCP token line.
 """
 
 from __future__ import annotations
@@ -11,10 +12,21 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.auth import Tokens
-from logsvc.ingest.acked import AckedIngestFactory, AuthGelfFactory, AuthIngestFactory
+from logsvc.formats.gelf import parseGelfFrames
+from logsvc.ingest.tcp import IngestFactory
 from logsvc.pipeline import Pipeline
 from logsvc.store.memory import MemoryStore
 from tests.fakes import HeldStore
+
+
+def ackedFactory(pipeline: Pipeline, **kw: Any) -> IngestFactory:
+    """The factory of C{--tcp-acked}."""
+    return IngestFactory(pipeline, transport="tcp-acked", acknowledge=True, **kw)
+
+
+def plainFactory(pipeline: Pipeline, **kw: Any) -> IngestFactory:
+    """The factory of C{--tcp} (tokens disabled unless given)."""
+    return IngestFactory(pipeline, tokens=kw.pop("tokens", Tokens()), **kw)
 
 
 def connect(factory: Any) -> tuple[Any, StringTransport]:
@@ -29,7 +41,7 @@ class AckedIngestTests(SynchronousTestCase):
         self.clock = Clock()
         self.store = HeldStore()
         self.pipeline = Pipeline(self.store, reactor=self.clock, delay=0)
-        self.factory = AckedIngestFactory(self.pipeline, clock=self.clock, maxLineLength=100)
+        self.factory = ackedFactory(self.pipeline, clock=self.clock, maxLineLength=100)
         self.protocol, self.transport = connect(self.factory)
 
     def test_ackAfterCommitOnly(self) -> None:
@@ -92,25 +104,25 @@ class AckedIngestTests(SynchronousTestCase):
 
     def test_unreadAcksPauseReading(self) -> None:
         """When the transport's buffer is full (it pauses us), reading stops and acks wait."""
-        self.assertIs(self.transport.producer, self.protocol)
-        self.protocol.pauseProducing()
+        self.assertIs(self.transport.producer, self.protocol.acks)
+        self.protocol.acks.pauseProducing()
         self.assertEqual(self.transport.producerState, "paused")
         self.protocol.dataReceived(b"a\n")
         self.store.release()
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"")
-        self.protocol.resumeProducing()
+        self.protocol.acks.resumeProducing()
         self.assertEqual(self.transport.producerState, "producing")
         self.assertEqual(self.transport.value(), b"OK 1\n")
 
     def test_pauseReasonsCompose(self) -> None:
         """A pipeline resume does not resume a connection still paused for unread acks."""
         self.pipeline.maxPending = 2
-        self.protocol.pauseProducing()
+        self.protocol.acks.pauseProducing()
         self.protocol.dataReceived(b"a\nb\nc\n")  # pipeline full: paused for it too
         self.store.release()  # pipeline drains and resumes its reason
         self.assertEqual(self.transport.producerState, "paused")
-        self.protocol.resumeProducing()
+        self.protocol.acks.resumeProducing()
         self.assertEqual(self.transport.producerState, "producing")
 
     def test_stopReadingAcksThenCloses(self) -> None:
@@ -147,7 +159,7 @@ class AckedIngestTests(SynchronousTestCase):
 
     def test_plainConnectionShare(self) -> None:
         """Plain TCP connections are held to their share too."""
-        factory = AuthIngestFactory(self.pipeline, connectionShare=2)
+        factory = plainFactory(self.pipeline, connectionShare=2)
         protocol, transport = connect(factory)
         protocol.dataReceived(b"a\nb\nc\n")
         self.assertEqual(transport.producerState, "paused")
@@ -164,7 +176,7 @@ class TokenLineTests(SynchronousTestCase):
 
     def test_plainWithToken(self) -> None:
         """With tokens, a plain connection whose first line is AUTH and an ingest token is stored."""
-        factory = AuthIngestFactory(self.pipeline, tokens=self.tokens)
+        factory = plainFactory(self.pipeline, tokens=self.tokens)
         protocol, transport = connect(factory)
         protocol.dataReceived(b"AUTH in-secret\r\nhello\n")
         self.assertEqual([row[6] for row in self.store.rows], ["hello"])
@@ -172,7 +184,7 @@ class TokenLineTests(SynchronousTestCase):
 
     def test_plainWithoutToken(self) -> None:
         """Without an AUTH line the connection is refused and nothing is stored."""
-        factory = AuthIngestFactory(self.pipeline, tokens=self.tokens)
+        factory = plainFactory(self.pipeline, tokens=self.tokens)
         protocol, transport = connect(factory)
         protocol.dataReceived(b"hello\nworld\n")
         self.assertEqual(self.store.rows, [])
@@ -181,7 +193,7 @@ class TokenLineTests(SynchronousTestCase):
 
     def test_readScopeRefused(self) -> None:
         """A read-scoped token cannot ingest over TCP."""
-        factory = AckedIngestFactory(self.pipeline, clock=self.clock, tokens=self.tokens)
+        factory = ackedFactory(self.pipeline, clock=self.clock, tokens=self.tokens)
         protocol, transport = connect(factory)
         protocol.dataReceived(b"AUTH rd-secret\nhello\n")
         self.assertEqual(self.store.rows, [])
@@ -189,7 +201,7 @@ class TokenLineTests(SynchronousTestCase):
 
     def test_ackedAuthLineNotCounted(self) -> None:
         """On an acked connection the AUTH line is not counted in acks."""
-        factory = AckedIngestFactory(self.pipeline, clock=self.clock, tokens=self.tokens)
+        factory = ackedFactory(self.pipeline, clock=self.clock, tokens=self.tokens)
         protocol, transport = connect(factory)
         protocol.dataReceived(b"AUTH in-secret\na\nb\n")
         self.clock.advance(0)
@@ -197,7 +209,7 @@ class TokenLineTests(SynchronousTestCase):
 
     def test_authLineNeverStored(self) -> None:
         """Without tokens, an AUTH first line is dropped (never stored, not counted), the rest stored."""
-        factory = AckedIngestFactory(self.pipeline, clock=self.clock)
+        factory = ackedFactory(self.pipeline, clock=self.clock)
         protocol, transport = connect(factory)
         protocol.dataReceived(b"AUTH sekrit\nhello\n")
         self.clock.advance(0)
@@ -206,14 +218,14 @@ class TokenLineTests(SynchronousTestCase):
 
     def test_authWordsStayRecords(self) -> None:
         """Without tokens, a first line that only starts with the word AUTH is an ordinary record."""
-        factory = AuthIngestFactory(self.pipeline)
+        factory = plainFactory(self.pipeline)
         protocol, transport = connect(factory)
         protocol.dataReceived(b"AUTH failed for bob\n")
         self.assertEqual([row[6] for row in self.store.rows], ["AUTH failed for bob"])
 
     def test_noTokensNoAuthLine(self) -> None:
         """Without a token file, no AUTH line is needed."""
-        factory = AuthIngestFactory(self.pipeline)
+        factory = plainFactory(self.pipeline)
         protocol, transport = connect(factory)
         protocol.dataReceived(b"hello\n")
         self.assertEqual([row[6] for row in self.store.rows], ["hello"])
@@ -224,10 +236,36 @@ class GelfAuthTests(SynchronousTestCase):
         """With tokens, the GELF TCP listener also needs the AUTH line; with it, frames are stored."""
         store = MemoryStore()
         pipeline = Pipeline(store, reactor=Clock(), delay=0)
-        factory = AuthGelfFactory(pipeline, tokens=Tokens.fromPairs([("ingest", "in")]))
+        factory = IngestFactory(
+            pipeline, transport="gelf", parser=parseGelfFrames, tokens=Tokens.fromPairs([("ingest", "in")])
+        )
         protocol, transport = connect(factory)
         protocol.dataReceived(b'{"short_message": "no", "host": "h"}\x00')
         self.assertEqual((store.rows, transport.value()), ([], b"ERR unauthorized\n"))
         protocol, transport = connect(factory)
         protocol.dataReceived(b'AUTH in\n{"short_message": "yes", "host": "h"}\x00')
         self.assertEqual([row[6] for row in store.rows], ["yes"])
+
+
+class CompositionTests(SynchronousTestCase):
+    def test_gelfAcknowledgedWithToken(self) -> None:
+        """Parser, token line and acks compose: GELF frames behind AUTH are acked once durable."""
+        store = HeldStore()
+        clock = Clock()
+        pipeline = Pipeline(store, reactor=clock, delay=0)
+        factory = IngestFactory(
+            pipeline,
+            transport="gelf",
+            parser=parseGelfFrames,
+            acknowledge=True,
+            clock=clock,
+            tokens=Tokens.fromPairs([("ingest", "in")]),
+        )
+        protocol, transport = connect(factory)
+        protocol.dataReceived(b'AUTH in\n{"short_message": "a"}\x00{"host": "no message"}\x00')
+        clock.advance(0)
+        self.assertEqual(transport.value(), b"")
+        store.release()
+        clock.advance(0)
+        self.assertEqual(transport.value(), b"OK 2\n")
+        self.assertEqual([row[6] for row in store.rows], ["a"])
