@@ -31,6 +31,37 @@ class ParseLineTests(SynchronousTestCase):
         record = parseLine(b'{"message": "m", "level": "error", "host": "h"}', PEER, RECEIVED)
         self.assertEqual((record.message, record.level, record.source), ("m", 3, "h"))
 
+    def test_gelf(self) -> None:
+        """A JSON object with version and short_message is read as GELF: message, level, host, service, fields."""
+        line = orjson.dumps(
+            {
+                "version": "1.1",
+                "host": "web-1",
+                "short_message": "disk full",
+                "full_message": "disk full\nat /var",
+                "timestamp": 1767323045.5,
+                "level": 3,
+                "_service": "api",
+                "_request_id": "r-7",
+            }
+        )
+        record = parseLine(line, PEER, RECEIVED)
+        self.assertEqual(
+            (record.message, record.level, record.source, record.service, record.ts),
+            ("disk full", 3, "web-1", "api", 1_767_323_045_500_000),
+        )
+        self.assertEqual(orjson.loads(record.fields or "{}"), {"full_message": "disk full\nat /var", "request_id": "r-7"})
+
+    def test_gelfNeedsBothKeys(self) -> None:
+        """An object with short_message but no version stays a logsvc JSON record (short_message a field)."""
+        record = parseLine(b'{"short_message": "s", "message": "m"}', PEER, RECEIVED)
+        self.assertEqual((record.message, orjson.loads(record.fields or "{}")), ("m", {"short_message": "s"}))
+
+    def test_gelfWithoutMessageRejected(self) -> None:
+        """A GELF object whose short_message is empty and has no full_message is rejected with a reason."""
+        records, rejected = parseLines([b'{"version": "1.1", "short_message": ""}'], PEER, RECEIVED)
+        self.assertEqual((records, [why for _, why in rejected]), ([], ["short_message: missing"]))
+
     def test_crStripped(self) -> None:
         """A trailing CR is not part of the record, for plain and JSON lines."""
         self.assertEqual(parseLine(b"text\r", PEER, RECEIVED).message, "text")

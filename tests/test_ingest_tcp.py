@@ -179,6 +179,18 @@ class FramingTests(TCPTestCase):
         self.assertEqual(len(events), protocol.maxLoggedRejections)
         self.assertEqual(events[0]["peer"], "192.0.2.44")
 
+    def test_gelfOnMainPort(self) -> None:
+        """GELF JSON objects, NUL- or LF-terminated, are read as GELF on the line port."""
+        protocol, _ = self.connect()
+        protocol.dataReceived(b'{"version": "1.1", "host": "h", "short_message": "lf", "level": 4}\n')
+        other, _ = self.connect()
+        other.dataReceived(b'{"version": "1.1", "host": "h", "short_message": "nul"}\x00')
+        other.dataReceived(b'{"version": "1.1", "host": "h", "short_message": "next", "_app": "a"}\x00')
+        self.assertEqual(
+            [(row[3], row[4], row[5], row[6]) for row in self.store.rows],
+            [(4, "h", "", "lf"), (6, "h", "", "nul"), (6, "h", "a", "next")],
+        )
+
     def test_unixPeer(self) -> None:
         """A connection over a UNIX socket has the source "unix"."""
         protocol, _ = self.connect(UNIXAddress(b"/tmp/logsvc.sock"))

@@ -1,5 +1,6 @@
 """
-Pick a parser per line: a JSON object, syslog (C{<PRI>}), or plain text.
+Pick a parser per line: a JSON object (GELF when it says so), syslog
+(C{<PRI>}), or plain text.
 
 This is the one place that decides which format a TCP line is in.
 """
@@ -9,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from logsvc.formats import Rejection
-from logsvc.formats.jsonline import JSONSyntaxError, parseJSONLine
+from logsvc.formats.gelf import gelfRecord, isGelf
+from logsvc.formats.jsonline import JSONSyntaxError, loadJSON
 from logsvc.formats.syslog import looksLikeSyslog, parseSyslog
 from logsvc.formats.text import decodeText
-from logsvc.record import INFO, Record, RecordError
+from logsvc.record import INFO, Record, RecordError, normalize
 
 __all__ = ["Rejection", "parseLine", "parseLines"]
 
@@ -23,7 +25,9 @@ def parseLine(line: bytes, peer: str, received: int) -> Record:
 
     A line that starts with C{{} and is valid JSON must be an object that
     normalizes, else L{RecordError}; a line that only looks like JSON is plain
-    text, so nothing a sender wrote is lost for its syntax.  A line that starts
+    text, so nothing a sender wrote is lost for its syntax.  A JSON object
+    with both C{version} and C{short_message} is GELF (L{isGelf}), mapped as
+    L{logsvc.formats.gelf} says.  A line that starts
     with C{<PRI>} is syslog (see L{logsvc.formats.syslog}), which never raises.
     """
     if line[-1:] == b"\r":
@@ -31,9 +35,13 @@ def parseLine(line: bytes, peer: str, received: int) -> Record:
     first = line[:1]
     if first == b"{":
         try:
-            return parseJSONLine(line, peer, received)
+            value = loadJSON(line)
         except JSONSyntaxError:
             pass
+        else:
+            if isGelf(value):
+                return gelfRecord(value, peer, received)
+            return normalize(value, peer, received)
     elif first == b"<" and looksLikeSyslog(line):
         return parseSyslog(line, peer, received)
     return Record(received, received, INFO, peer, "", decodeText(line), None)

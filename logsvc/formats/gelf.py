@@ -35,6 +35,15 @@ def _text(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8") if isinstance(value, (dict, list)) else str(value)
 
 
+def isGelf(value: Any) -> bool:
+    """
+    @return: whether a decoded JSON value is a GELF message: an object with
+        both C{version} and C{short_message} (what every GELF sender writes;
+        a logsvc JSON record has neither).
+    """
+    return isinstance(value, dict) and "short_message" in value and "version" in value
+
+
 def gelfRecord(message: Any, peer: str, received: int) -> Record:
     """
     Map one decoded GELF message to a record.
