@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from logsvc.web.body import BodyError, decompress, sniffCompression
+from logsvc.formats.compression import sniffCompression
+from logsvc.web.body import BodyError, decompress
 from tests.shippers import ShipperTestCase
 
 NDJSON = b'{"message": "one"}\n{"message": "two"}\n'

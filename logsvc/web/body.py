@@ -8,7 +8,6 @@ L{logsvc.ingest.sink.IngestSink}.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -16,6 +15,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import Request
 
 from logsvc.admission import Refused, senderOf
+from logsvc.formats.compression import InflateError, inflate, sniffCompression
 from logsvc.formats.jsonline import DocumentError
 from logsvc.ingest.sink import IngestSink, peerName
 from logsvc.pipeline import Pipeline
@@ -25,11 +25,6 @@ from logsvc.web.common import JSONResource, errorBody, renderAsync
 
 #: Encodings taken, lower case, as named in C{Content-Encoding}.
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
-
-# Compressed bytes fed to zlib per step; each step's output is capped too, so
-# a bomb stops after producing the limit + 1 bytes, never all of it.
-_STEP = 64 * 1024
-
 
 class BodyError(Exception):
     """
@@ -43,54 +38,19 @@ class BodyError(Exception):
         self.code = code
 
 
-def _decoder(kind: str) -> zlib._Decompress:
-    if kind == "gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if kind == "zlib":
-        return zlib.decompressobj(zlib.MAX_WBITS)
-    return zlib.decompressobj(-zlib.MAX_WBITS)
-
-
 def decompress(data: bytes, kind: str, limit: int) -> bytes:
     """
-    Decode C{data} compressed as C{kind} (C{"gzip"}, C{"zlib"} or C{"raw"}
-    deflate), producing at most C{limit} bytes.  Concatenated gzip members
-    are all decoded.
+    L{inflate} for a request body.
 
     @raise BodyError: 413 when the decoded data would exceed C{limit}, 400
         when C{data} is corrupt or truncated.
     """
-    out: list[bytes] = []
-    total = 0
-    decoder = _decoder(kind)
-    offset = 0
     try:
-        while True:
-            if decoder.unconsumed_tail:
-                chunk = decoder.unconsumed_tail
-            elif offset < len(data):
-                chunk = data[offset : offset + _STEP]
-                offset += _STEP
-            else:
-                # Input exhausted: collect what zlib still holds, if anything.
-                chunk = b""
-            produced = decoder.decompress(chunk, limit + 1 - total)
-            total += len(produced)
-            if total > limit:
-                raise BodyError(413, f"decompressed body exceeds max-body of {limit} bytes")
-            out.append(produced)
-            if decoder.eof:
-                rest = decoder.unused_data + data[offset:]
-                if kind == "gzip" and rest.strip(b"\x00"):
-                    # Another gzip member follows.
-                    decoder, data, offset = _decoder(kind), rest, 0
-                    continue
-                return b"".join(out)
-            if not chunk and not produced:
-                break
-    except zlib.error as e:
-        raise BodyError(400, f"invalid {kind} body: {e}") from None
-    raise BodyError(400, f"truncated {kind} body")
+        return inflate(data, kind, limit)
+    except InflateError as e:
+        if e.tooLarge:
+            raise BodyError(413, f"decompressed body exceeds max-body of {limit} bytes") from None
+        raise BodyError(400, f"{e} body") from None
 
 
 def unsnappy(data: bytes, limit: int) -> bytes:
@@ -114,18 +74,6 @@ def unsnappy(data: bytes, limit: int) -> bytes:
         return bytes(snappy.decompress_raw(data))
     except DecompressionError as e:
         raise BodyError(400, f"invalid snappy body: {e}") from None
-
-
-def sniffCompression(data: bytes) -> str | None:
-    """
-    @return: C{"gzip"} or C{"zlib"} when C{data} starts with that format's
-        magic bytes (as GELF senders compress without saying so), else L{None}.
-    """
-    if data[:2] == b"\x1f\x8b":
-        return "gzip"
-    if len(data) >= 2 and data[0] == 0x78 and (data[0] * 256 + data[1]) % 31 == 0:
-        return "zlib"
-    return None
 
 
 def requestBody(request: Request, maxBody: int) -> bytes:

@@ -12,9 +12,10 @@ from typing import Any
 
 from twisted.web.server import Request
 
+from logsvc.formats.compression import sniffCompression
 from logsvc.formats.gelf import parseGelfBody
 from logsvc.record import Record
-from logsvc.web.body import ShipperEndpoint, decompress, sniffCompression
+from logsvc.web.body import ShipperEndpoint, decompress
 
 
 class GelfHTTP(ShipperEndpoint):

@@ -1,0 +1,81 @@
+# -*- test-case-name: tests.test_formats_datagram -*-
+"""
+One UDP datagram is one message; its first bytes say which format:
+
+  - C{0x1f 0x8b} (gzip) or a zlib header (C{0x78 ..}): compressed GELF,
+    inflated to at most L{MAX_INFLATED} bytes (a decompression bomb is
+    refused once it passes that);
+  - C{{}: a JSON object, GELF when it has C{version} and C{short_message},
+    else a logsvc JSON record (see L{logsvc.formats.detect.parseLine});
+  - C{<PRI>}: RFC 5424 or RFC 3164 syslog;
+  - anything else: a plain-text message (level info).
+
+A trailing LF, CR or NUL ends a message without being part of it (rsyslog,
+C{logger} and network appliances end datagrams differently).  Chunked GELF
+(C{0x1e 0x0f}) is reassembled first, by L{logsvc.formats.gelfchunks}.
+
+Pure: no Twisted.
+"""
+
+from __future__ import annotations
+
+from logsvc.formats import Rejection
+from logsvc.formats.compression import InflateError, inflate, sniffCompression
+from logsvc.formats.detect import parseLine
+from logsvc.formats.gelf import gelfRecord, isGelf
+from logsvc.formats.jsonline import loadJSON
+from logsvc.record import Record, RecordError, normalize
+
+__all__ = ["MAX_INFLATED", "parseDatagram", "parseDatagrams"]
+
+#: The most bytes a compressed GELF message may inflate to.
+MAX_INFLATED = 1024 * 1024
+
+
+def parseDatagram(data: bytes, peer: str, received: int, *, maxInflated: int = MAX_INFLATED) -> Record:
+    """
+    Parse one datagram (or one reassembled chunked GELF message).
+
+    @raise RecordError: for an empty datagram, compressed data that is
+        corrupt, truncated, inflates past C{maxInflated} or is not a JSON
+        object, or a JSON record or GELF message that does not map.
+    """
+    kind = sniffCompression(data)
+    if kind is not None:
+        try:
+            data = inflate(data, kind, maxInflated)
+        except InflateError as e:
+            raise RecordError(f"compressed GELF: {e}") from None
+        value = loadJSON(data)
+        if isGelf(value):
+            return gelfRecord(value, peer, received)
+        return normalize(value, peer, received)
+    # Strip the framing some senders add: LF (rsyslog, logger), NUL, CR.
+    end = len(data)
+    while end and data[end - 1] in b"\n\x00\r":
+        end -= 1
+    if end < len(data):
+        data = data[:end]
+    if not data.strip():
+        raise RecordError("empty datagram")
+    return parseLine(data, peer, received)
+
+
+def parseDatagrams(
+    datagrams: list[tuple[bytes, str]], received: int, *, maxInflated: int = MAX_INFLATED
+) -> tuple[list[Record], list[tuple[str, Rejection]]]:
+    """
+    Parse a batch of datagrams, each with its sender.
+
+    @return: the records, and the rejected datagrams as (peer, (datagram,
+        reason)).
+    """
+    records: list[Record] = []
+    rejected: list[tuple[str, Rejection]] = []
+    append = records.append
+    for data, peer in datagrams:
+        try:
+            append(parseDatagram(data, peer, received, maxInflated=maxInflated))
+        except RecordError as e:
+            rejected.append((peer, (data, str(e))))
+    return records, rejected

@@ -1,0 +1,213 @@
+"""
+Tests for L{logsvc.ingest.udp}: the UDP listener's protocol over a Clock, its
+endpoint description, the kernel's drop count, and the listener on a real
+loopback socket.
+"""
+
+from __future__ import annotations
+
+import socket
+import zlib
+from typing import Any
+
+import orjson
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import Clock, deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from logsvc.ingest.sink import IngestSink
+from logsvc.ingest.udp import (
+    DatagramIngest,
+    UDPAddress,
+    UDPListenerService,
+    kernelDrops,
+    parseUDPEndpoint,
+)
+from logsvc.limits import FlowControl
+from logsvc.pipeline import Pipeline
+from logsvc.record import Record
+from logsvc.store.memory import MemoryStore
+from tests.fakes import HeldStore
+from tests.test_formats_gelfchunks import chunked
+
+PEER = ("192.0.2.9", 40000)
+
+
+class FakePort:
+    """The part of a UDP port the protocol uses: reading on and off."""
+
+    reading = True
+
+    def stopReading(self) -> None:
+        self.reading = False
+
+    def startReading(self) -> None:
+        self.reading = True
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.appends: list[int] = []
+
+    def append(self, records: list[Record]) -> Deferred[int]:
+        self.appends.append(len(records))
+        return super().append(records)
+
+
+class ProtocolTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.store = CountingStore()
+        self.pipeline = Pipeline(self.store, reactor=self.clock, delay=0)
+        self.sink = IngestSink(self.pipeline, "udp")
+        self.protocol = DatagramIngest(self.sink, clock=self.clock)
+        self.port = FakePort()
+        self.protocol.makeConnection(self.port)  # type: ignore[arg-type]
+
+    def rejected(self, reason: str) -> float:
+        value = self.pipeline.metrics.registry.get_sample_value(
+            "logsvc_records_rejected_total", {"transport": "udp", "reason": reason}
+        )
+        return value or 0.0
+
+    def messages(self) -> list[str]:
+        return [row[6] for row in self.store.rows]
+
+
+class DatagramIngestTests(ProtocolTestCase):
+    def test_oneSubmissionPerTurn(self) -> None:
+        """Datagrams read in one reactor turn are stored in one append, each as one message."""
+        for n in range(5):
+            self.protocol.datagramReceived(b"<14>app: message %d\n" % n, PEER)
+        self.assertEqual(self.store.rows, [])
+        self.clock.advance(0)
+        self.assertEqual(self.store.appends, [5])
+        self.assertEqual(self.messages(), [f"message {n}" for n in range(5)])
+        self.assertEqual({row[4] for row in self.store.rows}, {"192.0.2.9"})
+
+    def test_formatsOnOnePort(self) -> None:
+        """Syslog, plain GELF, compressed GELF and chunked GELF share the port."""
+        gelf = orjson.dumps({"version": "1.1", "host": "h", "short_message": "g"})
+        big = orjson.dumps({"version": "1.1", "host": "h", "short_message": "c" * 5000})
+        self.protocol.datagramReceived(b"<11>1 - - app - - - five424", PEER)
+        self.protocol.datagramReceived(gelf, PEER)
+        self.protocol.datagramReceived(zlib.compress(gelf), PEER)
+        for chunk in reversed(chunked(big, 1000)):
+            self.protocol.datagramReceived(chunk, PEER)
+        self.clock.advance(0)
+        self.assertEqual(self.messages(), ["five424", "g", "g", "c" * 5000])
+
+    def test_invalidCountedAndLogged(self) -> None:
+        """An invalid datagram is counted and the others stored; a bad chunk is counted apart."""
+        self.protocol.datagramReceived(b"", PEER)
+        self.protocol.datagramReceived(b"\x1e\x0f12345678\x00\xc8x", PEER)
+        self.protocol.datagramReceived(b"fine", PEER)
+        self.clock.advance(0)
+        self.assertEqual(self.messages(), ["fine"])
+        self.assertEqual((self.rejected("invalid"), self.rejected("chunk_invalid")), (1, 1))
+
+    def test_incompleteExpires(self) -> None:
+        """An incomplete chunked message is dropped and counted about 5 s after its first chunk."""
+        self.protocol.datagramReceived(chunked(b"x" * 100, 10)[0], PEER)
+        self.clock.advance(4)
+        self.assertEqual(self.rejected("chunks_expired"), 0)
+        self.clock.advance(1)
+        self.assertEqual(self.rejected("chunks_expired"), 1)
+        self.assertEqual(len(self.protocol.chunks), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_pausedWhilePipelineFull(self) -> None:
+        """While the pipeline is full the socket is not read; it is read again once drained."""
+        store = HeldStore()
+        pipeline = Pipeline(store, reactor=self.clock, delay=0, maxPending=4)
+        protocol = DatagramIngest(IngestSink(pipeline, "udp"), clock=self.clock)
+        port = FakePort()
+        protocol.makeConnection(port)  # type: ignore[arg-type]
+        pipeline.registerProducer(protocol.gate.producer("pipeline"))
+        disk = FlowControl()
+        disk.registerProducer(protocol.gate.producer("disk"))
+        for n in range(4):
+            protocol.datagramReceived(b"m%d" % n, PEER)
+        self.clock.advance(0)
+        self.assertFalse(port.reading)
+        disk.set(True)
+        store.release()
+        self.assertFalse(port.reading)
+        disk.set(False)
+        self.assertTrue(port.reading)
+
+    def test_stopSubmitsRead(self) -> None:
+        """A stop submits what was read and drops incomplete chunked messages, counted."""
+        self.protocol.datagramReceived(b"last", PEER)
+        self.protocol.datagramReceived(chunked(b"x" * 100, 10)[0], PEER)
+        self.protocol.stop()
+        self.assertEqual(self.messages(), ["last"])
+        self.assertEqual(self.rejected("chunks_expired"), 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class EndpointTests(SynchronousTestCase):
+    def test_forms(self) -> None:
+        """udp:PORT, udp:PORT:interface=ADDR, udp:port=PORT and escaped IPv6 interfaces parse."""
+        self.assertEqual(parseUDPEndpoint("udp:5514"), UDPAddress(5514, ""))
+        self.assertEqual(parseUDPEndpoint("udp:5514:interface=127.0.0.1"), UDPAddress(5514, "127.0.0.1"))
+        self.assertEqual(parseUDPEndpoint("udp:port=0:interface=\\:\\:1"), UDPAddress(0, "::1"))
+
+    def test_errors(self) -> None:
+        """Other schemes, bad ports and unknown parameters are refused naming the problem."""
+        for bad, words in [
+            ("tcp:5514", "udp:PORT"),
+            ("udp:", "port"),
+            ("udp:70000", "0..65535"),
+            ("udp:5514:backlog=5", "unknown parameter"),
+            ("udp:1:2", "one port"),
+        ]:
+            self.assertIn(words, str(self.assertRaises(ValueError, parseUDPEndpoint, bad)))
+
+
+class KernelDropsTests(SynchronousTestCase):
+    def test_dropsVisible(self) -> None:
+        """Datagrams the kernel drops for a full receive buffer show in kernelDrops."""
+        receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(receiver.close)
+        receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        receiver.bind(("127.0.0.1", 0))
+        if kernelDrops(receiver.fileno()) is None:
+            raise self.skipTest("no /proc/net/udp on this system (Linux only)")
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        for _ in range(200):
+            sender.sendto(b"x" * 1000, receiver.getsockname())
+        self.assertGreater(kernelDrops(receiver.fileno()) or 0, 0)
+
+
+class ListenerTests(TestCase):
+    @inlineCallbacks
+    def test_loopback(self) -> Any:
+        """The service listens on loopback, stores what arrives, exports its buffer, and stores the rest at stop."""
+        store = MemoryStore()
+        pipeline = Pipeline(store, delay=0)
+        protocol = DatagramIngest(IngestSink(pipeline, "udp"), clock=reactor)
+        service = UDPListenerService(
+            UDPAddress(0, "127.0.0.1"), protocol, reactor=reactor, receiveBuffer=1024 * 1024,
+            flowControllers=[("pipeline", pipeline)],
+        )
+        service.startService()
+        address = service.port.getHost()
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(sender.close)
+        for n in range(20):
+            sender.sendto(b"<14>app: m%d" % n, (address.host, address.port))
+        for _ in range(100):
+            if len(store.rows) == 20:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(sorted(row[6] for row in store.rows), sorted(f"m{n}" for n in range(20)))
+        sample = pipeline.metrics.registry.get_sample_value
+        self.assertGreater(sample("logsvc_udp_receive_buffer_bytes"), 0)
+        self.assertEqual(sample("logsvc_udp_datagrams_total"), 20)
+        self.assertEqual(sample("logsvc_udp_kernel_drops_total"), 0)
+        yield service.stopService()
+        self.assertEqual(pipeline._producers, set())
