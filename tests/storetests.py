@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 
+from logsvc.pagesize import PAGE_BYTES, pageCut, rowBytes
 from logsvc.query import Query
 from logsvc.record import Record
 from logsvc.store.base import IStore
@@ -371,3 +372,56 @@ class StoreTestsMixin:
                 break
             query = query.after(rows[3][1], rows[3][0])
         self.assertEqual(seen, [str(i) for i in range(39, -1, -1) if i % 8 <= 3])
+
+    # Pages bounded in bytes
+
+    @inlineCallbacks
+    def test_pagesBoundedInBytes(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Pages of large records end by bytes (about PAGE_BYTES) before their
+        record limit, a record over the budget comes alone, and paging still
+        visits every record once: for query, exportPage and afterId alike.
+        """
+        big = 1024 * 1024
+        yield self.add(*[record(str(n) + "x" * big, ts=T0 + n) for n in range(20)])
+        yield self.add(record("huge" + "y" * (PAGE_BYTES + big), ts=T0 + 20))
+        # query: pages of at most PAGE_BYTES but for one lone record.
+        seen: list[int] = []
+        query = Query(limit=100, order="asc")
+        while True:
+            rows = yield self.store.query(query)
+            if not rows:
+                # A lone record over the budget may be followed by nothing.
+                break
+            page, more = pageCut(rows, query.limit)
+            self.assertTrue(len(page) == 1 or sum(rowBytes(r) for r in page) <= PAGE_BYTES, len(page))
+            self.assertTrue(sum(rowBytes(r) for r in rows) <= PAGE_BYTES + len(rows[-1][6]) + 4096)
+            seen.extend(r[0] for r in page)
+            if not more:
+                break
+            query = query.after(page[-1][1], page[-1][0])
+        self.assertEqual(seen, sorted(set(seen)))
+        self.assertEqual(len(seen), 21)
+        self.assertTrue(len(seen) > 3)
+        # exportPage
+        exported = 0
+        query = Query(limit=100, order="asc")
+        while True:
+            body, count, last = yield self.store.exportPage(query)
+            self.assertTrue(count == 1 or len(body) <= PAGE_BYTES, (count, len(body)))
+            exported += count
+            if last is None:
+                break
+            query = query.after(*last)
+        self.assertEqual(exported, 21)
+        # afterId: the tail's replay
+        replayed: list[int] = []
+        lastId = 0
+        while True:
+            rows = yield self.store.afterId(Query(), lastId, 100)
+            if not rows:
+                break
+            self.assertTrue(len(rows) < 20)
+            replayed.extend(r[0] for r in rows)
+            lastId = rows[-1][0]
+        self.assertEqual(len(replayed), 21)

@@ -17,6 +17,7 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from logsvc.pagesize import PAGE_BYTES
 from logsvc.pipeline import Pipeline
 from logsvc.query import Query
 from logsvc.record import Record
@@ -155,6 +156,28 @@ class TailSessionTests(SynchronousTestCase):
         self.assertEqual((event, data["last_id"]), ("overflow", 1))
         self.assertEqual(request.ids(), [1])
         self.assertEqual(self.hub.sessions, set())
+
+    def test_slow_client_cut_off_by_bytes(self) -> None:
+        """Held events are bounded in bytes too: big records overflow the tail long before the record bound; one batch alone is held."""
+        request = self.tail(maxBuffer=1000, maxBufferBytes=10_000)
+        request.producer.pauseProducing()
+        self.commit("x" * 30_000)
+        self.assertFalse(request.finished)
+        self.commit("y" * 100)
+        self.assertTrue(request.finished)
+        event, _, data = request.events()[-1]
+        self.assertEqual(event, "overflow")
+        self.assertIn("10000 bytes", data["error"])
+
+    def test_replay_cut_by_bytes_goes_on(self) -> None:
+        """A replay page cut short by its byte budget is followed by the next page, not taken for the end of the replay."""
+        self.store.rows.extend((n, 0, 0, 6, "h", "s", "x" * (PAGE_BYTES // 2), None) for n in range(1, 6))
+        self.store._nextId = 6
+        request = FakeRequest()
+        TailSession(self.hub, self.store, request, Query(limit=None), 0, replayPage=100).start()  # type: ignore[arg-type]
+        while self.store.reads:
+            self.store.answer(late=True)
+        self.assertEqual(request.ids(), [1, 2, 3, 4, 5])
 
     def test_resume_held(self) -> None:
         """Events held while paused go out in order on resume."""

@@ -73,7 +73,10 @@ class IStore(Interface):
         """
         @param query: a L{logsvc.query.Query}.
         @return: a Deferred firing with up to C{query.limit + 1} rows in the
-            query's order, so the caller can tell whether another page exists.
+            query's order, so the caller can tell whether another page exists;
+            fewer when they pass L{logsvc.pagesize.PAGE_BYTES}: the rows as
+            L{logsvc.pagesize.takeRows} takes them (L{logsvc.pagesize.pageCut}
+            tells where the page ends).
         """
 
     def count() -> Any:
@@ -84,7 +87,9 @@ class IStore(Interface):
     def exportPage(query: Any) -> Any:
         """
         One page of an NDJSON export of C{query} (C{query.limit} records at
-        most; the caller pages on with the position returned).
+        most, and about L{logsvc.pagesize.PAGE_BYTES} at most unless one
+        record alone is bigger; the caller pages on with the position
+        returned).
 
         @return: a Deferred firing with C{(ndjson, count, last)}: the records
             as NDJSON bytes (one API record object per line), how many, and
@@ -94,7 +99,10 @@ class IStore(Interface):
     def afterId(query: Any, lastId: int, limit: int) -> Any:
         """
         @return: a Deferred firing with up to C{limit} rows matching
-            C{query}'s filters whose id is above C{lastId}, in id order.
+            C{query}'s filters whose id is above C{lastId}, in id order;
+            fewer when they pass L{logsvc.pagesize.PAGE_BYTES}
+            (C{takeRows(rows, limit - 1)}: the last row is the one that
+            passed it).
         """
 
     def histogram(query: Any, origin: int, width: int) -> Any:

@@ -12,6 +12,7 @@ import orjson
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
+from logsvc.pagesize import pageCut, takeRows
 from logsvc.query import Query
 from logsvc.record import Record, renderRow
 from logsvc.store.base import IStore, Row
@@ -44,25 +45,20 @@ class MemoryStore:
                 found = [row for row in found if (row[1], row[0]) < position]
             else:
                 found = [row for row in found if (row[1], row[0]) > position]
-        if query.limit is not None:
-            found = found[: query.limit + 1]
-        return found
+        return takeRows(found, query.limit)
 
     def query(self, query: Query) -> Deferred[list[Row]]:
         return succeed(self._page(query))
 
     def exportPage(self, query: Query) -> Deferred[tuple[bytes, int, tuple[int, int] | None]]:
-        rows = self._page(query)
-        more = query.limit is not None and len(rows) > query.limit
-        if more:
-            rows = rows[: query.limit]
+        rows, more = pageCut(self._page(query), query.limit)
         body = b"".join(orjson.dumps(renderRow(row)) + b"\n" for row in rows)
         last = (rows[-1][1], rows[-1][0]) if rows and more else None
         return succeed((body, len(rows), last))
 
     def afterId(self, query: Query, lastId: int, limit: int) -> Deferred[list[Row]]:
         found = [row for row in self.rows if row[0] > lastId and query.matches(row)]
-        return succeed(found[:limit])
+        return succeed(takeRows(found, limit - 1))
 
     def histogram(self, query: Query, origin: int, width: int) -> Deferred[dict[tuple[int, int], int]]:
         counts: dict[tuple[int, int], int] = {}

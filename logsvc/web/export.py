@@ -187,7 +187,12 @@ class ExportProducer:
             if lane.query.since is not None and self._low < self._high:
                 self._sized(lane)
         else:
-            lane.query = lane.query.after(*last)
+            # A page the store cut by bytes (fewer records than asked)
+            # sizes the next to fit, so the store reads it in one statement;
+            # pages grow back as records get smaller.
+            limit = lane.query.limit or self.page
+            limit = max(1, count) if count < limit else min(self.page, limit * 2)
+            lane.query = replace(lane.query.after(*last), limit=limit)
         self._flush()
 
     def _flush(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from twisted.web.server import Request
 
+from logsvc.pagesize import pageCut
 from logsvc.query import Query, QueryError, encodeCursor, parseQuery
 from logsvc.record import renderRow
 from logsvc.store.base import IStore, Row
@@ -17,13 +18,14 @@ from logsvc.web.export import NDJSONExport, wantsNDJSON
 
 def pageBody(query: Query, rows: list[Row]) -> dict[str, Any]:
     """
-    @param rows: up to C{query.limit + 1} rows from the store.
+    @param rows: up to C{query.limit + 1} rows from the store, fewer when
+        they passed the page's byte budget (L{pageCut}).
     @return: C{{"logs": [...], "next": cursor-or-null}}; C{next} is set only
-        when another page exists.
+        when another page may exist.
     """
     nextCursor = None
-    if query.limit is not None and len(rows) > query.limit:
-        rows = rows[: query.limit]
+    rows, more = pageCut(rows, query.limit)
+    if more:
         last = rows[-1]
         nextCursor = encodeCursor(last[1], last[0])
     return {"logs": [renderRow(row) for row in rows], "next": nextCursor}

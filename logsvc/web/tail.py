@@ -11,7 +11,7 @@ and sends only ids above the last one sent.
 
 A comment line (C{: keep-alive}) goes out every C{heartbeat} seconds so idle
 streams stay open through proxies.  A client that does not keep up has its
-events held up to C{maxBuffer} records; past that it gets one final
+events held up to C{maxBuffer} records and C{maxBufferBytes} bytes; past that it gets one final
 C{event: overflow} (its C{data} names the last id sent, to resume from) and
 the stream ends.  One L{TailHub} subscribes to the pipeline for every tail and
 renders each record once, so idle tails cost a set entry each.
@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
+from logsvc.pagesize import PAGE_BYTES, rowBytes
 from logsvc.pipeline import Pipeline
 from logsvc.query import Query, QueryError, parseQuery
 from logsvc.record import Record, renderRow
@@ -39,6 +40,9 @@ from logsvc.web.common import JSONResource, errorBody, isGone
 DEFAULT_HEARTBEAT = 15.0
 #: Records a tail may hold for a client that does not keep up.
 DEFAULT_MAX_BUFFER = 10_000
+#: Bytes of events a tail may hold for a client that does not keep up (one
+#: committed batch is held whatever its size).
+DEFAULT_MAX_BUFFER_BYTES = 4 * PAGE_BYTES
 #: Records per store read while replaying.
 REPLAY_PAGE = 1000
 
@@ -186,6 +190,7 @@ class TailSession:
         sinceId: int | None,
         *,
         maxBuffer: int = DEFAULT_MAX_BUFFER,
+        maxBufferBytes: int = DEFAULT_MAX_BUFFER_BYTES,
         replayPage: int = REPLAY_PAGE,
     ) -> None:
         self.hub = hub
@@ -197,8 +202,10 @@ class TailSession:
         self.maxBuffer = maxBuffer
         self.replayPage = replayPage
         self.replaying = sinceId is not None
+        self.maxBufferBytes = maxBufferBytes
         self._held: deque[tuple[bytes, int]] = deque()
         self._heldRecords = 0
+        self._heldBytes = 0
         self._early: list[CommittedBatch] = []
         self._earlyRecords = 0
         self._paused = False
@@ -244,7 +251,8 @@ class TailSession:
         if rows:
             self._send(b"".join(eventBytes(row) for row in rows), len(rows))
             self.lastSent = rows[-1][0]
-        if len(rows) < self.replayPage:
+        # A page cut short by its byte budget is not the end of the replay.
+        if len(rows) < self.replayPage and sum(rowBytes(row) for row in rows) <= PAGE_BYTES:
             self._goLive()
         else:
             self._replayNext()
@@ -287,7 +295,9 @@ class TailSession:
         if self._paused or self._held:
             self._held.append((data, count))
             self._heldRecords += count
-            if self._heldRecords > self.maxBuffer:
+            self._heldBytes += len(data)
+            # One batch alone is always held (however big its records).
+            if self._heldRecords > self.maxBuffer or (self._heldBytes > self.maxBufferBytes and len(self._held) > 1):
                 self._overflow()
             return
         self.request.write(data)
@@ -296,10 +306,14 @@ class TailSession:
         # The last id the client has been sent: held events never reached it.
         sent = self._sentId()
         body = orjson.dumps(
-            {"error": f"tail fell behind by more than {self.maxBuffer} records; resume from last_id", "last_id": sent}
+            {
+                "error": f"tail fell behind by more than {self.maxBuffer} records or {self.maxBufferBytes} bytes;"
+                " resume from last_id",
+                "last_id": sent,
+            }
         )
         self._held.clear()
-        self._heldRecords = 0
+        self._heldRecords = self._heldBytes = 0
         self._end(b"event: overflow\ndata: %s\n\n" % body)
 
     def _sentId(self) -> int | None:
@@ -353,6 +367,7 @@ class TailSession:
         while self._held and not self._paused and not self.closed:
             data, count = self._held.popleft()
             self._heldRecords -= count
+            self._heldBytes -= len(data)
             self.request.write(data)
         self._replayNext()
 

@@ -12,6 +12,7 @@ import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any
 
+from logsvc.pagesize import PAGE_BYTES, takeRows
 from logsvc.query import Query, fieldNumber
 from logsvc.record import LEVEL_NAMES, parseTimestamp
 from logsvc.search_syntax import words
@@ -308,8 +309,9 @@ def selectPage(conn: sqlite3.Connection, query: Query, *, useIndex: bool = True)
     """
     Run one page of C{query} on C{conn} (a reader thread).  A page of a
     common word scans in time order instead of collecting every index hit.
+    Rows are read one by one and the page ends by bytes too (L{takeRows}).
     """
-    return conn.execute(*pageSelect(conn, query, useIndex=useIndex)).fetchall()
+    return takeRows(conn.execute(*pageSelect(conn, query, useIndex=useIndex)), query.limit)
 
 
 def pageSelect(
@@ -348,7 +350,9 @@ def _strategy(conn: sqlite3.Connection, query: Query) -> str:
     return "scan"
 
 
-def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = True) -> tuple[bytes, int, tuple[int, int] | None]:
+def selectNDJSON(
+    conn: sqlite3.Connection, query: Query, *, useIndex: bool = True, maxBytes: int = PAGE_BYTES
+) -> tuple[bytes, int, tuple[int, int] | None]:
     """
     One page of an export: C{query}'s records (C{query.limit} of them at
     most, plus one to tell whether more follow) rendered and joined by
@@ -359,16 +363,31 @@ def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = Tru
     and the reactor thread only writes the bytes.  (A row at a time, the
     Python side alone cost about as much as SQLite's.)
 
+    The page is bounded in bytes too (L{PAGE_BYTES}): SQLite's length
+    limit is lowered to it for the statement, so a page that would be
+    larger fails at once and is read again a row at a time, cut by
+    L{takeRows}'s rule.
+
     @return: the NDJSON bytes of up to C{query.limit} records, their count,
         and the C{(ts, id)} of the last one when more may follow (else
         L{None}).
     """
     sql, params = pageSelect(conn, query, useIndex=useIndex, columns=f"ts, id, {EXPORT_LINE} AS line", idsFirst=False)
-    # SQLite never flattens an ordered subquery into an aggregate query
-    # (the flattener's rule 16), so group_concat sees the rows in order.
-    body, count = conn.execute(
-        f"SELECT CAST(group_concat(line, char(10)) || char(10) AS BLOB), count(*) FROM ({sql})", params
-    ).fetchone()
+    length = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, min(length, maxBytes))
+    try:
+        # SQLite never flattens an ordered subquery into an aggregate query
+        # (the flattener's rule 16), so group_concat sees the rows in order.
+        body, count = conn.execute(
+            f"SELECT CAST(group_concat(line, char(10)) || char(10) AS BLOB), count(*) FROM ({sql})", params
+        ).fetchone()
+    except sqlite3.DataError:
+        # Larger than the budget ("string or blob too big").
+        body = None
+    finally:
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
+    if body is None:
+        return _exportRows(conn, query, sql, params, maxBytes)
     if not count:
         return b"", 0, None
     if query.limit is None or count <= query.limit:
@@ -377,6 +396,28 @@ def selectNDJSON(conn: sqlite3.Connection, query: Query, *, useIndex: bool = Tru
     end = body.rindex(b"\n", 0, len(body) - 1) + 1
     start = body.rfind(b"\n", 0, end - 1) + 1
     return body[:end], count - 1, _exportedKey(body[start:end])
+
+
+def _exportRows(
+    conn: sqlite3.Connection, query: Query, sql: str, params: list[Any], maxBytes: int
+) -> tuple[bytes, int, tuple[int, int] | None]:
+    """
+    L{selectNDJSON}'s page read a row at a time and cut by bytes: the rows
+    before the one that would take the page past C{maxBytes} (a record
+    bigger than the budget is exported alone).
+    """
+    lines: list[bytes] = []
+    total = 0
+    last: tuple[int, int] | None = None
+    cursor = conn.execute(f"SELECT ts, id, CAST(line AS BLOB) FROM ({sql})", params)
+    for ts, rowid, line in cursor:
+        total += len(line) + 1
+        if lines and (total > maxBytes or (query.limit is not None and len(lines) >= query.limit)):
+            cursor.close()
+            return b"".join(lines), len(lines), last
+        lines.append(line + b"\n")
+        last = (ts, rowid)
+    return b"".join(lines), len(lines), None
 
 
 def _exportedKey(line: bytes) -> tuple[int, int]:
@@ -390,12 +431,13 @@ def _exportedKey(line: bytes) -> tuple[int, int]:
 def selectAfterId(conn: sqlite3.Connection, query: Query, lastId: int, limit: int, *, useIndex: bool = True) -> list[Row]:
     """
     @return: up to C{limit} of C{query}'s records with an id above
-        C{lastId}, in id order (a tail's replay), ignoring its cursor.
+        C{lastId}, in id order (a tail's replay), ignoring its cursor; fewer
+        when they pass L{PAGE_BYTES} (L{takeRows}).
     """
     plan = buildPlan(replace(query, cursor=None), (["id > ?"], [lastId]), useIndex=useIndex)
     sql = " UNION ALL ".join(f"SELECT {_COLUMNS} {part}" for part, _ in plan.parts)
     params = [p for _, ps in plan.parts for p in ps]
-    return conn.execute(sql + " ORDER BY id LIMIT ?", params + [limit]).fetchall()
+    return takeRows(conn.execute(sql + " ORDER BY id LIMIT ?", params + [limit]), limit - 1)
 
 
 #: Most (level, slot) ranges a histogram counts one by one.
