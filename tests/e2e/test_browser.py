@@ -288,12 +288,15 @@ class BrowserViewTests(TestCase):
         self.assertEqual(self.browser.driver.current_url, zoomed)
         self.assertEqual(self.total(), self.countBetween(since, until))
 
-    def test_open_record_highlight_and_fold(self) -> None:
+    def test_open_record_highlight_fold_copy_and_close(self) -> None:
         """
         The query's words are highlighted; a long multi-line message is
         folded with a toggle; clicking a row opens every field of the record,
-        and the open record is in the URL.
+        and the open record is in the URL; a value can be copied; Esc closes
+        the record.
         """
+        from selenium.webdriver.common.keys import Keys
+
         self.load("q=payments")
         rows = self.browser.findAll("#rows tr")
         self.assertEqual(len(rows), 1)
@@ -319,6 +322,12 @@ class BrowserViewTests(TestCase):
         recordId = int(values["id"])
         self.assertEqual(self.browser.params()["open"][0].split("@")[0], str(recordId))
         self.browser.screenshot("record")
+        copy = self.browser.find('#detail tr[data-field="fields.trace_id"] button.copy')
+        copy.click()
+        self.browser.waitUntil(lambda: copy.text == "copied", "the copy to be confirmed")
+        self.browser.find("body").send_keys(Keys.ESCAPE)
+        self.browser.waitUntil(lambda: not self.browser.find("#detail").is_displayed(), "Esc to close")
+        self.assertNotIn("open", self.browser.params())
 
     def test_log_text_is_inserted_as_text(self) -> None:
         """
