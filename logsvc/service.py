@@ -90,6 +90,7 @@ class Options(usage.Options):
         ["max-pending", None, "200000", "Undurable records before ingest is paused / refused."],
         ["gelf", None, None, "GELF TCP endpoint (NUL-delimited GELF JSON frames), e.g. tcp:12201."],
         ["tcp-acked", None, None, "Acknowledged TCP ingest endpoint (writes 'OK <n>' once durable)."],
+        ["otlp-grpc", None, None, "OTLP/gRPC logs endpoint (tcp:4317, or ssl:4317:privateKey=...)."],
         ["max-connections", None, None, "Open client connections, all listeners (default: fd limit - 128)."],
         ["idle-timeout", None, "300", "Seconds a TCP connection may stay silent (0: forever)."],
         ["request-timeout", None, "30", "Seconds an HTTP request (headers and body) may take to arrive."],
@@ -127,6 +128,15 @@ class Options(usage.Options):
         if self["fsync"] not in FSYNC_MODES:
             raise usage.UsageError(f"--fsync must be one of {', '.join(sorted(FSYNC_MODES))}")
         checkTrustOptions(self)
+        if self["otlp-grpc"]:
+            from logsvc.ingest.otlpgrpc import MISSING, EndpointError, grpcAddress
+
+            if MISSING is not None:
+                raise usage.UsageError(MISSING)
+            try:
+                grpcAddress(self["otlp-grpc"])
+            except EndpointError as e:
+                raise usage.UsageError(str(e))
 
 
 class LogService(MultiService):
@@ -260,4 +270,12 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
         )
     if options["gelf"]:
         listen("gelf", IngestFactory(pipeline, transport="gelf", parser=parseGelfFrames, **tcpOptions))
+    if options.get("otlp-grpc"):
+        from logsvc.ingest.otlpgrpc import OTLPGrpcService
+
+        otlp = OTLPGrpcService(
+            options["otlp-grpc"], pipeline, tokens=protection.tokens, maxMessage=options["max-body"], reactor=reactor
+        )
+        otlp.setName("otlp-grpc")
+        otlp.setServiceParent(top)
     return top

@@ -58,6 +58,18 @@ class AddressTests(SynchronousTestCase):
             error = self.assertRaises(EndpointError, grpcAddress, bad)
             self.assertIn(why, str(error))
 
+    def test_option(self) -> None:
+        """--otlp-grpc is checked at startup: an endpoint it cannot serve is a one-line usage error."""
+        from twisted.python.usage import UsageError
+
+        from logsvc.service import Options
+
+        options = Options()
+        options.parseOptions(["--otlp-grpc", "tcp:4317:interface=127.0.0.1"])
+        self.assertEqual(options["otlp-grpc"], "tcp:4317:interface=127.0.0.1")
+        error = self.assertRaises(UsageError, Options().parseOptions, ["--otlp-grpc", "unix:/tmp/otlp.sock"])
+        self.assertIn("--otlp-grpc takes tcp:PORT", str(error))
+
     def test_peerHost(self) -> None:
         """grpc peer strings name the host as TCP peers are named."""
         self.assertEqual(peerHost("ipv4:127.0.0.1:5000"), "127.0.0.1")

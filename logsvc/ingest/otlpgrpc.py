@@ -30,14 +30,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import blockingCallFromThread, deferToThreadPool
 from twisted.logger import Logger
 
 from logsvc.admission import Refused, senderFor
 from logsvc.auth import INGEST, Tokens, authorizationToken
+from logsvc.ingest.sink import IngestSink
 from logsvc.pipeline import Pipeline
-from logsvc.record import Record, nowMicros
+from logsvc.record import nowMicros
 from logsvc.store.base import StoreError
 
 log = Logger()
@@ -48,7 +49,7 @@ try:
     import grpc
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 
-    from logsvc.formats.otlp import exportResponse, requestRecords
+    from logsvc.formats.otlp import OTLPBatch, exportResponse, requestRecords
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     MISSING = f"--otlp-grpc needs grpcio and opentelemetry-proto ({e}): pip install 'logsvc[otlp]'"
 else:
@@ -157,34 +158,30 @@ class OTLPLogsServicer:
     """
 
     def __init__(self, pipeline: Pipeline, tokens: Tokens, reactor: Any) -> None:
-        self.pipeline = pipeline
+        self.sink = IngestSink(pipeline, "otlp-grpc")
         self.tokens = tokens
         self.reactor = reactor
-        self.accepted = pipeline.metrics.accepted.labels("otlp-grpc")
 
-    def _submit(self, records: list[Record], authorization: bytes | None, peer: str) -> Deferred[int]:
+    def _submit(self, batch: OTLPBatch, authorization: bytes | None, peer: str) -> Deferred[int]:
         """
-        Reactor thread: check the token, admit and submit C{records}.
+        Reactor thread: check the token, admit and submit C{batch}'s records.
 
         @return: a Deferred firing once they are durable.
         @raise _Rejection: when they are not taken.
         """
+        sink = self.sink
         if self.tokens.enabled and not self.tokens.check(authorizationToken(authorization), INGEST):
+            sink.refuse("auth")
             raise _Rejection("UNAUTHENTICATED", "an ingest token is required: send 'authorization: Bearer TOKEN'")
-        admission = self.pipeline.admission
-        sender = senderFor(authorization, _PeerAddress(peer))
+        if batch.rejected:
+            sink.refuse("invalid", batch.rejected)
+        if not batch.records:
+            return succeed(0)
         try:
-            admission.admit(sender, len(records))
+            return sink.submitAdmitted(senderFor(authorization, _PeerAddress(peer)), batch.records)
         except Refused as e:
+            sink.refuse("too_large" if e.code == 413 else "queue_full")
             raise _Rejection("RESOURCE_EXHAUSTED" if e.code == 413 else "UNAVAILABLE", str(e)) from None
-        counter = self.accepted
-        count = len(records)
-
-        def stored(first: int) -> int:
-            counter.inc(count)
-            return first
-
-        return admission.track(sender, count, self.pipeline.submit(records).addCallback(stored))
 
     def Export(self, request: Any, context: Any) -> Any:
         """
@@ -196,9 +193,9 @@ class OTLPLogsServicer:
         for key, value in context.invocation_metadata() or ():
             if key == "authorization":
                 authorization = value.encode("latin-1") if isinstance(value, str) else value
-        if batch.records:
+        if batch.records or batch.rejected:
             try:
-                blockingCallFromThread(self.reactor, self._submit, batch.records, authorization, peer)  # type: ignore[arg-type]
+                blockingCallFromThread(self.reactor, self._submit, batch, authorization, peer)  # type: ignore[arg-type]
             except _Rejection as e:
                 context.abort(getattr(grpc.StatusCode, e.code), str(e))
             except StoreError as e:

@@ -120,6 +120,20 @@ class IngestSink:
 
         return self.pipeline.submit(records).addCallbacks(stored, failed)
 
+    def submitAdmitted(self, sender: str, records: list[Record]) -> Deferred[int]:
+        """
+        Admit C{records} as C{sender}'s (L{logsvc.admission.FairAdmission}:
+        C{--max-pending} and a fair share of a full queue) and L{submit} them.
+
+        @param sender: who sends them (L{logsvc.admission.senderFor}).
+        @raise logsvc.admission.Refused: when they are not admitted; nothing
+            is queued.
+        """
+        admission = self.pipeline.admission
+        count = len(records)
+        admission.admit(sender, count)
+        return admission.track(sender, count, self.submit(records))
+
     def refuse(self, reason: str, count: int = 1) -> None:
         """
         Count C{count} records or frames refused for C{reason}, without

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 
@@ -143,19 +142,6 @@ def precheck(pipeline: Pipeline, request: Request, count: int = 0) -> Refused | 
     return pipeline.admission.refusal(senderOf(request), count)
 
 
-def submitAdmitted(sink: IngestSink, request: Request, records: list[Record]) -> Deferred[int]:
-    """
-    Admit C{records} as C{request}'s sender's (L{FairAdmission.admit}) and
-    submit them through C{sink} (L{IngestSink.submit}).
-
-    @raise Refused: when they are not admitted; nothing is queued.
-    """
-    admission = sink.pipeline.admission
-    sender = senderOf(request)
-    admission.admit(sender, len(records))
-    return admission.track(sender, len(records), sink.submit(records))
-
-
 class ShipperEndpoint(JSONResource):
     """
     A C{POST} endpoint for one shipper's wire format: read and decode the
@@ -227,7 +213,7 @@ class ShipperEndpoint(JSONResource):
         if not records:
             return self.stored(request, parsed, 0)
         try:
-            d = submitAdmitted(sink, request, records)
+            d = sink.submitAdmitted(senderOf(request), records)
         except Refused as e:
             sink.refuse(refusalReason(e.code))
             return self.bodyError(request, **refuse(request, e))

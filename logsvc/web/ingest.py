@@ -12,7 +12,7 @@ from collections.abc import Callable
 from twisted.internet.defer import Deferred
 from twisted.web.server import Request
 
-from logsvc.admission import Refused
+from logsvc.admission import Refused, senderOf
 from logsvc.formats.detect import parseLines
 from logsvc.formats.jsonline import DocumentError, parseJSONBody, parseNDJSON
 from logsvc.formats.pyform import parsePythonForm
@@ -20,7 +20,7 @@ from logsvc.ingest.sink import IngestSink, peerName
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record, RecordError, nowMicros
 from logsvc.store.base import StoreError
-from logsvc.web.body import BodyError, precheck, refusalReason, refuse, requestBody, submitAdmitted
+from logsvc.web.body import BodyError, precheck, refusalReason, refuse, requestBody
 from logsvc.web.common import errorBody, renderAsync, writeJSON
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -118,7 +118,7 @@ class LogsIngest:
             sink.refuse("invalid")
             return errorBody(request, 400, str(e), index=0)
         try:
-            d = submitAdmitted(sink, request, records)
+            d = sink.submitAdmitted(senderOf(request), records)
         except Refused as e:
             sink.refuse(refusalReason(e.code))
             return errorBody(request, **refuse(request, e))

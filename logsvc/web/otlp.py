@@ -68,6 +68,8 @@ class OTLPLogs(ShipperEndpoint):
         kind = contentType(request)
         parser = parseOTLPProtobuf if kind == PROTOBUF else parseOTLPJSON
         batch = parser(body, peer, received)
+        if batch.rejected:
+            self.sink.refuse("invalid", batch.rejected)
         return batch.records, (batch, kind)
 
     def stored(self, request: Request, parsed: Any, first: int) -> bytes:
