@@ -25,8 +25,8 @@ from logsvc.health import HealthRegistry
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory, defaultConnectionShare
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
+from logsvc.store.choose import checkDatabase, openStore
 from logsvc.store.sqlite.connection import FSYNC_MODES, stopMemoryStatistics
-from logsvc.store.sqlite.store import SqliteStore
 from logsvc.trust import Protection, checkTrustOptions
 from logsvc.web.app import LogsvcSite, buildRoot
 from logsvc.web.ingest import DEFAULT_MAX_BODY
@@ -81,7 +81,7 @@ class Options(usage.Options):
     optParameters = [
         ["tcp", None, "tcp:5140", "TCP line ingest endpoint (plain, JSON and syslog lines)."],
         ["http", None, "tcp:8080", "HTTP API endpoint."],
-        ["db", None, "./logsvc.sqlite3", "SQLite database file (the search index goes in <db>-search)."],
+        ["db", None, "./logsvc.sqlite3", "SQLite database file (the search index goes in <db>-search), or a postgresql:// URL."],
         ["max-line", None, str(DEFAULT_MAX_LINE), "Longest TCP line accepted, bytes (units ok)."],
         ["max-body", None, str(DEFAULT_MAX_BODY), "Largest HTTP request body, bytes (units ok)."],
         ["drain-timeout", None, "5", "Seconds a stop waits for open TCP senders to close."],
@@ -103,6 +103,9 @@ class Options(usage.Options):
     ]
 
     def postOptions(self) -> None:
+        problem = checkDatabase(self["db"])
+        if problem is not None:
+            raise usage.UsageError(problem)
         for name in ("max-line", "max-body"):
             try:
                 self[name] = parseSize(self[name])
@@ -217,7 +220,7 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
         stopMemoryStatistics()
     metrics = Metrics()
     top = LogService()
-    store = SqliteStore(
+    store = openStore(
         options["db"], reactor=reactor, fsync=options["fsync"], searchIndex=not options.get("no-search-index")
     )
     store.setServiceParent(top)

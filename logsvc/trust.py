@@ -172,6 +172,7 @@ class Protection:
             maximum=maximum,
         )
         self.reactor = reactor
+        self.store = store
         self.options = options
         self.budget = ConnectionBudget(maximum)
         self.tokens: Tokens = options.get("tokens") or Tokens()
@@ -223,6 +224,10 @@ class Protection:
             while the disk is low.
         """
         factory.flowControllers.append(("disk", self.disk.flow))
+        storeFlow = getattr(self.store, "flow", None)
+        if storeFlow is not None:
+            # A database server that cannot be reached: stop reading senders.
+            factory.flowControllers.append(("store", storeFlow))
         guarded = GuardedFactory(
             factory,
             self.budget,

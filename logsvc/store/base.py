@@ -138,8 +138,31 @@ class IStore(Interface):
         @return: a Deferred firing with the number of records deleted.
         """
 
+    def components() -> Any:
+        """
+        @return: the L{logsvc.health.ComponentHealth} of each of the store's
+            parts that can fail and recover (C{/health} reports them).
+        """
+
     def dataSize() -> Any:
         """
         @return: a Deferred firing with the bytes the records and their
             indexes take (what C{--max-db-size} bounds).
+        """
+
+
+class ICommitFeed(Interface):
+    """
+    A store whose commits come from several writers (other nodes) tells its
+    readers about all of them: the live tails subscribe here rather than to
+    the local pipeline.
+    """
+
+    def subscribe(subscriber: Any) -> Any:
+        """
+        Call C{subscriber(first, records)} on the reactor thread with every
+        committed run of records (ids C{first}, C{first + 1}, ...), every
+        writer's, in id order, each once.
+
+        @return: a function that unsubscribes.
         """

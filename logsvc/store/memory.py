@@ -89,6 +89,12 @@ class MemoryStore:
     #: See L{IStore.available}.
     available = True
 
+    def components(self) -> list[Any]:
+        """
+        See L{IStore.components}: nothing here can fail.
+        """
+        return []
+
     def deleteOld(self, *, cutoff: int | None, maxBytes: int | None, chunk: int) -> Deferred[int]:
         """
         See L{IStore.deleteOld}; sizes are L{dataSize}'s estimate.

@@ -33,7 +33,7 @@ from logsvc.pagesize import PAGE_BYTES, rowBytes
 from logsvc.pipeline import Pipeline
 from logsvc.query import Query, QueryError, parseQuery
 from logsvc.record import Record, renderRow
-from logsvc.store.base import IStore, Row
+from logsvc.store.base import ICommitFeed, IStore, Row
 from logsvc.web.common import JSONResource, errorBody, isGone
 
 #: Seconds between keep-alive comments.
@@ -130,7 +130,11 @@ class TailHub:
     @ivar lastId: the id of the last committed record seen, or L{None}.
     """
 
-    def __init__(self, pipeline: Pipeline, *, clock: Any, heartbeat: float = DEFAULT_HEARTBEAT) -> None:
+    def __init__(self, pipeline: ICommitFeed | Pipeline, *, clock: Any, heartbeat: float = DEFAULT_HEARTBEAT) -> None:
+        """
+        @param pipeline: where committed batches come from: the pipeline, or
+            the store when it feeds every node's commits (L{ICommitFeed}).
+        """
         self.pipeline = pipeline
         self.clock = clock
         self.heartbeat = heartbeat
@@ -395,7 +399,8 @@ class TailResource(JSONResource):
         if clock is None:
             from twisted.internet import reactor as clock
         self.store = store
-        self.hub = TailHub(pipeline, clock=clock, heartbeat=heartbeat)
+        # Several nodes on one database: tails follow every node's commits.
+        self.hub = TailHub(ICommitFeed(store, pipeline), clock=clock, heartbeat=heartbeat)
         self.maxBuffer = maxBuffer
 
     def render_GET(self, request: Request) -> object:

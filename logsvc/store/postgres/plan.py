@@ -1,0 +1,254 @@
+# -*- test-case-name: tests.test_store_postgres -*-
+"""
+Queries translated to PostgreSQL: pages (keyset on C{(ts, id)}), replay
+after an id, export, histograms, top values and time ranges.  Every function
+runs on a reader thread with a connection of its own; rows are read through
+server-side cursors a bounded number at a time, so no result is ever held
+whole.
+
+Records with a search vector are decided by SQL alone; the rare record
+without one (see L{logsvc.store.postgres.search}) is read as a candidate and
+decided by L{Search.matches}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import psycopg
+
+from logsvc.query import Query, fieldNumber
+from logsvc.record import renderRow
+from logsvc.store.base import Row
+from logsvc.store.postgres.search import queryText
+
+COLUMNS = "id, ts, received, level, source, service, message, fields"
+
+#: Rows fetched from a server-side cursor at a time.
+FETCH = 2000
+
+
+def buildWhere(query: Query) -> tuple[list[str], list[Any]]:
+    """
+    Translate a query's filters other than C{q} (time, level, source,
+    service, fields) to SQL conditions.
+
+    @return: the conditions (to be joined with AND) and their parameters.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if query.since is not None:
+        where.append("ts >= %s")
+        params.append(query.since)
+    if query.until is not None:
+        where.append("ts < %s")
+        params.append(query.until)
+    if query.level is not None:
+        where.append("level <= %s")
+        params.append(query.level)
+    for column, values in (("source", query.sources), ("service", query.services)):
+        if len(values) == 1:
+            where.append(f"{column} = %s")
+            params.append(values[0])
+        elif values:
+            where.append(f"{column} = ANY(%s)")
+            params.append(list(values))
+    for key, expected in query.fields:
+        number = fieldNumber(expected)
+        where.append("logsvc_field(fields, %s, %s, %s::numeric)")
+        params.extend([key, expected, None if number is None else repr(number)])
+    return where, params
+
+
+def cursorCondition(query: Query) -> tuple[list[str], list[Any]]:
+    """
+    @return: the keyset condition of C{query}'s cursor, if any.
+    """
+    if query.cursor is None:
+        return [], []
+    ts, rowid = query.cursor
+    if query.order == "desc":
+        return ["(ts, id) < (%s, %s)"], [ts, rowid]
+    return ["(ts, id) > (%s, %s)"], [ts, rowid]
+
+
+class Plan:
+    """
+    How to find a query's records, as C{WHERE} clauses with their
+    parameters: C{vectored} is exact for every record with a search vector;
+    C{unvectored} selects the records without one as candidates
+    L{Search.matches} decides, or is L{None} when C{q} is empty (then
+    C{vectored} covers every record).
+    """
+
+    def __init__(self, query: Query, extra: tuple[list[str], list[Any]] = ([], [])) -> None:
+        where, params = buildWhere(query)
+        where += extra[0]
+        params += extra[1]
+        self.query = query
+        search = query.search
+        self.unvectored: tuple[str, list[Any]] | None = None
+        if search.empty:
+            self.vectored = (_where(where), params)
+            self.either = self.vectored
+            return
+        text = queryText(search)
+        vectored = ["false"] if text is None else ["words @@ %s::tsquery", *where]
+        vectoredParams = [] if text is None else [text, *params]
+        unvectored = ["words IS NULL", *where]
+        self.vectored = (_where(vectored), vectoredParams)
+        self.unvectored = (_where(unvectored), params)
+        #: Every candidate: the vectored matches and the unvectored ones.
+        self.either = (
+            f"WHERE ({' AND '.join(vectored)}) OR ({' AND '.join(unvectored)})",
+            [*vectoredParams, *params],
+        )
+
+    def matches(self, row: Row) -> bool:
+        """
+        @return: whether an unvectored candidate C{row} matches C{q}.
+        """
+        return self.query.search.matches(row[6], row[5])
+
+
+def _where(conditions: list[str]) -> str:
+    return "WHERE " + " AND ".join(conditions) if conditions else ""
+
+
+def _stream(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> Iterator[Any]:
+    """
+    Rows of C{sql} through a server-side cursor, L{FETCH} at a time.
+    """
+    with conn.cursor(name="logsvc_read") as cursor:
+        cursor.itersize = FETCH
+        cursor.execute(sql, params)
+        yield from cursor
+
+
+def _ordered(conn: psycopg.Connection[Any], plan: Plan, order: str, limit: int | None) -> list[Row]:
+    """
+    Up to C{limit} matching rows in C{order} (an ORDER BY list).
+    """
+    if plan.unvectored is None:
+        sql = f"SELECT {COLUMNS} FROM logs {plan.vectored[0]} ORDER BY {order}"
+        params = list(plan.vectored[1])
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+    where, params = plan.either
+    sql = f"SELECT {COLUMNS}, words IS NULL FROM logs {where} ORDER BY {order}"
+    found: list[Row] = []
+    with conn.transaction():
+        for row in _stream(conn, sql, params):
+            if row[8] and not plan.matches(row):
+                continue
+            found.append(tuple(row[:8]))
+            if limit is not None and len(found) >= limit:
+                break
+    return found
+
+
+def _direction(query: Query) -> str:
+    direction = "DESC" if query.order == "desc" else "ASC"
+    return f"ts {direction}, id {direction}"
+
+
+def selectPage(conn: psycopg.Connection[Any], query: Query) -> list[Row]:
+    """
+    @return: one page of C{query}: C{limit + 1} rows (all without a limit)
+        in its order after its cursor.
+    """
+    plan = Plan(query, cursorCondition(query))
+    return _ordered(conn, plan, _direction(query), None if query.limit is None else query.limit + 1)
+
+
+def selectNDJSON(conn: psycopg.Connection[Any], query: Query) -> tuple[bytes, int, tuple[int, int] | None]:
+    """
+    One page of an export; see L{logsvc.store.base.IStore.exportPage}.
+    """
+    rows = selectPage(conn, query)
+    more = query.limit is not None and len(rows) > query.limit
+    if more:
+        rows = rows[: query.limit]
+    body = b"".join(orjson.dumps(renderRow(row)) + b"\n" for row in rows)
+    last = (rows[-1][1], rows[-1][0]) if rows and more else None
+    return body, len(rows), last
+
+
+def selectAfterId(conn: psycopg.Connection[Any], query: Query, lastId: int, limit: int) -> list[Row]:
+    """
+    @return: up to C{limit} of C{query}'s records with an id above
+        C{lastId}, in id order, ignoring its cursor.
+    """
+    plan = Plan(replace(query, cursor=None), (["id > %s"], [lastId]))
+    return _ordered(conn, plan, "id", limit)
+
+
+def _counted(
+    conn: psycopg.Connection[Any], plan: Plan, select: str, group: str, key: Any
+) -> dict[Any, int]:
+    """
+    C{SELECT select, count(*) ... GROUP BY group} over the vectored
+    matches, plus the unvectored candidates that match counted in Python
+    by C{key(row)}.
+    """
+    counts: dict[Any, int] = {}
+    where, params = plan.vectored
+    for *values, n in conn.execute(f"SELECT {select}, count(*) FROM logs {where} GROUP BY {group}", params):
+        k = tuple(values) if len(values) > 1 else values[0]
+        counts[k] = counts.get(k, 0) + n
+    if plan.unvectored is not None:
+        where, params = plan.unvectored
+        with conn.transaction():
+            for row in _stream(conn, f"SELECT {COLUMNS} FROM logs {where}", params):
+                if plan.matches(row):
+                    k = key(row)
+                    counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+def selectHistogram(conn: psycopg.Connection[Any], query: Query, origin: int, width: int) -> dict[tuple[int, int], int]:
+    """
+    @return: C{{(slot, level): count}} of C{query}'s records, slot C{n}
+        holding C{ts} in C{[origin + n * width, origin + (n + 1) * width)}.
+    """
+    select = f"(ts - {int(origin)}) / {int(width)}, level"
+    return _counted(conn, Plan(query), select, "1, 2", lambda row: ((row[1] - origin) // width, row[3]))
+
+
+def selectTop(conn: psycopg.Connection[Any], query: Query, column: str) -> dict[Any, int]:
+    """
+    @param column: C{"service"}, C{"source"} or C{"level"}.
+    @return: C{{value: count}} over C{query}'s records.
+    """
+    index = {"level": 3, "source": 4, "service": 5}[column]
+    return _counted(conn, Plan(query), column, "1", lambda row: row[index])
+
+
+def selectTimeRange(conn: psycopg.Connection[Any], query: Query) -> tuple[int, int] | None:
+    """
+    @return: the earliest and latest C{ts} of C{query}'s records, or L{None}.
+    """
+    plan = Plan(query)
+    where, params = plan.vectored
+    low, high = conn.execute(f"SELECT min(ts), max(ts) FROM logs {where}", params).fetchone() or (None, None)
+    if plan.unvectored is not None:
+        where, params = plan.unvectored
+        with conn.transaction():
+            for row in _stream(conn, f"SELECT {COLUMNS} FROM logs {where}", params):
+                if plan.matches(row):
+                    low = row[1] if low is None else min(low, row[1])
+                    high = row[1] if high is None else max(high, row[1])
+    return None if low is None or high is None else (low, high)
+
+
+def selectCount(conn: psycopg.Connection[Any]) -> int:
+    """
+    @return: the number of stored records.
+    """
+    row = conn.execute("SELECT count(*) FROM logs").fetchone()
+    return int(row[0]) if row else 0

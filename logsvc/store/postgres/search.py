@@ -1,0 +1,101 @@
+# -*- test-case-name: tests.test_store_postgres -*-
+"""
+Search on PostgreSQL with exactly the semantics of L{logsvc.search_syntax}:
+each record's words are cut by logsvc (L{logsvc.search_syntax.words}, the
+same function L{Search.matches} uses), not by PostgreSQL's text parser, and
+stored as a C{tsvector} of those words with their positions; a search
+becomes a C{tsquery} over them.  Words are compared as written (no stemming,
+no stop words), C{conn*} is a lexeme prefix (C{:*}), a phrase is C{<->}
+between its words, an exclusion is C{!}.  So a GIN index over the column
+answers every search exactly, with no second check.
+
+Where a record's words do not fit a C{tsvector} (a word over 2,046 bytes,
+more than 16,383 words, a word more than 255 times, the vector over
+L{MAX_VECTOR_BYTES}), PostgreSQL would silently clip positions; such a
+record is stored with no vector (NULL) and checked by L{Search.matches}
+instead, which queries read through a small partial index.
+
+Pure: no database, no Twisted.
+"""
+
+from __future__ import annotations
+
+from logsvc.search_syntax import Search, Term, words
+
+#: Longest lexeme PostgreSQL takes, in UTF-8 bytes.
+MAX_LEXEME_BYTES = 2046
+#: Highest position PostgreSQL keeps exactly.
+MAX_POSITION = 16383
+#: Most positions PostgreSQL keeps for one lexeme.
+MAX_POSITIONS = 255
+#: Largest vector literal stored (PostgreSQL's limit is 1 MiB).
+MAX_VECTOR_BYTES = 512 * 1024
+
+
+def _quote(word: str) -> str:
+    # tsvector and tsquery literals: a backslash escapes, a quote doubles.
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def vectorText(message: str, service: str) -> str | None:
+    """
+    @return: the C{tsvector} literal of the words of a record (its message
+        and service, as L{Search.matches} reads them) with their positions,
+        or L{None} when they do not fit a C{tsvector} exactly.
+    """
+    found = words(message + " " + service)
+    if len(found) > MAX_POSITION:
+        return None
+    positions: dict[str, list[str]] = {}
+    for n, word in enumerate(found, 1):
+        where = positions.get(word)
+        if where is None:
+            positions[word] = [str(n)]
+        else:
+            where.append(str(n))
+    parts = []
+    size = 0
+    for word, where in positions.items():
+        if len(where) > MAX_POSITIONS or len(word.encode("utf-8")) > MAX_LEXEME_BYTES:
+            return None
+        part = _quote(word) + ":" + ",".join(where)
+        size += len(part) + 1
+        parts.append(part)
+    if size > MAX_VECTOR_BYTES:
+        return None
+    return " ".join(parts)
+
+
+def _termQuery(term: Term) -> str | None:
+    if any(len(token.encode("utf-8")) > MAX_LEXEME_BYTES for token in term.tokens):
+        return None
+    parts = [_quote(token) for token in term.tokens]
+    if term.prefix:
+        parts[-1] += ":*"
+    body = " <-> ".join(parts)
+    if len(parts) > 1:
+        body = "(" + body + ")"
+    return "!" + body if term.negated else body
+
+
+def queryText(search: Search) -> str | None:
+    """
+    @return: the C{tsquery} literal true exactly for the records (with a
+        vector) that C{search} matches, or L{None} when no vectored record
+        can match (a term with a word longer than any lexeme).  C{search}
+        must not be empty.
+    """
+    parts = []
+    for term in search.terms:
+        text = _termQuery(term)
+        if text is None:
+            if term.negated:
+                # No vectored record holds the word: the exclusion holds.
+                continue
+            return None
+        parts.append(text)
+    if not parts:
+        # Only impossible exclusions: every record passes.  A tautology
+        # PostgreSQL accepts.
+        return "!'\\\\'"
+    return " & ".join(parts)

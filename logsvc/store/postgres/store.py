@@ -1,0 +1,599 @@
+# -*- test-case-name: tests.test_store_postgres -*-
+"""
+The shared store: records in PostgreSQL, for several C{twistd logsvc} nodes
+on one database.
+
+Threads (the reactor thread never touches a connection):
+  - the writer, with a connection of its own: it takes every queued append
+    at once and stores them in one transaction with C{COPY}, then fires the
+    appends' Deferreds on the reactor thread, after C{COMMIT};
+  - the readers, a small pool, a connection each: queries;
+  - the feed: one C{LISTEN}ing connection per node that wakes on every
+    commit (any node's), reads the new records in id order and hands them
+    to this node's tails (L{subscribe}).
+
+Order across nodes: a transaction takes its ids from the one-row counter
+C{logsvc_position} (C{UPDATE ... RETURNING}) as its first statement, and
+holds that row's lock until it commits.  So ids are handed out in commit
+order: a transaction holding ids below another's commits first, and a
+reader that sees id C{n} committed sees every id below it committed too (the
+counter's value is itself the highest committed id).  Writes of all nodes
+take turns at the counter; the work before it (parsing, the COPY data) is
+each node's own.  See docs/postgresql.rst.
+
+Failures: a lost connection fails the appends in flight with
+L{StoreUnavailable} (nothing of them is acknowledged), marks the store
+unavailable (HTTP ingest answers 503, TCP ingest stops reading, C{/health}
+says so) and the writer reconnects with backoff until the server is back.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from logsvc.health import ComponentHealth
+from logsvc.limits import FlowControl
+from logsvc.query import Query
+from logsvc.record import Record, nowMicros
+from logsvc.store.base import ICommitFeed, IStore, Row, StoreError, StoreUnavailable
+from logsvc.store.postgres.connection import (
+    COMMIT_CHANNEL,
+    SchemaError,
+    connect,
+    createSchema,
+    displayURL,
+    ensurePartitions,
+    scrub,
+)
+from logsvc.store.postgres.plan import (
+    selectAfterId,
+    selectCount,
+    selectHistogram,
+    selectNDJSON,
+    selectPage,
+    selectTimeRange,
+    selectTop,
+)
+from logsvc.store.postgres.retention import dataSize, deleteOld
+from logsvc.store.postgres.search import vectorText
+
+#: Most records one transaction takes; more waits for the next.
+MAX_TRANSACTION_RECORDS = 50_000
+
+#: Seconds between reconnection attempts: doubling from the first to the last.
+RECONNECT_FIRST = 0.1
+RECONNECT_MAX = 5.0
+
+#: Seconds between checks that tomorrow's partitions exist.
+PARTITION_CHECK = 3600.0
+
+#: Seconds the feed waits for a notification before reading anyway.
+FEED_POLL = 1.0
+
+#: Records the feed reads per statement.
+FEED_PAGE = 5000
+
+_STOP = object()
+
+_COPY = "COPY logs (id, ts, received, level, source, service, message, fields, words) FROM STDIN"
+
+Subscriber = Callable[[int, list[Record]], None]
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text holds no NUL character.
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def copyRows(cursor: psycopg.Cursor[Any], first: int, records: list[Record]) -> None:
+    """
+    C{COPY} C{records} into C{logs} with ids from C{first}, each with its
+    search vector (see L{logsvc.store.postgres.search}).
+    """
+    with cursor.copy(_COPY) as copy:
+        for offset, (ts, received, level, source, service, message, fields) in enumerate(records):
+            message = _text(message)
+            service = _text(service)
+            copy.write_row(
+                (first + offset, ts, received, level, _text(source), service, message,
+                 fields, vectorText(message, service))
+            )
+
+
+def reserveIds(conn: psycopg.Connection[Any], count: int) -> int:
+    """
+    Take C{count} ids in the current transaction, holding the counter's
+    lock until it ends.
+
+    @return: the first id taken.
+    """
+    row = conn.execute(
+        "UPDATE logsvc_position SET last_id = last_id + %s WHERE one = 1 RETURNING last_id", [count]
+    ).fetchone()
+    assert row is not None
+    return int(row[0]) - count + 1
+
+
+@implementer(IStore, ICommitFeed)
+class PostgresStore(Service):
+    """
+    An L{IStore} in a PostgreSQL database shared by any number of nodes.
+
+    Start it (C{startService}) before use: it connects and makes the schema
+    then, and raises L{StoreError} when it cannot.  C{stopService} returns a
+    Deferred that fires once every queued append is committed (or failed)
+    and the connections are closed.
+
+    @ivar url: the libpq URL given (with its password, if any: never log it;
+        L{displayName} is the loggable form).
+    @ivar beforeCommit: a test hook called on the writer thread with the
+        first id of a transaction, inside it, just before C{COMMIT}.
+    @ivar flow: on while the database cannot be reached: pauses TCP ingest.
+    """
+
+    log = Logger()
+    dataPath = None
+
+    def __init__(self, url: str, *, reactor: Any = None, readers: int = 3) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.url = url
+        self.displayName = displayURL(url)
+        self._reactor: IReactorFromThreads = reactor
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pool = ThreadPool(minthreads=1, maxthreads=readers, name="logsvc-postgres-read")
+        self._local = threading.local()
+        self._opened = threading.Event()
+        self._openError: BaseException | None = None
+        self._writerDone: Deferred[None] | None = None
+        self._feedDone: Deferred[None] | None = None
+        self._stopping = threading.Event()
+        self._subscribers: list[Subscriber] = []
+        self._feedLock = threading.Lock()
+        self.available = True
+        self.flow = FlowControl()
+        self.health = ComponentHealth("store")
+        self.beforeCommit: Callable[[int], None] | None = None
+        #: The highest id the feed has handed to subscribers (or passed over).
+        self.fedId = 0
+
+    def components(self) -> list[ComponentHealth]:
+        """
+        @return: the store's health: degraded while the database cannot be
+            reached.
+        """
+        return [self.health]
+
+    # Lifetime
+
+    def startService(self) -> None:
+        """
+        Connect and make or check the schema (on the writer thread; this
+        waits for it), then start the readers and the feed.
+
+        @raise StoreError: when the database cannot be used.
+        """
+        Service.startService(self)
+        self._writerDone = Deferred()
+        threading.Thread(target=self._writeLoop, name="logsvc-postgres-write", daemon=True).start()
+        self._opened.wait()
+        if self._openError is not None:
+            self.running = 0
+            self._writerDone = None
+            raise StoreError(f"cannot use {self.displayName}: {self._error(self._openError)}")
+        self._pool.start()
+        self._feedDone = Deferred()
+        threading.Thread(target=self._feedLoop, name="logsvc-postgres-feed", daemon=True).start()
+
+    def stopService(self) -> Deferred[None]:
+        """
+        @return: a Deferred firing once every queued append is committed or
+            failed and the connections are closed.
+        """
+        Service.stopService(self)
+        if self._writerDone is None:
+            return succeed(None)
+        self._jobs.put(_STOP)
+        writer, feed = self._writerDone, self._feedDone
+
+        def stopRest(_: None) -> Deferred[None] | None:
+            self._stopping.set()
+            self._pool.stop()
+            return feed
+
+        d: Deferred[None] = writer.addCallback(stopRest)
+        return d
+
+    def _error(self, error: BaseException) -> str:
+        return scrub(str(error).strip().splitlines()[0] if str(error).strip() else repr(error), self.url)
+
+    # Writing
+
+    def append(self, records: list[Record]) -> Deferred[int]:
+        """
+        See L{IStore.append}.  Fails at once with L{StoreUnavailable} while
+        the database cannot be reached.
+        """
+        d: Deferred[int] = Deferred()
+        if not records:
+            d.callback(0)
+        elif not self.available:
+            d.errback(StoreUnavailable(f"database unreachable: {self.health.lastError}"))
+        else:
+            self._jobs.put((records, d))
+        return d
+
+    def callInWriter(self, f: Callable[[psycopg.Connection[Any]], Any]) -> Deferred[Any]:
+        """
+        Run C{f(connection)} on the writer thread, between transactions.
+
+        @return: a Deferred firing with its result.
+        """
+        d: Deferred[Any] = Deferred()
+        self._jobs.put((f, d))
+        return d
+
+    def _setAvailable(self, available: bool, error: str | None = None) -> None:
+        # On the reactor thread.
+        if available == self.available:
+            return
+        self.available = available
+        self.flow.set(not available)
+        if available:
+            self.log.info("database {db} reachable again: ingest resumes", db=self.displayName)
+        else:
+            self.log.error("database {db} unreachable ({error}): refusing ingest", db=self.displayName, error=error)
+
+    def _writeLoop(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            conn = connect(self.url)
+            createSchema(conn, now=nowMicros())
+            conn.commit()
+        except BaseException as e:
+            self._openError = e
+            if conn is not None:
+                conn.close()
+            self._opened.set()
+            return
+        self._opened.set()
+        jobs = self._jobs
+        stopping = False
+        backoff = RECONNECT_FIRST
+        nextPartitions = time.monotonic() + PARTITION_CHECK
+        while not stopping:
+            if conn is None:
+                try:
+                    conn = connect(self.url)
+                except psycopg.Error as e:
+                    self._down(e)
+                    # Wait for the next try; appends arriving fail at once.
+                    try:
+                        job = jobs.get(timeout=backoff)
+                    except queue.Empty:
+                        job = None
+                    backoff = min(RECONNECT_MAX, backoff * 2)
+                    if job is _STOP:
+                        stopping = True
+                    elif job is not None:
+                        self._reactor.callFromThread(job[1].errback, Failure(StoreUnavailable(self._error(e))))
+                    continue
+                backoff = RECONNECT_FIRST
+                self._up()
+            if time.monotonic() >= nextPartitions:
+                nextPartitions = time.monotonic() + PARTITION_CHECK
+                try:
+                    ensurePartitions(conn, now=nowMicros())
+                except psycopg.Error as e:
+                    self.log.error("cannot make partitions: {error}", error=self._error(e))
+            first = jobs.get()
+            batch: list[tuple[list[Record], Deferred[int]]] = []
+            calls: list[tuple[Callable[[psycopg.Connection[Any]], Any], Deferred[Any]]] = []
+            pending = [first]
+            size = 0
+            while True:
+                for job in pending:
+                    if job is _STOP:
+                        stopping = True
+                    elif isinstance(job[0], list):
+                        batch.append(job)
+                        size += len(job[0])
+                    else:
+                        calls.append(job)
+                pending = []
+                if size >= MAX_TRANSACTION_RECORDS or calls or stopping:
+                    break
+                try:
+                    pending.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            if batch and not self._commit(conn, batch):
+                self._drop(conn)
+                conn = None
+                continue
+            for f, d in calls:
+                try:
+                    result = f(conn)
+                except BaseException:
+                    self._reactor.callFromThread(d.errback, Failure())
+                else:
+                    self._reactor.callFromThread(d.callback, result)
+        # Whatever raced with the stop marker.
+        leftovers = []
+        while True:
+            try:
+                job = jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not _STOP and isinstance(job[0], list):
+                leftovers.append(job)
+        if leftovers:
+            if conn is None:
+                self._failAll(leftovers, StoreUnavailable("store stopped while the database was unreachable"))
+            else:
+                self._commit(conn, leftovers)
+        if conn is not None:
+            conn.close()
+        assert self._writerDone is not None
+        self._reactor.callFromThread(self._writerDone.callback, None)
+
+    def _down(self, error: BaseException) -> None:
+        message = self._error(error)
+        self.health.failed(message)
+        self._reactor.callFromThread(self._setAvailable, False, message)
+
+    def _up(self) -> None:
+        self.health.succeeded()
+        self._reactor.callFromThread(self._setAvailable, True)
+
+    def _drop(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            conn.close()
+        except psycopg.Error:
+            pass
+
+    def _failAll(self, batch: list[tuple[list[Record], Deferred[int]]], error: StoreError) -> None:
+        failure = Failure(error)
+        for _, d in batch:
+            self._reactor.callFromThread(d.errback, failure)
+
+    def _commit(self, conn: psycopg.Connection[Any], batch: list[tuple[list[Record], Deferred[int]]]) -> bool:
+        """
+        Store C{batch} in one transaction and fire its Deferreds.
+
+        @return: False when the connection was lost (the batch failed with
+            L{StoreUnavailable}; reconnect), else True.
+        """
+        records = batch[0][0] if len(batch) == 1 else [r for rs, _ in batch for r in rs]
+        try:
+            with conn.transaction():
+                first = reserveIds(conn, len(records))
+                with conn.cursor() as cursor:
+                    copyRows(cursor, first, records)
+                conn.execute("SELECT pg_notify(%s, %s)", [COMMIT_CHANNEL, str(first + len(records) - 1)])
+                if self.beforeCommit is not None:
+                    self.beforeCommit(first)
+        except psycopg.OperationalError as e:
+            if not conn.broken and not conn.closed:
+                return self._rejected(conn, batch, e)
+            # The outcome of a COMMIT cut off is unknown: not acknowledged.
+            self.log.error("database connection lost: {error}", error=self._error(e))
+            self._down(e)
+            self._failAll(batch, StoreUnavailable(f"database connection lost: {self._error(e)}"))
+            return False
+        except Exception as e:
+            if conn.broken or conn.closed:
+                self._down(e)
+                self._failAll(batch, StoreUnavailable(f"database connection lost: {self._error(e)}"))
+                return False
+            return self._rejected(conn, batch, e)
+        firsts = []
+        for rs, d in batch:
+            firsts.append((d, first))
+            first += len(rs)
+        self._reactor.callFromThread(_fireAll, firsts)
+        return True
+
+    def _rejected(self, conn: psycopg.Connection[Any], batch: list[tuple[list[Record], Deferred[int]]], error: Exception) -> bool:
+        if len(batch) > 1:
+            # Appends share a transaction only for speed: one that cannot be
+            # stored must not cost the others.
+            for one in batch:
+                if not self._commit(conn, [one]):
+                    return False
+            return True
+        self.log.error("append failed, nothing of it stored: {error}", error=self._error(error))
+        self._failAll(batch, StoreError(self._error(error)))
+        return True
+
+    # Reading
+
+    def _readConnection(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = connect(self.url, autocommit=True)
+            self._local.conn = conn
+        return conn
+
+    def read(self, f: Callable[[psycopg.Connection[Any]], Any]) -> Deferred[Any]:
+        """
+        Run C{f(connection)} on a reader thread.
+
+        @return: a Deferred firing with its result, or failing with
+            L{StoreUnavailable} when the database cannot be reached.
+        """
+
+        def run() -> Any:
+            try:
+                return f(self._readConnection())
+            except psycopg.OperationalError as e:
+                conn = getattr(self._local, "conn", None)
+                if conn is not None and (conn.closed or conn.broken):
+                    self._local.conn = None
+                raise StoreUnavailable(self._error(e)) from None
+
+        reactor: IReactorThreads = self._reactor  # type: ignore[assignment]
+        return deferToThreadPool(reactor, self._pool, run)
+
+    def query(self, query: Query) -> Deferred[list[Row]]:
+        """
+        See L{IStore.query}.
+        """
+        return self.read(lambda conn: selectPage(conn, query))
+
+    def exportPage(self, query: Query) -> Deferred[tuple[bytes, int, tuple[int, int] | None]]:
+        """
+        See L{IStore.exportPage}.
+        """
+        return self.read(lambda conn: selectNDJSON(conn, query))
+
+    def afterId(self, query: Query, lastId: int, limit: int) -> Deferred[list[Row]]:
+        """
+        See L{IStore.afterId}.
+        """
+        return self.read(lambda conn: selectAfterId(conn, query, lastId, limit))
+
+    def histogram(self, query: Query, origin: int, width: int) -> Deferred[dict[tuple[int, int], int]]:
+        """
+        See L{IStore.histogram}.
+        """
+        return self.read(lambda conn: selectHistogram(conn, query, origin, width))
+
+    def top(self, query: Query, column: str) -> Deferred[dict[Any, int]]:
+        """
+        See L{IStore.top}.
+        """
+        return self.read(lambda conn: selectTop(conn, query, column))
+
+    def timeRange(self, query: Query) -> Deferred[tuple[int, int] | None]:
+        """
+        See L{IStore.timeRange}.
+        """
+        return self.read(lambda conn: selectTimeRange(conn, query))
+
+    def count(self) -> Deferred[int]:
+        """
+        See L{IStore.count}.
+        """
+        return self.read(selectCount)
+
+    # Retention
+
+    def deleteOld(self, *, cutoff: int | None, maxBytes: int | None, chunk: int) -> Deferred[int]:
+        """
+        See L{IStore.deleteOld}: drops whole daily partitions before
+        C{cutoff} and trims the one that straddles it, on a reader thread,
+        by one node at a time (the others' calls delete nothing).
+        """
+        return self.read(lambda conn: deleteOld(conn, cutoff=cutoff, maxBytes=maxBytes, chunk=chunk))
+
+    def dataSize(self) -> Deferred[int]:
+        """
+        See L{IStore.dataSize}: the records' partitions with their indexes.
+        """
+        return self.read(dataSize)
+
+    # The feed
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """
+        See L{ICommitFeed.subscribe}: every node's commits, in id order.
+        """
+        self._subscribers.append(subscriber)
+
+        def unsubscribe() -> None:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+        return unsubscribe
+
+    def _deliver(self, rows: list[Row], top: int, delivered: threading.Event) -> None:
+        # On the reactor thread: hand contiguous runs of ids to subscribers.
+        try:
+            start = 0
+            for end in range(1, len(rows) + 1):
+                if end == len(rows) or rows[end][0] != rows[end - 1][0] + 1:
+                    first = rows[start][0]
+                    records = [Record(*row[1:]) for row in rows[start:end]]
+                    for subscriber in list(self._subscribers):
+                        try:
+                            subscriber(first, records)
+                        except Exception:
+                            self.log.failure("tail subscriber failed")
+                    start = end
+            self.fedId = max(self.fedId, top)
+        finally:
+            delivered.set()
+
+    def _feedLoop(self) -> None:
+        conn: psycopg.Connection[Any] | None = None
+        fed: int | None = None
+        backoff = RECONNECT_FIRST
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if conn is None:
+                        conn = connect(self.url, autocommit=True)
+                        conn.execute(f"LISTEN {COMMIT_CHANNEL}")
+                        backoff = RECONNECT_FIRST
+                    row = conn.execute("SELECT last_id FROM logsvc_position").fetchone()
+                    top = int(row[0]) if row else 0
+                    if fed is None or not self._subscribers:
+                        fed = top
+                    while fed < top and not self._stopping.is_set():
+                        rows = selectAfterId(conn, Query(limit=None), fed, FEED_PAGE)
+                        high = rows[-1][0] if len(rows) == FEED_PAGE else top
+                        self._handOver(rows, high)
+                        fed = high
+                    if fed >= top:
+                        self._reactor.callFromThread(self._passed, top)
+                    for _ in conn.notifies(timeout=FEED_POLL, stop_after=1):
+                        pass
+                except psycopg.Error as e:
+                    if conn is not None:
+                        self._drop(conn)
+                    conn = None
+                    self.log.warn("tail feed lost the database ({error}); reconnecting", error=self._error(e))
+                    self._stopping.wait(backoff)
+                    backoff = min(RECONNECT_MAX, backoff * 2)
+        finally:
+            if conn is not None:
+                conn.close()
+            assert self._feedDone is not None
+            self._reactor.callFromThread(self._feedDone.callback, None)
+
+    def _passed(self, top: int) -> None:
+        self.fedId = max(self.fedId, top)
+
+    def _handOver(self, rows: list[Row], top: int) -> None:
+        # Wait until the reactor has taken the rows: the feed reads no
+        # further ahead than the tails are served.
+        delivered = threading.Event()
+        self._reactor.callFromThread(self._deliver, rows, top, delivered)
+        while not delivered.wait(0.5):
+            if self._stopping.is_set():
+                return
+
+
+def _fireAll(results: list[tuple[Deferred[int], int]]) -> None:
+    for d, first in results:
+        d.callback(first)
+
+
+__all__ = ["PostgresStore", "SchemaError"]
