@@ -126,6 +126,14 @@ class Tokens:
             found |= hmac.compare_digest(candidate, token)
         return found
 
+    def scopeTokens(self, scope: str) -> list[bytes]:
+        """
+        @return: the tokens holding C{scope}, for protocols whose clients
+            prove they know a token without sending it (the Fluent forward
+            handshake's shared key).  Compare with C{hmac.compare_digest}.
+        """
+        return list(self._tokens.get(scope, ()))
+
     def known(self, token: bytes | None) -> bool:
         """
         @return: True when C{token} holds any scope (to tell 403 from 401).
