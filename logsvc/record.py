@@ -332,6 +332,24 @@ def _take(obj: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
 _MISSING = object()
 
 
+def jsonSafe(value: Any) -> Any:
+    """
+    @return: C{value} when JSON can hold it as it is, else its C{repr}:
+        what a sender does with an attribute of a type JSON does not know (a
+        datetime, an object, an int beyond 64 bits, a dict with non-string
+        keys) rather than lose the record or the value.
+    """
+    if value is None or type(value) in (str, int, float, bool):
+        if type(value) is not int or -(2**63) <= value < 2**64:
+            return value
+        return repr(value)
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
 def dumpFields(fields: dict[str, Any]) -> str | None:
     """
     @return: C{fields} as JSON object text, or L{None} when it is empty.

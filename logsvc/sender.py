@@ -48,6 +48,8 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from logsvc.record import jsonSafe
+
 log = Logger()
 
 WHEN_FULL = ("drop-oldest", "raise")
@@ -326,6 +328,11 @@ class TCPSender(Service):
             self._flushes.popleft()[1].callback(None)
 
 
+#: Keys of legacy C{twisted.python.log.msg} / C{log.err} events, which
+#: describe the event rather than carry the application's data.
+LEGACY_KEYS = frozenset({"message", "isError", "system", "time", "format", "why", "failure", "printed"})
+
+
 @implementer(ILogObserver)
 class LogsvcObserver:
     """
@@ -336,7 +343,12 @@ class LogsvcObserver:
         globalLogBeginner.beginLoggingTo([LogsvcObserver(sender, service="api")])
 
     Each event becomes C{{"message", "level", "ts", "service", "host",
-    "namespace"}} plus C{"traceback"} for failures.  It only queues (the
+    "namespace"}} plus C{"traceback"} for failures, and the event's own keys
+    become fields: C{log.info("job {job} started", job=42)} arrives with
+    C{fields.job == 42}.  Every key is kept but twisted.logger's own
+    (C{log_*}) and those of legacy C{log.msg} events (L{LEGACY_KEYS}); a
+    value JSON cannot hold is sent as its C{repr}; a key never overrides the
+    record's own message, level, time, service or source.  It only queues (the
     sender's policy bounds memory), so logging never blocks or fails the app;
     events the sender itself emits while queueing are not shipped, so it
     cannot feed on itself.
@@ -370,6 +382,15 @@ class LogsvcObserver:
             failure = event.get("log_failure")
             if failure is not None:
                 record["traceback"] = failure.getTraceback()
+            fields = {
+                key: jsonSafe(value)
+                for key, value in event.items()
+                if not key.startswith("log_") and key not in LEGACY_KEYS
+            }
+            if fields:
+                # Nested, so the server merges them under the record's own
+                # keys and never reads one as an alias (a "msg" or "hostname").
+                record["fields"] = fields
             self.sender.send(record)
         except Exception:
             self.failed += 1

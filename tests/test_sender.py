@@ -5,6 +5,7 @@ twisted.logger observer.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from logsvc.client import TCPSender as ReExported
 from logsvc.ingest.tcp import IngestFactory
 from logsvc.pipeline import Pipeline
-from logsvc.record import Record
+from logsvc.record import Record, normalize
 from logsvc.sender import LogsvcObserver, SenderFull, TCPSender, _AckReader
 from logsvc.store.memory import MemoryStore
 
@@ -158,6 +159,63 @@ class ObserverTests(SynchronousTestCase):
         self.assertIsInstance(first["ts"], float)
         self.assertEqual(second["level"], "critical")
         self.assertIn("ZeroDivisionError", second["traceback"])
+
+    def test_eventKeysBecomeFields(self) -> None:
+        """
+        An event's own keys become fields (JSON-safe, repr otherwise);
+        twisted.logger's log_* keys and legacy log.msg keys do not, and no
+        key overrides the record's own message, level, service or source.
+        """
+        sender, clock = makeSender()
+        observer = LogsvcObserver(sender, service="api", host="h1")
+        when = datetime(2026, 12, 4, tzinfo=UTC)
+        # As Logger.info("job {job} started", job=42, ...) emits it, with keys
+        # a Logger call cannot pass (level) and legacy log.msg ones.
+        observer(
+            {
+                "log_level": LogLevel.info,
+                "log_format": "job {job} started",
+                "log_namespace": "app.jobs",
+                "log_time": 1.0,
+                "log_source": None,
+                "job": 42,
+                "tags": ["a", "b"],
+                "when": when,
+                "raw": b"\x00raw",
+                "big": 2**70,
+                "message": "not the message",
+                "level": "emergency",
+                "service": "other",
+                "host": "elsewhere",
+                "msg": "neither",
+                "isError": 1,
+                "system": "-",
+            }
+        )
+        conn = FakeConnection(sender)
+        [line] = conn.lines()
+        sent = orjson.loads(line)
+        self.assertEqual(
+            (sent["message"], sent["level"], sent["service"], sent["host"]), ("job 42 started", "info", "api", "h1")
+        )
+        self.assertEqual(
+            sent["fields"],
+            {
+                "job": 42,
+                "tags": ["a", "b"],
+                "when": "2026-12-04T00:00:00+00:00",
+                "raw": repr(b"\x00raw"),
+                "big": repr(2**70),
+                "level": "emergency",
+                "service": "other",
+                "host": "elsewhere",
+                "msg": "neither",
+            },
+        )
+        record = normalize(sent, "peer", 1)
+        self.assertEqual((record.level, record.service, record.source, record.message), (6, "api", "h1", "job 42 started"))
+        self.assertEqual(orjson.loads(record.fields or "{}")["job"], 42)
+        self.assertEqual(orjson.loads(record.fields or "{}")["level"], "emergency")
 
     def test_neverRaises(self) -> None:
         """A full raise-policy sender does not make logging fail; the observer counts it."""
