@@ -4,12 +4,16 @@
 const API = new URL("../", window.location.href);
 const TOKEN_KEY = "logsvc-token";
 
-/** An API answer other than 2xx: `status`, and `param` when the server named one. */
+/**
+ * An API answer other than 2xx: `status`; `param` when the server named the
+ * parameter at fault, `position` when it named where in it (a query's syntax).
+ */
 export class APIError extends Error {
-  constructor(status, message, param) {
+  constructor(status, message, body) {
     super(`${status}: ${message}`);
     this.status = status;
-    this.param = param || null;
+    this.param = (body && body.param) || null;
+    this.position = body && Number.isInteger(body.position) ? body.position : null;
   }
 }
 
@@ -48,7 +52,7 @@ export async function getJSON(path, params, signal) {
   try { body = await response.json(); } catch (e) { body = null; }
   if (!response.ok) {
     const message = body && body.error ? body.error : response.statusText;
-    throw new APIError(response.status, message, body && body.param);
+    throw new APIError(response.status, message, body);
   }
   return body;
 }

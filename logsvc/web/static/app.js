@@ -143,6 +143,18 @@ function showErrors(messages) {
   box.hidden = !messages.length;
 }
 
+/** Show where in the query the server stopped reading it, and put the cursor there. */
+function pointAt(position) {
+  const box = $("error");
+  const pointer = document.createElement("pre");
+  pointer.className = "pointer";
+  pointer.textContent = `${view.q}\n${" ".repeat(Math.min(position, view.q.length))}^`;
+  box.appendChild(pointer);
+  const q = $("q");
+  q.focus();
+  q.setSelectionRange(position, Math.min(position + 1, q.value.length));
+}
+
 function apiErrorText(error) {
   if (error.status === 401 || error.status === 403) {
     return `${error.message} (enter a token under "token")`;
@@ -237,6 +249,7 @@ async function run() {
     if (signal.aborted) return;
     statsAnswer.catch(() => {});
     showErrors(errors.concat([apiErrorText(error)]));
+    if (error.param === "q" && error.position !== null) pointAt(error.position);
     clearResults("the search failed (see above)");
     ready();
     return;

@@ -12,6 +12,8 @@ export const LEVELS = ["emergency", "alert", "critical", "error", "warning", "no
 
 const HEIGHT = 150;
 const MARGIN = { top: 10, right: 12, bottom: 34, left: 52 };
+/** Count labels: 950, 1.2K, 3.4M, so they fit the margin. */
+const COMPACT = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
 /** A drag shorter than this (px) is a click. */
 const DRAG_MIN = 4;
 
@@ -104,7 +106,7 @@ export class Histogram {
     for (let n = 0; n <= top; n += step) {
       svg("line", { x1: MARGIN.left, x2: MARGIN.left + plotW, y1: y(n), y2: y(n), class: n ? "grid" : "base" }, axis);
       const label = svg("text", { x: MARGIN.left - 6, y: y(n) + 4, "text-anchor": "end", class: "count" }, axis);
-      label.textContent = n.toLocaleString();
+      label.textContent = COMPACT.format(n);
     }
     const { step: tickStep, ticks } = timeTicks(start, end, Math.max(2, Math.floor(plotW / 80)), this.zone);
     let previous = null;

@@ -80,7 +80,7 @@ export class LiveTail {
         });
         if (!response.ok) {
           const body = await response.json().catch(() => ({}));
-          const error = new APIError(response.status, body.error || response.statusText, body.param);
+          const error = new APIError(response.status, body.error || response.statusText, body);
           this.report("stopped", error);
           return;
         }
