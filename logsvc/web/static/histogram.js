@@ -78,6 +78,8 @@ export class Histogram {
   clear(message) {
     this.stats = null;
     this.box.textContent = "";
+    // Collapsed, not hidden: the box keeps its width for the next draw to read.
+    this.box.classList.toggle("cleared", !message);
     if (message) {
       const p = document.createElement("p");
       p.className = "empty";
@@ -88,6 +90,7 @@ export class Histogram {
 
   draw() {
     if (!this.stats) return;
+    this.box.classList.remove("cleared");
     this.box.textContent = "";
     const width = Math.max(300, this.box.clientWidth);
     const plotW = width - MARGIN.left - MARGIN.right;
@@ -112,6 +115,8 @@ export class Histogram {
     let previous = null;
     for (const tick of ticks) {
       const tx = x(tick);
+      // A label centred on the right edge would be cut off.
+      if (tx > width - 16) continue;
       svg("line", { x1: tx, x2: tx, y1: MARGIN.top + plotH, y2: MARGIN.top + plotH + 4, class: "base" }, axis);
       tickLabel(tick, tickStep, this.zone, previous).forEach((line, index) => {
         const label = svg("text", { x: tx, y: MARGIN.top + plotH + 16 + index * 12, "text-anchor": "middle", class: "time" }, axis);
