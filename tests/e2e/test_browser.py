@@ -316,6 +316,10 @@ class BrowserViewTests(TestCase):
             for row in detail.find_elements("css selector", "tr[data-field]")
         }
         self.assertEqual(values["message"], MULTI_LINE)
+        self.assertEqual(
+            [m.text for m in detail.find_elements("css selector", 'tr[data-field="message"] mark')],
+            ["payments"],
+        )
         self.assertEqual(values["fields.trace_id"], "abc123")
         self.assertEqual(values["service"], "api")
         self.assertEqual(values["source"], "api-1")
@@ -461,6 +465,24 @@ class BrowserViewTests(TestCase):
         self.browser.screenshot("facets")
 
     test_facets_filter_for_and_out.todo = "field terms in q come with the query language"  # type: ignore[attr-defined]
+
+    def test_query_error_points_at_its_position(self) -> None:
+        """
+        A query the server cannot read is shown with the server's error and
+        a caret under the position it names; the cursor goes there.
+        """
+        self.load("q=" + quote("service:api (timeout"))
+        self.assertIn("q:", self.browser.text("#error"))
+        pointer = self.browser.text("#error pre.pointer")
+        query, caret = pointer.split("\n")
+        self.assertEqual(query, "service:api (timeout")
+        position = len(caret) - 1
+        self.assertEqual(caret, " " * position + "^")
+        self.assertEqual(self.browser.js("return document.activeElement.id"), "q")
+        self.assertEqual(self.browser.js("return document.getElementById('q').selectionStart"), position)
+        self.assertEqual(self.browser.findAll("#rows tr"), [])
+
+    test_query_error_points_at_its_position.todo = "field terms in q come with the query language"  # type: ignore[attr-defined]
 
     def test_root_redirects_browsers_to_the_ui(self) -> None:
         """

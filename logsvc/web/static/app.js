@@ -460,6 +460,7 @@ function markOpen() {
 function showRecord(record) {
   showDetail($("detail"), record, {
     zone,
+    searched: searchedWords(view.q),
     onFilter: filterBy,
     onClose: closeRecord,
     link: window.location.href,

@@ -121,7 +121,7 @@ function pretty(value) {
  * @param onFilter called with (term, negate) for "filter for" / "filter out".
  * @param link the URL of this view with the record open.
  */
-export function showDetail(panel, record, { zone, onFilter, onClose, link }) {
+export function showDetail(panel, record, { zone, searched, onFilter, onClose, link }) {
   panel.textContent = "";
   const head = element("div", "head");
   head.appendChild(element("h2", "", `Record ${record.id}`));
@@ -148,7 +148,9 @@ export function showDetail(panel, record, { zone, onFilter, onClose, link }) {
     tr.dataset.field = name;
     tr.appendChild(element("th", "", name));
     const td = element("td");
-    td.appendChild(element("pre", "value", shown !== undefined ? shown : pretty(value)));
+    const pre = element("pre", "value");
+    appendHighlighted(pre, shown !== undefined ? shown : pretty(value), name === "message" ? searched : null);
+    td.appendChild(pre);
     tr.appendChild(td);
     const buttons = element("td", "buttons");
     if (term) {
