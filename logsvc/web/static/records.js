@@ -2,19 +2,13 @@
 // Log text only ever goes in as text (textContent, text nodes); the query's
 // words are wrapped in <mark> elements built here, never parsed from HTML.
 
+import { element } from "./dom.js";
 import { formatRecordTime, zoneName } from "./timerange.js";
 import { WORD, isSearched, termFor } from "./querytext.js";
 
 /** A message longer than this many lines or characters is folded in the list. */
 export const FOLD_LINES = 4;
 export const FOLD_CHARS = 600;
-
-function element(name, className, text) {
-  const el = document.createElement(name);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
 
 /**
  * Append `text` to `parent` as text, with each word the query looks for in a
