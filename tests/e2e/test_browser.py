@@ -293,7 +293,7 @@ class BrowserViewTests(TestCase):
         The query's words are highlighted; a long multi-line message is
         folded with a toggle; clicking a row opens every field of the record,
         and the open record is in the URL; a value can be copied; Esc closes
-        the record.
+        the record and Back reopens it.
         """
         from selenium.webdriver.common.keys import Keys
 
@@ -332,6 +332,12 @@ class BrowserViewTests(TestCase):
         self.browser.find("body").send_keys(Keys.ESCAPE)
         self.browser.waitUntil(lambda: not self.browser.find("#detail").is_displayed(), "Esc to close")
         self.assertNotIn("open", self.browser.params())
+        # Back reopens it, from the list shown: no new search.
+        searches = self.browser.generation()
+        self.browser.driver.back()
+        self.browser.waitUntil(self.browser.find("#detail").is_displayed, "Back to reopen the record")
+        self.assertEqual(self.browser.text("#detail h2"), f"Record {recordId}")
+        self.assertEqual(self.browser.generation(), searches)
 
     def test_log_text_is_inserted_as_text(self) -> None:
         """
