@@ -511,8 +511,9 @@ class BrowserViewTests(TestCase):
 
 class BrowserTailTests(TestCase):
     def setUp(self) -> None:
-        self.browser = Browser.start()
-        self.addCleanup(self.browser.quit)
+        # The shared browser, and a server of its own: the records sent here
+        # would change the view tests' counts.
+        self.browser = sharedUI().browser
         self.server = TwistdServer(self.mktemp())
         self.server.start()
         self.addCleanup(self.server.kill)
