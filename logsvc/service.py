@@ -22,7 +22,10 @@ from twisted.python import usage
 
 from logsvc.formats.gelf import parseGelfFrames
 from logsvc.health import HealthRegistry
+from logsvc.ingest.forward import ForwardFactory
+from logsvc.ingest.sink import IngestSink
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE, IngestFactory, defaultConnectionShare
+from logsvc.ingest.udp import DatagramIngest, UDPListenerService, parseUDPEndpoint
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.store.choose import checkDatabase, openStore
@@ -90,6 +93,10 @@ class Options(usage.Options):
         ["max-pending", None, "200000", "Undurable records before ingest is paused / refused."],
         ["gelf", None, None, "GELF TCP endpoint (NUL-delimited GELF JSON frames), e.g. tcp:12201."],
         ["tcp-acked", None, None, "Acknowledged TCP ingest endpoint (writes 'OK <n>' once durable)."],
+        ["udp", None, None, "UDP syslog and GELF endpoint, udp:PORT[:interface=ADDR] (off by default)."],
+        ["udp-auth", None, None, "none: take UDP without a token while --token-file is set (UDP cannot carry one)."],
+        ["udp-rcvbuf", None, "8MiB", "UDP receive buffer asked for (SO_RCVBUF; net.core.rmem_max caps it)."],
+        ["forward", None, None, "Fluent forward endpoint, e.g. tcp:24224 (shared-key handshake with --token-file)."],
         ["otlp-grpc", None, None, "OTLP/gRPC logs endpoint (tcp:4317, or ssl:4317:privateKey=...)."],
         ["max-connections", None, None, "Open client connections, all listeners (default: fd limit - 128)."],
         ["idle-timeout", None, "300", "Seconds a TCP connection may stay silent (0: forever)."],
@@ -140,6 +147,31 @@ class Options(usage.Options):
                 grpcAddress(self["otlp-grpc"])
             except EndpointError as e:
                 raise usage.UsageError(str(e))
+        checkListenerOptions(self)
+
+
+def checkListenerOptions(options: Any) -> None:
+    """
+    Validate and convert the UDP and forward listeners' options (in place).
+
+    @raise usage.UsageError: naming the option at fault.
+    """
+    try:
+        options["udp-rcvbuf"] = parseSize(options["udp-rcvbuf"])
+    except ValueError as e:
+        raise usage.UsageError(f"--udp-rcvbuf: {e}")
+    if options["udp"] is not None:
+        try:
+            options["udp"] = parseUDPEndpoint(options["udp"])
+        except ValueError as e:
+            raise usage.UsageError(f"--udp: {e}")
+    if options["udp-auth"] not in (None, "none"):
+        raise usage.UsageError("--udp-auth must be none (UDP cannot authenticate)")
+    if options["udp"] is not None and options["token-file"] and options["udp-auth"] != "none":
+        raise usage.UsageError(
+            "--udp cannot authenticate senders: with --token-file, add --udp-auth none to accept"
+            " unauthenticated datagrams (listen on a trusted interface)"
+        )
 
 
 class LogService(MultiService):
@@ -281,4 +313,17 @@ def makeService(options: dict[str, Any], reactor: Any = None) -> IService:
         )
         otlp.setName("otlp-grpc")
         otlp.setServiceParent(top)
+    if options["forward"]:
+        share = defaultConnectionShare(pipeline)
+        listen("forward", ForwardFactory(pipeline, tokens=protection.tokens, connectionShare=share))
+    if options["udp"] is not None:
+        udp = UDPListenerService(
+            options["udp"],
+            DatagramIngest(IngestSink(pipeline, "udp"), clock=reactor),
+            reactor=reactor,
+            receiveBuffer=options["udp-rcvbuf"],
+            flowControllers=[("pipeline", pipeline), ("disk", protection.disk.flow)],
+        )
+        udp.setName("udp")
+        udp.setServiceParent(top)
     return top

@@ -61,7 +61,6 @@ from logsvc.store.postgres.connection import (
 )
 from logsvc.store.postgres.plan import (
     selectAfterId,
-    selectCommitted,
     selectCount,
     selectHistogram,
     selectNDJSON,
@@ -266,8 +265,6 @@ class PostgresStore(Service):
         try:
             conn = connect(self.url)
             createSchema(conn, now=nowMicros())
-            row = conn.execute("SELECT last_id FROM logsvc_position").fetchone()
-            self.fedId = int(row[0]) if row else 0
             conn.commit()
         except BaseException as e:
             self._openError = e
@@ -546,9 +543,7 @@ class PostgresStore(Service):
 
     def _feedLoop(self) -> None:
         conn: psycopg.Connection[Any] | None = None
-        # From the highest id at start: a subscriber gets every record
-        # committed after it subscribed.
-        fed = self.fedId
+        fed: int | None = None
         backoff = RECONNECT_FIRST
         try:
             while not self._stopping.is_set():
@@ -559,15 +554,11 @@ class PostgresStore(Service):
                         backoff = RECONNECT_FIRST
                     row = conn.execute("SELECT last_id FROM logsvc_position").fetchone()
                     top = int(row[0]) if row else 0
-                    if not self._subscribers:
-                        # Read after top: whatever is at or below it was
-                        # committed before anyone subscribed.
+                    if fed is None or not self._subscribers:
                         fed = top
                     while fed < top and not self._stopping.is_set():
-                        # Bounded by top: ids above it may commit meanwhile,
-                        # and are read on the next turn.
-                        rows = selectCommitted(conn, fed, top, FEED_PAGE)
-                        high = rows[-1][0] if rows else top
+                        rows = selectAfterId(conn, Query(limit=None), fed, FEED_PAGE)
+                        high = rows[-1][0] if len(rows) == FEED_PAGE else top
                         self._handOver(rows, high)
                         fed = high
                     if fed >= top:

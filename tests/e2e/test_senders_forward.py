@@ -1,0 +1,71 @@
+"""
+End to end with the C{fluent-logger} package (Fluentd's Python sender,
+unchanged) against a real C{twistd -n logsvc --forward}, and Fluent Bit's
+PackedForward with acks over a plain socket (Fluent Bit is not packaged for
+this machine: its frames are built as its forward output writes them).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import msgpack
+from twisted.trial.unittest import TestCase
+
+from logsvc.formats.forward import EventTime, packEventTime
+from tests.e2e.server import TwistdServer, freePort
+from tests.e2e.test_senders import storedRows
+
+
+class ForwardServerTestCase(TestCase):
+    def setUp(self) -> None:
+        self.forwardPort = freePort()
+        self.server = TwistdServer(self.mktemp(), "--forward", f"tcp:{self.forwardPort}:interface=127.0.0.1")
+        self.server.start()
+        self.addCleanup(self.server.kill)
+
+
+class FluentLoggerTests(ForwardServerTestCase):
+    def test_sender(self) -> None:
+        """fluent-logger's FluentSender (Message mode, integer and EventTime times) maps tag, message, level, fields."""
+        from fluent import sender
+
+        plain = sender.FluentSender("app", host="127.0.0.1", port=self.forwardPort)
+        precise = sender.FluentSender("svc", host="127.0.0.1", port=self.forwardPort, nanosecond_precision=True)
+        self.addCleanup(plain.close)
+        self.addCleanup(precise.close)
+        self.assertTrue(plain.emit("web", {"message": "hello", "level": "warning", "user": "bob"}))
+        self.assertTrue(precise.emit_with_time("jobs", 1767323045.25, {"log": "job done", "service": "worker"}))
+        rows = storedRows(self.server, 2)
+        self.assertEqual(
+            [(r["service"], r["message"], r["level"], r["source"]) for r in rows],
+            [("app.web", "hello", 4, "127.0.0.1"), ("worker", "job done", 6, "127.0.0.1")],
+        )
+        self.assertEqual(rows[0]["fields"], {"user": "bob", "tag": "app.web"})
+        self.assertEqual(rows[1]["fields"], {"tag": "svc.jobs"})
+        self.assertEqual(rows[1]["ts"], 1767323045250000)
+        self.assertLess(abs(rows[0]["ts"] - time.time() * 1_000_000), 600 * 1_000_000)
+
+
+class PackedForwardTests(ForwardServerTestCase):
+    def test_packedWithAck(self) -> None:
+        """A PackedForward chunk with require_ack (Fluent Bit's frame) is acked with its chunk id once stored."""
+        entries = b"".join(
+            msgpack.packb([EventTime(1767323045, n * 1000), {"log": f"line {n}"}], default=packEventTime)
+            for n in range(100)
+        )
+        frame = msgpack.packb(["kube.app", entries, {"size": 100, "chunk": "Zmx1ZW50Yml0"}], use_bin_type=True)
+        with socket.create_connection(("127.0.0.1", self.forwardPort), timeout=30) as s:
+            s.sendall(frame)
+            stream = msgpack.Unpacker(raw=False)
+            while True:
+                data = s.recv(4096)
+                self.assertTrue(data, "connection closed without an ack")
+                stream.feed(data)
+                answers = list(stream)
+                if answers:
+                    break
+        self.assertEqual(answers, [{"ack": "Zmx1ZW50Yml0"}])
+        rows = storedRows(self.server, 100)
+        self.assertEqual([r["message"] for r in rows], [f"line {n}" for n in range(100)])
