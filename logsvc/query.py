@@ -5,23 +5,36 @@ arguments, translated by the stores.
 Order is by event time, ties broken by record id, so a cursor (the C{(ts, id)}
 of the last record of a page) names a position that no later insert can move:
 paging visits every record that matched when it started exactly once.
+
+The read endpoints are strict about their parameters (L{checkParameters}: an
+unknown name is an error naming the closest known one) and take relative times
+(C{since=15m}, C{now-2h}, C{until=now}; L{parseTimeBound}).  A relative time is
+resolved once, at the first page: the cursor of the next page carries that
+instant, so every page of one search has the same absolute bounds.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+import difflib
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
-from logsvc.record import RecordError, parseLevel, parseTimestamp
+from logsvc.record import RecordError, nowMicros, parseLevel, parseTimestamp
 from logsvc.search_syntax import Search, parseSearch
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
+
+#: The filter parameters every read endpoint takes (besides C{field.KEY}).
+FILTER_PARAMETERS = frozenset({"since", "until", "level", "source", "service", "q"})
+#: The prefix of field filters, C{field.KEY=value}.
+FIELD_PREFIX = "field."
 
 
 class QueryError(ValueError):
@@ -53,6 +66,9 @@ class Query:
     @ivar cursor: C{(ts, id)} of the last record already seen, or L{None}.
     @ivar fields: C{(key, value)} pairs that must all hold; see
         L{fieldMatches}.
+    @ivar resolvedAt: the instant (microseconds) relative times (C{15m},
+        C{now}) were resolved at, or L{None} when none was given; the next
+        page's cursor carries it so that page resolves them alike.
     """
 
     since: int | None = None
@@ -65,6 +81,7 @@ class Query:
     order: str = "desc"
     cursor: tuple[int, int] | None = None
     fields: tuple[tuple[str, str], ...] = field(default=())
+    resolvedAt: int | None = field(default=None, compare=False)
 
     def words(self) -> list[str]:
         """
@@ -173,11 +190,29 @@ def fieldMatches(fields: Mapping[str, object], key: str, expected: str) -> bool:
     return False
 
 
-def encodeCursor(ts: int, rowid: int) -> str:
+def encodeCursor(ts: int, rowid: int, resolvedAt: int | None = None) -> str:
     """
+    @param resolvedAt: the instant the search's relative times were resolved
+        at (L{Query.resolvedAt}), carried to the next page.
     @return: an opaque URL-safe token for the position after C{(ts, rowid)}.
     """
-    return base64.urlsafe_b64encode(f"{ts}:{rowid}".encode("ascii")).decode("ascii").rstrip("=")
+    text = f"{ts}:{rowid}" if resolvedAt is None else f"{ts}:{rowid}@{resolvedAt}"
+    return base64.urlsafe_b64encode(text.encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decodePosition(token: str) -> tuple[int, int, int | None]:
+    """
+    @return: the C{(ts, id, resolvedAt)} named by a token from
+        L{encodeCursor}; C{resolvedAt} is L{None} when it carries none.
+    @raise QueryError: for a token this service did not make.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+        position, at, resolvedAt = raw.partition("@")
+        ts, rowid = position.split(":")
+        return int(ts), int(rowid), int(resolvedAt) if at else None
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise QueryError("cursor", f"invalid cursor {token!r}") from None
 
 
 def decodeCursor(token: str) -> tuple[int, int]:
@@ -185,12 +220,91 @@ def decodeCursor(token: str) -> tuple[int, int]:
     @return: the C{(ts, id)} named by a token from L{encodeCursor}.
     @raise QueryError: for a token this service did not make.
     """
+    ts, rowid, _ = decodePosition(token)
+    return ts, rowid
+
+
+class UnknownParameter(QueryError):
+    """
+    A read endpoint was given a parameter it does not know.
+
+    @ivar suggestion: the closest known parameter, or L{None}.
+    """
+
+    def __init__(self, param: str, suggestion: str | None, known: Collection[str]) -> None:
+        hint = (
+            f"did you mean {suggestion!r}?"
+            if suggestion is not None
+            else "known: " + ", ".join(sorted(known)) + f", {FIELD_PREFIX}KEY"
+        )
+        super().__init__(param, f"unknown parameter; {hint}")
+        self.suggestion = suggestion
+
+
+def checkParameters(args: Args, known: Collection[str]) -> None:
+    """
+    Refuse a parameter a read endpoint does not know, so that a typo
+    (C{levle=error}) is an error rather than a search for everything.
+
+    @param known: the endpoint's parameter names; C{field.KEY} is always
+        accepted.
+    @raise UnknownParameter: for the first unknown name, with the closest
+        known one (by L{difflib}) when there is a close one.
+    """
+    for raw in args:
+        name = raw.decode("utf-8", "replace")
+        if name in known or (name.startswith(FIELD_PREFIX) and len(name) > len(FIELD_PREFIX)):
+            continue
+        if name == FIELD_PREFIX:
+            raise QueryError(FIELD_PREFIX, "missing field name")
+        close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
+        raise UnknownParameter(name, close[0] if close else None, known)
+
+
+#: The forms C{since} and C{until} take, for error messages.
+TIME_FORMS = (
+    "RFC 3339 (2026-11-22T10:00:00Z), epoch seconds (1763805600), now, "
+    "a time ago (15m, 2h, 7d; units s m h d w) or now-15m"
+)
+
+_RELATIVE = re.compile(r"^(?:now\s*-\s*)?(\d+)\s*([smhdw])$", re.IGNORECASE)
+_UNIT_MICROS = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
+_UNIT_MICROS["w"] = 7 * _UNIT_MICROS["d"]
+
+
+def isRelativeTime(text: str) -> bool:
+    """
+    @return: whether C{text} is a relative time (C{now}, C{15m}, C{now-15m}),
+        which L{parseTimeBound} resolves against the current time.
+    """
+    text = text.strip().lower()
+    return text == "now" or _RELATIVE.match(text) is not None
+
+
+def parseTimeBound(text: str, name: str, now: Callable[[], int]) -> int:
+    """
+    Parse a C{since} or C{until} value: an absolute time (RFC 3339, epoch
+    seconds) or a relative one: C{now}, a duration ago (C{15m}, C{2h},
+    C{7d}) or C{now-DURATION}.
+
+    @param now: returns the instant relative times are resolved at, in
+        microseconds; called only for a relative time.
+    @return: microseconds since the epoch.
+    @raise QueryError: naming C{name} and listing the accepted forms.
+    """
+    stripped = text.strip()
+    if isRelativeTime(stripped):
+        lowered = stripped.lower()
+        if lowered == "now":
+            return now()
+        found = _RELATIVE.match(lowered)
+        assert found is not None
+        return now() - int(found.group(1)) * _UNIT_MICROS[found.group(2)]
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-        ts, rowid = raw.split(":")
-        return int(ts), int(rowid)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise QueryError("cursor", f"invalid cursor {token!r}") from None
+        return parseTimestamp(stripped, name)
+    except RecordError as e:
+        reason = str(e).split(": ", 1)[1]
+        raise QueryError(name, f"{reason}; use {TIME_FORMS}") from None
 
 
 Args = Mapping[bytes, Sequence[bytes]]
@@ -205,31 +319,54 @@ def _one(args: Args, name: str) -> str | None:
     return values[-1] if values else None
 
 
-def _time(args: Args, name: str) -> int | None:
+def _time(args: Args, name: str, now: Callable[[], int]) -> int | None:
     value = _one(args, name)
     if value is None or value == "":
         return None
-    try:
-        return parseTimestamp(value, name)
-    except RecordError as e:
-        raise QueryError(name, str(e).split(": ", 1)[1]) from None
+    return parseTimeBound(value, name, now)
 
 
-def parseQuery(args: Args, *, allowUnlimited: bool = False) -> Query:
+def parseQuery(
+    args: Args,
+    *,
+    allowUnlimited: bool = False,
+    accepted: Collection[str] | None = None,
+    now: Callable[[], int] = nowMicros,
+) -> Query:
     """
     Build a L{Query} from request arguments (C{request.args}).
 
-    C{since}/C{until}: RFC 3339 or epoch seconds; C{level}: any level alias;
+    C{since}/C{until}: RFC 3339, epoch seconds or relative (C{now}, C{15m},
+    C{now-2h}; see L{parseTimeBound}); C{level}: any level alias;
     C{source}/C{service}: repeatable; C{q}: words; C{limit}: 1..10000
     (default 100); C{order}: C{asc}|C{desc}; C{cursor}: a C{next} token;
     C{field.KEY=value}: repeatable exact matches on fields.
 
     @param allowUnlimited: when true and C{limit} is absent, the query has no
         limit (streaming export).
+    @param accepted: the endpoint's parameter names (L{checkParameters});
+        L{None} accepts any.
+    @param now: the current time in microseconds, asked at most once, and
+        only when a relative time is given and the cursor carries no instant
+        of an earlier page.
     @raise QueryError: naming the first invalid argument.
     """
-    since = _time(args, "since")
-    until = _time(args, "until")
+    if accepted is not None:
+        checkParameters(args, accepted)
+    cursorText = _one(args, "cursor")
+    cursor, resolvedAt = None, None
+    if cursorText:
+        ts, rowid, resolvedAt = decodePosition(cursorText)
+        cursor = (ts, rowid)
+    instant: list[int] = [] if resolvedAt is None else [resolvedAt]
+
+    def resolvedNow() -> int:
+        if not instant:
+            instant.append(now())
+        return instant[0]
+
+    since = _time(args, "since", resolvedNow)
+    until = _time(args, "until", resolvedNow)
     levelText = _one(args, "level")
     level = None
     if levelText:
@@ -251,8 +388,6 @@ def parseQuery(args: Args, *, allowUnlimited: bool = False) -> Query:
     order = (_one(args, "order") or "desc").lower()
     if order not in ("asc", "desc"):
         raise QueryError("order", f"must be asc or desc, not {order!r}")
-    cursorText = _one(args, "cursor")
-    cursor = decodeCursor(cursorText) if cursorText else None
     fields = []
     for key in args:
         if key.startswith(b"field."):
@@ -272,4 +407,5 @@ def parseQuery(args: Args, *, allowUnlimited: bool = False) -> Query:
         order=order,
         cursor=cursor,
         fields=tuple(fields),
+        resolvedAt=instant[0] if instant else None,
     )

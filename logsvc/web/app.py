@@ -21,6 +21,7 @@ from twisted.web.server import Request, Site
 from logsvc.health import HealthRegistry
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
+from logsvc.record import nowMicros
 from logsvc.store.base import IStore
 from logsvc.web.common import JSONResource, NotFound
 from logsvc.web.elastic import ElasticBulk, elasticChild, elasticInfo, markElastic
@@ -106,9 +107,13 @@ def buildRoot(
     maxBody: int = DEFAULT_MAX_BODY,
     clock: Any = None,
     components: HealthRegistry | None = None,
+    now: Callable[[], int] = nowMicros,
 ) -> RootResource:
     """
     Build the whole Resource tree.
+
+    @param now: the current time in microseconds, which relative times
+        (C{since=15m}) are resolved against.
 
     @param components: the helpers C{/health} reports on.
 
@@ -118,13 +123,13 @@ def buildRoot(
     @return: the root resource; tests drive it with L{treq.testing.StubTreq}.
     """
     root = RootResource()
-    logs = LogsResource(LogsIngest(pipeline, maxBody=maxBody), LogsSearch(store))
+    logs = LogsResource(LogsIngest(pipeline, maxBody=maxBody), LogsSearch(store, now=now))
     root.putChild(b"logs", logs)
-    logs.putChild(b"tail", TailResource(store, pipeline, clock=clock))
+    logs.putChild(b"tail", TailResource(store, pipeline, clock=clock, now=now))
     root.putChild(b"health", HealthResource(pipeline, components))
     root.putChild(b"metrics", MetricsResource(metrics or pipeline.metrics))
     root.putChild(b"ui", UIResource())
-    root.putChild(b"stats", StatsResource(store))
+    root.putChild(b"stats", StatsResource(store, now=now))
     # Shippers' own APIs (issue 4): Loki, Elasticsearch, GELF.
     root.putChild(b"loki", lokiTree(LokiPush(pipeline, maxBody=maxBody)))
     root.putChild(b"_bulk", ElasticBulk(pipeline, maxBody=maxBody))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -30,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from twisted.internet.defer import Deferred, succeed
 from twisted.web.server import Request
 
-from logsvc.query import Query, QueryError, parseQuery
+from logsvc.query import FILTER_PARAMETERS, Query, QueryError, parseQuery
 from logsvc.record import LEVEL_NAMES, nowMicros
 from logsvc.store.base import IStore
 from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
@@ -43,6 +44,8 @@ DAY = _UNITS["d"]
 AUTO_INTERVALS = ("1s", "5s", "10s", "30s", "1m", "5m", "10m", "15m", "30m", "1h", "3h", "6h", "12h", "1d", "7d", "30d")
 #: An automatic interval gives at most this many buckets.
 AUTO_BUCKETS = 120
+#: The parameters of C{GET /stats} (besides C{field.KEY}).
+STATS_PARAMETERS = FILTER_PARAMETERS | {"interval", "tz", "by", "limit"}
 #: Most buckets one answer may hold.
 MAX_BUCKETS = 10_000
 #: Most values C{by=} may list.
@@ -214,18 +217,24 @@ class StatsResource(JSONResource):
 
     isLeaf = True
 
-    def __init__(self, store: IStore, *, clock: Any = None) -> None:
+    def __init__(self, store: IStore, *, now: Callable[[], int] = nowMicros) -> None:
+        """
+        @param now: the current time in microseconds: the end of a histogram
+            of a quiet store, and what relative times are resolved against.
+        """
         super().__init__()
         self.store = store
-        self._now = clock.seconds if clock is not None else None
-
-    def _nowMicros(self) -> int:
-        return int(self._now() * SECOND) if self._now is not None else nowMicros()
+        self._nowMicros = now
 
     def render_GET(self, request: Request) -> object:
         args = request.args or {}
         try:
-            query = parseQuery({k: v for k, v in args.items() if k != b"limit"}, allowUnlimited=True)
+            query = parseQuery(
+                {k: v for k, v in args.items() if k != b"limit"},
+                allowUnlimited=True,
+                accepted=STATS_PARAMETERS,
+                now=self._nowMicros,
+            )
             by = _arg(args, b"by")
             if by:
                 if by not in BY_COLUMNS:

@@ -2,8 +2,8 @@
 C{GET /logs/tail}: committed records as Server-Sent Events, live.
 
 Each record is one event: C{id:} its record id, C{data:} its JSON (as in
-C{GET /logs}).  The C{GET /logs} filters apply (C{limit}, C{order} and
-C{cursor} are ignored).  With a C{Last-Event-ID} header or C{since_id}, the
+C{GET /logs}).  The C{GET /logs} filters apply (L{TAIL_PARAMETERS}; any other
+parameter, C{limit} and C{cursor} among them, is a 400).  With a C{Last-Event-ID} header or C{since_id}, the
 records committed after that id are replayed from the store first, then the
 stream turns live, with no gap and no duplicate: the tail subscribes to
 committed batches I{before} it reads the store, holds what arrives meanwhile,
@@ -20,6 +20,7 @@ renders each record once, so idle tails cost a set entry each.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -31,11 +32,13 @@ from zope.interface import implementer
 
 from logsvc.pagesize import PAGE_BYTES, rowBytes
 from logsvc.pipeline import Pipeline
-from logsvc.query import Query, QueryError, parseQuery
-from logsvc.record import Record, renderRow
+from logsvc.query import FILTER_PARAMETERS, Query, QueryError, parseQuery
+from logsvc.record import Record, nowMicros, renderRow
 from logsvc.store.base import ICommitFeed, IStore, Row
 from logsvc.web.common import JSONResource, errorBody, isGone
 
+#: The parameters of C{GET /logs/tail} (besides C{field.KEY}).
+TAIL_PARAMETERS = FILTER_PARAMETERS | {"since_id"}
 #: Seconds between keep-alive comments.
 DEFAULT_HEARTBEAT = 15.0
 #: Records a tail may hold for a client that does not keep up.
@@ -394,7 +397,12 @@ class TailResource(JSONResource):
         clock: Any = None,
         heartbeat: float = DEFAULT_HEARTBEAT,
         maxBuffer: int = DEFAULT_MAX_BUFFER,
+        now: Callable[[], int] = nowMicros,
     ) -> None:
+        """
+        @param clock: schedules the heartbeats.
+        @param now: the current time in microseconds, for relative times.
+        """
         super().__init__()
         if clock is None:
             from twisted.internet import reactor as clock
@@ -402,10 +410,13 @@ class TailResource(JSONResource):
         # Several nodes on one database: tails follow every node's commits.
         self.hub = TailHub(ICommitFeed(store, pipeline), clock=clock, heartbeat=heartbeat)
         self.maxBuffer = maxBuffer
+        self.now = now
 
     def render_GET(self, request: Request) -> object:
         try:
-            query = parseQuery(request.args or {}, allowUnlimited=True)
+            query = parseQuery(
+                request.args or {}, allowUnlimited=True, accepted=TAIL_PARAMETERS, now=self.now
+            )
             sinceId = _sinceId(request)
         except QueryError as e:
             return errorBody(request, 400, str(e), param=e.param)
