@@ -13,6 +13,11 @@ the store, so loss shows.  Prints records/s for:
   8 keep-alive clients) and ``POST /_bulk`` (the same documents in ECS shape, with
   ``create`` actions, 1,000 per request, 8 clients);
 
+- ``POST /v1/logs`` OTLP protobuf (1,000 log records per request under 8
+  resources, as an SDK batches them, 8 clients) and ``POST /loki/api/v1/push``
+  Loki protobuf (snappy, 1,000 entries per request in streams by service, host
+  and level, as Promtail batches them, 8 clients);
+
 and each as a ratio of the plain-line rate, and ``_bulk`` against NDJSON.
 
 Usage: python bench/bench_senders.py [--records 500000]
@@ -131,14 +136,21 @@ def _ecs(doc: dict[str, object]) -> dict[str, object]:
     }
 
 
-def httpRate(path: str, bodies: list[bytes], count: int, ok: Callable[[int, bytes], bool], clients: int = 8) -> float:
+def httpRate(
+    path: str,
+    bodies: list[bytes],
+    count: int,
+    ok: Callable[[int, bytes], bool],
+    clients: int = 8,
+    contentType: str = "application/x-ndjson",
+) -> float:
     """
     @return: records/s posting C{bodies} to C{path} from C{clients} keep-alive
         clients until every one is answered (and so durable).
     """
     server = Server()
     try:
-        elapsed = timedPosts(server, path, bodies, ok, clients=clients)
+        elapsed = timedPosts(server, path, bodies, ok, clients=clients, contentType=contentType)
         stored = server.count()
         if stored != count:
             raise RuntimeError(f"store has {stored} of {count} records")
@@ -168,6 +180,82 @@ def ndjsonRate(count: int, batch: int = 1000) -> float:
     return httpRate("/logs", bodies, count, lambda status, body: status == 201)
 
 
+def otlpBodies(count: int, batch: int = 1000) -> list[bytes]:
+    """
+    @return: protobuf C{ExportLogsServiceRequest}s of the same documents,
+        C{batch} log records each, grouped by resource (service and host).
+    """
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    severities = {"info": 9, "warn": 13, "error": 17}
+    docs = _documents(count)
+    bodies = []
+    for start in range(0, count, batch):
+        request = ExportLogsServiceRequest()
+        byResource: dict[tuple[object, object], object] = {}
+        for i, doc in enumerate(docs[start : start + batch], start):
+            key = (doc["service"], doc["host"])
+            scopeLogs = byResource.get(key)
+            if scopeLogs is None:
+                resourceLogs = request.resource_logs.add()
+                for name, value in (("service.name", doc["service"]), ("host.name", doc["host"])):
+                    resourceLogs.resource.attributes.add(key=name, value=AnyValue(string_value=str(value)))
+                scopeLogs = byResource[key] = resourceLogs.scope_logs.add()
+                scopeLogs.scope.name = "bench"
+            log = scopeLogs.log_records.add()  # type: ignore[attr-defined]
+            log.time_unix_nano = 1_795_000_000_000_000_000 + i * 1_000_000
+            log.severity_number = severities[str(doc["level"])]
+            log.body.string_value = str(doc["message"])
+            log.attributes.append(KeyValue(key="user_id", value=AnyValue(int_value=int(doc["user_id"]))))  # type: ignore[call-overload]
+        bodies.append(request.SerializeToString())
+    return bodies
+
+
+def lokiBodies(count: int, batch: int = 1000) -> list[bytes]:
+    """
+    @return: snappy-compressed protobuf C{PushRequest}s of the same documents,
+        C{batch} entries each, in streams by service, host and level.
+    """
+    import cramjam
+
+    from logsvc.formats.loki import pushRequestClass
+
+    PushRequest = pushRequestClass()
+    docs = _documents(count)
+    bodies = []
+    for start in range(0, count, batch):
+        request = PushRequest()
+        streams: dict[str, object] = {}
+        for i, doc in enumerate(docs[start : start + batch], start):
+            labels = f'{{host="{doc["host"]}", level="{doc["level"]}", service_name="{doc["service"]}"}}'
+            stream = streams.get(labels)
+            if stream is None:
+                stream = streams[labels] = request.streams.add(labels=labels)
+            entry = stream.entries.add(line=str(doc["message"]))  # type: ignore[attr-defined]
+            entry.timestamp.seconds = 1_795_000_000 + i // 1000
+            entry.timestamp.nanos = i % 1000 * 1000
+        bodies.append(bytes(cramjam.snappy.compress_raw(request.SerializeToString())))
+    return bodies
+
+
+def otlpRate(count: int) -> float:
+    """
+    @return: records/s of C{POST /v1/logs}, OTLP protobuf.
+    """
+    return httpRate("/v1/logs", otlpBodies(count), count, lambda status, body: status == 200, contentType=PROTOBUF)
+
+
+def lokiProtobufRate(count: int) -> float:
+    """
+    @return: records/s of C{POST /loki/api/v1/push}, snappy protobuf.
+    """
+    return httpRate("/loki/api/v1/push", lokiBodies(count), count, lambda status, body: status == 204, contentType=PROTOBUF)
+
+
+PROTOBUF = "application/x-protobuf"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=500_000, help="records per run")
@@ -183,8 +271,10 @@ def main() -> None:
     bulk = bulkRate(n)
     results.append(("POST /logs NDJSON, 1000 docs/req", ndjson))
     results.append(("POST /_bulk, 1000 docs/request", bulk))
+    results.append(("POST /v1/logs OTLP protobuf, 1000/req", otlpRate(n)))
+    results.append(("Loki protobuf push, 1000/req", lokiProtobufRate(n)))
     for name, rate in results:
-        print(f"{name:34s} {rate:12,.0f} records/s   {rate / plain:5.2f} x plain")
+        print(f"{name:38s} {rate:12,.0f} records/s   {rate / plain:5.2f} x plain")
     print(f"_bulk / NDJSON on /logs (same documents): {bulk / ndjson:.2f}")
 
 

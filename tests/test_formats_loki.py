@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.formats.jsonline import DocumentError, JSONSyntaxError
@@ -186,3 +188,33 @@ class LokiProtobufTests(SynchronousTestCase):
         error = self.assertRaises(DocumentError, parseLokiProtobuf, far, "p", 5)
         self.assertIn("streams[1].entries[1]", str(error))
         self.assertEqual(error.index, 2)
+
+
+class LokiProtobufFuzzTests(SynchronousTestCase):
+    """
+    Whatever the bytes or the label text, the protobuf push parser returns
+    records or raises RecordError.
+    """
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.one_of(
+            st.binary(max_size=200),
+            st.builds(
+                lambda position, byte, cut: (PROMTAIL_PUSH[:position] + bytes([byte]) + PROMTAIL_PUSH[position + 1 :])[:cut],
+                st.integers(0, len(PROMTAIL_PUSH) - 1),
+                st.integers(0, 255),
+                st.integers(1, len(PROMTAIL_PUSH)),
+            ),
+            st.text(max_size=60).map(lambda labels: pushRequest((labels, [entry(1795000000, 0, "x")]))),
+        )
+    )
+    def test_push(self, data: bytes) -> None:
+        """Random, mutated and random-label pushes give records or a RecordError."""
+        try:
+            records = parseLokiProtobuf(data, "p", 5)
+        except RecordError:
+            return
+        for record in records:
+            self.assertIn(record.level, range(8))
+            self.assertIsInstance(record.message, str)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
@@ -255,3 +257,82 @@ class JSONTests(SynchronousTestCase):
         """A request with nothing refused is answered with no partial_success."""
         batch = parseOTLPJSON(b"{}", PEER, RECEIVED)
         self.assertFalse(exportResponse(batch).HasField("partial_success"))
+
+
+def _mutated(data: bytes, position: int, byte: int, cut: int) -> bytes:
+    """
+    @return: C{data} with one byte replaced and cut short: bodies that are
+        almost valid, which reach the decoder's deeper paths.
+    """
+    if not data:
+        return data
+    position %= len(data)
+    return (data[:position] + bytes([byte]) + data[position + 1 :])[: max(cut, 1)]
+
+
+_VALID_PROTOBUF = exportRequest(
+    LogRecord(
+        time_unix_nano=1_544_712_660_300_000_000,
+        severity_number=13,
+        body=AnyValue(string_value="x"),
+        attributes=[KeyValue(key="n", value=AnyValue(int_value=1))],
+        trace_id=b"\x01" * 16,
+    ),
+    resource={"service.name": "s", "host.name": "h"},
+    scope="sc",
+)
+
+_anyJSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10) | st.floats(allow_nan=False),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=3),
+    max_leaves=10,
+)
+_otlpKeys = st.sampled_from(
+    ["timeUnixNano", "observedTimeUnixNano", "severityNumber", "severityText", "body", "attributes", "traceId",
+     "spanId", "stringValue", "intValue", "kvlistValue", "arrayValue", "values", "key", "value", "x"]
+)
+_logJSON = st.dictionaries(_otlpKeys, _anyJSON, max_size=5)
+
+
+class FuzzTests(SynchronousTestCase):
+    """
+    Whatever the bytes, the OTLP parsers return a batch of well-formed
+    records or raise RecordError; nothing else escapes.
+    """
+
+    def check(self, parse: Any, data: bytes) -> None:
+        try:
+            batch = parse(data, PEER, RECEIVED)
+        except RecordError:
+            return
+        for record in batch.records:
+            self.assertIn(record.level, range(8))
+            self.assertIsInstance(record.message, str)
+            if record.fields is not None:
+                self.assertIsInstance(orjson.loads(record.fields), dict)
+        self.assertGreaterEqual(batch.rejected, 0)
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.one_of(
+            st.binary(max_size=200),
+            st.builds(_mutated, st.just(_VALID_PROTOBUF), st.integers(0, 500), st.integers(0, 255), st.integers(0, 500)),
+        )
+    )
+    def test_protobuf(self, data: bytes) -> None:
+        """Random and mutated protobuf bodies give records or a RecordError."""
+        self.check(parseOTLPProtobuf, data)
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.one_of(
+            st.binary(max_size=100),
+            _anyJSON.map(orjson.dumps),
+            st.lists(_logJSON, max_size=3).map(
+                lambda logs: orjson.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": logs}]}]})
+            ),
+        )
+    )
+    def test_json(self, data: bytes) -> None:
+        """Random JSON, and OTLP-shaped JSON with random values, give records or a RecordError."""
+        self.check(parseOTLPJSON, data)

@@ -9,16 +9,20 @@ partitions, and surviving a lost connection.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Generator
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
-from logsvc.store.base import ICommitFeed, IStore
+from logsvc.query import Query
+from logsvc.store.base import ICommitFeed, IStore, StoreError, StoreUnavailable
 from tests.pgtests import makeDatabase
-from tests.storetests import StoreTestsMixin, record
+from tests.storetests import SECOND, T0, StoreTestsMixin, record
 from tests.test_store_search import StoreSearchMixin
 
 
@@ -79,3 +83,295 @@ class PostgresUnvectoredSearchTests(PostgresSearchTests):
 
         self.patch(module, "vectorText", lambda message, service: None)
         return self.startStore()
+
+
+def _wait(condition: Any, timeout: float = 20.0) -> Deferred[None]:
+    """
+    @return: a Deferred firing once C{condition()} is true (polled on the
+        reactor), failing after C{timeout} seconds.
+    """
+    from twisted.internet import reactor, task
+
+    deadline = time.monotonic() + timeout
+
+    @inlineCallbacks
+    def poll() -> Generator[Deferred[Any], Any, None]:
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not reached in time")
+            yield task.deferLater(reactor, 0.02, lambda: None)
+
+    return poll()
+
+
+class OrderAcrossNodesTests(PostgresTestCase):
+    """
+    Ids are handed out in commit order across several stores (nodes) on one
+    database, so paging and a tail's replay by id miss and repeat nothing.
+    """
+
+    @inlineCallbacks
+    def test_firstIdCommitsLast(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Node A takes its ids and is held open before COMMIT while node B
+        appends and a reader on node C pages by (ts, id) and replays by id
+        and its feed runs: B cannot commit ahead of A (it waits at the
+        counter), nothing of either is visible early, and once A commits
+        every reader sees each record exactly once, in id order.
+        """
+        url = makeDatabase(self)
+        a, b, c = self.startStore(url), self.startStore(url), self.startStore(url)
+        yield a.append([record("before")])
+        fed: list[int] = []
+        c.subscribe(lambda first, records: fed.extend(range(first, first + len(records))))
+        held, release = threading.Event(), threading.Event()
+
+        def hold(first: int) -> None:
+            held.set()
+            release.wait(30)
+
+        a.beforeCommit = hold
+        first = a.append([record(f"a{i}", ts=T0 + 10) for i in range(5)])
+        yield deferToThread(held.wait, 30)
+        a.beforeCommit = None
+        second = b.append([record(f"b{i}", ts=T0 + 5) for i in range(5)])
+        replayed: list[int] = []
+        paged: list[int] = []
+        lastId = 0
+        cursor = None
+        for _ in range(10):
+            rows = yield c.afterId(Query(limit=None), lastId, 1000)
+            replayed.extend(row[0] for row in rows)
+            lastId = max([lastId, *[row[0] for row in rows]])
+            page = yield c.query(Query(order="asc", limit=1000, cursor=cursor))
+            paged.extend(row[0] for row in page)
+            if page:
+                cursor = (page[-1][1], page[-1][0])
+        self.assertFalse(second.called, "B committed while A held ids below its own")
+        self.assertEqual(replayed, [1])
+        release.set()
+        firstA = yield first
+        firstB = yield second
+        self.assertEqual((firstA, firstB), (2, 7))
+        rows = yield c.afterId(Query(limit=None), lastId, 1000)
+        replayed.extend(row[0] for row in rows)
+        self.assertEqual(replayed, list(range(1, 12)))
+        yield _wait(lambda: fed and fed[-1] >= 11)
+        # From "before" or just after it (it committed before the subscription).
+        self.assertIn(fed[0], (1, 2))
+        self.assertEqual(fed, list(range(fed[0], 12)))
+        # Paging on by (ts, id) from the last cursor visits the rest once.
+        page = yield c.query(Query(order="asc", limit=1000, cursor=cursor))
+        paged.extend(row[0] for row in page)
+        self.assertEqual(len(paged), len(set(paged)))
+        self.assertEqual(set(paged), set(range(1, 12)))
+
+    @inlineCallbacks
+    def test_feedCarriesOtherNodes(self) -> Generator[Deferred[Any], Any, None]:
+        """A node's feed hands its subscribers the records every node commits, in id order, once each."""
+        url = makeDatabase(self)
+        a, b = self.startStore(url), self.startStore(url)
+        seen: list[tuple[int, str]] = []
+        b.subscribe(lambda first, records: seen.extend((first + i, r.message) for i, r in enumerate(records)))
+        for n in range(5):
+            yield gatherResults([a.append([record(f"a{n}")]), b.append([record(f"b{n}")])])
+        yield _wait(lambda: len(seen) >= 10)
+        self.assertEqual([i for i, _ in seen], list(range(1, 11)))
+        self.assertEqual(sorted(m for _, m in seen), sorted([f"a{n}" for n in range(5)] + [f"b{n}" for n in range(5)]))
+
+    def test_schemaRace(self) -> None:
+        """Several nodes making the schema at once on an empty database all succeed, and agree."""
+        from logsvc.store.postgres.connection import SCHEMA_VERSION, connect, createSchema
+
+        url = makeDatabase(self)
+        errors: list[BaseException] = []
+
+        def make() -> None:
+            try:
+                with connect(url) as conn:
+                    createSchema(conn, now=T0)
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=make) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        with connect(url) as conn:
+            self.assertEqual(conn.execute("SELECT version FROM logsvc_meta").fetchall(), [(SCHEMA_VERSION,)])
+            self.assertEqual(conn.execute("SELECT last_id FROM logsvc_position").fetchall(), [(0,)])
+
+
+class RetentionTests(PostgresTestCase):
+    """Retention on PostgreSQL drops whole day partitions and trims the one straddling the cutoff."""
+
+    @inlineCallbacks
+    def test_dropsAndTrims(self) -> Generator[Deferred[Any], Any, None]:
+        """Days before the cutoff go whole; the cutoff's own day loses only what is older."""
+        from logsvc.store.postgres.connection import DAY, connect, ensurePartitions
+
+        url = makeDatabase(self)
+        store = self.startStore(url)
+        today = (T0 // DAY) * DAY
+        with connect(url) as conn:
+            ensurePartitions(conn, now=today - 3 * DAY, ahead=4)
+        days = [today - 3 * DAY, today - 2 * DAY, today - DAY, today]
+        yield store.append([record(f"d{n}-{h}", ts=day + h * 3600 * SECOND) for n, day in enumerate(days) for h in (1, 12, 23)])
+        cutoff = today - DAY + 13 * 3600 * SECOND
+        total = 0
+        while True:
+            deleted = yield store.deleteOld(cutoff=cutoff, maxBytes=None, chunk=2)
+            total += deleted
+            if deleted < 2:
+                break
+        found = yield self.messages(store)
+        self.assertEqual(sorted(found), ["d2-23", "d3-1", "d3-12", "d3-23"])
+        self.assertEqual(total, 8)
+        with connect(url) as conn:
+            names = {row[0] for row in conn.execute("SELECT relname FROM pg_class WHERE relname LIKE 'logs\\_p%%'")}
+        from logsvc.store.postgres.connection import partitionName
+
+        self.assertNotIn(partitionName(days[0] // DAY), names)
+        self.assertNotIn(partitionName(days[1] // DAY), names)
+        self.assertIn(partitionName(days[2] // DAY), names)
+        size = yield store.dataSize()
+        self.assertGreater(size, 0)
+        next = yield store.append([record("after")])
+        self.assertEqual(next, 13)
+
+    @inlineCallbacks
+    def test_maxBytesDropsOldest(self) -> Generator[Deferred[Any], Any, None]:
+        """Over the size bound, the oldest day goes first; the newest day stays."""
+        from logsvc.store.postgres.connection import DAY, connect, ensurePartitions
+
+        url = makeDatabase(self)
+        store = self.startStore(url)
+        today = (T0 // DAY) * DAY
+        with connect(url) as conn:
+            ensurePartitions(conn, now=today - 2 * DAY, ahead=3)
+        yield store.append([record(f"d{n}", ts=today - n * DAY) for n in range(3)])
+        deleted = yield store.deleteOld(cutoff=None, maxBytes=1, chunk=100)
+        self.assertEqual(deleted, 1)
+        found = yield self.messages(store)
+        self.assertEqual(sorted(found), ["d0", "d1"])
+
+    @inlineCallbacks
+    def test_oneNodeAtATime(self) -> Generator[Deferred[Any], Any, None]:
+        """While another node holds the retention lock, a node's retention step deletes nothing."""
+        from logsvc.store.postgres.connection import RETENTION_LOCK, connect
+
+        url = makeDatabase(self)
+        store = self.startStore(url)
+        yield store.append([record("old", ts=T0 - 100 * SECOND)])
+        with connect(url) as other:
+            other.execute("SELECT pg_advisory_lock(%s)", [RETENTION_LOCK])
+            deleted = yield store.deleteOld(cutoff=T0, maxBytes=None, chunk=100)
+            self.assertEqual(deleted, 0)
+            other.execute("SELECT pg_advisory_unlock(%s)", [RETENTION_LOCK])
+        deleted = yield store.deleteOld(cutoff=T0, maxBytes=None, chunk=100)
+        self.assertEqual(deleted, 1)
+
+    @inlineCallbacks
+    def messages(self, store: Any) -> Generator[Deferred[Any], Any, list[str]]:
+        rows = yield store.query(Query(limit=None))
+        return [row[6] for row in rows]
+
+
+class FailureTests(PostgresTestCase):
+    """A lost connection: nothing acknowledged that was not committed, and the store comes back by itself."""
+
+    @inlineCallbacks
+    def test_connectionsKilled(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        With every connection of the store killed, appends fail with
+        StoreUnavailable (not acknowledged) or succeed, the store says it is
+        unavailable while it is, reconnects, and every acknowledged record
+        is there.
+        """
+        from logsvc.store.postgres.connection import connect
+
+        url = makeDatabase(self)
+        store = self.startStore(url)
+        acked: list[int] = []
+        yield store.append([record("first")])
+        acked.append(1)
+        with connect(url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        failures = 0
+        for n in range(50):
+            try:
+                first = yield store.append([record(f"r{n}")])
+            except StoreUnavailable:
+                failures += 1
+                yield _wait(lambda: True, 0)
+                from twisted.internet import reactor, task
+
+                yield task.deferLater(reactor, 0.05, lambda: None)
+            else:
+                acked.append(first)
+        self.assertGreaterEqual(failures, 1)
+        yield _wait(lambda: store.available)
+        self.assertEqual(store.health.report()["status"], "ok")
+        rows = yield store.query(Query(limit=None))
+        self.assertTrue(set(acked) <= {row[0] for row in rows})
+        self.assertFalse(store.flow.on)
+
+
+class URLTests(TestCase):
+    """The --db URL: recognised, and its password never shown."""
+
+    def test_display(self) -> None:
+        """displayURL leaves the password out, from the URL and its query string."""
+        from logsvc.store.postgres.connection import displayURL, scrub
+
+        shown = displayURL("postgresql://ann:s3cret@db.example:5433/logs?sslmode=require")
+        self.assertEqual(shown, "postgresql://ann@db.example:5433/logs?sslmode=require")
+        shown = displayURL("postgres://ann@127.0.0.1/logs?password=s3cret")
+        self.assertNotIn("s3cret", shown)
+        self.assertEqual(scrub("failed for s3cret", "postgresql://a:s3cret@h/d"), "failed for ***")
+
+    def test_choose(self) -> None:
+        """A postgresql:// or postgres:// URL selects PostgreSQL; a path keeps SQLite."""
+        from logsvc.store.choose import isPostgresURL
+
+        self.assertTrue(isPostgresURL("postgresql://u@h:5432/d"))
+        self.assertTrue(isPostgresURL("postgres://u@h/d"))
+        self.assertFalse(isPostgresURL("./logsvc.sqlite3"))
+        self.assertFalse(isPostgresURL("/var/lib/postgres.sqlite3"))
+
+    def test_missingDriver(self) -> None:
+        """Without psycopg, --db postgresql://... is one line naming the install command."""
+        import builtins
+
+        from logsvc.store.choose import checkDatabase
+
+        real = builtins.__import__
+
+        def noPsycopg(name: str, *args: Any, **kwargs: Any) -> Any:
+            if name == "psycopg" or name.startswith("psycopg."):
+                raise ImportError(name)
+            return real(name, *args, **kwargs)
+
+        self.patch(builtins, "__import__", noPsycopg)
+        problem = checkDatabase("postgresql://u@h/d")
+        assert problem is not None
+        self.assertIn("pip install 'logsvc[postgresql]'", problem)
+        self.assertNotIn("\n", problem)
+        self.assertIsNone(checkDatabase("./x.sqlite3"))
+
+    @inlineCallbacks
+    def test_unreachableNoPassword(self) -> Generator[Deferred[Any], Any, None]:
+        """A server that cannot be reached fails the start with one line, without the password."""
+        from logsvc.store.postgres.store import PostgresStore
+        from tests.e2e.server import freePort
+
+        store = PostgresStore(f"postgresql://ann:s3cret@127.0.0.1:{freePort()}/logs?connect_timeout=2")
+        error = self.assertRaises(StoreError, store.startService)
+        self.assertNotIn("s3cret", str(error))
+        self.assertIn("postgresql://ann@127.0.0.1", str(error))
+        yield succeed(None)

@@ -87,19 +87,17 @@ class OTLPBatch:
             self.reason = reason
 
 
+#: AnyValue kinds whose Python value is the field itself.
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
 def anyValue(value: AnyValue) -> Any:
     """
     @return: an C{AnyValue} as a JSON-able Python value (L{None} when unset).
     """
     kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "bool_value":
-        return value.bool_value
+    if kind in _SCALARS:
+        return getattr(value, kind)
     if kind == "kvlist_value":
         return attributeDict(value.kvlist_value.values)
     if kind == "array_value":
@@ -134,10 +132,12 @@ def severityLevel(number: int, text: str, fields: dict[str, Any]) -> int:
 
 class _ResourceTemplate:
     """
-    What every record of one resource and scope shares.
+    What every record of one resource and scope shares: source, service, the
+    fields, and those fields as JSON text (what a record without attributes
+    or ids of its own stores).
     """
 
-    __slots__ = ("source", "service", "fields")
+    __slots__ = ("source", "service", "fields", "fieldsText")
 
     def __init__(self, resource: Resource, scope: InstrumentationScope, peer: str) -> None:
         fields = attributeDict(resource.attributes)
@@ -148,32 +148,54 @@ class _ResourceTemplate:
         if scope.name:
             fields["scope"] = scope.name
         self.fields = fields
+        self.fieldsText = dumpFields(fields)
+
+
+#: event_name is new in OTLP 1.5 (opentelemetry-proto 1.33); older bindings
+#: lack it.
+_EVENT_NAME = "event_name" in LogRecord.DESCRIPTOR.fields_by_name
 
 
 def _logRecord(log: LogRecord, template: _ResourceTemplate, received: int) -> Record:
     """
-    Map one C{LogRecord} (see the module docstring).
+    Map one C{LogRecord} (see the module docstring).  Run once per record:
+    each attribute read of a protobuf message costs, so each is read once.
 
     @raise RecordError: when its fields cannot be stored as JSON.
     """
-    fields = dict(template.fields)
-    if log.attributes:
-        fields.update(attributeDict(log.attributes))
-    if log.trace_id:
-        fields["trace_id"] = log.trace_id.hex()
-    if log.span_id:
-        fields["span_id"] = log.span_id.hex()
-    # event_name is new in OTLP 1.5 (opentelemetry-proto 1.33); older
-    # bindings lack it.
-    eventName = getattr(log, "event_name", "")
-    if eventName:
-        fields["event_name"] = eventName
-    level = severityLevel(log.severity_number, log.severity_text, fields)
-    if log.HasField("body"):
-        body = anyValue(log.body)
-        message = body if isinstance(body, str) else orjson.dumps(body).decode("utf-8")
+    attributes = log.attributes
+    traceID = log.trace_id
+    spanID = log.span_id
+    eventName = log.event_name if _EVENT_NAME else ""
+    number = log.severity_number
+    fields: dict[str, Any] | None = None
+    if attributes or traceID or spanID or eventName:
+        fields = dict(template.fields)
+        for kv in attributes:
+            fields[kv.key] = anyValue(kv.value)
+        if traceID:
+            fields["trace_id"] = traceID.hex()
+        if spanID:
+            fields["span_id"] = spanID.hex()
+        if eventName:
+            fields["event_name"] = eventName
+    if 1 <= number <= 24:
+        level = _SEVERITIES[(number - 1) >> 2]
     else:
+        kept: dict[str, Any] = {}
+        level = severityLevel(number, log.severity_text, kept)
+        if kept:
+            fields = dict(template.fields) if fields is None else fields
+            fields.update(kept)
+    body = log.body
+    kind = body.WhichOneof("value")
+    if kind == "string_value":
+        message = body.string_value
+    elif kind is None:
         message = ""
+    else:
+        value = anyValue(body)
+        message = value if isinstance(value, str) else orjson.dumps(value).decode("utf-8")
     nanos = log.time_unix_nano or log.observed_time_unix_nano
     return Record(
         nanos // 1000 if nanos else received,
@@ -182,7 +204,7 @@ def _logRecord(log: LogRecord, template: _ResourceTemplate, received: int) -> Re
         template.source,
         template.service,
         message,
-        dumpFields(fields),
+        template.fieldsText if fields is None else dumpFields(fields),
     )
 
 

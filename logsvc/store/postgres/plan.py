@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 import psycopg
 
+from logsvc.pagesize import pageCut, takeRows
 from logsvc.query import Query, fieldNumber
 from logsvc.record import renderRow
 from logsvc.store.base import Row
@@ -27,8 +28,9 @@ from logsvc.store.postgres.search import queryText
 
 COLUMNS = "id, ts, received, level, source, service, message, fields"
 
-#: Rows fetched from a server-side cursor at a time.
-FETCH = 2000
+#: Rows fetched from a server-side cursor at a time (with L{PAGE_BYTES},
+#: what bounds a read's memory).
+FETCH = 256
 
 
 def buildWhere(query: Query) -> tuple[list[str], list[Any]]:
@@ -120,7 +122,8 @@ def _where(conditions: list[str]) -> str:
 
 def _stream(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> Iterator[Any]:
     """
-    Rows of C{sql} through a server-side cursor, L{FETCH} at a time.
+    Rows of C{sql} through a server-side cursor, L{FETCH} at a time (call
+    inside a transaction).
     """
     with conn.cursor(name="logsvc_read") as cursor:
         cursor.itersize = FETCH
@@ -128,28 +131,19 @@ def _stream(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> Itera
         yield from cursor
 
 
-def _ordered(conn: psycopg.Connection[Any], plan: Plan, order: str, limit: int | None) -> list[Row]:
+def _read(conn: psycopg.Connection[Any], plan: Plan, order: str, limit: int | None) -> list[Row]:
     """
-    Up to C{limit} matching rows in C{order} (an ORDER BY list).
+    Matching rows in C{order} (an ORDER BY list), read lazily and taken by
+    L{takeRows}'s rule: C{limit + 1} rows at most, fewer past L{PAGE_BYTES}.
     """
-    if plan.unvectored is None:
-        sql = f"SELECT {COLUMNS} FROM logs {plan.vectored[0]} ORDER BY {order}"
-        params = list(plan.vectored[1])
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(limit)
-        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
     where, params = plan.either
-    sql = f"SELECT {COLUMNS}, words IS NULL FROM logs {where} ORDER BY {order}"
-    found: list[Row] = []
+    flag = "false" if plan.unvectored is None else "words IS NULL"
+    sql = f"SELECT {COLUMNS}, {flag} FROM logs {where} ORDER BY {order}"
+    if limit is not None and plan.unvectored is None:
+        sql += f" LIMIT {int(limit) + 1}"
     with conn.transaction():
-        for row in _stream(conn, sql, params):
-            if row[8] and not plan.matches(row):
-                continue
-            found.append(tuple(row[:8]))
-            if limit is not None and len(found) >= limit:
-                break
-    return found
+        rows = (tuple(row[:8]) for row in _stream(conn, sql, params) if not row[8] or plan.matches(row))
+        return takeRows(rows, limit)
 
 
 def _direction(query: Query) -> str:
@@ -159,21 +153,17 @@ def _direction(query: Query) -> str:
 
 def selectPage(conn: psycopg.Connection[Any], query: Query) -> list[Row]:
     """
-    @return: one page of C{query}: C{limit + 1} rows (all without a limit)
-        in its order after its cursor.
+    @return: one page of C{query} in its order after its cursor: the rows
+        L{takeRows} takes (C{limit + 1} at most, fewer past L{PAGE_BYTES}).
     """
-    plan = Plan(query, cursorCondition(query))
-    return _ordered(conn, plan, _direction(query), None if query.limit is None else query.limit + 1)
+    return _read(conn, Plan(query, cursorCondition(query)), _direction(query), query.limit)
 
 
 def selectNDJSON(conn: psycopg.Connection[Any], query: Query) -> tuple[bytes, int, tuple[int, int] | None]:
     """
     One page of an export; see L{logsvc.store.base.IStore.exportPage}.
     """
-    rows = selectPage(conn, query)
-    more = query.limit is not None and len(rows) > query.limit
-    if more:
-        rows = rows[: query.limit]
+    rows, more = pageCut(selectPage(conn, query), query.limit)
     body = b"".join(orjson.dumps(renderRow(row)) + b"\n" for row in rows)
     last = (rows[-1][1], rows[-1][0]) if rows and more else None
     return body, len(rows), last
@@ -182,10 +172,21 @@ def selectNDJSON(conn: psycopg.Connection[Any], query: Query) -> tuple[bytes, in
 def selectAfterId(conn: psycopg.Connection[Any], query: Query, lastId: int, limit: int) -> list[Row]:
     """
     @return: up to C{limit} of C{query}'s records with an id above
-        C{lastId}, in id order, ignoring its cursor.
+        C{lastId}, in id order, ignoring its cursor; fewer past
+        L{PAGE_BYTES} (C{takeRows(rows, limit - 1)}).
     """
     plan = Plan(replace(query, cursor=None), (["id > %s"], [lastId]))
-    return _ordered(conn, plan, "id", limit)
+    return _read(conn, plan, "id", limit - 1)
+
+
+def selectCommitted(conn: psycopg.Connection[Any], lastId: int, top: int, limit: int) -> list[Row]:
+    """
+    @return: the records with ids in C{(lastId, top]} in id order (the
+        feed's read): C{limit} at most, fewer past L{PAGE_BYTES}.
+    """
+    with conn.transaction():
+        rows = _stream(conn, f"SELECT {COLUMNS} FROM logs WHERE id > %s AND id <= %s ORDER BY id", [lastId, top])
+        return takeRows((tuple(row) for row in rows), limit - 1)
 
 
 def _counted(

@@ -82,8 +82,11 @@ def deleteOld(conn: psycopg.Connection[Any], *, cutoff: int | None, maxBytes: in
             newest = conn.execute("SELECT max(ts) FROM logs").fetchone()
             newestDay = None if not newest or newest[0] is None else newest[0] // DAY
             oldest = [name for name, day in parts if day is not None and newestDay is not None and day < newestDay]
-            if oldest:
-                deleted += _drop(conn, oldest[0])
+            for name in oldest:
+                # Empty days before the newest are dropped on the way.
+                deleted += _drop(conn, name)
+                if deleted:
+                    break
             else:
                 # Everything is in one day (or the default partition): the
                 # oldest records by time, a chunk at a time.

@@ -61,6 +61,7 @@ from logsvc.store.postgres.connection import (
 )
 from logsvc.store.postgres.plan import (
     selectAfterId,
+    selectCommitted,
     selectCount,
     selectHistogram,
     selectNDJSON,
@@ -265,6 +266,8 @@ class PostgresStore(Service):
         try:
             conn = connect(self.url)
             createSchema(conn, now=nowMicros())
+            row = conn.execute("SELECT last_id FROM logsvc_position").fetchone()
+            self.fedId = int(row[0]) if row else 0
             conn.commit()
         except BaseException as e:
             self._openError = e
@@ -543,7 +546,9 @@ class PostgresStore(Service):
 
     def _feedLoop(self) -> None:
         conn: psycopg.Connection[Any] | None = None
-        fed: int | None = None
+        # From the highest id at start: a subscriber gets every record
+        # committed after it subscribed.
+        fed = self.fedId
         backoff = RECONNECT_FIRST
         try:
             while not self._stopping.is_set():
@@ -554,11 +559,15 @@ class PostgresStore(Service):
                         backoff = RECONNECT_FIRST
                     row = conn.execute("SELECT last_id FROM logsvc_position").fetchone()
                     top = int(row[0]) if row else 0
-                    if fed is None or not self._subscribers:
+                    if not self._subscribers:
+                        # Read after top: whatever is at or below it was
+                        # committed before anyone subscribed.
                         fed = top
                     while fed < top and not self._stopping.is_set():
-                        rows = selectAfterId(conn, Query(limit=None), fed, FEED_PAGE)
-                        high = rows[-1][0] if len(rows) == FEED_PAGE else top
+                        # Bounded by top: ids above it may commit meanwhile,
+                        # and are read on the next turn.
+                        rows = selectCommitted(conn, fed, top, FEED_PAGE)
+                        high = rows[-1][0] if rows else top
                         self._handOver(rows, high)
                         fed = high
                     if fed >= top:

@@ -88,12 +88,7 @@ function readURL(search) {
 
 /** @returns the query string of view `v`. */
 function urlOf(v) {
-  const p = new URLSearchParams();
-  if (v.q) p.set("q", v.q);
-  if (v.level) p.set("level", v.level);
-  for (const s of v.services) p.append("service", s);
-  for (const s of v.sources) p.append("source", s);
-  for (const [key, value] of v.fields) p.append("field." + key, value);
+  const p = filterParams(v);
   p.set("since", v.since || DEFAULT_SINCE);
   if (v.until) p.set("until", v.until);
   if (v.open) p.set("open", v.open.ts ? `${v.open.id}@${v.open.ts}` : String(v.open.id));
@@ -460,6 +455,7 @@ function markOpen() {
 function showRecord(record) {
   showDetail($("detail"), record, {
     zone,
+    searched: searchedWords(view.q),
     onFilter: filterBy,
     onClose: closeRecord,
     link: window.location.href,

@@ -4,6 +4,7 @@
 // value, its "−" filters it out.
 
 import { getJSON } from "./api.js";
+import { element } from "./dom.js";
 import { termFor } from "./querytext.js";
 
 /** Values listed per facet. */
@@ -11,13 +12,6 @@ export const TOP = 8;
 /** Fields given a facet of their own. */
 export const FIELD_FACETS = 5;
 const COLUMN_FACETS = ["level", "service", "source"];
-
-function element(name, className, text) {
-  const el = document.createElement(name);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
 
 /**
  * One facet's section.

@@ -2,19 +2,13 @@
 // Log text only ever goes in as text (textContent, text nodes); the query's
 // words are wrapped in <mark> elements built here, never parsed from HTML.
 
+import { element } from "./dom.js";
 import { formatRecordTime, zoneName } from "./timerange.js";
 import { WORD, isSearched, termFor } from "./querytext.js";
 
 /** A message longer than this many lines or characters is folded in the list. */
 export const FOLD_LINES = 4;
 export const FOLD_CHARS = 600;
-
-function element(name, className, text) {
-  const el = document.createElement(name);
-  if (className) el.className = className;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
 
 /**
  * Append `text` to `parent` as text, with each word the query looks for in a
@@ -121,7 +115,7 @@ function pretty(value) {
  * @param onFilter called with (term, negate) for "filter for" / "filter out".
  * @param link the URL of this view with the record open.
  */
-export function showDetail(panel, record, { zone, onFilter, onClose, link }) {
+export function showDetail(panel, record, { zone, searched, onFilter, onClose, link }) {
   panel.textContent = "";
   const head = element("div", "head");
   head.appendChild(element("h2", "", `Record ${record.id}`));
@@ -148,7 +142,9 @@ export function showDetail(panel, record, { zone, onFilter, onClose, link }) {
     tr.dataset.field = name;
     tr.appendChild(element("th", "", name));
     const td = element("td");
-    td.appendChild(element("pre", "value", shown !== undefined ? shown : pretty(value)));
+    const pre = element("pre", "value");
+    appendHighlighted(pre, shown !== undefined ? shown : pretty(value), name === "message" ? searched : null);
+    td.appendChild(pre);
     tr.appendChild(td);
     const buttons = element("td", "buttons");
     if (term) {
