@@ -8,6 +8,7 @@ install and run (C{.ci/run} makes a throwaway cluster and sets it).
 from __future__ import annotations
 
 import os
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -39,13 +40,11 @@ def serverURL() -> str:
 
 def withDatabase(url: str, name: str) -> str:
     """
+    @param url: a libpq URL (C{postgresql://...}).
     @return: C{url} naming database C{name} instead.
     """
-    from psycopg import conninfo
-
-    params = conninfo.conninfo_to_dict(url)
-    params["dbname"] = name
-    return conninfo.make_conninfo(**params)
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
 
 def makeDatabase(testCase: Any) -> str:

@@ -50,7 +50,13 @@ class TwistdServer:
     def __init__(self, directory: str, *extra: str, db: str | None = None) -> None:
         os.makedirs(directory, exist_ok=True)
         self.directory = os.path.abspath(directory)
-        self.db = os.path.abspath(db) if db is not None else os.path.join(self.directory, "logsvc.sqlite3")
+        if db is None:
+            self.db = os.path.join(self.directory, "logsvc.sqlite3")
+        elif "://" in db:
+            # A database server's URL (postgresql://...), taken as given.
+            self.db = db
+        else:
+            self.db = os.path.abspath(db)
         self.logFile = os.path.join(self.directory, "twistd.log")
         self.extra = list(extra)
         self.tcpPort = freePort()

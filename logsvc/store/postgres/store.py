@@ -198,6 +198,7 @@ class PostgresStore(Service):
             self.running = 0
             self._writerDone = None
             raise StoreError(f"cannot use {self.displayName}: {self._error(self._openError)}")
+        self.log.info("store: PostgreSQL {db}, ids from {top}", db=self.displayName, top=self.fedId + 1)
         self._pool.start()
         self._feedDone = Deferred()
         threading.Thread(target=self._feedLoop, name="logsvc-postgres-feed", daemon=True).start()
