@@ -19,9 +19,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.ingest.tcp import (
     DEFAULT_MAX_LINE,
+    HTTP_HINT,
     IngestFactory,
     IngestProtocol,
     LineFramer,
+    isHTTPRequestLine,
     peerName,
 )
 from logsvc.pipeline import Pipeline
@@ -202,6 +204,59 @@ class FramingTests(TCPTestCase):
         self.assertEqual(peerName(PEER), "192.0.2.44")
         self.assertEqual(peerName(UNIXAddress(None)), "unix")
         self.assertEqual(peerName(None), "unknown")
+
+
+class HTTPOnIngestPortTests(TCPTestCase):
+    """
+    An HTTP client pointed at a TCP ingest port gets a one-line hint.
+    """
+
+    def test_requestAnsweredWithHint(self) -> None:
+        """
+        A connection whose first line is an HTTP request line is answered
+        with the hint and closed; none of its lines is stored, and it is
+        counted as refused.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(
+            b"GET /logs?level=error HTTP/1.1\r\nHost: 127.0.0.1:5140\r\nAccept: */*\r\n\r\n"
+        )
+        self.assertEqual(transport.value(), HTTP_HINT)
+        self.assertEqual(transport.value().count(b"\n"), 1)
+        self.assertTrue(transport.disconnecting)
+        protocol.dataReceived(b"more after the hint\n")
+        protocol.connectionLost(Failure(Exception("closed")))
+        self.assertEqual(self.messages(), [])
+        self.assertEqual(self.rejected("http_request"), 1)
+
+    def test_requestLineSplitAcrossReads(self) -> None:
+        """
+        The request line is recognised however the reads split it.
+        """
+        protocol, transport = self.connect()
+        for byte in b"POST /logs HTTP/1.0\r\n":
+            protocol.dataReceived(bytes([byte]))
+        self.assertEqual(transport.value(), HTTP_HINT)
+        self.assertEqual(self.messages(), [])
+
+    def test_onlyTheFirstLine(self) -> None:
+        """
+        A log line that looks like a request line after the first line, or a
+        first line that only mentions HTTP, is a record like any other.
+        """
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"GET / HTTP/1.1 took 3 ms\nGET /x HTTP/1.1\n")
+        self.assertEqual(self.messages(), ["GET / HTTP/1.1 took 3 ms", "GET /x HTTP/1.1"])
+        self.assertEqual(transport.value(), b"")
+
+    def test_recognised(self) -> None:
+        """
+        isHTTPRequestLine knows HTTP/1.x request lines and nothing else.
+        """
+        for line in (b"GET / HTTP/1.1", b"HEAD /health HTTP/1.0\r", b"OPTIONS * HTTP/1.1"):
+            self.assertTrue(isHTTPRequestLine(line), line)
+        for line in (b"get / HTTP/1.1", b"GET / HTTP/2", b"GET /", b"<13>GET / HTTP/1.1", b'{"m": 1}'):
+            self.assertFalse(isHTTPRequestLine(line), line)
 
 
 class LineLimitTests(TCPTestCase):

@@ -12,6 +12,10 @@ factory's parameters:
   - C{--gelf}: NUL-terminated GELF frames (L{logsvc.formats.gelf.parseGelfFrames});
   - C{--tcp-acked}: lines, acknowledged with C{OK <n>}.
 
+A connection whose first line is an HTTP request line (C{GET /logs HTTP/1.1}:
+an HTTP client pointed at the ingest port by mistake) is answered with a
+one-line hint (L{HTTP_HINT}) and closed; nothing of it is stored.
+
 Each connection may have at most C{connectionShare} undurable records in the
 pipeline; past that only it stops being read.  L{IngestFactory} holds what the
 connections share and tracks them so a stop can drain them.
@@ -19,6 +23,7 @@ connections share and tracks them so a stop can drain them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -37,6 +42,24 @@ from logsvc.pipeline import Pipeline
 from logsvc.record import nowMicros
 
 __all__ = ["DEFAULT_MAX_LINE", "IngestFactory", "IngestProtocol", "LineFramer", "defaultConnectionShare", "peerName"]
+
+
+#: An HTTP/1.x request line, as an HTTP client's first line.
+_HTTP_REQUEST_LINE = re.compile(rb"^[A-Z]{3,7} \S+ HTTP/1\.[01]$")
+#: The answer to an HTTP request on a TCP ingest port; one line, not HTTP, so
+#: an HTTP client fails at once (the logsvc CLI quotes it) instead of waiting.
+HTTP_HINT = (
+    b"logsvc: this is a TCP ingest port (one log record per line), not HTTP; "
+    b"the HTTP API is on the --http endpoint (default tcp:8080)\n"
+)
+
+
+def isHTTPRequestLine(line: bytes) -> bool:
+    """
+    @return: whether C{line} (without its line end) is an HTTP/1.x request
+        line such as C{GET /logs?level=error HTTP/1.1}.
+    """
+    return _HTTP_REQUEST_LINE.match(line.rstrip(b"\r")) is not None
 
 
 class IngestProtocol(LineFramer):
@@ -91,6 +114,9 @@ class IngestProtocol(LineFramer):
             return
         auth = self.auth
         if not auth.passed:
+            if isHTTPRequestLine(lines[0]):
+                self._refuseHTTP()
+                return
             admitted = auth.admit(lines)
             if admitted is None:
                 self._refuseAuth()
@@ -164,6 +190,13 @@ class IngestProtocol(LineFramer):
         self.sink.refuse("unauthorized")
         self.log.warn("refused TCP connection from {peer}: no valid AUTH line", peer=self.peer)
         self.transport.write(b"ERR unauthorized\n")
+        self._closeNow()
+
+    def _refuseHTTP(self) -> None:
+        self._refused = True
+        self.sink.refuse("http_request")
+        self.log.warn("HTTP request on the TCP ingest port from {peer}; answered with a hint", peer=self.peer)
+        self.transport.write(HTTP_HINT)
         self._closeNow()
 
     def _closeNow(self) -> None:
