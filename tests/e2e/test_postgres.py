@@ -2,7 +2,8 @@
 End-to-end tests of several C{twistd logsvc} nodes on one PostgreSQL
 database (C{LOGSVC_TEST_POSTGRESQL}): what one node is sent, any node reads,
 exactly once, by paging and by a live tail; a node killed mid-POST loses
-nothing it acknowledged.
+nothing it acknowledged; a PostgreSQL restart (a throwaway cluster of the
+test's own, L{tests.pgcluster}) loses nothing acknowledged.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -203,3 +205,79 @@ class TwoNodesTests(TestCase):
         found = {r["message"] for r in pageAll(b, limit=1000)}
         self.assertEqual(set(acked) - found, set())
         self.assertIn("after", found)
+
+
+class RestartTests(TestCase):
+    """A PostgreSQL restart mid-ingest: 503s meanwhile, nothing acknowledged lost, ingest resumes by itself."""
+
+    timeout = 240
+
+    def test_restartMidIngest(self) -> None:
+        """
+        While senders POST, the server restarts: answers are 201 or 503,
+        /health says the store is degraded while it is down, the node comes
+        back by itself, and every record answered 201 is stored.
+        """
+        import tempfile
+
+        from tests.pgcluster import Cluster
+
+        cluster = Cluster(tempfile.mkdtemp(prefix="logsvc-pg-"))
+        self.addCleanup(cluster.remove)
+        cluster.create()
+        cluster.start()
+        self.addCleanup(lambda: cluster.stop("immediate"))
+        node = TwistdServer(self.mktemp(), db=cluster.url)
+        node.start()
+        self.addCleanup(node.kill)
+        acked: list[str] = []
+        statuses: set[int] = set()
+        stop = threading.Event()
+
+        def send(sender: int) -> None:
+            n = 0
+            while not stop.is_set():
+                batch = [f"s{sender}-{n}-{i}" for i in range(20)]
+                n += 1
+                try:
+                    status = post(node, batch, timeout=10)
+                except (OSError, http.client.HTTPException):
+                    continue
+                statuses.add(status)
+                if status == 201:
+                    acked.extend(batch)
+                else:
+                    time.sleep(0.05)
+
+        senders = [threading.Thread(target=send, args=(n,)) for n in range(2)]
+        for t in senders:
+            t.start()
+        try:
+            while len(acked) < 500:
+                time.sleep(0.01)
+            cluster.stop("fast")
+            deadline = time.monotonic() + 20
+            degraded = False
+            while not degraded and time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(node.httpURL + "/health", timeout=5) as response:
+                        health = json.loads(response.read())
+                except urllib.error.HTTPError as e:
+                    health = json.loads(e.read())
+                degraded = health.get("components", {}).get("store", {}).get("status") == "degraded"
+                time.sleep(0.05)
+            self.assertTrue(degraded, "/health did not report the store down")
+            time.sleep(1)
+            before = len(acked)
+            cluster.start()
+            deadline = time.monotonic() + 60
+            while len(acked) < before + 500 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            for t in senders:
+                t.join(30)
+        self.assertIn(503, statuses)
+        self.assertGreaterEqual(len(acked), before + 500, "ingest did not resume")
+        found = {r["message"] for r in pageAll(node, limit=5000)}
+        self.assertEqual(set(acked) - found, set())
