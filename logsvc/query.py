@@ -2,6 +2,26 @@
 The one query model every reader shares: L{Query}, parsed once from request
 arguments, translated by the stores.
 
+What a store needs from a query (the same on every backend):
+
+  - C{query.filter}: every filter as one tree of L{logsvc.search_syntax}
+    nodes (L{Column}, L{Field}, L{Text}, L{Regex}, L{Not}, L{And}, L{Or});
+    the plain arguments are column and field terms AND'ed with C{q}'s tree
+    (C{query.search}; L{Query.plainFilters} lists the plain ones apart, for
+    a store that turns them into index ranges).
+  - C{query.matches(row)}: the tree compiled once (L{logsvc.matcher}): the
+    exact answer for one stored row.  The memory store and the live tail
+    use nothing else.
+  - A SQL store translates what it can and confirms the rest: exact
+    conditions for columns and field terms, its full-text index to narrow
+    text terms (a superset), and the compiled matcher for whatever its SQL
+    only narrowed (regular expressions, phrases, comparisons of strings
+    that may read as numbers or times), counting the rows it confirms
+    against a work limit.  See L{logsvc.store.sqlite.plan.translate} (a
+    node to C{(sql, params, exact)}, where a negated inexact part narrows
+    nothing) and L{logsvc.store.sqlite.plan.ftsExpression}; a store's own
+    regular expressions may only ever narrow, RE2 (the matcher) decides.
+
 Order is by event time, ties broken by record id, so a cursor (the C{(ts, id)}
 of the last record of a page) names a position that no later insert can move:
 paging visits every record that matched when it started exactly once.
@@ -21,12 +41,35 @@ import difflib
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import cached_property
 
-import orjson
-
+from logsvc.matcher import Predicate, compileMatcher, decodeFields, fieldMatches
 from logsvc.record import RecordError, nowMicros, parseLevel, parseTimestamp
-from logsvc.search_syntax import Search, parseSearch
+from logsvc.search_syntax import (
+    EVERYTHING,
+    Column,
+    Field,
+    Node,
+    SearchSyntaxError,
+    conjunction,
+    disjunction,
+    fieldNumber,
+    parseSearch,
+)
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "EVERYTHING",
+    "MAX_LIMIT",
+    "Query",
+    "QueryError",
+    "decodeCursor",
+    "decodeFields",
+    "encodeCursor",
+    "fieldMatches",
+    "fieldNumber",
+    "parseQuery",
+]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
@@ -42,11 +85,23 @@ class QueryError(ValueError):
     A query argument is invalid.
 
     @ivar param: the argument's name, e.g. C{"since"}.
+    @ivar position: for C{q}, the offset (in characters) where it could not
+        be read, else L{None}.
     """
 
-    def __init__(self, param: str, message: str) -> None:
+    def __init__(self, param: str, message: str, position: int | None = None) -> None:
         super().__init__(f"{param}: {message}")
         self.param = param
+        self.position = position
+
+    def details(self) -> dict[str, object]:
+        """
+        @return: what a JSON error body says besides the message:
+            C{{"param": ...}}, and C{"position"} when known.
+        """
+        if self.position is None:
+            return {"param": self.param}
+        return {"param": self.param, "position": self.position}
 
 
 @dataclass(frozen=True)
@@ -59,8 +114,9 @@ class Query:
     @ivar level: the mildest severity wanted (C{level <= n}), or L{None}.
     @ivar sources: accepted sources (any of them); empty means all.
     @ivar services: accepted services (any of them); empty means all.
-    @ivar q: search text over the message and service, in the syntax of
-        L{logsvc.search_syntax} (words, "phrases", prefix*, -exclusions).
+    @ivar q: the query language (L{logsvc.search_syntax}): words,
+        "phrases", prefix*, -exclusions, field terms, comparisons, regular
+        expressions, OR, AND, parentheses.
     @ivar limit: page size, 1..L{MAX_LIMIT}, or L{None} for no limit (export).
     @ivar order: C{"desc"} (newest first) or C{"asc"}.
     @ivar cursor: C{(ts, id)} of the last record already seen, or L{None}.
@@ -89,105 +145,59 @@ class Query:
         """
         return self.q.split()
 
-    @property
-    def search(self) -> Search:
+    @cached_property
+    def search(self) -> Node:
         """
-        L{q}, parsed (cached; never raises).
+        L{q}, parsed (L{logsvc.search_syntax}); L{EVERYTHING} when empty.
+
+        @raise SearchSyntaxError: when C{q} cannot be read (L{parseQuery}
+            refuses such a C{q} up front, as a L{QueryError}).
         """
         return parseSearch(self.q)
 
-    def matches(self, row: tuple[Any, ...]) -> bool:
+    @cached_property
+    def filter(self) -> Node:
+        """
+        Every filter of this query (not its cursor, order or limit) as one
+        tree: the plain arguments as column and field terms, AND the tree
+        of L{q}.  What a store must answer; L{matches} is it compiled.
+        """
+        return conjunction([*self.plainFilters(), self.search])
+
+    def plainFilters(self) -> list[Node]:
+        """
+        @return: the terms of the plain arguments (C{since}, C{until},
+            C{level}, C{source}, C{service}, C{field.K}), all of which must
+            hold.
+        """
+        nodes: list[Node] = []
+        if self.since is not None:
+            nodes.append(Column("ts", ">=", self.since))
+        if self.until is not None:
+            nodes.append(Column("ts", "<", self.until))
+        if self.level is not None:
+            nodes.append(Column("level", "<=", self.level))
+        for name, values in (("source", self.sources), ("service", self.services)):
+            if values:
+                nodes.append(disjunction([Column(name, "=", v) for v in values]))
+        nodes.extend(Field(key, "=", value) for key, value in self.fields)
+        return nodes
+
+    @cached_property
+    def matches(self) -> Predicate:
         """
         The one matcher every reader shares (the memory store, the live
-        tail): the meaning the SQL stores translate.
-
-        @param row: a stored row (columns as in
-            L{logsvc.record.ROW_COLUMNS}, the id first).
-        @return: True when C{row} passes every filter of this query (not its
-            cursor).
+        tail, the SQL stores' check of what their SQL narrows down):
+        L{filter}, compiled once per query.  C{query.matches(row)} is True
+        when the stored C{row} passes every filter (not the cursor).
         """
-        _, ts, _, level, source, service, message, fields = row
-        if self.since is not None and ts < self.since:
-            return False
-        if self.until is not None and ts >= self.until:
-            return False
-        if self.level is not None and level > self.level:
-            return False
-        if self.sources and source not in self.sources:
-            return False
-        if self.services and service not in self.services:
-            return False
-        if self.fields:
-            decoded = decodeFields(fields)
-            for name, value in self.fields:
-                if not fieldMatches(decoded, name, value):
-                    return False
-        return self.search.matches(message, service)
+        return compileMatcher(self.filter)
 
     def after(self, ts: int, rowid: int) -> Query:
         """
         @return: this query positioned after the record C{(ts, rowid)}.
         """
         return replace(self, cursor=(ts, rowid))
-
-
-def decodeFields(fields: str | None) -> dict[str, Any]:
-    """
-    @param fields: a row's C{fields} column (a JSON object, or L{None}).
-    @return: the fields decoded; C{{}} for none or for JSON that is not an
-        object.
-    """
-    if not fields:
-        return {}
-    decoded = orjson.loads(fields)
-    return decoded if isinstance(decoded, dict) else {}
-
-
-def fieldNumber(text: str) -> int | float | None:
-    """
-    @return: C{text} as a JSON number (an C{int} when integral in form, e.g.
-        C{"200"}; a C{float} for C{"1.5"} or C{"1e3"}), or L{None} when it is
-        not a finite number.
-    """
-    try:
-        number = int(text)
-    except ValueError:
-        pass
-    else:
-        # Past 64 bits SQLite holds numbers as floats: compare as one too.
-        return number if -(2**63) <= number < 2**63 else float(number)
-    try:
-        real = float(text)
-    except (ValueError, OverflowError):
-        return None
-    if real != real or real in (float("inf"), float("-inf")):
-        return None
-    return real
-
-
-def fieldMatches(fields: Mapping[str, object], key: str, expected: str) -> bool:
-    """
-    The meaning of C{field.KEY=expected}: a string field equals C{expected};
-    a number equals it read as a number (C{status=200} matches C{200} and
-    C{200.0}; C{"200"} matches only the string C{"200"}); C{true}, C{false}
-    and C{null} match those JSON values.  Objects, arrays and absent keys
-    never match.
-
-    @param fields: a record's decoded fields.
-    """
-    if key not in fields:
-        return False
-    actual = fields[key]
-    if actual is None:
-        return expected == "null"
-    if isinstance(actual, str):
-        return actual == expected
-    if isinstance(actual, bool):
-        return expected == ("true" if actual else "false")
-    if isinstance(actual, (int, float)):
-        number = fieldNumber(expected)
-        return number is not None and actual == number
-    return False
 
 
 def encodeCursor(ts: int, rowid: int, resolvedAt: int | None = None) -> str:
@@ -338,7 +348,7 @@ def parseQuery(
 
     C{since}/C{until}: RFC 3339, epoch seconds or relative (C{now}, C{15m},
     C{now-2h}; see L{parseTimeBound}); C{level}: any level alias;
-    C{source}/C{service}: repeatable; C{q}: words; C{limit}: 1..10000
+    C{source}/C{service}: repeatable; C{q}: the query language; C{limit}: 1..10000
     (default 100); C{order}: C{asc}|C{desc}; C{cursor}: a C{next} token;
     C{field.KEY=value}: repeatable exact matches on fields.
 
@@ -388,6 +398,11 @@ def parseQuery(
     order = (_one(args, "order") or "desc").lower()
     if order not in ("asc", "desc"):
         raise QueryError("order", f"must be asc or desc, not {order!r}")
+    q = _one(args, "q") or ""
+    try:
+        parseSearch(q)
+    except SearchSyntaxError as e:
+        raise QueryError("q", str(e), e.position) from None
     fields = []
     for key in args:
         if key.startswith(b"field."):
@@ -402,7 +417,7 @@ def parseQuery(
         level=level,
         sources=tuple(v for v in _values(args, "source") if v != ""),
         services=tuple(_values(args, "service")),
-        q=_one(args, "q") or "",
+        q=q,
         limit=limit,
         order=order,
         cursor=cursor,

@@ -11,7 +11,7 @@ from collections.abc import Generator
 from typing import Any
 
 import orjson
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 
 from logsvc.pagesize import PAGE_BYTES, pageCut, rowBytes
 from logsvc.query import Query
@@ -43,7 +43,204 @@ def record(
     )
 
 
-class StoreTestsMixin:
+# The query language: one table of cases, run on every store (through
+# QueryLanguageTestsMixin, part of StoreTestsMixin) and on the live tail's
+# matcher (tests/test_web_tail.py).
+
+#: Records of the query language's cases: (message, level, source,
+#: service, fields); the n-th (from 1) is at T0 + n seconds.
+LANGUAGE_RECORDS: list[tuple[str, int, str, str, dict[str, Any] | None]] = [
+    ("GET /api/v1/users 200 in 12 ms", 6, "web-1", "api",
+     {"user": 42, "path": "/api/v1/users", "status": 200, "ms": 12, "trace_id": "abc"}),
+    ("GET /api/v1/items 500 in 734 ms", 3, "web-3", "api",
+     {"user": "42", "path": "/api/v1/items", "status": 500, "ms": 734.5}),
+    ("timeout after 30 ms talking to db", 4, "web-3", "web", {"user": 7, "ms": "900", "level": "custom"}),
+    ("connection refused at 10:32:00 from fe80::1", 2, "db-1", "worker",
+     {"ms": "fast", "when": "2026-12-04T10:00:00Z"}),
+    ("see http://x/y for details", 7, "web-1", "", None),
+    ("User Admin logged in", 5, "auth-1", "auth",
+     {"user": "admin", "ok": True, "when": "2026-12-04T12:00:00Z", "nested": {"a": 1}}),
+    ("timeout after 1500 ms", 3, "web-2", "api", {"status": 504, "ms": 1500, "trace_id": None}),
+    ("Error: disk full", 0, "db-1", "worker", {"dot.key": "d", "tags": ["x"]}),
+]
+
+
+def languageRecords() -> list[Record]:
+    """@return: L{LANGUAGE_RECORDS} as records, in order."""
+    return [
+        record(message, ts=T0 + (n + 1) * SECOND, level=level, source=source, service=service, fields=fields)
+        for n, (message, level, source, service, fields) in enumerate(LANGUAGE_RECORDS)
+    ]
+
+
+def _at(seconds: int) -> str:
+    from logsvc.record import formatMicros
+
+    return formatMicros(T0 + seconds * SECOND)
+
+
+#: (q, the numbers (from 1) of the records it matches, in order).
+LANGUAGE_CASES: list[tuple[str, list[int]]] = [
+    ("", [1, 2, 3, 4, 5, 6, 7, 8]),
+    ("timeout", [3, 7]),
+    ('"timeout after"', [3, 7]),
+    ("time*", [3, 7]),
+    ("-timeout", [1, 2, 4, 5, 6, 8]),
+    ("api", [1, 2, 7]),
+    ("(timeout)", [3, 7]),
+    # Field terms on columns: exact and case-sensitive.
+    ("service:api", [1, 2, 7]),
+    ("service:API", []),
+    ("-service:api", [3, 4, 5, 6, 8]),
+    ("service:ap*", [1, 2, 7]),
+    ("service:*", [1, 2, 3, 4, 6, 7, 8]),
+    ("source:web-3", [2, 3]),
+    ("source>web-2", [2, 3]),
+    ("id>6", [7, 8]),
+    (f"ts>={_at(3)} ts<{_at(5)}", [3, 4]),
+    # Field terms on fields: strings exactly, numbers as numbers.
+    ("user:42", [1, 2]),
+    ('user:"42"', [1, 2]),
+    ("user:4*", [2]),
+    ('path:"/api/v1/users"', [1]),
+    ("path:/api/v1/items", [2]),
+    ("ok:true", [6]),
+    ("dot.key:d", [8]),
+    ("user:admin", [6]),
+    ("user:Admin", []),
+    # Existence: any value, null included.
+    ("trace_id:*", [1, 7]),
+    ("nested:*", [6]),
+    ("-trace_id:*", [2, 3, 4, 5, 6, 8]),
+    # Comparisons: numbers (and strings that read as one), times, strings.
+    ("ms>500", [2, 3, 7]),
+    ("ms>=12 ms<=734.5", [1, 2]),
+    ("status>=500", [2, 7]),
+    ("-ms>500", [1, 4, 5, 6, 8]),
+    (f"when>{'2026-12-04T11:00:00Z'}", [6]),
+    ("when<2026-12-04T11:00:00Z", [4]),
+    ("user>a", [6]),
+    ("ms<fast", [3]),
+    ("ms<=fast", [3, 4]),
+    # Levels: names in any case; >= means that severity or worse.
+    ("level>=warning", [2, 3, 4, 7, 8]),
+    ("level:ERROR", [2, 7]),
+    ("level:err", [2, 7]),
+    ("level<notice", [1, 5]),
+    ("level>error", [4, 8]),
+    ("level<=notice", [1, 5, 6]),
+    ("fields.level:custom", [3]),
+    ("fields.level:*", [3]),
+    # OR, AND, parentheses, exclusions of groups.
+    ("timeout OR refused", [3, 4, 7]),
+    ("timeout AND api", [7]),
+    ("timeout api OR refused", [4, 7]),
+    ("timeout (api OR web)", [3, 7]),
+    ("-(service:api OR service:worker)", [3, 5, 6]),
+    ("(service:api OR service:web) -timeout", [1, 2]),
+    ("ms>500 -service:web", [2, 7]),
+    ("service:api OR user:7", [1, 2, 3, 7]),
+    ("(status:500 OR status:504) OR source:db-1", [2, 4, 7, 8]),
+    ("timeout or", []),
+    ("and or", []),
+    # Regular expressions on the message (RE2).
+    ('~"timeout after \\d+ ms"', [3, 7]),
+    ('~"(?i)user admin"', [6]),
+    ('~"^GET"', [1, 2]),
+    ('~"^GET" -~"500"', [1]),
+    ('~"\\d{4} ms"', [7]),
+    ('api ~"[0-9]{3} in"', [1, 2]),
+    # message: words in the message only.
+    ("message:timeout", [3, 7]),
+    ("message:api", [1, 2]),
+    # Ordinary text stays text: times, URLs, IPv6, a trailing colon.
+    ("10:32:00", [4]),
+    ("http://x/y", [5]),
+    ("fe80::1", [4]),
+    ("Error:", [8]),
+    ("users-list -", []),
+]
+
+
+class QueryLanguageTestsMixin:
+    """
+    The query language's semantics (L{LANGUAGE_CASES}), the same on every
+    store.  Part of L{StoreTestsMixin}; a store whose search index trails
+    overrides L{settle}.
+    """
+
+    store: IStore
+    assertEqual: Any
+    assertRaises: Any
+    failureResultOf: Any
+
+    def settle(self) -> Deferred[None]:
+        """
+        @return: a Deferred firing once every appended record is visible
+            to queries (and, for a store with a search index, indexed).
+        """
+        return succeed(None)
+
+    @inlineCallbacks
+    def fillLanguage(self) -> Generator[Deferred[Any], Any, int]:
+        first: int = yield self.store.append(languageRecords())
+        yield self.settle()
+        return first
+
+    @inlineCallbacks
+    def test_languageCases(self) -> Generator[Deferred[Any], Any, None]:
+        """Every case of the query language matches exactly its records, in both orders."""
+        first = yield self.fillLanguage()
+        for q, expected in LANGUAGE_CASES:
+            for order in ("asc", "desc"):
+                rows = yield self.store.query(Query(q=q, limit=None, order=order))
+                numbers = [row[0] - first + 1 for row in rows]
+                want = expected if order == "asc" else expected[::-1]
+                self.assertEqual(numbers, want, f"q={q!r} order={order}")
+
+    @inlineCallbacks
+    def test_languagePagedAndCounted(self) -> Generator[Deferred[Any], Any, None]:
+        """Pages, histograms, top values and time ranges of a query agree with its matches."""
+        first = yield self.fillLanguage()
+        for q, expected in LANGUAGE_CASES:
+            query = Query(q=q, limit=2, order="asc", since=T0, until=T0 + 100 * SECOND)
+            seen: list[int] = []
+            while True:
+                rows = yield self.store.query(query)
+                seen.extend(row[0] - first + 1 for row in rows[:2])
+                if len(rows) <= 2:
+                    break
+                query = query.after(rows[1][1], rows[1][0])
+            self.assertEqual(seen, expected, q)
+            counts = yield self.store.histogram(Query(q=q, since=T0, until=T0 + 100 * SECOND), T0, 100 * SECOND)
+            self.assertEqual(sum(counts.values()), len(expected), q)
+            services = yield self.store.top(Query(q=q), "service")
+            self.assertEqual(sum(services.values()), len(expected), q)
+            span = yield self.store.timeRange(Query(q=q))
+            self.assertEqual(
+                span, (T0 + expected[0] * SECOND, T0 + expected[-1] * SECOND) if expected else None, q
+            )
+
+    @inlineCallbacks
+    def test_languageWithPlainFilters(self) -> Generator[Deferred[Any], Any, None]:
+        """q combines with the plain arguments (level, service, field.K) by AND."""
+        first = yield self.fillLanguage()
+        rows = yield self.store.query(
+            Query(q="timeout OR user:42", services=("api",), level=3, limit=None, order="asc")
+        )
+        self.assertEqual([row[0] - first + 1 for row in rows], [2, 7])
+        rows = yield self.store.query(Query(q="-timeout", fields=(("user", "42"),), limit=None, order="asc"))
+        self.assertEqual([row[0] - first + 1 for row in rows], [1, 2])
+
+    @inlineCallbacks
+    def test_languageAfterId(self) -> Generator[Deferred[Any], Any, None]:
+        """A tail's replay (afterId) applies the query language too."""
+        first = yield self.fillLanguage()
+        rows = yield self.store.afterId(Query(q="ms>500 OR refused"), first + 2, 10)
+        self.assertEqual([row[0] - first + 1 for row in rows], [4, 7])
+
+
+class StoreTestsMixin(QueryLanguageTestsMixin):
     """
     Tests of the L{IStore} contract.  A subclass mixes this into a trial
     C{TestCase} and defines L{makeStore}, returning a started store (its

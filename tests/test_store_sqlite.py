@@ -57,6 +57,22 @@ class SqliteStoreContractTests(StoreTestsMixin, SqliteTestCase):
     def makeStore(self) -> IStore:
         return self.startStore()
 
+    def settle(self) -> Deferred[None]:
+        # Queries read the search index's part, not only the tail it lacks.
+        return self.store.whenIndexed()  # type: ignore[attr-defined,no-any-return]
+
+
+class SqliteStoreUnindexedContractTests(StoreTestsMixin, SqliteTestCase):
+    """
+    The contract with the search index paused: every search reads the
+    records the index does not hold, row by row.
+    """
+
+    def makeStore(self) -> IStore:
+        store = self.startStore()
+        store.indexing = False
+        return store
+
     def test_interface(self) -> None:
         """SqliteStore provides IStore."""
         self.assertTrue(verifyObject(IStore, self.store))
@@ -377,3 +393,20 @@ class MemoryStatisticsTests(SynchronousTestCase):
         self.assertGreater(before, 0)
         self.assertTrue(stopped)
         self.assertEqual(after, 0)
+
+
+class WorkLimitTests(SqliteTestCase):
+    @inlineCallbacks
+    def test_regexPastTheLimit(self) -> Generator[Deferred[Any], Any, None]:
+        """A regular expression that must check more records than WORK_LIMIT fails with a clear error; narrowed by a word, it runs."""
+        from logsvc.store.sqlite import connection as module
+
+        self.patch(module, "WORK_LIMIT", 50)
+        store = self.startStore()
+        yield store.append([record(f"line {n} {'rare' if n % 40 == 0 else 'common'}") for n in range(200)])
+        yield store.whenIndexed()
+        failure = yield self.assertFailure(store.query(Query(q='~"line \\\\d+"', limit=10)), module.WorkLimitExceeded)
+        self.assertEqual(failure.param, "q")
+        self.assertIn("more than 50 records", str(failure))
+        rows = yield store.query(Query(q='rare ~"line \\\\d+"', limit=None))
+        self.assertEqual(len(rows), 5)

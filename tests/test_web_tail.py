@@ -25,6 +25,7 @@ from logsvc.store.memory import MemoryStore
 from logsvc.testing import MemoryLogService
 from logsvc.web.tail import TailHub, TailSession
 from tests.fakes import FakeStreamingRequest
+from tests.storetests import LANGUAGE_CASES, languageRecords
 
 T0 = 1_767_323_045_000_000
 
@@ -221,7 +222,7 @@ class TailAPITests(SynchronousTestCase):
         """GET /logs/tail streams records posted afterwards as SSE."""
         self.service.store.append([rec("old")])
         response = self.successResultOf(
-            self.service.treq.get("http://logsvc.test/logs/tail?since_id=0&q=new+OR+old", headers={b"accept": [b"text/event-stream"]})
+            self.service.treq.get("http://logsvc.test/logs/tail?since_id=0&q=new+or+old", headers={b"accept": [b"text/event-stream"]})
         )
         chunks: list[bytes] = []
         treq.collect(response, chunks.append)
@@ -248,3 +249,32 @@ class TailAPITests(SynchronousTestCase):
         self.assertEqual((response.code, body["param"]), (400, "Last-Event-ID"))
 
 
+
+
+class TailQueryLanguageTests(SynchronousTestCase):
+    """The live tail matches exactly what a search matches (L{LANGUAGE_CASES})."""
+
+    def test_languageCases(self) -> None:
+        """Over HTTP, a tail of each q streams exactly the records the case names."""
+        service = MemoryLogService()
+        responses = []
+        for q, _ in LANGUAGE_CASES:
+            response = self.successResultOf(
+                service.treq.get("http://logsvc.test/logs/tail", params={"q": q}, headers={b"accept": [b"text/event-stream"]})
+            )
+            self.assertEqual(response.code, 200, q)
+            chunks: list[bytes] = []
+            treq.collect(response, chunks.append)
+            responses.append(chunks)
+        service.pipeline.submit(languageRecords())
+        service.treq.flush()
+        for (q, expected), chunks in zip(LANGUAGE_CASES, responses, strict=True):
+            ids = [int(i) for i in re.findall(r"id: (\d+)\ndata", b"".join(chunks).decode())]
+            self.assertEqual(ids, expected, q)
+
+    def test_badQuery(self) -> None:
+        """A tail's q that cannot be read is a JSON 400 naming the position."""
+        service = MemoryLogService()
+        response = self.successResultOf(service.treq.get("http://logsvc.test/logs/tail", params={"q": "(a"}))
+        self.assertEqual(response.code, 400)
+        self.assertEqual(self.successResultOf(response.json())["position"], 0)

@@ -14,6 +14,8 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from logsvc.query import QueryError
+
 log = Logger()
 
 JSON_TYPE = b"application/json"
@@ -58,13 +60,17 @@ def finishWith(request: Request, body: bytes) -> None:
 
 def renderAsync(request: Request, d: Deferred[bytes]) -> object:
     """
-    Finish C{request} with the bytes C{d} fires with; a failure becomes a
+    Finish C{request} with the bytes C{d} fires with; a L{QueryError} (a
+    query past a store's work limit) becomes a JSON 400, any other failure a
     JSON 500 (logged, never a traceback to the client).
 
     @return: L{NOT_DONE_YET}, for a C{render_*} method to return.
     """
 
     def failed(failure: Failure) -> bytes:
+        if failure.check(QueryError):
+            error: QueryError = failure.value  # type: ignore[assignment]
+            return errorBody(request, 400, str(error), **error.details())
         log.failure("request failed: {uri}", failure=failure, uri=request.uri)
         return errorBody(request, 500, "internal error")
 

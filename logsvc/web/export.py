@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
-from logsvc.query import Query
+from logsvc.query import EVERYTHING, Query
 from logsvc.store.base import IStore
 from logsvc.web.common import isGone
 
@@ -115,7 +115,7 @@ class ExportProducer:
                 self._slice(query.since, query.until)
                 return
             # Finding the bounds of a search would cost as much as the export.
-            if query.search.empty and not query.fields:
+            if query.search == EVERYTHING and not query.fields:
                 self.store.timeRange(query).addCallbacks(self._gotTimeRange, self._failed)
                 return
         self._lanes.append(_Slice(query))

@@ -56,7 +56,7 @@ class LogsSearch:
                 request.args or {}, allowUnlimited=export, accepted=SEARCH_PARAMETERS, now=self.now
             )
         except QueryError as e:
-            return errorBody(request, 400, str(e), param=e.param)
+            return errorBody(request, 400, str(e), **e.details())
         if export:
             return self.export.render(request, query)
         d = self.store.query(query)

@@ -246,7 +246,7 @@ class StatsResource(JSONResource):
             zoneText = _arg(args, b"tz") or "UTC"
             zone = parseZone(zoneText)
         except QueryError as e:
-            return errorBody(request, 400, str(e), param=e.param)
+            return errorBody(request, 400, str(e), **e.details())
         return renderAsync(request, self._histogram(request, query, width, zone, zoneText))
 
     def _top(self, request: Request, query: Query, by: str, limit: int) -> Deferred[bytes]:
@@ -284,7 +284,7 @@ class StatsResource(JSONResource):
             try:
                 starts = bucketStarts(since, until, chosen, zone)
             except QueryError as e:
-                return succeed(errorBody(request, 400, str(e), param=e.param))
+                return succeed(errorBody(request, 400, str(e), **e.details()))
             slot = _slotWidth(starts)
             bounded = replace(query, since=since, until=until, cursor=None)
             d = self.store.histogram(bounded, starts[0], slot)

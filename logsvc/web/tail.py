@@ -32,7 +32,7 @@ from zope.interface import implementer
 
 from logsvc.pagesize import PAGE_BYTES, rowBytes
 from logsvc.pipeline import Pipeline
-from logsvc.query import FILTER_PARAMETERS, Query, QueryError, parseQuery
+from logsvc.query import EVERYTHING, FILTER_PARAMETERS, Query, QueryError, parseQuery
 from logsvc.record import Record, nowMicros, renderRow
 from logsvc.store.base import ICommitFeed, IStore, Row
 from logsvc.web.common import JSONResource, errorBody, isGone
@@ -122,7 +122,7 @@ def _filtersNothing(query: Query) -> bool:
         and not query.sources
         and not query.services
         and not query.fields
-        and query.search.empty
+        and query.search == EVERYTHING
     )
 
 
@@ -419,7 +419,7 @@ class TailResource(JSONResource):
             )
             sinceId = _sinceId(request)
         except QueryError as e:
-            return errorBody(request, 400, str(e), param=e.param)
+            return errorBody(request, 400, str(e), **e.details())
         TailSession(self.hub, self.store, request, query, sinceId, maxBuffer=self.maxBuffer).start()
         return NOT_DONE_YET
 

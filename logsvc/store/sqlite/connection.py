@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
+from collections.abc import Callable
 from itertools import chain
+from typing import Any
 from urllib.parse import quote
 
-import orjson
-
-from logsvc.query import fieldMatches
+from logsvc.matcher import cachedMatcher, decodeFields, fieldMatches
+from logsvc.query import QueryError
 from logsvc.record import Record
 from logsvc.search_syntax import parseSearch
 from logsvc.store.base import StoreError
@@ -194,26 +196,72 @@ def createSchema(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
-def _matchFunction(q: str, message: str, service: str) -> bool:
-    return parseSearch(q).matches(message, service)
+#: Most records one request may check with the Python matcher (what the
+#: SQL cannot decide: regular expressions, phrases past the index,
+#: comparisons on strings, text in the records the index does not hold
+#: yet); past it the request fails with L{WorkLimitExceeded}.
+WORK_LIMIT = 1_000_000
+
+_work = threading.local()
+
+
+class WorkLimitExceeded(QueryError):
+    """
+    A request would check more records with the Python matcher than
+    L{WORK_LIMIT}.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            "q",
+            f"the query had to check more than {limit:,} records one by one (a regular expression,"
+            " a comparison or a phrase the index cannot decide); narrow it with words, field terms"
+            " or a shorter time range",
+        )
+
+
+def _matchFunction(q: str, *row: Any) -> bool:
+    remaining = getattr(_work, "remaining", None)
+    if remaining is not None:
+        if remaining <= 0:
+            _work.exceeded = True
+            raise WorkLimitExceeded(_work.limit)
+        _work.remaining = remaining - 1
+    return cachedMatcher(parseSearch(q))(row)
 
 
 def _fieldFunction(fields: str | None, key: str, expected: str) -> bool:
-    if not fields:
-        return False
-    try:
-        decoded = orjson.loads(fields)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(decoded, dict) and fieldMatches(decoded, key, expected)
+    return fieldMatches(decodeFields(fields), key, expected)
 
 
 def registerFunctions(conn: sqlite3.Connection) -> None:
     """
     Give C{conn} the SQL functions logsvc's queries use:
-    C{logsvc_match(q, message, service)} (L{Search.matches}) and
+    C{logsvc_match(q, id, ts, received, level, source, service, message,
+    fields)} (the compiled matcher of C{q}, L{logsvc.matcher}; it counts
+    against L{WORK_LIMIT} inside L{workLimit}) and
     C{logsvc_field(fields, key, value)} (L{fieldMatches}).
     """
-    conn.create_function("logsvc_match", 3, _matchFunction, deterministic=True)
+    conn.create_function("logsvc_match", 9, _matchFunction, deterministic=True)
     conn.create_function("logsvc_field", 3, _fieldFunction, deterministic=True)
 
+
+def withWorkLimit(conn: sqlite3.Connection, run: Callable[[], Any], limit: int | None = None) -> Any:
+    """
+    Run C{run()} (statements on C{conn}, on this thread) allowing the
+    Python matcher C{limit} records (by default L{WORK_LIMIT}).
+
+    @raise WorkLimitExceeded: when the statements needed more.
+    """
+    if limit is None:
+        limit = WORK_LIMIT
+    _work.remaining = _work.limit = limit
+    _work.exceeded = False
+    try:
+        return run()
+    except sqlite3.OperationalError:
+        if getattr(_work, "exceeded", False):
+            raise WorkLimitExceeded(limit) from None
+        raise
+    finally:
+        _work.remaining = None

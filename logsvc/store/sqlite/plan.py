@@ -13,15 +13,36 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from logsvc.pagesize import PAGE_BYTES, takeRows
-from logsvc.query import Query, fieldNumber
+from logsvc.query import Query
 from logsvc.record import LEVEL_NAMES, parseTimestamp
-from logsvc.search_syntax import words
+from logsvc.search_syntax import (
+    EVERYTHING,
+    And,
+    Column,
+    Field,
+    Node,
+    Not,
+    Or,
+    Text,
+    conjunction,
+    fieldNumber,
+    words,
+)
 from logsvc.store.base import Row
 
 _COLUMNS = "id, ts, received, level, source, service, message, fields"
 
+#: The row as logsvc_match takes it.
+_MATCH_CALL = "logsvc_match(?, id, ts, received, level, source, service, message, fields)"
+
 #: Field keys SQLite's JSON path syntax takes as a quoted label.
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_.@:/ -]+$")
+
+#: Most terms translated into SQL; a bigger query is narrowed by its
+#: indexed terms and decided by the matcher (SQLite caps expression depth).
+MAX_SQL_TERMS = 200
+
+_SQL_OPS = {"=": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 def _fieldCondition(key: str, expected: str) -> tuple[str, list[Any]]:
@@ -43,29 +64,196 @@ def _fieldCondition(key: str, expected: str) -> tuple[str, list[Any]]:
     return sql, [path, path, expected, path, number, path, number, expected, expected, expected]
 
 
-def _fieldFTS(key: str, expected: str) -> str | None:
+#: A translation: SQL (C{"1"} when it narrows nothing), its parameters, and
+#: whether it decides the node exactly (else it is a superset, which the
+#: matcher confirms).
+Translation = tuple[str, list[Any], bool]
+
+_ANYTHING: Translation = ("1", [], False)
+
+
+def _translateField(node: Field) -> Translation:
+    key = node.key
+    if node.op == "=":
+        sql, params = _fieldCondition(key, node.value)
+        return sql, params, True
+    if _PLAIN_KEY.match(key) is None:
+        return _ANYTHING
+    path = '$."' + key + '"'
+    if node.op == "exists":
+        return "json_type(fields, ?) IS NOT NULL", [path], True
+    if node.op == "prefix":
+        return (
+            "(json_type(fields, ?) IS 'text' AND substr(json_extract(fields, ?), 1, ?) = ?)",
+            [path, path, len(node.value), node.value],
+            True,
+        )
+    op = _SQL_OPS[node.op]
+    if node.kind == "number":
+        # Numbers are decided here; a string may read as a number, which
+        # the matcher decides.
+        return (
+            f"(CASE json_type(fields, ?) WHEN 'integer' THEN json_extract(fields, ?) {op} ?"
+            f" WHEN 'real' THEN json_extract(fields, ?) {op} ? WHEN 'text' THEN 1 ELSE 0 END)",
+            [path, path, node.operand, path, node.operand],
+            False,
+        )
+    if node.kind == "time":
+        return "json_type(fields, ?) IS 'text'", [path], False
+    # SQLite compares text by bytes: UTF-8 keeps code point order.
+    return f"(json_type(fields, ?) IS 'text' AND json_extract(fields, ?) {op} ?)", [path, path, node.operand], True
+
+
+def _translateColumn(node: Column) -> Translation:
+    if node.op == "exists":
+        return f"{node.name} != ''", [], True
+    if node.op == "prefix":
+        value = str(node.value)
+        return f"substr({node.name}, 1, ?) = ?", [len(value), value], True
+    return f"{node.name} {_SQL_OPS[node.op]} ?", [node.value], True
+
+
+def translate(node: Node, budget: list[int] | None = None) -> Translation:
+    """
+    Translate a query tree into a SQL condition over C{logs}: exact where
+    SQL can decide (columns, field terms by C{json_extract}), a superset
+    where it can only narrow (comparisons of strings that may read as
+    numbers or times), C{"1"} for what only the matcher or the index
+    decides (text, regular expressions).  A negated superset narrows
+    nothing, so it becomes C{"1"} too.
+
+    @param budget: C{[terms]} left to translate (L{MAX_SQL_TERMS}); past
+        it, the rest narrows nothing.
+    """
+    if budget is None:
+        budget = [MAX_SQL_TERMS]
+    if isinstance(node, And):
+        parts: list[str] = []
+        params: list[Any] = []
+        exact = True
+        for child in node.children:
+            sql, p, childExact = translate(child, budget)
+            exact = exact and childExact
+            if sql != "1":
+                parts.append(sql)
+                params.extend(p)
+        if not parts:
+            return "1", [], exact
+        return "(" + " AND ".join(parts) + ")", params, exact
+    if isinstance(node, Or):
+        parts, params, exact = [], [], True
+        for child in node.children:
+            sql, p, childExact = translate(child, budget)
+            if sql == "1":
+                return _ANYTHING
+            parts.append(sql)
+            params.extend(p)
+            exact = exact and childExact
+        return "(" + " OR ".join(parts) + ")", params, exact
+    if isinstance(node, Not):
+        sql, params, exact = translate(node.child, budget)
+        if not exact or sql == "1":
+            return _ANYTHING
+        return f"NOT {sql}", params, True
+    budget[0] -= 1
+    if budget[0] < 0:
+        return _ANYTHING
+    if isinstance(node, Column):
+        return _translateColumn(node)
+    if isinstance(node, Field):
+        return _translateField(node)
+    return _ANYTHING  # Text, Regex
+
+
+def _ftsWord(word: str) -> str:
+    return '"' + word.replace('"', '""') + '"'
+
+
+def _ftsText(node: Text) -> str:
+    parts = [_ftsWord(token) for token in node.tokens]
+    if node.prefix:
+        parts[-1] += " *"
+    return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+
+def _textExact(node: Node) -> bool:
+    # A term the message index decides alone: one word (or prefix) over the
+    # message and service; longer terms are phrases (the index, with
+    # detail=none, has no positions).
+    return isinstance(node, Text) and len(node.tokens) == 1 and not node.messageOnly
+
+
+def _fieldFTS(node: Field) -> str | None:
     """
     @return: an FTS5 expression over the C{fields} column (the record's
-        fields as JSON text) true for every record where L{fieldMatches},
-        or L{None} when the key has no word to look up.
+        fields as JSON text) true for every record where the field term
+        holds, or L{None} when the key has no word to look up.
     """
-    keyWords = words(key)
+    keyWords = words(node.key)
     if not keyWords:
         return None
     parts = [" AND ".join(_ftsWord(w) for w in keyWords)]
     alternatives = []
-    for text in {expected, _canonicalNumber(expected)}:
-        if text is None:
-            continue
-        valueWords = words(text)
-        if valueWords:
-            alternatives.append("(" + " AND ".join(_ftsWord(w) for w in valueWords) + ")")
-        else:
-            alternatives = []
-            break
+    if node.op == "=":
+        for text in {node.value, _canonicalNumber(node.value)}:
+            if text is None:
+                continue
+            valueWords = words(text)
+            if valueWords:
+                alternatives.append("(" + " AND ".join(_ftsWord(w) for w in valueWords) + ")")
+            else:
+                alternatives = []
+                break
     if alternatives:
         parts.append("(" + " OR ".join(alternatives) + ")")
     return "(" + " AND ".join(parts) + ")"
+
+
+def ftsExpression(node: Node, table: str, budget: list[int] | None = None) -> str | None:
+    """
+    @param table: C{"logs_search"} (message and service words: text terms)
+        or C{"logs_fields"} (field words: field terms).
+    @return: an FTS5 query over C{table} true for every record C{node}
+        matches (a superset), or L{None} when that index cannot narrow it.
+        Every word is quoted, so no user text is ever FTS5 syntax.
+    """
+    if budget is None:
+        budget = [MAX_SQL_TERMS]
+    budget[0] -= 1
+    if budget[0] < 0:
+        return None
+    if isinstance(node, Text):
+        return _ftsText(node) if table == "logs_search" else None
+    if isinstance(node, Field):
+        return _fieldFTS(node) if table == "logs_fields" else None
+    if isinstance(node, Or):
+        alternatives = []
+        for child in node.children:
+            found = ftsExpression(child, table, budget)
+            if found is None:
+                return None
+            alternatives.append(found)
+        return "(" + " OR ".join(alternatives) + ")"
+    if isinstance(node, And):
+        positive = []
+        negative = []
+        for child in node.children:
+            if isinstance(child, Not):
+                if table == "logs_search" and _textExact(child.child):
+                    assert isinstance(child.child, Text)
+                    negative.append(_ftsText(child.child))
+                continue
+            found = ftsExpression(child, table, budget)
+            if found is not None:
+                positive.append(found)
+        if not positive:
+            return None
+        # Exclusions ride on a positive term in FTS5 (NOT is binary).
+        expression = "(" + " AND ".join(positive) + ")" if len(positive) > 1 else positive[0]
+        for excluded in negative:
+            expression += " NOT " + excluded
+        return expression
+    return None
 
 
 def _canonicalNumber(expected: str) -> str | None:
@@ -81,8 +269,25 @@ def _canonicalNumber(expected: str) -> str | None:
     return None
 
 
-def _ftsWord(word: str) -> str:
-    return '"' + word.replace('"', '""') + '"'
+def _indexDecides(node: Node) -> bool:
+    """
+    True when, as a conjunct of a query, the message index's FTS5 query
+    (L{ftsExpression}) decides C{node} exactly: one word or prefix,
+    an exclusion of one, or an OR of them.
+    """
+    if isinstance(node, Not):
+        return _textExact(node.child)
+    if isinstance(node, Or):
+        return all(_textExact(c) for c in node.children)
+    return _textExact(node)
+
+
+def _searchNode(query: Query) -> Node:
+    """
+    @return: the part of C{query} that L{buildWhere} leaves out: its field
+        filters and C{q}.
+    """
+    return conjunction([*(Field(k, "=", v) for k, v in query.fields), query.search])
 
 
 def buildWhere(query: Query) -> tuple[list[str], list[Any]]:
@@ -137,8 +342,6 @@ class Plan:
 
     parts: list[tuple[str, list[Any]]]
     indexed: bool
-
-
 def ftsMatch(query: Query) -> tuple[str | None, str | None]:
     """
     @return: the FTS5 queries over the message index (C{logs_search}) and
@@ -146,8 +349,8 @@ def ftsMatch(query: Query) -> tuple[str | None, str | None]:
         filters to a superset of its matches; L{None} for an index that
         cannot narrow it.
     """
-    expressions = [e for e in (_fieldFTS(key, expected) for key, expected in query.fields) if e is not None]
-    return query.search.ftsQuery(), " AND ".join(expressions) if expressions else None
+    node = _searchNode(query)
+    return ftsExpression(node, "logs_search"), ftsExpression(node, "logs_fields")
 
 
 def hitsSelect(query: Query) -> tuple[str, list[Any]] | None:
@@ -180,6 +383,12 @@ def buildPlan(
     """
     Plan C{query}'s filters (with C{extra} conditions, e.g. a cursor).
 
+    The plain arguments become conditions on columns (L{buildWhere}); the
+    field filters and C{q} are translated (L{translate}) into what SQL can
+    decide or narrow, narrowed further by the search index
+    (L{ftsExpression}), and what neither decides is confirmed row by row by
+    the compiled matcher (C{logsvc_match}, bounded by L{WORK_LIMIT}).
+
     Without C{q} or field filters, one part over C{logs}.  Otherwise, when
     C{useIndex} and the FTS5 index can narrow the search, two parts: the
     records the index names (C{id <= indexed}) and the un-indexed tail
@@ -193,45 +402,43 @@ def buildPlan(
     where, params = buildWhere(query)
     where += extra[0]
     params += extra[1]
-    search = query.search
-    check: list[str] = []
-    checkParams: list[Any] = []
-    for key, expected in query.fields:
-        sql, p = _fieldCondition(key, expected)
-        check.append(sql)
-        checkParams.extend(p)
-    if search.empty and not query.fields:
+    node = _searchNode(query)
+    if node == EVERYTHING:
         return Plan([(_fromWhere("logs", where), params)], False)
+    sql, sqlParams, exact = translate(node)
+    check = [] if sql == "1" else [sql]
+    verify = [] if exact else [_MATCH_CALL]
+    verifyParams: list[Any] = [] if exact else [query.q]
     match = hitsSelect(query) if useIndex else None
-    exact = [] if search.empty else ["logsvc_match(?, message, service)"]
-    exactParams: list[Any] = [] if search.empty else [query.q]
     if match is None:
-        return Plan([(_fromWhere("logs", where + check + exact), params + checkParams + exactParams)], False)
-    # The index decides q alone when q's terms are single words and at least
-    # one is positive (exclusions ride on a positive term in FTS5).
-    decided = search.exactInIndex and search.ftsQuery() is not None
-    verify = [] if decided else exact
-    verifyParams = [] if decided else exactParams
-    hitsSQL, hitsParams = match
+        return Plan([(_fromWhere("logs", where + check + verify), params + sqlParams + verifyParams)], False)
+    # In the index's part, the terms its FTS5 query decides need no check.
+    conjuncts = node.children if isinstance(node, And) else (node,)
+    if ftsExpression(node, "logs_search") is not None:
+        conjuncts = tuple(c for c in conjuncts if not _indexDecides(c))
+    hitsSQL, hitsSQLParams, hitsExact = translate(conjunction(conjuncts)) if conjuncts else ("1", [], True)
+    hitsCheck = ([] if hitsSQL == "1" else [hitsSQL]) + ([] if hitsExact else [_MATCH_CALL])
+    hitsCheckParams = hitsSQLParams + ([] if hitsExact else [query.q])
+    matchSQL, matchParams = match
     if filterHits:
         # "+id" keeps SQLite from driving the scan by the hits' ids.
         hits = (
-            _fromWhere("logs", [f"+id IN ({hitsSQL})"] + where + check + verify),
-            hitsParams + params + checkParams + verifyParams,
+            _fromWhere("logs", [f"+id IN ({matchSQL})"] + where + hitsCheck),
+            matchParams + params + hitsCheckParams,
         )
     else:
         hits = (
-            _fromWhere(f"({hitsSQL}) CROSS JOIN logs ON logs.id = hit", where + check + verify),
-            hitsParams + params + checkParams + verifyParams,
+            _fromWhere(f"({matchSQL}) CROSS JOIN logs ON logs.id = hit", where + hitsCheck),
+            matchParams + params + hitsCheckParams,
         )
     tail = (
         _fromWhere(
             # The un-indexed tail is a range of ids: NOT INDEXED keeps the
             # planner on that range instead of scanning a time index.
             "logs NOT INDEXED",
-            ["id > (SELECT indexed FROM search_state)"] + where + check + exact,
+            ["id > (SELECT indexed FROM search_state)"] + where + check + verify,
         ),
-        params + checkParams + exactParams,
+        params + sqlParams + verifyParams,
     )
     return Plan([hits, tail], True)
 

@@ -29,7 +29,13 @@ from logsvc.query import Query
 from logsvc.record import Record
 from logsvc.store.base import IStore, Row, StoreError
 from logsvc.store.sqlite.checkpointer import FALLBACK_PAGES, WalCheckpointer
-from logsvc.store.sqlite.connection import FSYNC_MODES, connect, createSchema, insertRecords
+from logsvc.store.sqlite.connection import (
+    FSYNC_MODES,
+    connect,
+    createSchema,
+    insertRecords,
+    withWorkLimit,
+)
 from logsvc.store.sqlite.plan import (
     selectAfterId,
     selectHistogram,
@@ -330,13 +336,15 @@ class SqliteStore(Service):
 
     def read(self, f: Callable[[sqlite3.Connection], Any]) -> Deferred[Any]:
         """
-        Run C{f(connection)} on a reader thread.
+        Run C{f(connection)} on a reader thread, within the matcher's
+        work limit (L{withWorkLimit}).
 
         @return: a Deferred firing with its result.
         """
 
         def run() -> Any:
-            return f(self._readConnection())
+            conn = self._readConnection()
+            return withWorkLimit(conn, lambda: f(conn))
 
         reactor: IReactorThreads = self._reactor  # type: ignore[assignment]
         return deferToThreadPool(reactor, self._pool, run)
