@@ -6,9 +6,12 @@ runs on a reader thread with a connection of its own; rows are read through
 server-side cursors a bounded number at a time, so no result is ever held
 whole.
 
-Records with a search vector are decided by SQL alone; the rare record
+Records with a search vector are decided by SQL alone when C{q} is text
+only (words, phrases, prefixes, AND, OR, exclusions); the rare record
 without one (see L{logsvc.store.postgres.search}) is read as a candidate and
-decided by L{Search.matches}.
+decided by the matcher (L{Query.matches}).  A C{q} with other terms (field
+terms, comparisons, regular expressions) is, for now, decided by the
+matcher over every record the other filters select.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ from typing import Any
 import orjson
 import psycopg
 
+from logsvc.matcher import cachedMatcher
 from logsvc.pagesize import pageCut, takeRows
 from logsvc.query import Query, fieldNumber
 from logsvc.record import renderRow
+from logsvc.search_syntax import EVERYTHING
 from logsvc.store.base import Row
-from logsvc.store.postgres.search import queryText
+from logsvc.store.postgres.search import isTextOnly, queryText
 
 COLUMNS = "id, ts, received, level, source, service, message, fields"
 
@@ -82,8 +87,11 @@ class Plan:
     How to find a query's records, as C{WHERE} clauses with their
     parameters: C{vectored} is exact for every record with a search vector;
     C{unvectored} selects the records without one as candidates
-    L{Search.matches} decides, or is L{None} when C{q} is empty (then
+    the matcher decides, or is L{None} when C{q} is empty (then
     C{vectored} covers every record).
+
+    @ivar checkAll: every candidate needs the matcher (C{q} is not text
+        only), not only the unvectored ones.
     """
 
     def __init__(self, query: Query, extra: tuple[list[str], list[Any]] = ([], [])) -> None:
@@ -93,14 +101,21 @@ class Plan:
         self.query = query
         search = query.search
         self.unvectored: tuple[str, list[Any]] | None = None
-        if search.empty:
+        self.checkAll = False
+        self._matches = cachedMatcher(search)
+        if search == EVERYTHING:
             self.vectored = (_where(where), params)
             self.either = self.vectored
             return
-        text = queryText(search)
-        vectored = ["false"] if text is None else ["words @@ %s::tsquery", *where]
-        vectoredParams = [] if text is None else [text, *params]
-        unvectored = ["words IS NULL", *where]
+        if isTextOnly(search):
+            vectored = ["words @@ %s::tsquery", *where]
+            vectoredParams: list[Any] = [queryText(search), *params]
+            unvectored = ["words IS NULL", *where]
+        else:
+            self.checkAll = True
+            vectored = ["false"]
+            vectoredParams = []
+            unvectored = where or ["true"]
         self.vectored = (_where(vectored), vectoredParams)
         self.unvectored = (_where(unvectored), params)
         #: Every candidate: the vectored matches and the unvectored ones.
@@ -111,9 +126,9 @@ class Plan:
 
     def matches(self, row: Row) -> bool:
         """
-        @return: whether an unvectored candidate C{row} matches C{q}.
+        @return: whether a candidate C{row} matches C{q}.
         """
-        return self.query.search.matches(row[6], row[5])
+        return self._matches(row)
 
 
 def _where(conditions: list[str]) -> str:
@@ -142,7 +157,7 @@ def _read(conn: psycopg.Connection[Any], plan: Plan, order: str, limit: int | No
     if limit is not None and plan.unvectored is None:
         sql += f" LIMIT {int(limit) + 1}"
     with conn.transaction():
-        rows = (tuple(row[:8]) for row in _stream(conn, sql, params) if not row[8] or plan.matches(row))
+        rows = (tuple(row[:8]) for row in _stream(conn, sql, params) if not (plan.checkAll or row[8]) or plan.matches(row))
         return takeRows(rows, limit)
 
 

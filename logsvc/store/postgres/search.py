@@ -2,7 +2,7 @@
 """
 Search on PostgreSQL with exactly the semantics of L{logsvc.search_syntax}:
 each record's words are cut by logsvc (L{logsvc.search_syntax.words}, the
-same function L{Search.matches} uses), not by PostgreSQL's text parser, and
+same function the matcher uses), not by PostgreSQL's text parser, and
 stored as a C{tsvector} of those words with their positions; a search
 becomes a C{tsquery} over them.  Words are compared as written (no stemming,
 no stop words), C{conn*} is a lexeme prefix (C{:*}), a phrase is C{<->}
@@ -12,7 +12,7 @@ answers every search exactly, with no second check.
 Where a record's words do not fit a C{tsvector} (a word over 2,046 bytes,
 more than 16,383 words, a word more than 255 times, the vector over
 L{MAX_VECTOR_BYTES}), PostgreSQL would silently clip positions; such a
-record is stored with no vector (NULL) and checked by L{Search.matches}
+record is stored with no vector (NULL) and checked by the matcher (L{logsvc.query.Query.matches})
 instead, which queries read through a small partial index.
 
 Pure: no database, no Twisted.
@@ -20,7 +20,7 @@ Pure: no database, no Twisted.
 
 from __future__ import annotations
 
-from logsvc.search_syntax import Search, Term, words
+from logsvc.search_syntax import And, Node, Not, Or, Text, words
 
 #: Longest lexeme PostgreSQL takes, in UTF-8 bytes.
 MAX_LEXEME_BYTES = 2046
@@ -40,7 +40,7 @@ def _quote(word: str) -> str:
 def vectorText(message: str, service: str) -> str | None:
     """
     @return: the C{tsvector} literal of the words of a record (its message
-        and service, as L{Search.matches} reads them) with their positions,
+        and service, as the matcher reads them) with their positions,
         or L{None} when they do not fit a C{tsvector} exactly.
     """
     found = words(message + " " + service)
@@ -66,36 +66,50 @@ def vectorText(message: str, service: str) -> str | None:
     return " ".join(parts)
 
 
-def _termQuery(term: Term) -> str | None:
-    if any(len(token.encode("utf-8")) > MAX_LEXEME_BYTES for token in term.tokens):
-        return None
-    parts = [_quote(token) for token in term.tokens]
-    if term.prefix:
+#: A C{tsquery} no record matches (a word is never a backslash), and its
+#: negation, a tautology PostgreSQL accepts.
+NEVER = "'\\\\'"
+ALWAYS = "!" + NEVER
+
+
+def isTextOnly(node: Node) -> bool:
+    """
+    True when C{node} is made of text terms over the message and service
+    only (words, phrases, prefixes, with AND, OR and exclusions), which a
+    C{tsquery} decides exactly.
+    """
+    if isinstance(node, Text):
+        return not node.messageOnly
+    if isinstance(node, Not):
+        return isTextOnly(node.child)
+    if isinstance(node, (And, Or)):
+        return all(isTextOnly(c) for c in node.children)
+    return False
+
+
+def _textQuery(text: Text) -> str:
+    if any(len(token.encode("utf-8")) > MAX_LEXEME_BYTES for token in text.tokens):
+        return NEVER  # no vectored record holds such a word
+    parts = [_quote(token) for token in text.tokens]
+    if text.prefix:
         parts[-1] += ":*"
     body = " <-> ".join(parts)
-    if len(parts) > 1:
-        body = "(" + body + ")"
-    return "!" + body if term.negated else body
+    return "(" + body + ")" if len(parts) > 1 else body
 
 
-def queryText(search: Search) -> str | None:
+def queryText(node: Node) -> str:
     """
+    @param node: a tree for which L{isTextOnly} holds.
     @return: the C{tsquery} literal true exactly for the records (with a
-        vector) that C{search} matches, or L{None} when no vectored record
-        can match (a term with a word longer than any lexeme).  C{search}
-        must not be empty.
+        vector) that C{node} matches.
     """
-    parts = []
-    for term in search.terms:
-        text = _termQuery(term)
-        if text is None:
-            if term.negated:
-                # No vectored record holds the word: the exclusion holds.
-                continue
-            return None
-        parts.append(text)
-    if not parts:
-        # Only impossible exclusions: every record passes.  A tautology
-        # PostgreSQL accepts.
-        return "!'\\\\'"
-    return " & ".join(parts)
+    if isinstance(node, Text):
+        return _textQuery(node)
+    if isinstance(node, Not):
+        return "!(" + queryText(node.child) + ")"
+    if isinstance(node, (And, Or)):
+        if not node.children:
+            return ALWAYS
+        joiner = " & " if isinstance(node, And) else " | "
+        return joiner.join("(" + queryText(c) + ")" for c in node.children)
+    raise TypeError(f"not a text term: {node!r}")
