@@ -283,7 +283,7 @@ _VALID_PROTOBUF = exportRequest(
 )
 
 _anyJSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=10) | st.floats(allow_nan=False),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=10) | st.floats(allow_nan=False),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=3),
     max_leaves=10,
 )
