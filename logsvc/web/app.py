@@ -25,6 +25,7 @@ from logsvc.record import nowMicros
 from logsvc.store.base import IStore
 from logsvc.web.common import JSONResource, NotFound
 from logsvc.web.elastic import ElasticBulk, elasticChild, elasticInfo, markElastic
+from logsvc.web.fields import FieldsResource
 from logsvc.web.gelf import GelfHTTP
 from logsvc.web.guard import (
     DEFAULT_MAX_UNSENT,
@@ -130,6 +131,7 @@ def buildRoot(
     root.putChild(b"metrics", MetricsResource(metrics or pipeline.metrics))
     root.putChild(b"ui", UIResource())
     root.putChild(b"stats", StatsResource(store, now=now))
+    root.putChild(b"fields", FieldsResource(store, now=now))
     # Shippers' own APIs (issue 4): Loki, Elasticsearch, GELF.
     root.putChild(b"loki", lokiTree(LokiPush(pipeline, maxBody=maxBody)))
     root.putChild(b"_bulk", ElasticBulk(pipeline, maxBody=maxBody))

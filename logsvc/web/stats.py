@@ -8,6 +8,11 @@ filters, or the top values of a column.
         "buckets": [{"start": "2026-11-22T00:00:00+01:00", "count": n, "levels": {...}}, ...]}
     GET /stats?by=service&limit=5
     -> {"total": n, "by": "service", "values": [{"value": "api", "count": n}, ...]}
+    GET /stats?by=field.user&limit=5
+    -> {"total": n, "sampled": false, "by": "field.user", "present": m,
+        "share": 0.42, "values": [{"value": 42, "count": n}, ...]}
+
+C{by=field.NAME} reads the newest matches (see L{logsvc.web.fields}).
 
 Without C{since}/C{until} the span of the matching records is used (the
 last hour up to now when none match).  Buckets are half-open, C{[start, next start)}, aligned to the interval in the
@@ -35,6 +40,7 @@ from logsvc.query import FILTER_PARAMETERS, Query, QueryError, parseQuery
 from logsvc.record import LEVEL_NAMES, nowMicros
 from logsvc.store.base import IStore
 from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
+from logsvc.web.fields import topFieldValues
 
 SECOND = 1_000_000
 _UNITS = {"s": SECOND, "m": 60 * SECOND, "h": 3600 * SECOND, "d": 86400 * SECOND}
@@ -237,9 +243,14 @@ class StatsResource(JSONResource):
             )
             by = _arg(args, b"by")
             if by:
-                if by not in BY_COLUMNS:
-                    raise QueryError("by", f"must be one of {', '.join(BY_COLUMNS)}, not {by!r}")
                 limit = _limit(args)
+                if by.startswith("field.") and len(by) > len("field."):
+                    found = topFieldValues(self.store, query, by[len("field.") :], limit)
+                    return renderAsync(request, found.addCallback(lambda body: writeJSON(request, 200, body)))
+                if by not in BY_COLUMNS:
+                    raise QueryError(
+                        "by", f"must be one of {', '.join(BY_COLUMNS)} or field.NAME, not {by!r}"
+                    )
                 return renderAsync(request, self._top(request, query, by, limit))
             intervalText = _arg(args, b"interval")
             width = parseInterval(intervalText) if intervalText and intervalText != "auto" else None

@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.test_web_fields -*-
+"""
+What the fields of a query's records hold: C{GET /fields} (the field names
+seen, with counts) and C{GET /stats?by=field.KEY} (a field's top values,
+with counts and the share of records that have the field).
+
+Both read the newest matches of the query, at most L{FIELD_SAMPLE} of them
+(through the store's ordinary pages, so every store answers alike and the
+cost is bounded whatever the range holds): exact when the query matches
+fewer, a sample of the newest otherwise, and the answer says which
+(C{"sampled": true}).
+
+    GET /fields?q=service:api&since=now-24h
+    -> {"total": 10000, "sampled": true,
+        "fields": [{"name": "user", "count": 8123, "share": 0.8123}, ...]}
+    GET /stats?by=field.user&limit=3
+    -> {"total": 10000, "sampled": true, "by": "field.user", "present": 8123,
+        "share": 0.8123, "values": [{"value": 42, "count": 1700}, ...]}
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from twisted.internet.defer import Deferred
+from twisted.web.server import Request
+
+from logsvc.matcher import decodeFields
+from logsvc.pagesize import pageCut
+from logsvc.query import FILTER_PARAMETERS, MAX_LIMIT, Query, QueryError, parseQuery
+from logsvc.record import nowMicros
+from logsvc.store.base import IStore, Row
+from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
+
+#: Most of the newest matches the field aggregations read.
+FIELD_SAMPLE = 10_000
+#: Most names C{GET /fields} lists unless C{limit} says otherwise.
+DEFAULT_NAMES = 100
+MAX_NAMES = 1000
+#: The parameters of C{GET /fields} (besides C{field.KEY}).
+FIELDS_PARAMETERS = FILTER_PARAMETERS | {"limit"}
+
+
+def newestMatches(store: IStore, query: Query, size: int | None = None) -> Deferred[tuple[list[Row], bool]]:
+    """
+    Read the newest C{size} (by default L{FIELD_SAMPLE}) matches of C{query}
+    (its cursor, order and limit ignored), page by page.
+
+    @return: a Deferred firing with the rows and whether more matches exist
+        (so the rows are a sample).
+    """
+    if size is None:
+        size = FIELD_SAMPLE
+    wanted = size
+    found: list[Row] = []
+    done: Deferred[tuple[list[Row], bool]] = Deferred()
+
+    def page(position: Query) -> None:
+        store.query(position).addCallbacks(got, done.errback, callbackArgs=(position,))
+
+    def got(taken: list[Row], position: Query) -> None:
+        want = wanted - len(found)
+        rows, more = pageCut(taken, position.limit)
+        found.extend(rows[:want])
+        if len(rows) > want or (more and len(found) >= wanted):
+            done.callback((found, True))
+        elif not more or not rows:
+            done.callback((found, False))
+        else:
+            last = rows[-1]
+            page(position.after(last[1], last[0]))
+
+    page(replace(query, order="desc", cursor=None, limit=min(size, MAX_LIMIT)))
+    return done
+
+
+def countNames(rows: Iterable[Row]) -> Counter[str]:
+    """
+    @return: how many of C{rows} have each top-level field name.
+    """
+    counts: Counter[str] = Counter()
+    for row in rows:
+        if row[7]:
+            counts.update(decodeFields(row[7]).keys())
+    return counts
+
+
+def countValues(rows: Iterable[Row], key: str) -> tuple[int, Counter[bytes]]:
+    """
+    @return: how many of C{rows} have the field C{key}, and how many hold
+        each value (as its JSON text, so C{42} and C{"42"} stay apart).
+    """
+    present = 0
+    counts: Counter[bytes] = Counter()
+    for row in rows:
+        if not row[7]:
+            continue
+        fields = decodeFields(row[7])
+        if key in fields:
+            present += 1
+            counts[orjson.dumps(fields[key])] += 1
+    return present, counts
+
+
+def _share(part: int, whole: int) -> float:
+    return round(part / whole, 4) if whole else 0.0
+
+
+def fieldValuesBody(rows: list[Row], sampled: bool, key: str, limit: int) -> dict[str, Any]:
+    """
+    @return: the answer of C{GET /stats?by=field.KEY}: the top C{limit}
+        values over C{rows}, most frequent first (ties by their JSON text).
+    """
+    present, counts = countValues(rows, key)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return {
+        "total": len(rows),
+        "sampled": sampled,
+        "by": "field." + key,
+        "present": present,
+        "share": _share(present, len(rows)),
+        "values": [{"value": orjson.loads(value), "count": n} for value, n in ranked],
+    }
+
+
+class FieldsResource(JSONResource):
+    """
+    C{GET /fields}: the field names of a query's records; see the module
+    docstring.
+    """
+
+    isLeaf = True
+
+    def __init__(self, store: IStore, *, now: Callable[[], int] = nowMicros) -> None:
+        super().__init__()
+        self.store = store
+        self._now = now
+
+    def render_GET(self, request: Request) -> object:
+        args = request.args or {}
+        try:
+            query = parseQuery(
+                {k: v for k, v in args.items() if k != b"limit"}, accepted=FIELDS_PARAMETERS, now=self._now
+            )
+            limit = parseCount(args, "limit", DEFAULT_NAMES, MAX_NAMES)
+        except QueryError as e:
+            return errorBody(request, 400, str(e), **e.details())
+
+        def render(result: tuple[list[Row], bool]) -> bytes:
+            rows, sampled = result
+            counts = countNames(rows)
+            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+            body = {
+                "total": len(rows),
+                "sampled": sampled,
+                "fields": [{"name": name, "count": n, "share": _share(n, len(rows))} for name, n in ranked],
+            }
+            return writeJSON(request, 200, body)
+
+        return renderAsync(request, newestMatches(self.store, query).addCallback(render))
+
+
+def parseCount(args: dict[bytes, list[bytes]], name: str, default: int, most: int) -> int:
+    """
+    @return: the whole number C{args} give for C{name} (1..C{most}), else
+        C{default}.
+    @raise QueryError: for anything else.
+    """
+    values = args.get(name.encode("ascii"))
+    text = values[-1].decode("utf-8", "replace").strip() if values else ""
+    if not text:
+        return default
+    try:
+        count = int(text)
+    except ValueError:
+        raise QueryError(name, f"not an integer: {text!r}") from None
+    if not 1 <= count <= most:
+        raise QueryError(name, f"must be between 1 and {most}")
+    return count
+
+
+def topFieldValues(store: IStore, query: Query, key: str, limit: int) -> Deferred[dict[str, Any]]:
+    """
+    @return: a Deferred firing with L{fieldValuesBody} over the newest
+        matches of C{query}.
+    """
+    return newestMatches(store, query).addCallback(lambda result: fieldValuesBody(result[0], result[1], key, limit))
