@@ -16,7 +16,6 @@ transaction.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from twisted.application.service import Service
@@ -30,29 +29,9 @@ from logsvc.record import nowMicros
 
 log = Logger()
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
 #: Records one retention chunk deletes at most (a backend that drops whole
 #: partitions may delete more at once).
 DEFAULT_CHUNK = 10_000
-
-
-def parseDuration(text: str) -> float:
-    """
-    Parse a duration: a number with an optional unit C{s}, C{m}, C{h}, C{d},
-    C{w} (C{"30d"}, C{"12h"}, C{"90"} seconds).
-
-    @return: seconds.
-    @raise ValueError: for anything else, or a duration that is not positive.
-    """
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (e.g. 30d, 12h, 90m)")
-    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive: {text!r}")
-    return seconds
 
 
 class DiskFloor:

@@ -1,8 +1,8 @@
 """
-The protections of issue 5, assembled for L{logsvc.service.makeService}:
-checking their options, and one L{Protection} per process that owns the
-connection budget, the tokens, the disk floor, retention, and wraps every
-listener's factory and the HTTP root.
+What guards one logsvc process, assembled for L{logsvc.service.makeService}:
+one L{Protection} owns the connection budget, the tokens, the disk floor and
+retention, and wraps every listener's factory and the HTTP root.  Their
+options are checked in L{logsvc.config}.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 from twisted.application.service import IService, Service
 from twisted.logger import Logger
-from twisted.python import usage
 
-from logsvc.auth import TokenFileError, Tokens
+from logsvc.auth import Tokens
+from logsvc.config import LogsvcConfig
 from logsvc.limits import (
     ConnectionBudget,
     GuardedFactory,
@@ -22,60 +22,10 @@ from logsvc.limits import (
     raiseFileLimit,
 )
 from logsvc.pipeline import Pipeline
-from logsvc.retention import DiskFloor, RetentionService, parseDuration
+from logsvc.retention import DiskFloor, RetentionService
 from logsvc.web.guard import Guard, GuardResource
 
 log = Logger()
-
-
-def _size(text: str) -> int:
-    from logsvc.service import parseSize
-
-    return parseSize(text)
-
-
-def checkTrustOptions(options: Any) -> None:
-    """
-    Validate and convert the options of this module (in place).
-
-    @raise usage.UsageError: naming the option at fault.
-    """
-    for name in ("idle-timeout", "request-timeout", "stall-timeout"):
-        try:
-            options[name] = float(options[name])
-        except ValueError:
-            raise usage.UsageError(f"--{name}: not a number: {options[name]!r}")
-        if options[name] < 0:
-            raise usage.UsageError(f"--{name} must not be negative")
-    if options["max-connections"] is not None:
-        try:
-            options["max-connections"] = int(options["max-connections"])
-        except ValueError:
-            raise usage.UsageError(f"--max-connections: not an integer: {options['max-connections']!r}")
-        if options["max-connections"] <= 0:
-            raise usage.UsageError("--max-connections must be positive")
-    if options["retain"] is not None:
-        try:
-            options["retain"] = parseDuration(options["retain"])
-        except ValueError as e:
-            raise usage.UsageError(f"--retain: {e}")
-    for name in ("max-db-size", "min-free-disk"):
-        if options[name] is not None:
-            try:
-                options[name] = _size(options[name])
-            except ValueError as e:
-                raise usage.UsageError(f"--{name}: {e}")
-    if options["tcp-auth"] is None:
-        options["tcp-auth"] = "token" if options["token-file"] else "none"
-    if options["tcp-auth"] not in ("token", "none"):
-        raise usage.UsageError("--tcp-auth must be token or none")
-    if options["tcp-auth"] == "token" and not options["token-file"]:
-        raise usage.UsageError("--tcp-auth token needs --token-file")
-    if options["token-file"]:
-        try:
-            options["tokens"] = Tokens(options["token-file"])
-        except TokenFileError as e:
-            raise usage.UsageError(f"--token-file: {e}")
 
 
 class TokenReloadService(Service):
@@ -154,7 +104,7 @@ class TrustCollector:
 
 class Protection:
     """
-    What guards one logsvc process; built from parsed options.
+    What guards one logsvc process; built from its L{LogsvcConfig}.
 
     @ivar budget: the shared L{ConnectionBudget}.
     @ivar tokens: the L{Tokens} in force (disabled without C{--token-file}).
@@ -162,9 +112,9 @@ class Protection:
     @ivar guard: the HTTP L{Guard}.
     """
 
-    def __init__(self, options: Any, pipeline: Pipeline, store: Any, reactor: Any) -> None:
+    def __init__(self, config: LogsvcConfig, pipeline: Pipeline, store: Any, reactor: Any) -> None:
         soft, hard = raiseFileLimit()
-        maximum = options.get("max-connections") or defaultMaxConnections(soft)
+        maximum = config.maxConnections or defaultMaxConnections(soft)
         log.info(
             "open-file limit {soft} (hard {hard}); max-connections {maximum}",
             soft=soft,
@@ -173,12 +123,12 @@ class Protection:
         )
         self.reactor = reactor
         self.store = store
-        self.options = options
+        self.config = config
         self.budget = ConnectionBudget(maximum)
-        self.tokens: Tokens = options.get("tokens") or Tokens()
-        self.tcpTokens = self.tokens if options.get("tcp-auth") == "token" else Tokens()
+        self.tokens = Tokens(config.tokenFile)
+        self.tcpTokens = self.tokens if config.tcpAuth == "token" else Tokens()
         # A store on a database server has no local disk to watch.
-        floor = options.get("min-free-disk") or 0 if store.dataPath is not None else 0
+        floor = config.minFreeDisk if store.dataPath is not None else 0
         self.disk = DiskFloor(store.dataPath or ".", floor)
         self.guard = Guard(
             self.tokens,
@@ -189,8 +139,8 @@ class Protection:
         pipeline.metrics.registry.register(TrustCollector(self))
         self.retention = RetentionService(
             store,
-            retain=options.get("retain"),
-            maxBytes=options.get("max-db-size"),
+            retain=config.retain,
+            maxBytes=config.maxDbSize,
             disk=self.disk,
             clock=reactor,
         )
@@ -231,7 +181,7 @@ class Protection:
         guarded = GuardedFactory(
             factory,
             self.budget,
-            idleTimeout=self.options.get("idle-timeout") or None,
+            idleTimeout=self.config.idleTimeout or None,
             clock=self.reactor,
             admit=self.disk.refusal,
         )

@@ -62,13 +62,14 @@ class AddressTests(SynchronousTestCase):
         """--otlp-grpc is checked at startup: an endpoint it cannot serve is a one-line usage error."""
         from twisted.python.usage import UsageError
 
-        from logsvc.service import Options
+        from logsvc.config import parseConfig
 
-        options = Options()
-        options.parseOptions(["--otlp-grpc", "tcp:4317:interface=127.0.0.1"])
-        self.assertEqual(options["otlp-grpc"], "tcp:4317:interface=127.0.0.1")
-        error = self.assertRaises(UsageError, Options().parseOptions, ["--otlp-grpc", "unix:/tmp/otlp.sock"])
-        self.assertIn("--otlp-grpc takes tcp:PORT", str(error))
+        config = parseConfig("--otlp-grpc", "tcp:4317:interface=127.0.0.1")
+        self.assertEqual(config.otlpGrpc, "tcp:4317:interface=127.0.0.1")
+        error = self.assertRaises(UsageError, parseConfig, "--otlp-grpc", "unix:/tmp/otlp.sock")
+        self.assertEqual(
+            str(error), "--otlp-grpc unix:/tmp/otlp.sock: not a gRPC endpoint; use tcp:PORT or ssl:PORT:privateKey=KEY.pem"
+        )
 
     def test_peerHost(self) -> None:
         """grpc peer strings name the host as TCP peers are named."""

@@ -14,7 +14,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from logsvc.record import Record
-from logsvc.retention import DiskFloor, RetentionService, parseDuration
+from logsvc.retention import DiskFloor, RetentionService
 from logsvc.store.sqlite.connection import INSERT_SQL, connect, createSchema
 from logsvc.store.sqlite.retention import deleteChunk, usedBytes
 from logsvc.store.sqlite.store import SqliteStore
@@ -32,17 +32,6 @@ def fill(conn: sqlite3.Connection, timestamps: list[int], size: int = 10) -> Non
 
 def ids(conn: sqlite3.Connection) -> list[int]:
     return [row[0] for row in conn.execute("SELECT id FROM logs ORDER BY id")]
-
-
-class DurationTests(SynchronousTestCase):
-    def test_units(self) -> None:
-        """Durations take s/m/h/d/w units or plain seconds; nonsense and zero are refused."""
-        self.assertEqual(parseDuration("30d"), 30 * 86400)
-        self.assertEqual(parseDuration("12h"), 12 * 3600)
-        self.assertEqual(parseDuration("90"), 90)
-        self.assertEqual(parseDuration("1.5m"), 90)
-        for bad in ("", "d", "3y", "0s", "-1d"):
-            self.assertRaises(ValueError, parseDuration, bad)
 
 
 class DeleteChunkTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{logsvc.service}: command-line options, the service tree, and the
+Tests for L{logsvc.service}: the service tree, and the
 sequential stop of L{LogService}.
 """
 
@@ -13,120 +13,15 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
+from logsvc.config import parseConfig
 from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
-from logsvc.service import DrainingListenerService, LogService, Options, makeService, parseSize
+from logsvc.service import DrainingListenerService, LogService, makeService
 from logsvc.store.memory import MemoryStore
 from logsvc.store.sqlite.store import SqliteStore
-
-
-def parse(*argv: str) -> Options:
-    options = Options()
-    options.parseOptions(list(argv))
-    return options
-
-
-class ParseSizeTests(SynchronousTestCase):
-    def test_units(self) -> None:
-        """Sizes take no unit, binary units (k, KiB, M, ...) and decimal units (kB, MB, ...)."""
-        cases = {
-            "100": 100,
-            "100b": 100,
-            "1k": 1024,
-            "64KiB": 65536,
-            "64 kib": 65536,
-            "10kb": 10_000,
-            "1.5MiB": 1_572_864,
-            "2M": 2 * 1024**2,
-            "2MB": 2_000_000,
-            "1g": 1024**3,
-            "3GB": 3_000_000_000,
-            "1TiB": 1024**4,
-            "1tb": 1000**4,
-            " 7 ": 7,
-        }
-        for text, expected in cases.items():
-            self.assertEqual(parseSize(text), expected, text)
-
-    def test_bad(self) -> None:
-        """Anything else is a ValueError naming the text."""
-        for text in ("", "k", "abc", "5 parsecs", "-1", "-1k", "1e400", "nan", "inf", "1..2k"):
-            with self.assertRaises(ValueError) as caught:
-                parseSize(text)
-            self.assertIn(repr(text), str(caught.exception))
-
-
-class OptionsTests(SynchronousTestCase):
-    def test_defaults(self) -> None:
-        """Without arguments the documented defaults apply, sizes already in bytes."""
-        options = parse()
-        self.assertEqual(options["tcp"], "tcp:5140")
-        self.assertEqual(options["http"], "tcp:8080")
-        self.assertEqual(options["db"], "./logsvc.sqlite3")
-        self.assertEqual(options["max-line"], 64 * 1024)
-        self.assertEqual(options["max-body"], 10 * 1024 * 1024)
-        self.assertEqual(options["drain-timeout"], 5.0)
-        self.assertEqual(options["fsync"], "normal")
-        self.assertEqual(options["batch-size"], 10_000)
-        self.assertEqual(options["max-pending"], 200_000)
-
-    def test_values(self) -> None:
-        """Given values are taken and converted: endpoints verbatim, sizes with units, numbers."""
-        options = parse(
-            "--tcp", "unix:/tmp/logsvc.sock",
-            "--http", "ssl:8443:privateKey=key.pem",
-            "--db", "/var/lib/logsvc/db",
-            "--max-line", "1MiB",
-            "--max-body", "2MB",
-            "--drain-timeout", "0.5",
-            "--fsync", "full",
-            "--batch-size", "500",
-            "--max-pending", "1000",
-        )  # fmt: skip
-        self.assertEqual(options["tcp"], "unix:/tmp/logsvc.sock")
-        self.assertEqual(options["http"], "ssl:8443:privateKey=key.pem")
-        self.assertEqual(options["db"], "/var/lib/logsvc/db")
-        self.assertEqual(options["max-line"], 1024**2)
-        self.assertEqual(options["max-body"], 2_000_000)
-        self.assertEqual(options["drain-timeout"], 0.5)
-        self.assertEqual(options["fsync"], "full")
-        self.assertEqual((options["batch-size"], options["max-pending"]), (500, 1000))
-
-    def test_zeroDrainTimeout(self) -> None:
-        """A drain timeout of 0 is allowed: stop closes open connections at once."""
-        self.assertEqual(parse("--drain-timeout", "0")["drain-timeout"], 0.0)
-
-    def test_badValues(self) -> None:
-        """Invalid values are a UsageError naming the option, never another exception."""
-        cases = [
-            ("--max-line", "abc"),
-            ("--max-line", "0"),
-            ("--max-line", "-5"),
-            ("--max-line", "1e400"),
-            ("--max-body", "lots"),
-            ("--max-body", "0.1"),
-            ("--batch-size", "ten"),
-            ("--batch-size", "0"),
-            ("--max-pending", "-1"),
-            ("--max-pending", "1.5"),
-            ("--drain-timeout", "soon"),
-            ("--drain-timeout", "-1"),
-            ("--drain-timeout", "nan"),
-            ("--drain-timeout", "inf"),
-            ("--fsync", "sometimes"),
-        ]
-        for option, value in cases:
-            with self.assertRaises(usage.UsageError) as caught:
-                parse(option, value)
-            self.assertIn(option, str(caught.exception), (option, value))
-
-    def test_unknownOption(self) -> None:
-        """An unknown option is a UsageError."""
-        self.assertRaises(usage.UsageError, parse, "--colour", "blue")
 
 
 class TuneGarbageCollectorTests(SynchronousTestCase):
@@ -147,11 +42,11 @@ class TuneGarbageCollectorTests(SynchronousTestCase):
 class MakeServiceTests(SynchronousTestCase):
     def build(self, *argv: str) -> tuple[LogService, list[Any]]:
         db = self.mktemp()
-        options = parse(
+        config = parseConfig(
             "--db", db, "--tcp", "tcp:0:interface=127.0.0.1", "--http", "tcp:0:interface=127.0.0.1",
             "--batch-size", "123", "--max-pending", "4567", *argv,
         )  # fmt: skip
-        top = makeService(options, reactor=MemoryReactorClock())
+        top = makeService(config, reactor=MemoryReactorClock())
         assert isinstance(top, LogService)
         return top, list(top)
 

@@ -51,7 +51,7 @@ try:
 
     from logsvc.formats.otlp import OTLPBatch, exportResponse, requestRecords
 except ImportError as e:  # pragma: no cover - exercised only without the extra
-    MISSING = f"--otlp-grpc needs grpcio and opentelemetry-proto ({e}): pip install 'logsvc[otlp]'"
+    MISSING = f"needs grpcio and opentelemetry-proto ({e}): pip install 'logsvc[otlp]'"
 else:
     MISSING = None
 
@@ -61,7 +61,8 @@ STOP_GRACE = 5.0
 
 class EndpointError(ValueError):
     """
-    An C{--otlp-grpc} endpoint string cannot be served; C{str(error)} says why.
+    An C{--otlp-grpc} endpoint string cannot be served; C{str(error)} says
+    why (the caller names the option and the value).
     """
 
 
@@ -78,7 +79,7 @@ def grpcAddress(description: str) -> tuple[str, dict[str, str]]:
     parts = [part.replace("\\:", ":") for part in re.split(r"(?<!\\):", description)]
     kind = parts[0]
     if kind not in ("tcp", "ssl") or len(parts) < 2:
-        raise EndpointError(f"--otlp-grpc takes tcp:PORT or ssl:PORT:privateKey=..., not {description!r}")
+        raise EndpointError("not a gRPC endpoint; use tcp:PORT or ssl:PORT:privateKey=KEY.pem")
     port, rest = "", parts[1:]
     if "=" not in rest[0]:
         port, rest = rest[0], rest[1:]
@@ -86,20 +87,20 @@ def grpcAddress(description: str) -> tuple[str, dict[str, str]]:
     for part in rest:
         name, equals, value = part.partition("=")
         if not equals:
-            raise EndpointError(f"--otlp-grpc: {part!r} is not NAME=VALUE in {description!r}")
+            raise EndpointError(f"{part!r} is not NAME=VALUE")
         keywords[name] = value
     if "port" in keywords:
         port = keywords.pop("port")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise EndpointError(f"--otlp-grpc: bad port {port!r} in {description!r}")
+        raise EndpointError(f"bad port {port!r}")
     # All IPv4 interfaces when none is named, as Twisted's tcp: and ssl: do.
     interface = keywords.pop("interface", "0.0.0.0")
     allowed = {"privateKey", "certKey", "extraCertChain"} if kind == "ssl" else set()
     unknown = set(keywords) - allowed
     if unknown:
-        raise EndpointError(f"--otlp-grpc: unknown argument(s) {', '.join(sorted(unknown))} in {description!r}")
+        raise EndpointError(f"unknown argument(s) {', '.join(sorted(unknown))}")
     if kind == "ssl" and "privateKey" not in keywords:
-        raise EndpointError(f"--otlp-grpc: ssl: needs privateKey=KEY.pem in {description!r}")
+        raise EndpointError("ssl: needs privateKey=KEY.pem")
     host = f"[{interface}]" if ":" in interface else interface
     return f"{host}:{port}", keywords
 

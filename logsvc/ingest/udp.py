@@ -107,26 +107,27 @@ def parseUDPEndpoint(description: str) -> UDPAddress:
     C{udp:PORT}, C{udp:PORT:interface=ADDR} or C{udp:port=PORT:interface=ADDR}
     (colons of an IPv6 address escaped: C{interface=\\:\\:1}).
 
-    @raise ValueError: naming what is wrong.
+    @raise ValueError: saying what is wrong (the caller names the option
+        and the value).
     """
     parts = _splitEscaped(description.strip())
     if parts[0] != "udp":
-        raise ValueError(f"{description!r}: a UDP listener is described as udp:PORT[:interface=ADDR]")
+        raise ValueError("not a UDP endpoint; use udp:PORT[:interface=ADDR]")
     positional: list[str] = []
     keywords: dict[str, str] = {}
     for part in parts[1:]:
         name, equals, value = part.partition("=")
         if equals:
             if name not in ("port", "interface"):
-                raise ValueError(f"{description!r}: unknown parameter {name!r} (port, interface)")
+                raise ValueError(f"unknown parameter {name!r} (port, interface)")
             keywords[name] = value
         else:
             positional.append(part)
     if len(positional) > 1 or (positional and "port" in keywords):
-        raise ValueError(f"{description!r}: one port, then interface=ADDR")
+        raise ValueError("one port, then interface=ADDR")
     text = positional[0] if positional else keywords.get("port", "")
     if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise ValueError(f"{description!r}: the port must be a number 0..65535, not {text!r}")
+        raise ValueError(f"the port must be a number 0..65535, not {text!r}")
     return UDPAddress(int(text), keywords.get("interface", ""))
 
 

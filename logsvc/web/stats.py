@@ -36,15 +36,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from twisted.internet.defer import Deferred, succeed
 from twisted.web.server import Request
 
+from logsvc import units
 from logsvc.query import FILTER_PARAMETERS, Query, QueryError, parseQuery
 from logsvc.record import LEVEL_NAMES, nowMicros
 from logsvc.store.base import IStore
+from logsvc.units import SECOND, formatInterval
 from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
 from logsvc.web.fields import topFieldValues
 
-SECOND = 1_000_000
-_UNITS = {"s": SECOND, "m": 60 * SECOND, "h": 3600 * SECOND, "d": 86400 * SECOND}
-DAY = _UNITS["d"]
+DAY = units.TIME_UNITS["d"]
 
 #: Intervals an automatic choice picks from, smallest first.
 AUTO_INTERVALS = ("1s", "5s", "10s", "30s", "1m", "5m", "10m", "15m", "30m", "1h", "3h", "6h", "12h", "1d", "7d", "30d")
@@ -60,34 +60,22 @@ DEFAULT_TOP = 10
 
 BY_COLUMNS = ("service", "source", "level")
 
-_INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd])\s*$", re.IGNORECASE)
 _OFFSET = re.compile(r"^([+-])(\d{1,2})(?::?(\d{2}))?$")
 
 
 def parseInterval(text: str) -> int:
     """
-    @param text: a positive whole number and a unit: C{s}, C{m}, C{h}, C{d}
-        (C{10s}, C{1m}, C{1h}, C{1d}).
+    @param text: see L{units.parseInterval}; at most 366 days.
     @return: the interval in microseconds.
     @raise QueryError: for anything else.
     """
-    found = _INTERVAL.match(text)
-    if found is None or int(found.group(1)) <= 0:
-        raise QueryError("interval", f"not an interval like 10s, 1m, 1h, 1d: {text!r}")
-    width = int(found.group(1)) * _UNITS[found.group(2).lower()]
+    try:
+        width = units.parseInterval(text)
+    except ValueError as e:
+        raise QueryError("interval", f"{e}: {text!r}") from None
     if width > 366 * DAY:
         raise QueryError("interval", "at most 366d")
     return width
-
-
-def formatInterval(width: int) -> str:
-    """
-    @return: C{width} (microseconds) in the largest unit that divides it.
-    """
-    for unit in ("d", "h", "m", "s"):
-        if width % _UNITS[unit] == 0:
-            return f"{width // _UNITS[unit]}{unit}"
-    return f"{width / SECOND}s"
 
 
 def parseZone(text: str) -> tzinfo:
