@@ -97,16 +97,16 @@ class Cluster:
         with open(os.path.join(self.directory, "port"), "w") as f:
             f.write(str(self.port))
 
-    def start(self) -> None:
+    def start(self, settings: str = "-c fsync=off") -> None:
         """
         Start the server and wait until it accepts connections.
+
+        @param settings: more server options (C{-c name=value} ...); by
+            default no fsync, which a throwaway test server does not need.
         """
         pgctl = binary("pg_ctl")
         assert pgctl is not None
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory}"
-            " -c fsync=off -c synchronous_commit=on -c max_connections=100"
-        )
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} -c max_connections=100 {settings}"
         self._run(pgctl, "-D", self.data, "-l", self.logFile, "-o", options, "-w", "-t", "60", "start")
 
     def stop(self, mode: str = "fast") -> None:
@@ -116,6 +116,30 @@ class Cluster:
         pgctl = binary("pg_ctl")
         assert pgctl is not None
         self._run(pgctl, "-D", self.data, "-m", mode, "-w", "-t", "60", "stop")
+
+    def cpuSeconds(self) -> float:
+        """
+        @return: CPU seconds (user and system) the server's processes used so
+            far: the postmaster's own and its reaped children's, and those of
+            the backends still running.
+        """
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            postmaster = int(f.readline())
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(pid) == postmaster:
+                total += sum(int(x) for x in fields[11:15])
+            elif int(fields[1]) == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

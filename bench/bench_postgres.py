@@ -1,0 +1,335 @@
+"""
+PostgreSQL benchmark: the shared store against its engine's limit, with 1, 2
+and 3 nodes, next to SQLite.  Runs on a throwaway cluster of its own
+(L{tests.pgcluster}, fsync on, shared_buffers 256MB), so the server's CPU
+can be counted.
+
+1. Raw COPY limit: one Python client (psycopg, no logsvc) COPYing the
+   records into the same schema and indexes as logsvc, in 10,000-record
+   transactions that take their ids from the counter as logsvc does; rows
+   (with their search vectors) are made before the clock starts.
+2. logsvc ingest over TCP and over HTTP with 1, 2 and 3 nodes on one
+   database: records/s until all are committed, as a fraction of (1), and
+   CPU seconds per record of each node and of PostgreSQL; one SQLite node
+   over TCP for the node CPU comparison.
+3. Query latencies over HTTP on a store of C{--records} records (the probes
+   of C{bench/bench_search.py}), PostgreSQL next to SQLite.
+4. Tail latency across nodes: tails on node B, records sent to node A over
+   TCP at C{--tail-rate} records/s.
+5. Search index choice: tsvector (logsvc's words) + GIN against pg_trgm's
+   GIN on the same text: load time, size, query latency.
+
+The machine it runs on may be shared: a few runs, the spread reported.
+
+Usage: python bench/bench_postgres.py [--records 1000000] [--ingest-records 300000]
+       [--tail-rate 10000] [--tail-seconds 10] [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.bench_search import DAY, END, SPAN, fillStore, generate, rawLine, tailLatency, timed  # noqa: E402
+from bench.harness import BenchServer  # noqa: E402
+from logsvc.record import Record  # noqa: E402
+from logsvc.store.postgres.connection import connect, createSchema  # noqa: E402
+from logsvc.store.postgres.search import vectorText  # noqa: E402
+from logsvc.store.postgres.store import _COPY, reserveIds  # noqa: E402
+from tests.e2e.server import TwistdServer  # noqa: E402
+from tests.pgcluster import Cluster  # noqa: E402
+
+SETTINGS = "-c shared_buffers=256MB -c max_wal_size=4GB -c checkpoint_timeout=15min -c synchronous_commit=on"
+SERVER_OPTIONS = ("--min-free-disk", "1MiB")
+
+
+def database(cluster: Cluster, name: str) -> str:
+    with psycopg.connect(cluster.url, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    url = cluster.url.rsplit("/", 1)[0] + "/" + name
+    with connect(url) as conn:
+        createSchema(conn, now=END)
+        # Partitions for the generated week.
+        from logsvc.store.postgres.connection import ensurePartitions
+
+        ensurePartitions(conn, now=END - SPAN, ahead=9)
+    return url
+
+
+def copyRecords(url: str, records: Iterator[Record], batch: int = 10_000) -> tuple[int, float]:
+    """
+    COPY records as logsvc's writer does (counter, COPY, commit), rows made
+    before the clock starts.
+
+    @return: the count and the seconds the COPYs took.
+    """
+    rows = [(r, vectorText(r.message, r.service)) for r in records]
+    started = time.perf_counter()
+    with connect(url) as conn:
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            with conn.transaction():
+                first = reserveIds(conn, len(chunk))
+                with conn.cursor() as cursor, cursor.copy(_COPY) as copy:
+                    for offset, (r, words) in enumerate(chunk):
+                        copy.write_row((first + offset, *r, words))
+    return len(rows), time.perf_counter() - started
+
+
+def lastId(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT last_id FROM logsvc_position").fetchone()
+        return int(row[0]) if row else 0
+
+
+def processCPU(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sendTCP(port: int, lines: list[bytes]) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        for start in range(0, len(lines), 2000):
+            s.sendall(b"".join(lines[start : start + 2000]))
+
+
+def sendHTTP(port: int, lines: list[bytes], size: int = 1000) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    for start in range(0, len(lines), size):
+        conn.request("POST", "/logs", b"".join(lines[start : start + size]), {"content-type": "application/x-ndjson"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 201:
+            raise RuntimeError(f"POST answered {response.status}")
+    conn.close()
+
+
+def ingest(
+    cluster: Cluster, nodes: int, transport: str, lines: list[bytes], work: str
+) -> tuple[float, list[float], float]:
+    """
+    @return: records/s to committed, CPU seconds per record of each node,
+        and of PostgreSQL.
+    """
+    url = database(cluster, f"ingest_{transport}_{nodes}")
+    servers = [TwistdServer(os.path.join(work, f"{transport}{nodes}-{n}"), *SERVER_OPTIONS, db=url) for n in range(nodes)]
+    for server in servers:
+        server.start(60)
+    try:
+        before = [processCPU(s.process.pid) for s in servers]  # type: ignore[union-attr]
+        pgBefore = cluster.cpuSeconds()
+        senders = []
+        perSender = 2
+        parts = nodes * perSender
+        for n in range(parts):
+            server = servers[n % nodes]
+            part = lines[n::parts]
+            if transport == "tcp":
+                senders.append(threading.Thread(target=sendTCP, args=(server.tcpPort, part)))
+            else:
+                senders.append(threading.Thread(target=sendHTTP, args=(server.httpPort, part)))
+        started = time.perf_counter()
+        for t in senders:
+            t.start()
+        while lastId(url) < len(lines):
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        for t in senders:
+            t.join()
+        cpu = [(processCPU(s.process.pid) - b) / len(lines) for s, b in zip(servers, before, strict=True)]  # type: ignore[union-attr]
+        pg = (cluster.cpuSeconds() - pgBefore) / len(lines)
+        return len(lines) / elapsed, cpu, pg
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def sqliteIngest(lines: list[bytes], work: str) -> tuple[float, float]:
+    """
+    @return: records/s and node CPU seconds per record of one SQLite node over TCP.
+    """
+    server = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "sqlite-ingest"))
+    try:
+        before = processCPU(server.process.pid)  # type: ignore[union-attr]
+        senders = [threading.Thread(target=sendTCP, args=(server.tcpPort, lines[n::2])) for n in range(2)]
+        started = time.perf_counter()
+        for t in senders:
+            t.start()
+        done = server.waitForCount(len(lines))
+        for t in senders:
+            t.join()
+        # Let the search indexer finish: its CPU is the node's too.
+        server.waitForIndex()
+        cpu = (processCPU(server.process.pid) - before) / len(lines)  # type: ignore[union-attr]
+        return len(lines) / (done - started), cpu
+    finally:
+        server.stop()
+
+
+PROBES = [
+    ("newest 100, level=error service=billing", "/logs", {"level": "error", "service": "billing", "limit": "100"}),
+    ("rare word (segfault)", "/logs", {"q": "segfault", "limit": "100"}),
+    ("rare word, newest 100 (deadlock)", "/logs", {"q": "deadlock", "limit": "100"}),
+    ('phrase ("no route to host")', "/logs", {"q": '"no route to host"', "limit": "100"}),
+    ("field filter (field.user=u4242)", "/logs", {"field.user": "u4242", "limit": "100"}),
+    ("24h /stats histogram (1h)", "/stats", {"since": str((END - DAY) / 1e6), "until": str(END / 1e6), "interval": "1h"}),
+]
+
+
+def probe(server: Any, runs: int) -> list[tuple[str, float, float, int]]:
+    found = []
+    for label, path, params in PROBES:
+        server.get(path, params)
+        median, p95, n = timed(server, path, params, runs)
+        found.append((label, median, p95, n))
+    return found
+
+
+def compareSearch(cluster: Cluster, count: int) -> None:
+    """
+    tsvector + GIN (logsvc's) against pg_trgm's GIN on the same text.
+    """
+    url = database(cluster, "search_compare")
+    records = [r for r, _ in generate(count, END - SPAN, seed=5)]
+    with connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        conn.execute(
+            "CREATE TABLE trgm (id bigint, ts bigint, received bigint, level smallint, source text, service text,"
+            " message text, fields text)"
+        )
+        conn.execute("CREATE INDEX trgm_ts ON trgm (ts, id)")
+        conn.execute("CREATE INDEX trgm_text ON trgm USING gin (lower(message || ' ' || service) gin_trgm_ops)")
+    n, vectorSeconds = copyRecords(url, iter(records))
+    started = time.perf_counter()
+    with connect(url) as conn, conn.cursor() as cursor:
+        for start in range(0, len(records), 10_000):
+            with cursor.copy("COPY trgm FROM STDIN") as copy:
+                for offset, r in enumerate(records[start : start + 10_000]):
+                    copy.write_row((start + offset, *r))
+        conn.commit()
+    trgmSeconds = time.perf_counter() - started
+    with connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        vectorIndex = conn.execute(
+            "SELECT sum(pg_relation_size(indexrelid)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname LIKE '%words%'"
+        ).fetchone()[0]
+        vectorColumn = conn.execute("SELECT sum(pg_column_size(words)) FROM logs").fetchone()[0]
+        trgmIndex = conn.execute("SELECT pg_relation_size('trgm_text')").fetchone()[0]
+        print(f"== search index on {n:,} records: tsvector+GIN (logs, with all of logsvc's indexes) vs pg_trgm GIN (a table with only (ts, id) beside it)")
+        print(f"load (COPY, all indexes): tsvector {n / vectorSeconds:,.0f} records/s, pg_trgm {n / trgmSeconds:,.0f} records/s")
+        print(f"size: tsvector column {vectorColumn / n:,.0f} + GIN {vectorIndex / n:,.0f} bytes/record;"
+              f" pg_trgm GIN {trgmIndex / n:,.0f} bytes/record")
+        for label, vector, like in (
+            ("rare word segfault", "'segfault'", "%segfault%"),
+            ('phrase "no route to host"', "'no' <-> 'route' <-> 'to' <-> 'host'", "%no route to host%"),
+            ("common word completed", "'completed'", "%completed%"),
+        ):
+            times = {}
+            for name, sql, param in (
+                ("tsvector", "SELECT id FROM logs WHERE words @@ %s::tsquery ORDER BY ts DESC, id DESC LIMIT 100", vector),
+                ("pg_trgm", "SELECT id FROM trgm WHERE lower(message || ' ' || service) LIKE %s ORDER BY ts DESC, id DESC LIMIT 100", like),
+            ):
+                samples = []
+                for _ in range(7):
+                    started = time.perf_counter()
+                    conn.execute(sql, [param]).fetchall()
+                    samples.append((time.perf_counter() - started) * 1000)
+                samples.sort()
+                times[name] = samples[len(samples) // 2]
+            print(f"{label:32s} newest 100: tsvector {times['tsvector']:8.1f} ms   pg_trgm {times['pg_trgm']:8.1f} ms (superset, to confirm)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--ingest-records", type=int, default=300_000)
+    parser.add_argument("--search-records", type=int, default=300_000)
+    parser.add_argument("--tail-rate", type=int, default=10_000)
+    parser.add_argument("--tail-seconds", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--only", default="raw,ingest,queries,tail,search")
+    options = parser.parse_args()
+    only = set(options.only.split(","))
+    work = tempfile.mkdtemp(prefix="logsvc-bench-pg-")
+    cluster = Cluster(tempfile.mkdtemp(prefix="logsvc-bench-pgdata-"))
+    cluster.create()
+    cluster.start(SETTINGS)
+    try:
+        start = END - SPAN
+        pairs = list(generate(options.ingest_records, start, seed=3))
+        lines = [rawLine(r, f) for r, f in pairs]
+        limit = None
+        if "raw" in only:
+            url = database(cluster, "raw")
+            pgBefore = cluster.cpuSeconds()
+            n, seconds = copyRecords(url, (r for r, _ in pairs))
+            limit = n / seconds
+            print(f"== raw COPY limit (one Python client, logsvc's schema and indexes): {limit:,.0f} records/s;"
+                  f" PostgreSQL {(cluster.cpuSeconds() - pgBefore) / n * 1e6:.1f} us CPU/record")
+        if "ingest" in only:
+            print(f"== logsvc ingest of {len(lines):,} records (senders on the same machine)")
+            rate, cpu = sqliteIngest(lines, work)
+            print(f"SQLite, 1 node, TCP: {rate:,.0f} records/s; node {cpu * 1e6:.1f} us CPU/record (indexing included)")
+            for transport in ("tcp", "http"):
+                for nodes in (1, 2, 3):
+                    rate, cpus, pg = ingest(cluster, nodes, transport, lines, work)
+                    share = f" ({rate / limit:.2f} of the COPY limit)" if limit else ""
+                    print(f"PostgreSQL, {nodes} node(s), {transport.upper()}: {rate:,.0f} records/s{share};"
+                          f" nodes {', '.join(f'{c * 1e6:.1f}' for c in cpus)} us CPU/record; PostgreSQL {pg * 1e6:.1f} us CPU/record")
+        if "queries" in only:
+            url = database(cluster, "queries")
+            n, seconds = copyRecords(url, (r for r, _ in generate(options.records, start)))
+            with connect(url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE logs")
+            print(f"== HTTP latency on {n:,} records ({options.runs} runs each): median / p95 ms, PostgreSQL | SQLite")
+            pgServer = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "pg-queries"), db=url)
+            try:
+                pgFigures = probe(pgServer, options.runs)
+            finally:
+                pgServer.stop()
+            sqlitePath = os.path.join(work, "queries.sqlite3")
+            fillStore(sqlitePath, (r for r, _ in generate(options.records, start)))
+            sqliteServer = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "sqlite-queries"), db=sqlitePath)
+            try:
+                sqliteFigures = probe(sqliteServer, options.runs)
+            finally:
+                sqliteServer.stop()
+            for (label, m1, p1, n1), (_, m2, p2, n2) in zip(pgFigures, sqliteFigures, strict=True):
+                print(f"{label:44s} {m1:8.1f} {p1:8.1f} | {m2:8.1f} {p2:8.1f}   ({n1:,} | {n2:,} found)")
+        if "tail" in only:
+            url = database(cluster, "tail")
+            a = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "tail-a"), db=url)
+            b = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "tail-b"), db=url)
+            try:
+                across = type("Across", (), {"httpPort": b.httpPort, "tcpPort": a.tcpPort})()
+                p50, p99, sent, least = tailLatency(across, 10, options.tail_rate, options.tail_seconds)  # type: ignore[arg-type]
+                print(f"== tail across nodes (10 tails on B, {options.tail_rate:,} records/s into A over TCP):"
+                      f" p50 {p50:.0f} ms, p99 {p99:.0f} ms; {least:,} of {sent:,} received by the slowest tail")
+            finally:
+                a.stop()
+                b.stop()
+        if "search" in only:
+            compareSearch(cluster, options.search_records)
+    finally:
+        cluster.stop()
+        cluster.remove()
+
+
+if __name__ == "__main__":
+    main()
