@@ -197,6 +197,21 @@ def parseTimestamp(value: object, key: str = "ts") -> int:
     return micros
 
 
+def nanosToMicros(nanos: int, key: str = "ts") -> int:
+    """
+    Convert an event time in nanoseconds since the epoch, as protobuf senders
+    write it unambiguously (OTLP, Loki's protobuf push), exactly.
+
+    @return: microseconds since the epoch.
+    @raise RecordError: naming C{key} when it is outside the times
+        L{parseTimestamp} takes.
+    """
+    micros = nanos // 1000
+    if not _MIN_MICROS <= micros <= _MAX_MICROS:
+        raise RecordError(f"{key}: out of range {nanos!r}")
+    return micros
+
+
 _Key = TypeVar("_Key")
 _Value = TypeVar("_Value")
 

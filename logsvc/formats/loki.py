@@ -22,7 +22,16 @@ from functools import cache
 from typing import Any
 
 from logsvc.formats.jsonline import DocumentError, loadJSON
-from logsvc.record import INFO, LEVEL_ALIASES, Record, RecordError, dumpFields, parseTimestamp
+from logsvc.record import (
+    INFO,
+    LEVEL_ALIASES,
+    Memo,
+    Record,
+    RecordError,
+    dumpFields,
+    nanosToMicros,
+    parseTimestamp,
+)
 
 SERVICE_LABELS = ("service_name", "service", "app", "job")
 SOURCE_LABELS = ("host", "hostname", "instance")
@@ -224,23 +233,40 @@ def parseLokiProtobuf(data: bytes, peer: str, received: int) -> list[Record]:
         raise RecordError(f"invalid Loki protobuf push: {e or 'cannot decode'}") from None
     records: list[Record] = []
     append = records.append
+    new = tuple.__new__
     for s, stream in enumerate(request.streams):
         try:
-            labels = parseLabels(stream.labels)
+            level, source, service, rest, restFields = _PROTOBUF_STREAMS[stream.labels, peer]
         except RecordError as error:
             raise DocumentError(f"streams[{s}]: {error}", len(records)) from None
-        level, source, service, rest = _streamTemplate(labels, peer)
-        restFields = dumpFields(rest)
         for n, entry in enumerate(stream.entries):
             ts = received
             if entry.HasField("timestamp"):
                 stamp = entry.timestamp
                 try:
-                    ts = _timestamp(stamp.seconds * 1_000_000_000 + stamp.nanos)
+                    ts = nanosToMicros(stamp.seconds * 1_000_000_000 + stamp.nanos)
                 except RecordError as error:
                     raise DocumentError(f"streams[{s}].entries[{n}]: {error}", len(records)) from None
             fields = restFields
-            if entry.structuredMetadata:
-                fields = dumpFields({**rest, **{pair.name: pair.value for pair in entry.structuredMetadata}})
-            append(Record(ts, received, level, source, service, entry.line, fields))
+            metadata = entry.structuredMetadata
+            if metadata:
+                fields = dumpFields({**rest, **{pair.name: pair.value for pair in metadata}})
+            append(new(Record, (ts, received, level, source, service, entry.line, fields)))
     return records
+
+
+def _protobufStream(key: tuple[str, str]) -> tuple[int, str, str, dict[str, Any], str | None]:
+    """
+    @return: what every entry of a protobuf stream with these labels, from
+        this peer, shares: level, source, service, the other labels and
+        their fields text.
+    @raise RecordError: when the labels do not parse.
+    """
+    labels, peer = key
+    level, source, service, rest = _streamTemplate(parseLabels(labels), peer)
+    return level, source, service, rest, dumpFields(rest)
+
+
+#: Label texts seen lately, by peer: Promtail sends the same few streams in
+#: every push, so their labels are parsed once.
+_PROTOBUF_STREAMS: Memo[tuple[str, str], tuple[int, str, str, dict[str, Any], str | None]] = Memo(_protobufStream)

@@ -49,7 +49,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from logsvc.formats.jsonline import loadJSON
-from logsvc.record import INFO, Record, RecordError, dumpFields, keptLevel
+from logsvc.record import INFO, Record, RecordError, dumpFields, keptLevel, nanosToMicros
 
 __all__ = [
     "OTLPBatch",
@@ -170,9 +170,11 @@ def _logRecord(log: LogRecord, template: _ResourceTemplate, received: int) -> Re
     number = log.severity_number
     fields: dict[str, Any] | None = None
     if attributes or traceID or spanID or eventName:
-        fields = dict(template.fields)
+        fields = template.fields.copy()
         for kv in attributes:
-            fields[kv.key] = anyValue(kv.value)
+            value = kv.value
+            kind = value.WhichOneof("value")
+            fields[kv.key] = getattr(value, kind) if kind in _SCALARS else anyValue(value)
         if traceID:
             fields["trace_id"] = traceID.hex()
         if spanID:
@@ -197,15 +199,22 @@ def _logRecord(log: LogRecord, template: _ResourceTemplate, received: int) -> Re
         value = anyValue(body)
         message = value if isinstance(value, str) else orjson.dumps(value).decode("utf-8")
     nanos = log.time_unix_nano or log.observed_time_unix_nano
-    return Record(
-        nanos // 1000 if nanos else received,
-        received,
-        level,
-        template.source,
-        template.service,
-        message,
-        template.fieldsText if fields is None else dumpFields(fields),
+    # tuple.__new__ skips NamedTuple's Python-level __new__ (as record.py does).
+    return _new(
+        Record,
+        (
+            nanosToMicros(nanos) if nanos else received,
+            received,
+            level,
+            template.source,
+            template.service,
+            message,
+            template.fieldsText if fields is None else dumpFields(fields),
+        ),
     )
+
+
+_new = tuple.__new__
 
 
 def requestRecords(request: ExportLogsServiceRequest, peer: str, received: int) -> OTLPBatch:
