@@ -440,7 +440,6 @@ class BrowserViewTests(TestCase):
         self.assertTrue(services)
         self.assertNotIn(service, services)
 
-    test_filter_for_and_out_edit_the_query.todo = "field terms in q come with the query language"  # type: ignore[attr-defined]
 
     def test_facets_filter_for_and_out(self) -> None:
         """
@@ -470,7 +469,27 @@ class BrowserViewTests(TestCase):
         )
         self.browser.screenshot("facets")
 
-    test_facets_filter_for_and_out.todo = "field terms in q come with the query language"  # type: ignore[attr-defined]
+    def test_field_facets_follow_the_query(self) -> None:
+        """
+        The facets of the most frequent fields list the server's top values
+        for the query and range, with the share of matches that have the
+        field; clicking one filters for it.
+        """
+        self.load("since=now-15m")
+        users = '#facets section[data-facet="user"]'
+        self.assertIn("91%", self.browser.text(users + " h3"))  # 20 of the 22 records
+        shown = {
+            li.get_attribute("data-value"): int(li.find_element("css selector", ".count").text)
+            for li in self.browser.findAll(users + " li")
+        }
+        self.assertEqual(shown, {"40": 7, "41": 7, "42": 6})
+        self.act(lambda: self.browser.find(users + ' li[data-value="41"] .value').click())
+        self.assertEqual(self.browser.find("#q").get_attribute("value"), "user:41")
+        self.assertEqual(self.total(), 7)
+        self.assertEqual(
+            [li.get_attribute("data-value") for li in self.browser.findAll(users + " li")], ["41"]
+        )
+
 
     def test_query_error_points_at_its_position(self) -> None:
         """
@@ -488,7 +507,6 @@ class BrowserViewTests(TestCase):
         self.assertEqual(self.browser.js("return document.getElementById('q').selectionStart"), position)
         self.assertEqual(self.browser.findAll("#rows tr"), [])
 
-    test_query_error_points_at_its_position.todo = "field terms in q come with the query language"  # type: ignore[attr-defined]
 
     def test_root_redirects_browsers_to_the_ui(self) -> None:
         """

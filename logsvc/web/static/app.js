@@ -6,7 +6,7 @@
 import { getJSON, setToken, token } from "./api.js";
 import { loadFacets } from "./facets.js";
 import { Histogram } from "./histogram.js";
-import { addTerm, searchedWords } from "./querytext.js";
+import { addFilter, searchedWords } from "./querytext.js";
 import { recordRow, showDetail } from "./records.js";
 import { LiveTail } from "./tail.js";
 import {
@@ -261,7 +261,7 @@ async function run() {
   }, (error) => {
     if (!signal.aborted) histogram.clear(`histogram: ${error.message}`);
   });
-  const facets = loadFacets($("facets"), params, shown.records, filterBy, signal).catch(() => {});
+  const facets = loadFacets($("facets"), params, filterBy, signal).catch(() => {});
   await openFromView(signal);
   if (signal.aborted) return;
   if (view.tail) startTail();
@@ -332,9 +332,9 @@ async function more() {
 
 // ---- editing the view ------------------------------------------------------
 
-/** Filter for (or out, `negate`) a query term: edits the query text and searches. */
-function filterBy(term, negate) {
-  view.q = addTerm(view.q, term, negate);
+/** Filter for (or out, `negate`) a value (see filterFor): edits the query text and searches. */
+function filterBy(filter, negate) {
+  view.q = addFilter(view.q, filter, negate);
   view.open = null;
   linkErrors = [];
   saveView(true);

@@ -1,11 +1,11 @@
-// The facet sidebar: the top values of level, service and source (GET
-// /stats?by=...) for the current query and range, and of the fields most
-// frequent in the records shown, each with its count; a click filters for a
-// value, its "−" filters it out.
+// The facet sidebar: the top values of level, service and source, and of
+// the fields most frequent in the matches (GET /fields, then GET
+// /stats?by=field.NAME), for the current query and range, each with its
+// count; a click filters for a value, its "−" filters it out.
 
 import { getJSON } from "./api.js";
 import { element } from "./dom.js";
-import { termFor } from "./querytext.js";
+import { filterFor, filterTerm } from "./querytext.js";
 
 /** Values listed per facet. */
 export const TOP = 8;
@@ -18,9 +18,9 @@ const COLUMN_FACETS = ["level", "service", "source"];
  *
  * @param values [{value, count}], largest first.
  * @param total the records the counts are out of (for the bars).
- * @param termOf maps a value to its query term, or null.
+ * @param filterOf maps a value to its filter (filterFor), or null.
  */
-function section(title, note, values, total, termOf, onFilter) {
+function section(title, note, values, total, filterOf, onFilter) {
   const box = element("section", "facet");
   box.dataset.facet = title;
   const h = element("h3", "", title);
@@ -28,20 +28,20 @@ function section(title, note, values, total, termOf, onFilter) {
   box.appendChild(h);
   const list = element("ul");
   for (const { value, count } of values) {
-    const term = termOf(value);
+    const filter = filterOf(value);
     const li = element("li");
-    li.dataset.value = String(value);
+    li.dataset.value = typeof value === "string" ? value : JSON.stringify(value);
     const label = value === "" ? "(empty)" : typeof value === "string" ? value : JSON.stringify(value);
     const name = element("button", "value", label);
     name.type = "button";
-    name.title = term ? `filter for ${term}` : "";
-    name.disabled = !term;
-    name.addEventListener("click", () => onFilter(term, false));
+    name.title = filter ? `filter for: ${filterTerm(filter, false)}` : "";
+    name.disabled = !filter;
+    name.addEventListener("click", () => onFilter(filter, false));
     const out = element("button", "filter-out", "−");
     out.type = "button";
-    out.title = term ? `filter out ${term}` : "";
-    out.disabled = !term;
-    out.addEventListener("click", () => onFilter(term, true));
+    out.title = filter ? `filter out: ${filterTerm(filter, true)}` : "";
+    out.disabled = !filter;
+    out.addEventListener("click", () => onFilter(filter, true));
     const bar = element("span", "bar");
     bar.style.width = (100 * count / Math.max(1, total)).toFixed(1) + "%";
     li.append(bar, name, element("span", "count", count.toLocaleString()), out);
@@ -52,71 +52,80 @@ function section(title, note, values, total, termOf, onFilter) {
   return box;
 }
 
+function failedSection(title, error) {
+  const failed = element("section", "facet");
+  failed.appendChild(element("h3", "", title));
+  failed.appendChild(element("p", "error", error.message));
+  return failed;
+}
+
+/** @returns the top values of `by` for the search `params`, or {error}. */
+function topValues(params, by, signal) {
+  const p = new URLSearchParams(params);
+  p.set("by", by);
+  p.set("limit", String(TOP));
+  return getJSON("stats", p, signal).catch((error) => ({ error }));
+}
+
 /**
- * The fields most frequent in `records` and their top values there.
+ * The most frequent fields of the search `params` and their top values.
  *
- * @returns [{name, values: [{value, count}], count}], most frequent first.
+ * @returns {fields: GET /fields answer, values: [GET /stats?by=field.NAME answer]}, or {error}.
  */
-export function fieldsOfRecords(records) {
-  const byName = new Map();
-  for (const record of records) {
-    for (const [name, value] of Object.entries(record.fields || {})) {
-      if (value !== null && typeof value === "object") continue;
-      let entry = byName.get(name);
-      if (!entry) byName.set(name, (entry = { name, count: 0, counts: new Map() }));
-      entry.count += 1;
-      const key = JSON.stringify(value);
-      entry.counts.set(key, (entry.counts.get(key) || 0) + 1);
-    }
+async function fieldValues(params, signal) {
+  const p = new URLSearchParams(params);
+  p.set("limit", String(FIELD_FACETS));
+  let fields;
+  try {
+    fields = await getJSON("fields", p, signal);
+  } catch (error) {
+    return { error };
   }
-  return [...byName.values()]
-    // Of equally frequent fields, those with fewer distinct values say more.
-    .sort((a, b) => b.count - a.count || a.counts.size - b.counts.size || a.name.localeCompare(b.name))
-    .slice(0, FIELD_FACETS)
-    .map(({ name, count, counts }) => ({
-      name,
-      count,
-      values: [...counts.entries()]
-        .map(([key, n]) => ({ value: JSON.parse(key), count: n }))
-        .sort((a, b) => b.count - a.count || String(a.value).localeCompare(String(b.value)))
-        .slice(0, TOP),
-    }));
+  const values = await Promise.all(fields.fields.map((f) => topValues(params, "field." + f.name, signal)));
+  return { fields, values };
 }
 
 /**
  * Fill `box` with the facets of the search `params` (filters and range).
  *
- * @param records the records shown (the newest page): their fields' facets.
- * @param onFilter called with (term, negate).
+ * @param onFilter called with (filter, negate).
  * @param signal aborts the requests when a newer search starts.
  * @returns a promise that resolves once the facets are drawn.
  */
-export async function loadFacets(box, params, records, onFilter, signal) {
-  const answers = await Promise.all(COLUMN_FACETS.map((by) => {
-    const p = new URLSearchParams(params);
-    p.set("by", by);
-    p.set("limit", String(TOP));
-    return getJSON("stats", p, signal).catch((error) => ({ error }));
-  }));
+export async function loadFacets(box, params, onFilter, signal) {
+  const [columns, fields] = await Promise.all([
+    Promise.all(COLUMN_FACETS.map((by) => topValues(params, by, signal))),
+    fieldValues(params, signal),
+  ]);
   if (signal.aborted) return;
   box.textContent = "";
   COLUMN_FACETS.forEach((by, index) => {
-    const answer = answers[index];
-    if (answer.error) {
-      const failed = element("section", "facet");
-      failed.appendChild(element("h3", "", by));
-      failed.appendChild(element("p", "error", answer.error.message));
-      box.appendChild(failed);
-      return;
-    }
-    box.appendChild(section(by, "", answer.values, answer.total, (value) => termFor(by, false, value), onFilter));
+    const answer = columns[index];
+    box.appendChild(answer.error ? failedSection(by, answer.error)
+      : section(by, "", answer.values, answer.total, (value) => filterFor(by, false, value), onFilter));
   });
-  const fields = fieldsOfRecords(records);
-  if (fields.length) {
-    box.appendChild(element("h3", "fields-head", `Fields in the newest ${records.length}`));
+  if (fields.error) {
+    box.appendChild(failedSection("fields", fields.error));
+    return;
   }
-  for (const field of fields) {
-    box.appendChild(section(field.name, `${field.count}`, field.values, records.length,
-      (value) => termFor(field.name, true, value), onFilter));
+  if (!fields.fields.fields.length) return;
+  const head = element("h3", "fields-head", "Fields");
+  if (fields.fields.sampled) head.appendChild(element("small", "", ` in the newest ${fields.fields.total.toLocaleString()} matches`));
+  box.appendChild(head);
+  const facets = fields.fields.fields.map(({ name, share }, index) => ({ name, share, answer: fields.values[index] }));
+  // The most telling first: fields most records have, with their values
+  // concentrated in a few (a field with a value per record, an id or a
+  // duration, says less as a facet).
+  facets.sort((a, b) => b.share * concentration(b.answer) - a.share * concentration(a.answer));
+  for (const { name, share, answer } of facets) {
+    box.appendChild(answer.error ? failedSection(name, answer.error)
+      : section(name, `${Math.round(100 * share)}%`, answer.values, answer.total,
+        (value) => filterFor(name, true, value), onFilter));
   }
+}
+
+/** @returns the part of the records with a field that its listed top values cover, 0..1. */
+function concentration(answer) {
+  if (answer.error || !answer.present) return 0;
+  return answer.values.reduce((n, v) => n + v.count, 0) / answer.present;
 }

@@ -19,21 +19,34 @@ export function quoteValue(value) {
 }
 
 /**
+ * How to filter for a value: `term` added to the query filters for it (its
+ * exclusion, `-term`, filters it out), or the other way round when `invert`.
+ *
  * @param name a column (`level`, `service`, `source`, `message`) or a field name.
  * @param isField whether `name` names a field of the record's `fields`.
  * @param value the value to match exactly (string, number, boolean or null).
- * @returns the term matching records with that value, or null when the
- *     language cannot name it (an object, or a field name that is no identifier).
+ * @returns {term, invert}, or null when the language cannot name the value
+ *     (an object or array, an empty field, a field name that is no identifier).
  */
-export function termFor(name, isField, value) {
+export function filterFor(name, isField, value) {
   if (value !== null && typeof value === "object") return null;
-  if (!isField && name === "message") return quoteValue(value);
+  if (!isField && name === "message") return value ? { term: quoteValue(value), invert: false } : null;
+  if (value === "") {
+    // An empty value cannot be written; an empty service or source is one
+    // without a value, which `service:*` leaves out.
+    return !isField && (name === "service" || name === "source") ? { term: `${name}:*`, invert: true } : null;
+  }
   let key = name;
   if (isField) {
     if (!IDENTIFIER.test(name)) return null;
     if (COLUMNS.includes(name)) key = "fields." + name;
   }
-  return `${key}:${value === null ? "null" : quoteValue(value)}`;
+  return { term: `${key}:${value === null ? "null" : quoteValue(value)}`, invert: false };
+}
+
+/** @returns the term a filter adds to the query: `negate` filters the value out. */
+export function filterTerm(filter, negate) {
+  return negate !== filter.invert ? "-" + filter.term : filter.term;
 }
 
 /** @returns the terms of `q` as written, split on whitespace outside quotes. */
@@ -60,12 +73,13 @@ export function splitTerms(q) {
 }
 
 /**
- * Add `term` (or its exclusion) to `q`: the opposite term, when there, is
- * removed first; a term already there is not added twice.
+ * Add a filter (`filterFor`) to `q`, or its exclusion when `negate`: the
+ * opposite term, when there, is removed first; a term already there is not
+ * added twice.
  */
-export function addTerm(q, term, negate) {
-  const wanted = negate ? "-" + term : term;
-  const opposite = negate ? term : "-" + term;
+export function addFilter(q, filter, negate) {
+  const wanted = filterTerm(filter, negate);
+  const opposite = filterTerm(filter, !negate);
   const terms = splitTerms(q).filter((t) => t !== opposite);
   if (!terms.includes(wanted)) terms.push(wanted);
   return terms.join(" ");

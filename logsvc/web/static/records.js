@@ -4,7 +4,7 @@
 
 import { element } from "./dom.js";
 import { formatRecordTime, zoneName } from "./timerange.js";
-import { WORD, isSearched, termFor } from "./querytext.js";
+import { WORD, filterFor, filterTerm, isSearched } from "./querytext.js";
 
 /** A message longer than this many lines or characters is folded in the list. */
 export const FOLD_LINES = 4;
@@ -112,7 +112,7 @@ function pretty(value) {
 /**
  * Fill `panel` with every field of `record`.
  *
- * @param onFilter called with (term, negate) for "filter for" / "filter out".
+ * @param onFilter called with (filter, negate) for "filter for" / "filter out" (see filterFor).
  * @param link the URL of this view with the record open.
  */
 export function showDetail(panel, record, { zone, searched, onFilter, onClose, link }) {
@@ -137,7 +137,7 @@ export function showDetail(panel, record, { zone, searched, onFilter, onClose, l
 
   const table = element("table", "fields");
   const body = element("tbody");
-  const row = (name, value, term, shown) => {
+  const row = (name, value, filter, shown) => {
     const tr = element("tr");
     tr.dataset.field = name;
     tr.appendChild(element("th", "", name));
@@ -147,15 +147,15 @@ export function showDetail(panel, record, { zone, searched, onFilter, onClose, l
     td.appendChild(pre);
     tr.appendChild(td);
     const buttons = element("td", "buttons");
-    if (term) {
+    if (filter) {
       const plus = element("button", "filter-for", "+");
       plus.type = "button";
-      plus.title = `filter for ${term}`;
-      plus.addEventListener("click", () => onFilter(term, false));
+      plus.title = `filter for: ${filterTerm(filter, false)}`;
+      plus.addEventListener("click", () => onFilter(filter, false));
       const minus = element("button", "filter-out", "−");
       minus.type = "button";
-      minus.title = `filter out ${term}`;
-      minus.addEventListener("click", () => onFilter(term, true));
+      minus.title = `filter out: ${filterTerm(filter, true)}`;
+      minus.addEventListener("click", () => onFilter(filter, true));
       buttons.append(plus, minus);
     }
     const copy = element("button", "copy", "copy");
@@ -168,13 +168,13 @@ export function showDetail(panel, record, { zone, searched, onFilter, onClose, l
   };
   row("ts", record.ts, null, `${record.ts}\n${formatRecordTime(record.ts, zone)} ${zoneName(zone)}`);
   row("received", record.received, null);
-  row("level", record.level, termFor("level", false, record.level));
-  row("service", record.service, termFor("service", false, record.service));
-  row("source", record.source, termFor("source", false, record.source));
+  row("level", record.level, filterFor("level", false, record.level));
+  row("service", record.service, filterFor("service", false, record.service));
+  row("source", record.source, filterFor("source", false, record.source));
   const short = record.message.length <= 200 && !record.message.includes("\n");
-  row("message", record.message, short ? termFor("message", false, record.message) : null);
+  row("message", record.message, short ? filterFor("message", false, record.message) : null);
   for (const [name, value] of Object.entries(record.fields || {}).sort(([a], [b]) => a.localeCompare(b))) {
-    row("fields." + name, value, termFor(name, true, value));
+    row("fields." + name, value, filterFor(name, true, value));
   }
   row("id", record.id, null);
   table.appendChild(body);
