@@ -151,7 +151,8 @@ def ingest(
         elapsed = time.perf_counter() - started
         for t in senders:
             t.join()
-        cpu = [(processCPU(s.process.pid) - b) / len(lines) for s, b in zip(servers, before, strict=True)]  # type: ignore[union-attr]
+        # Each node took an equal share of the records.
+        cpu = [(processCPU(s.process.pid) - b) / (len(lines) / nodes) for s, b in zip(servers, before, strict=True)]  # type: ignore[union-attr]
         pg = (cluster.cpuSeconds() - pgBefore) / len(lines)
         return len(lines) / elapsed, cpu, pg
     finally:

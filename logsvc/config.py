@@ -40,6 +40,7 @@ from logsvc.limits import DEFAULT_IDLE_TIMEOUT, FD_RESERVE
 from logsvc.store.choose import checkDatabase
 from logsvc.store.sqlite.connection import FSYNC_MODES
 from logsvc.units import formatSize, parseDuration, parseSize
+from logsvc.web.forwarded import Network, parseTrustedProxies
 from logsvc.web.guard import DEFAULT_REQUEST_TIMEOUT, DEFAULT_STALL_TIMEOUT
 from logsvc.web.ingest import DEFAULT_MAX_BODY
 
@@ -81,6 +82,7 @@ class LogsvcConfig:
     maxDbSize: int | None
     minFreeDisk: int
     noSearchIndex: bool
+    trustedProxies: tuple[Network, ...] | None
 
     def listeners(self) -> list[tuple[str, str]]:
         """
@@ -331,6 +333,7 @@ PARAMETERS: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
     ("retain", None, "Delete records older than this (by event time), e.g. 30d, 12h", positiveDuration),
     ("max-db-size", None, "Delete the oldest records while the data exceeds this, e.g. 20GB", size),
     ("min-free-disk", "256MiB", "Below this much free disk, ingest is refused (HTTP 507) or paused (TCP)", size),
+    ("trusted-proxies", None, "Proxies whose X-Forwarded-For names the HTTP client, e.g. 10.0.0.5,10.1.0.0/16", parseTrustedProxies),
 ]  # fmt: skip
 
 

@@ -137,6 +137,7 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
         requestTimeout=config.requestTimeout,
         stallTimeout=config.stallTimeout,
         timeout=config.idleTimeout or None,
+        trustedProxies=config.trustedProxies or (),
     )
     http = strports.service(config.http, protection.guardHTTP(site), reactor=reactor)
     http.setName("http")

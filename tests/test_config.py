@@ -51,6 +51,7 @@ class DefaultsTests(SynchronousTestCase):
                 maxDbSize=None,
                 minFreeDisk=256 * 1024**2,
                 noSearchIndex=False,
+                trustedProxies=None,
             ),
         )
 

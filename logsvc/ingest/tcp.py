@@ -84,6 +84,7 @@ class IngestProtocol(LineFramer):
     _exceeded = 0
     #: This connection's records submitted and not yet durable.
     _inflight = 0
+    _peerRead = False
 
     def connectionMade(self) -> None:
         factory = self.factory
@@ -98,6 +99,12 @@ class IngestProtocol(LineFramer):
             self.acks = LineAcks(self.transport, self.gate, factory.clock, self._closeNow)
 
     def dataReceived(self, data: bytes) -> None:
+        if not self._peerRead:
+            # Behind the PROXY protocol (a haproxy: endpoint) the sender's
+            # address is known only once its header has been read, which
+            # comes before the first data.
+            self._peerRead = True
+            self.peer = peerName(self.transport.getPeer())
         if self.acks is None:
             LineFramer.dataReceived(self, data)
             return

@@ -14,6 +14,7 @@ from io import BytesIO
 from typing import Any
 
 import orjson
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
@@ -26,6 +27,7 @@ from logsvc.store.base import IStore
 from logsvc.web.common import JSONResource, NotFound
 from logsvc.web.elastic import ElasticBulk, elasticChild, elasticInfo, markElastic
 from logsvc.web.fields import FieldsResource
+from logsvc.web.forwarded import Network, forwardedClient
 from logsvc.web.gelf import GelfHTTP
 from logsvc.web.guard import (
     DEFAULT_MAX_UNSENT,
@@ -195,6 +197,22 @@ class LogsvcRequest(Request):
             return
         Request.requestReceived(self, command, path, version)
 
+    def getClientAddress(self) -> Any:
+        """
+        The peer, or the client that trusted proxies name in
+        C{X-Forwarded-For} (see L{logsvc.web.forwarded}).
+        """
+        peer = Request.getClientAddress(self)
+        trusted = getattr(self.channel.site, "trustedProxies", ())
+        host = getattr(peer, "host", None)
+        if not trusted or host is None:
+            return peer
+        values = self.requestHeaders.getRawHeaders(b"x-forwarded-for")
+        client = forwardedClient(host, b",".join(values) if values else None, trusted)
+        if client is None:
+            return peer
+        return (IPv6Address if ":" in client else IPv4Address)("TCP", client, 0)
+
     def processingFailed(self, reason: Any) -> None:
         self._log.failure("request failed: {uri}", failure=reason, uri=self.uri)
         if self.finished or self._disconnected:
@@ -229,9 +247,15 @@ class LogsvcSite(Site):
         requestTimeout: float = DEFAULT_REQUEST_TIMEOUT,
         stallTimeout: float = DEFAULT_STALL_TIMEOUT,
         maxUnsent: int = DEFAULT_MAX_UNSENT,
+        trustedProxies: tuple[Network, ...] = (),
         **kw: Any,
     ) -> None:
+        """
+        @param trustedProxies: the proxies whose C{X-Forwarded-For} is
+            believed (C{--trusted-proxies}).
+        """
         super().__init__(resource, **kw)
+        self.trustedProxies = trustedProxies
         self.maxBody = maxBody
         self.requestTimeout = requestTimeout
         self.stallTimeout = stallTimeout
