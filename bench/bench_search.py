@@ -157,7 +157,7 @@ def fillStore(path: str, records: Iterator[Record], *, searchIndex: bool = True,
 
     @return: the count and the seconds it took (to durable and indexed).
     """
-    store = SqliteStore(path, reactor=DirectReactor(), searchIndex=searchIndex, readers=1)
+    store = SqliteStore(path, reactor=DirectReactor(), searchIndex=searchIndex, readers=(1, 1))
     store.startService()
     slots = threading.Semaphore(inFlight)
     done = threading.Event()

@@ -39,6 +39,7 @@ from logsvc.ingest.tcp import DEFAULT_MAX_LINE
 from logsvc.limits import DEFAULT_IDLE_TIMEOUT, FD_RESERVE
 from logsvc.store.choose import checkDatabase
 from logsvc.store.sqlite.connection import FSYNC_MODES
+from logsvc.store.sqlite.readlanes import DEFAULT_SEARCH_TIMEOUT
 from logsvc.units import formatSize, parseDuration, parseSize
 from logsvc.web.forwarded import Network, parseTrustedProxies
 from logsvc.web.guard import DEFAULT_REQUEST_TIMEOUT, DEFAULT_STALL_TIMEOUT
@@ -65,6 +66,7 @@ class LogsvcConfig:
     fsync: str
     batchSize: int
     maxPending: int
+    searchTimeout: float
     gelf: str | None
     tcpAcked: str | None
     otlpGrpc: str | None
@@ -312,6 +314,7 @@ PARAMETERS: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
     ("fsync", "normal", "normal: survives a process crash; full: also power loss; off: neither", choice(*FSYNC_MODES)),
     ("batch-size", "10000", "Records per store transaction, at most", positiveInteger),
     ("max-pending", "200000", "Undurable records before TCP reading pauses and HTTP ingest answers 503", positiveInteger),
+    ("search-timeout", f"{DEFAULT_SEARCH_TIMEOUT:g}", "Seconds one search (a store read) may take before it is stopped (0: no limit)", seconds),
     ("gelf", None, "GELF TCP endpoint (NUL-delimited GELF JSON frames), e.g. tcp:12201", endpoint),
     ("tcp-acked", None, "Acknowledged TCP ingest endpoint (writes 'OK <n>' once durable), e.g. tcp:5141", endpoint),
     ("otlp-grpc", None, "OTLP/gRPC logs endpoint, e.g. tcp:4317 or ssl:4317:privateKey=KEY.pem", grpcEndpoint),

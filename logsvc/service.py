@@ -113,7 +113,13 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
         stopMemoryStatistics()
     metrics = Metrics()
     top = LogService()
-    store = openStore(config.db, reactor=reactor, fsync=config.fsync, searchIndex=not config.noSearchIndex)
+    store = openStore(
+        config.db,
+        reactor=reactor,
+        fsync=config.fsync,
+        searchIndex=not config.noSearchIndex,
+        searchTimeout=config.searchTimeout or None,
+    )
     store.setServiceParent(top)
     pipeline = Pipeline(
         store,

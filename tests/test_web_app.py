@@ -193,6 +193,26 @@ class PostLogsTests(APITestCase):
         self.assertEqual(response.headers.getRawHeaders(b"retry-after"), [b"1"])
         self.assertEqual(self.messages(), [])
 
+    def test_search_timeout(self) -> None:
+        """
+        A search stopped by the search budget is a JSON 503 that says how
+        to narrow the query, for a page and for an export alike.
+        """
+        from twisted.internet.defer import fail
+
+        from logsvc.store.base import QueryTimeout
+
+        self.service.store.query = lambda query: fail(QueryTimeout(10))  # type: ignore[method-assign]
+        self.service.store.exportPage = lambda query: fail(QueryTimeout(10))  # type: ignore[method-assign]
+        code, body, _ = self.request("GET", "/logs?q=common")
+        self.assertEqual(code, 503)
+        self.assertIn("--search-timeout", body["error"])
+        self.assertIn("narrow it", body["error"])
+        self.assertEqual(body["timeout_seconds"], 10)
+        code, body, response = self.request("GET", "/logs?q=common&format=ndjson")
+        self.assertEqual((code, body["timeout_seconds"]), (503, 10))
+        self.assertEqual(response.headers.getRawHeaders(b"content-type"), [b"application/json"])
+
     def test_store_failure(self) -> None:
         """
         A failed append is a JSON 503, never a 201.

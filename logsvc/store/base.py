@@ -32,6 +32,26 @@ class StoreUnavailable(StoreError):
     """
 
 
+class QueryTimeout(StoreError):
+    """
+    A read took longer than the search budget (C{--search-timeout}) and was
+    stopped.  Its message tells the user how to narrow the query.
+
+    @ivar seconds: the budget, in seconds.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        return (
+            f"the search took longer than its budget of {self.seconds:g} s (--search-timeout) and was stopped;"
+            " narrow it: a shorter time range (since/until), a level, service or source, a field filter,"
+            " or rarer words in q"
+        )
+
+
 class IStore(Interface):
     """
     Durable storage of records: everything the service asks of a store.  All

@@ -41,7 +41,9 @@ def displayDatabase(db: str) -> str:
     return displayURL(db)
 
 
-def openStore(db: str, *, reactor: Any, fsync: str = "normal", searchIndex: bool = True) -> Any:
+def openStore(
+    db: str, *, reactor: Any, fsync: str = "normal", searchIndex: bool = True, searchTimeout: float | None = None
+) -> Any:
     """
     @return: the (not yet started) store C{--db} names: an
         L{logsvc.store.base.IStore} that is also an C{IService}.
@@ -52,4 +54,4 @@ def openStore(db: str, *, reactor: Any, fsync: str = "normal", searchIndex: bool
         return PostgresStore(db, reactor=reactor)
     from logsvc.store.sqlite.store import SqliteStore
 
-    return SqliteStore(db, reactor=reactor, fsync=fsync, searchIndex=searchIndex)
+    return SqliteStore(db, reactor=reactor, fsync=fsync, searchIndex=searchIndex, searchTimeout=searchTimeout)

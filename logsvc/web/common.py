@@ -15,6 +15,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from logsvc.query import QueryError
+from logsvc.store.base import QueryTimeout
 
 log = Logger()
 
@@ -58,11 +59,19 @@ def finishWith(request: Request, body: bytes) -> None:
     request.finish()
 
 
+def timeoutBody(request: Request, timeout: QueryTimeout) -> bytes:
+    """
+    @return: the JSON 503 of a read stopped by the search budget.
+    """
+    return errorBody(request, 503, str(timeout), timeout_seconds=timeout.seconds)
+
+
 def renderAsync(request: Request, d: Deferred[bytes]) -> object:
     """
     Finish C{request} with the bytes C{d} fires with; a L{QueryError} (a
-    query past a store's work limit) becomes a JSON 400, any other failure a
-    JSON 500 (logged, never a traceback to the client).
+    query past a store's work limit) becomes a JSON 400, a read stopped by
+    the search budget a JSON 503 saying how to narrow the query, any other
+    failure a JSON 500 (logged, never a traceback to the client).
 
     @return: L{NOT_DONE_YET}, for a C{render_*} method to return.
     """
@@ -71,6 +80,8 @@ def renderAsync(request: Request, d: Deferred[bytes]) -> object:
         if failure.check(QueryError):
             error: QueryError = failure.value  # type: ignore[assignment]
             return errorBody(request, 400, str(error), **error.details())
+        if isinstance(failure.value, QueryTimeout):
+            return timeoutBody(request, failure.value)
         log.failure("request failed: {uri}", failure=failure, uri=request.uri)
         return errorBody(request, 500, "internal error")
 

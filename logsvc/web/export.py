@@ -31,8 +31,8 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from logsvc.query import EVERYTHING, Query
-from logsvc.store.base import IStore
-from logsvc.web.common import isGone
+from logsvc.store.base import IStore, QueryTimeout
+from logsvc.web.common import JSON_TYPE, finishWith, isGone, timeoutBody
 
 NDJSON_TYPE = b"application/x-ndjson"
 
@@ -225,8 +225,14 @@ class ExportProducer:
     def _failed(self, failure: Failure) -> None:
         if self._done:
             return
-        self.log.failure("export failed after {n} records", failure=failure, n=self.written)
         self._done = True
+        if isinstance(failure.value, QueryTimeout) and not getattr(self.request, "startedWriting", True):
+            # Nothing sent yet: the client can still be told why, in JSON.
+            self.request.unregisterProducer()
+            self.request.setHeader(b"content-type", JSON_TYPE)
+            finishWith(self.request, timeoutBody(self.request, failure.value))
+            return
+        self.log.failure("export failed after {n} records", failure=failure, n=self.written)
         if not isGone(self.request):
             # The status line is gone already: cut the stream short, so the
             # client sees an incomplete response rather than a clean end.

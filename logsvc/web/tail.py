@@ -34,7 +34,7 @@ from logsvc.pagesize import PAGE_BYTES, rowBytes
 from logsvc.pipeline import Pipeline
 from logsvc.query import EVERYTHING, FILTER_PARAMETERS, Query, QueryError, parseQuery
 from logsvc.record import Record, nowMicros, renderRow
-from logsvc.store.base import ICommitFeed, IStore, Row
+from logsvc.store.base import ICommitFeed, IStore, QueryTimeout, Row
 from logsvc.web.common import JSONResource, errorBody, isGone
 
 #: The parameters of C{GET /logs/tail} (besides C{field.KEY}).
@@ -266,8 +266,12 @@ class TailSession:
 
     def _replayFailed(self, failure: Any) -> None:
         self._reading = False
-        self.log.failure("tail replay failed", failure=failure)
-        self._end(b"event: error\ndata: %s\n\n" % orjson.dumps({"error": "replay failed", "last_id": self.lastSent}))
+        if isinstance(failure.value, QueryTimeout):
+            error = str(failure.value)
+        else:
+            error = "replay failed"
+            self.log.failure("tail replay failed", failure=failure)
+        self._end(b"event: error\ndata: %s\n\n" % orjson.dumps({"error": error, "last_id": self.lastSent}))
 
     def _goLive(self) -> None:
         self.replaying = False

@@ -6,7 +6,8 @@ The reactor thread never touches a connection.  Appends queue to the writer
 thread, which takes everything queued at once and commits it in one
 transaction (group commit), then fires the appends' Deferreds on the reactor
 thread.  Queries run on reader threads with their own connections, which WAL
-lets proceed while the writer commits.
+lets proceed while the writer commits, on two lanes within the search budget
+(L{ReadLanes}).
 """
 
 import queue
@@ -17,11 +18,9 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, gatherResults, succeed
-from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from logsvc.health import ComponentHealth
@@ -44,6 +43,7 @@ from logsvc.store.sqlite.plan import (
     selectTimeRange,
     selectTop,
 )
+from logsvc.store.sqlite.readlanes import DEFAULT_SEARCH_TIMEOUT, ReadLanes
 from logsvc.store.sqlite.retention import deleteChunk, usedBytes
 from logsvc.store.sqlite.searchindex import MAX_INDEX_LAG, SearchIndexer, attachSearch, searchPath
 
@@ -77,10 +77,17 @@ class SqliteStore(Service):
         *,
         reactor: Any = None,
         fsync: str = "normal",
-        readers: int = 3,
+        readers: tuple[int, int] | None = None,
         searchIndex: bool = True,
         maxIndexLag: int = MAX_INDEX_LAG,
+        searchTimeout: float | None = DEFAULT_SEARCH_TIMEOUT,
     ) -> None:
+        """
+        @param readers: the threads of the quick and the slow read lane
+            (L{ReadLanes}); by default sized for the machine.
+        @param searchTimeout: seconds a read may take (L{None}: no limit);
+            past it, it fails with L{QueryTimeout}.
+        """
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
@@ -93,8 +100,7 @@ class SqliteStore(Service):
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writerDone: Deferred[None] | None = None
-        self._pool = ThreadPool(minthreads=1, maxthreads=readers, name="logsvc-sqlite-read")
-        self._local = threading.local()
+        self._lanes = ReadLanes(self._openReader, reactor, searchTimeout=searchTimeout, threads=readers)
         self._opened = threading.Event()
         self._openError: BaseException | None = None
         self.searchIndex = searchIndex
@@ -157,7 +163,7 @@ class SqliteStore(Service):
             self.callInWriter(lambda conn: attachSearch(conn, self.path, readonly=False))
         # Last: a start that failed above leaves no thread behind.
         self._checkpointer.start()
-        self._pool.start()
+        self._lanes.start()
 
     def stopService(self) -> Deferred[None]:
         """
@@ -174,7 +180,7 @@ class SqliteStore(Service):
             helpers = [self._checkpointer.stop()]
             if self._indexer is not None:
                 helpers.append(self._indexer.stop())
-            return gatherResults(helpers).addCallback(lambda _: self._pool.stop())
+            return gatherResults(helpers).addCallback(lambda _: self._lanes.stop())
 
         return done.addCallback(stopHelpers)
 
@@ -325,29 +331,23 @@ class SqliteStore(Service):
 
     # Reading
 
-    def _readConnection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, fsync=self._fsync, readonly=True)
-            if self._indexer is not None:
-                attachSearch(conn, self.path, readonly=True)
-            self._local.conn = conn
+    def _openReader(self) -> sqlite3.Connection:
+        conn = connect(self.path, fsync=self._fsync, readonly=True)
+        if self._indexer is not None:
+            attachSearch(conn, self.path, readonly=True)
         return conn
 
-    def read(self, f: Callable[[sqlite3.Connection], Any]) -> Deferred[Any]:
+    def read(self, f: Callable[[sqlite3.Connection], Any], *, long: bool = False) -> Deferred[Any]:
         """
         Run C{f(connection)} on a reader thread, within the matcher's
-        work limit (L{withWorkLimit}).
+        work limit (L{withWorkLimit}) and the search budget (see
+        L{ReadLanes}; C{f} must only read: it may run twice).
 
-        @return: a Deferred firing with its result.
+        @param long: the read is known to take long (an export page).
+        @return: a Deferred firing with its result, or failing with
+            L{QueryTimeout}.
         """
-
-        def run() -> Any:
-            conn = self._readConnection()
-            return withWorkLimit(conn, lambda: f(conn))
-
-        reactor: IReactorThreads = self._reactor  # type: ignore[assignment]
-        return deferToThreadPool(reactor, self._pool, run)
+        return self._lanes.read(lambda conn: withWorkLimit(conn, lambda: f(conn)), long=long)
 
     def query(self, query: Query) -> Deferred[list[Row]]:
         """
@@ -359,7 +359,7 @@ class SqliteStore(Service):
         """
         See L{IStore.exportPage}.
         """
-        return self.read(lambda conn: selectNDJSON(conn, query, useIndex=self.searchIndex))
+        return self.read(lambda conn: selectNDJSON(conn, query, useIndex=self.searchIndex), long=True)
 
     def afterId(self, query: Query, lastId: int, limit: int) -> Deferred[list[Row]]:
         """
