@@ -34,6 +34,7 @@ class DefaultsTests(SynchronousTestCase):
                 fsync="normal",
                 batchSize=10_000,
                 maxPending=200_000,
+                searchTimeout=10.0,
                 gelf=None,
                 tcpAcked=None,
                 otlpGrpc=None,
