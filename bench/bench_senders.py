@@ -18,9 +18,24 @@ the store, so loss shows.  Prints records/s for:
   Loki protobuf (snappy, 1,000 entries per request in streams by service, host
   and level, as Promtail batches them, 8 clients);
 
+- UDP (``--udp``): RFC 5424 syslog, one datagram each; GELF, zlib-compressed
+  in one datagram each (graypy's default); GELF in chunks (messages of about
+  12 KB, zlib-compressed into 5 chunks of at most 1,420 bytes, graypy's chunk
+  size), also as bytes/s against plain lines' bytes/s.  The sender keeps the
+  messages not yet stored under 6 MiB of receive buffer (polling the store),
+  so the kernel's buffer never overflows and the rate is the server's;
+- Fluent forward (``--forward``): PackedForward messages of 1,000 entries
+  (EventTime, ``log`` and two more keys), as Fluent Bit sends them, 4
+  connections;
+
 and each as a ratio of the plain-line rate, and ``_bulk`` against NDJSON.
 
-Usage: python bench/bench_senders.py [--records 500000]
+Then, for UDP: the highest rate (datagrams/s, RFC 5424, paced by the sender)
+at which nothing is lost over 10 s, trying 20,000/s and up by 10,000/s until
+a datagram is lost; the kernel's and the process's counts of drops and the
+receive buffer the kernel granted (``SO_RCVBUF``), read from ``/metrics``.
+
+Usage: python bench/bench_senders.py [--records 500000] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -28,14 +43,22 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import socket
+import struct
 import sys
+import threading
+import time
+import urllib.request
+import zlib
 from collections.abc import Callable
 
+import msgpack
 import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import BenchServer, timedPosts, timedTCPIngest  # noqa: E402
+from bench.harness import BenchServer, freePort, sendTCP, timedPosts, timedTCPIngest  # noqa: E402
+from tests.e2e.server import freeUDPPort  # noqa: E402
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 HOSTS = [f"node-{n:02d}" for n in range(12)]
@@ -46,6 +69,21 @@ class Server(BenchServer):
     """
     A fresh ``twistd -n logsvc`` in its own directory.
     """
+
+    def cpuSeconds(self) -> float:
+        """
+        @return: the CPU time the server process used so far (all its
+            threads, user and system), seconds.
+        """
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: A measured run: records/s (wall clock), and the server's CPU time per
+#: record in microseconds (which a loaded machine changes much less).
+Rate = tuple[float, float]
 
 
 def plainLine(rng: random.Random, i: int) -> bytes:
@@ -97,14 +135,17 @@ def octetCounted(messages: list[bytes]) -> list[bytes]:
     ]
 
 
-def tcpRate(messages: list[bytes], frame: Callable[[list[bytes]], list[bytes]], connections: int = 4) -> float:
+def tcpRate(messages: list[bytes], frame: Callable[[list[bytes]], list[bytes]], connections: int = 4) -> Rate:
     """
-    @return: records/s from the first byte sent until the store holds them all.
+    @return: records/s from the first byte sent until the store holds them
+        all, and the server's CPU microseconds per record.
     """
     server = Server()
     try:
         payloads = [frame(messages[i::connections]) for i in range(connections)]
-        return timedTCPIngest(server, payloads, len(messages))
+        cpu = server.cpuSeconds()
+        rate = timedTCPIngest(server, payloads, len(messages))
+        return rate, (server.cpuSeconds() - cpu) * 1e6 / len(messages)
     finally:
         server.stop()
 
@@ -256,26 +297,293 @@ def lokiProtobufRate(count: int) -> float:
 PROTOBUF = "application/x-protobuf"
 
 
+class UDPServer(Server):
+    """
+    A fresh logsvc with a UDP listener (and a forward one).
+    """
+
+    def __init__(self) -> None:
+        self.udpPort = freeUDPPort()
+        self.forwardPort = freePort()
+        super().__init__(
+            "--udp", f"udp:{self.udpPort}:interface=127.0.0.1",
+            "--forward", f"tcp:{self.forwardPort}:interface=127.0.0.1",
+        )
+
+    def metric(self, name: str) -> float:
+        """
+        @return: the value of metric C{name} (without labels) in C{/metrics}.
+        """
+        with urllib.request.urlopen(self.httpURL + "/metrics", timeout=30) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return 0.0
+
+
+def waitStored(server: BenchServer, expected: int, stall: float = 5.0) -> tuple[float, int]:
+    """
+    Wait until the store holds C{expected} records, or until it held still
+    for C{stall} seconds (something was lost).
+
+    @return: C{time.perf_counter()} when the last arrived, and how many are
+        stored.
+    """
+    last, lastChange = -1, time.monotonic()
+    while True:
+        top = server.lastId()
+        now = time.monotonic()
+        if top >= expected:
+            return time.perf_counter(), server.count()
+        if top != last:
+            last, lastChange = top, now
+        elif now - lastChange > stall:
+            return time.perf_counter(), server.count()
+        time.sleep(0.02)
+
+
+#: What a queued datagram costs in the kernel's receive buffer beyond its
+#: payload (Linux's sk_buff), bytes, roughly.
+DATAGRAM_OVERHEAD = 768
+
+
+def sendWindowed(server: BenchServer, port: int, messages: list[list[bytes]], window: int = 6 * 1024 * 1024) -> None:
+    """
+    Send each message's datagrams, keeping the messages sent beyond what the
+    store holds under C{window} bytes of receive buffer (payload and
+    L{DATAGRAM_OVERHEAD} each), well inside the buffer granted.
+    """
+    base = server.lastId()
+    costs = [0]
+    for datagrams in messages:
+        costs.append(costs[-1] + sum(len(d) + DATAGRAM_OVERHEAD for d in datagrams))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        address = ("127.0.0.1", port)
+        stored = 0
+        for n, datagrams in enumerate(messages):
+            while costs[n] - costs[stored] > window:
+                time.sleep(0.001)
+                stored = min(n, server.lastId() - base)
+            for datagram in datagrams:
+                s.sendto(datagram, address)
+
+
+def udpRate(messages: list[list[bytes]]) -> tuple[Rate, float]:
+    """
+    @return: messages/s from the first datagram sent until the store holds
+        them all and the server's CPU microseconds per message; datagram
+        bytes/s.
+    @raise RuntimeError: when some were lost.
+    """
+    server = UDPServer()
+    try:
+        count = len(messages)
+        size = sum(len(d) for datagrams in messages for d in datagrams)
+        sender = threading.Thread(target=sendWindowed, args=(server, server.udpPort, messages))
+        cpu = server.cpuSeconds()
+        started = time.perf_counter()
+        sender.start()
+        done, stored = waitStored(server, count)
+        sender.join()
+        if stored != count:
+            raise RuntimeError(f"UDP: store has {stored} of {count} records")
+        used = (server.cpuSeconds() - cpu) * 1e6 / count
+        return (count / (done - started), used), size / (done - started)
+    finally:
+        server.stop()
+
+
+def gelf(rng: random.Random, i: int, text: str) -> bytes:
+    return orjson.dumps(
+        {
+            "version": "1.1",
+            "host": rng.choice(HOSTS),
+            "short_message": text,
+            "timestamp": 1795000000 + i / 1000,
+            "level": rng.choice((3, 4, 6, 6, 7)),
+            "_service": rng.choice(SERVICES),
+            "_request_id": i,
+        }
+    )
+
+
+def gelfMessages(count: int) -> list[list[bytes]]:
+    rng = random.Random(count)
+    return [[zlib.compress(gelf(rng, i, plainLine(rng, i).decode()))] for i in range(count)]
+
+
+CHUNK = 1420
+
+
+def gelfChunks(message: bytes, messageId: bytes) -> list[bytes]:
+    size = CHUNK - 12
+    pieces = [message[i : i + size] for i in range(0, len(message), size)]
+    return [b"\x1e\x0f" + messageId + bytes([n, len(pieces)]) + piece for n, piece in enumerate(pieces)]
+
+
+def chunkedGelfMessages(count: int) -> list[list[bytes]]:
+    rng = random.Random(count)
+    return [
+        gelfChunks(zlib.compress(gelf(rng, i, rng.randbytes(6000).hex())), struct.pack(">Q", i))
+        for i in range(count)
+    ]
+
+
+def eventTime(seconds: int, nanoseconds: int) -> msgpack.ExtType:
+    return msgpack.ExtType(0, struct.pack(">II", seconds, nanoseconds))
+
+
+def forwardPayloads(count: int, connections: int = 4, entries: int = 1000) -> list[list[bytes]]:
+    """
+    @return: per connection, PackedForward messages of C{entries} entries.
+    """
+    rng = random.Random(count)
+    messages = []
+    for start in range(0, count, entries):
+        packed = b"".join(
+            msgpack.packb(
+                [eventTime(1795000000 + i // 1000, i % 1000 * 1000),
+                 {"log": plainLine(rng, i).decode(), "stream": "stdout", "container_name": rng.choice(SERVICES)}],
+            )
+            for i in range(start, min(count, start + entries))
+        )
+        messages.append(msgpack.packb(["kube.var.log", packed, {"size": entries}], use_bin_type=True))
+    return [messages[i::connections] for i in range(connections)]
+
+
+def forwardRate(count: int) -> Rate:
+    """
+    @return: records/s of PackedForward over 4 connections until stored, and
+        the server's CPU microseconds per record.
+    """
+    server = UDPServer()
+    try:
+        payloads = forwardPayloads(count)
+        threads = [threading.Thread(target=sendTCP, args=(server.forwardPort, p)) for p in payloads]
+        cpu = server.cpuSeconds()
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        done = server.waitForCount(count)
+        for t in threads:
+            t.join()
+        return count / (done - started), (server.cpuSeconds() - cpu) * 1e6 / count
+    finally:
+        server.stop()
+
+
+def sendPaced(port: int, datagrams: list[bytes], rate: int, seconds: float) -> float:
+    """
+    Send C{rate} datagrams a second for C{seconds}, cycling through
+    C{datagrams}.
+
+    @return: the rate achieved, datagrams/s.
+    """
+    total = int(rate * seconds)
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        address = ("127.0.0.1", port)
+        pool = len(datagrams)
+        started = time.perf_counter()
+        while sent < total:
+            due = min(total, int((time.perf_counter() - started) * rate) + 1)
+            while sent < due:
+                s.sendto(datagrams[sent % pool], address)
+                sent += 1
+            time.sleep(0.0005)
+        return total / (time.perf_counter() - started)
+
+
+def udpLossless(seconds: float = 10.0, start: int = 20_000, step: int = 10_000, top: int = 200_000) -> None:
+    """
+    Print, for rising paced rates, whether everything sent over C{seconds}
+    was stored, with the drops the kernel and the process counted; stop at
+    the first loss (or when the sender cannot keep the rate).
+    """
+    server = UDPServer()
+    try:
+        granted = server.metric("logsvc_udp_receive_buffer_bytes")
+        print(f"UDP receive buffer granted by the kernel: {granted:,.0f} bytes (SO_RCVBUF as getsockopt reports it)")
+        datagrams = makeMessages(rfc5424, 50_000)
+        best = 0
+        rate = start
+        while rate <= top:
+            base = server.lastId()
+            kernelBefore = server.metric("logsvc_udp_kernel_drops_total")
+            achieved = sendPaced(server.udpPort, datagrams, rate, seconds)
+            expected = int(rate * seconds)
+            _, stored = waitStored(server, base + expected)
+            stored -= base
+            kernel = server.metric("logsvc_udp_kernel_drops_total") - kernelBefore
+            print(
+                f"  {rate:7,d}/s asked, {achieved:9,.0f}/s sent for {seconds:.0f} s: "
+                f"{stored:,} of {expected:,} stored, kernel drops {kernel:,.0f}"
+            )
+            if stored != expected or achieved < rate * 0.97:
+                break
+            best = rate
+            rate += step
+        print(f"UDP: highest rate with nothing lost over {seconds:.0f} s: {best:,} datagrams/s")
+    finally:
+        server.stop()
+
+
+CASES = ("tcp", "syslog", "http", "otlp", "loki", "udp", "forward", "lossless")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=500_000, help="records per run")
+    parser.add_argument(
+        "--only", nargs="+", choices=CASES, default=list(CASES),
+        help="run only these (plain TCP lines, the baseline, always run)",
+    )
     args = parser.parse_args()
     n = args.records
+    only = set(args.only)
     print(f"records per run: {n:,}  (fresh twistd logsvc per run, counted back from the store)")
-    plain = tcpRate(makeMessages(plainLine, n), lineFramed)
-    results = [("plain lines, TCP (baseline)", plain)]
-    results.append(("RFC 5424, TCP, LF framing", tcpRate(makeMessages(rfc5424, n), lineFramed)))
-    results.append(("RFC 5424, TCP, octet counting", tcpRate(makeMessages(rfc5424, n), octetCounted)))
-    results.append(("RFC 3164, TCP, LF framing", tcpRate(makeMessages(rfc3164, n), lineFramed)))
-    ndjson = ndjsonRate(n)
-    bulk = bulkRate(n)
-    results.append(("POST /logs NDJSON, 1000 docs/req", ndjson))
-    results.append(("POST /_bulk, 1000 docs/request", bulk))
-    results.append(("POST /v1/logs OTLP protobuf, 1000/req", otlpRate(n)))
-    results.append(("Loki protobuf push, 1000/req", lokiProtobufRate(n)))
-    for name, rate in results:
-        print(f"{name:38s} {rate:12,.0f} records/s   {rate / plain:5.2f} x plain")
-    print(f"_bulk / NDJSON on /logs (same documents): {bulk / ndjson:.2f}")
+    plainMessages = makeMessages(plainLine, n)
+    plain, plainCPU = tcpRate(plainMessages, lineFramed)
+    plainBytes = plain * sum(len(m) + 1 for m in plainMessages) / n
+    results: list[tuple[str, float, float | None]] = [("plain lines, TCP (baseline)", plain, plainCPU)]
+    if "syslog" in only:
+        results.append(("RFC 5424, TCP, LF framing", *tcpRate(makeMessages(rfc5424, n), lineFramed)))
+        results.append(("RFC 5424, TCP, octet counting", *tcpRate(makeMessages(rfc5424, n), octetCounted)))
+        results.append(("RFC 3164, TCP, LF framing", *tcpRate(makeMessages(rfc3164, n), lineFramed)))
+    ndjson = bulk = 0.0
+    if "http" in only:
+        ndjson = ndjsonRate(n)
+        bulk = bulkRate(n)
+        results.append(("POST /logs NDJSON, 1000 docs/req", ndjson, None))
+        results.append(("POST /_bulk, 1000 docs/request", bulk, None))
+    if "otlp" in only:
+        results.append(("POST /v1/logs OTLP protobuf, 1000/req", otlpRate(n), None))
+    if "loki" in only:
+        results.append(("Loki protobuf push, 1000/req", lokiProtobufRate(n), None))
+    chunked: tuple[Rate, float] | None = None
+    if "udp" in only:
+        results.append(("RFC 5424, UDP, one per datagram", *udpRate([[m] for m in makeMessages(rfc5424, n)])[0]))
+        results.append(("GELF zlib, UDP, one per datagram", *udpRate(gelfMessages(n))[0]))
+        chunked = udpRate(chunkedGelfMessages(max(1, n // 20)))
+        results.append(("GELF chunked (5 x 1420 B), UDP", *chunked[0]))
+    if "forward" in only:
+        results.append(("Fluent forward PackedForward, 1000/msg", *forwardRate(n)))
+    print(f"{'':38s} {'records/s':>12s}   {'x plain':>7s}   {'server CPU/record':>17s}   {'x plain by CPU':>14s}")
+    for name, rate, cpu in results:
+        byCPU = f"{cpu:14.1f} us   {plainCPU / cpu:14.2f}" if cpu else f"{'-':>17s}   {'-':>14s}"
+        print(f"{name:38s} {rate:12,.0f}   {rate / plain:7.2f}   {byCPU}")
+    print(f"plain lines, TCP: {plainBytes / 1e6:.1f} MB/s of lines")
+    if chunked is not None:
+        print(
+            f"GELF chunked, UDP: {chunked[1] / 1e6:.1f} MB/s of datagrams, "
+            f"{chunked[1] / plainBytes:.2f} x plain lines' bytes/s"
+        )
+    if ndjson:
+        print(f"_bulk / NDJSON on /logs (same documents): {bulk / ndjson:.2f}")
+    if "lossless" in only:
+        udpLossless()
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def parseDatagram(data: bytes, peer: str, received: int, *, maxInflated: int = M
         corrupt, truncated, inflates past C{maxInflated} or is not a JSON
         object, or a JSON record or GELF message that does not map.
     """
-    kind = sniffCompression(data)
+    first = data[:1]
+    kind = sniffCompression(data) if first == b"x" or first == b"\x1f" else None
     if kind is not None:
         try:
             data = inflate(data, kind, maxInflated)

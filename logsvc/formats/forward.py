@@ -63,36 +63,46 @@ class DecodeError(ValueError):
     """
 
 
-class EventTime:
+class EventTime(int):
     """
-    The forward protocol's EventTime: seconds and nanoseconds.
+    The forward protocol's EventTime (seconds and nanoseconds), held as
+    microseconds since the epoch (an C{int}, so the decoder makes one object
+    per entry and the mapping does no arithmetic).
     """
 
-    __slots__ = ("seconds", "nanoseconds")
+    __slots__ = ()
 
-    def __init__(self, seconds: int, nanoseconds: int) -> None:
-        self.seconds = seconds
-        self.nanoseconds = nanoseconds
+    def __new__(cls, seconds: int, nanoseconds: int = 0) -> EventTime:
+        return int.__new__(cls, seconds * 1_000_000 + nanoseconds // 1000)
+
+    @property
+    def seconds(self) -> int:
+        return int(self) // 1_000_000
+
+    @property
+    def nanoseconds(self) -> int:
+        """
+        @return: the nanoseconds, to the microsecond kept.
+        """
+        return int(self) % 1_000_000 * 1000
 
     def micros(self) -> int:
         """
         @return: microseconds since the epoch.
         """
-        return self.seconds * 1_000_000 + self.nanoseconds // 1000
+        return int(self)
 
     def __repr__(self) -> str:
         return f"EventTime({self.seconds}, {self.nanoseconds})"
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, EventTime) and (self.seconds, self.nanoseconds) == (other.seconds, other.nanoseconds)
 
-    def __hash__(self) -> int:
-        return hash((self.seconds, self.nanoseconds))
+_unpackEventTime = struct.Struct(">II").unpack
 
 
 def _extHook(code: int, data: bytes) -> Any:
     if code == 0 and len(data) == 8:
-        return EventTime(*struct.unpack(">II", data))
+        seconds, nanoseconds = _unpackEventTime(data)
+        return EventTime(seconds, nanoseconds)
     return msgpack.ExtType(code, data)
 
 
@@ -151,8 +161,11 @@ def _decoded(value: Any) -> Any:
 
 
 def _time(value: Any) -> int:
-    if isinstance(value, EventTime):
-        return parseTimestamp(value.micros(), "time")
+    if type(value) is EventTime:
+        # Microseconds already: only the range is checked (by the shared
+        # rule, on whole seconds, which it reads as seconds).
+        parseTimestamp(value // 1_000_000, "time")
+        return int(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return parseTimestamp(value, "time")
     raise RecordError(f"time: not an integer or EventTime: {value!r}")
@@ -168,7 +181,7 @@ def forwardRecord(tag: str, time: Any, record: Any, peer: str, received: int) ->
     if not isinstance(record, dict):
         raise RecordError(f"record must be a map, not {type(record).__name__}")
     ts = _time(time)
-    obj = {key if isinstance(key, str) else str(key): value for key, value in record.items()}
+    obj = dict(record)
     if "message" not in obj and "msg" not in obj and "log" in obj:
         obj["message"] = obj.pop("log")
     if "service" not in obj and "app" not in obj:
@@ -186,7 +199,11 @@ def forwardRecord(tag: str, time: Any, record: Any, peer: str, received: int) ->
         if nested is not None:
             extra["fields"] = obj.pop("fields")
         obj["fields"] = extra
-    return normalize(obj, peer, received)._replace(ts=ts)
+    mapped = normalize(obj, peer, received)
+    return _newRecord(Record, (ts, *mapped[1:]))
+
+
+_newRecord = tuple.__new__
 
 
 class ForwardMessage:

@@ -38,6 +38,15 @@ def freePort() -> int:
         return int(s.getsockname()[1])
 
 
+def freeUDPPort() -> int:
+    """
+    @return: a UDP port on 127.0.0.1 that was free a moment ago.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class TwistdServer:
     """
     One logsvc process with its own directory, database and free ports.

@@ -17,17 +17,8 @@ import urllib.request
 
 from twisted.trial.unittest import TestCase
 
-from tests.e2e.server import ROOT, TWISTD, TwistdServer, freePort
+from tests.e2e.server import ROOT, TWISTD, TwistdServer, freePort, freeUDPPort
 from tests.e2e.test_senders import LOGGER, RSYSLOGD, need, storedRows
-
-
-def freeUDPPort() -> int:
-    """
-    @return: a UDP port on 127.0.0.1 that was free a moment ago.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class UDPServerTestCase(TestCase):
