@@ -87,6 +87,15 @@ class DatagramIngestTests(ProtocolTestCase):
         self.assertEqual(self.messages(), [f"message {n}" for n in range(5)])
         self.assertEqual({row[4] for row in self.store.rows}, {"192.0.2.9"})
 
+    def test_socketRestsAfterARead(self) -> None:
+        """After a turn that read datagrams the socket rests readInterval, so the next read takes many at once."""
+        self.protocol.datagramReceived(b"one", PEER)
+        self.clock.advance(0)
+        self.assertEqual((self.messages(), self.port.reading), (["one"], False))
+        self.clock.advance(self.protocol.readInterval)
+        self.assertTrue(self.port.reading)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_formatsOnOnePort(self) -> None:
         """Syslog, plain GELF, compressed GELF and chunked GELF share the port."""
         gelf = orjson.dumps({"version": "1.1", "host": "h", "short_message": "g"})
@@ -136,6 +145,7 @@ class DatagramIngestTests(ProtocolTestCase):
         store.release()
         self.assertFalse(port.reading)
         disk.set(False)
+        self.clock.advance(protocol.readInterval)
         self.assertTrue(port.reading)
 
     def test_stopSubmitsRead(self) -> None:
