@@ -67,6 +67,7 @@ class LogsvcConfig:
     batchSize: int
     maxPending: int
     searchTimeout: float
+    maxFuture: float
     gelf: str | None
     tcpAcked: str | None
     otlpGrpc: str | None
@@ -314,6 +315,7 @@ PARAMETERS: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
     ("fsync", "normal", "normal: survives a process crash; full: also power loss; off: neither", choice(*FSYNC_MODES)),
     ("batch-size", "10000", "Records per store transaction, at most", positiveInteger),
     ("max-pending", "200000", "Undurable records before TCP reading pauses and HTTP ingest answers 503", positiveInteger),
+    ("max-future", "1d", "Records stamped further ahead of their receive time are kept with the receive time as ts", positiveDuration),
     ("search-timeout", f"{DEFAULT_SEARCH_TIMEOUT:g}", "Seconds one search (a store read) may take before it is stopped (0: no limit)", seconds),
     ("gelf", None, "GELF TCP endpoint (NUL-delimited GELF JSON frames), e.g. tcp:12201", endpoint),
     ("tcp-acked", None, "Acknowledged TCP ingest endpoint (writes 'OK <n>' once durable), e.g. tcp:5141", endpoint),

@@ -28,6 +28,11 @@ class Metrics:
             ["transport", "reason"],
             registry=r,
         )
+        self.retimed = Counter(
+            "logsvc_records_retimed",
+            "Records whose event time was too far ahead or older than retention: kept with the receive time.",
+            registry=r,
+        )
         self.batches = Counter("logsvc_store_batches", "Appends committed to the store.", registry=r)
         self.pending = Gauge(
             "logsvc_pipeline_pending_records", "Records submitted and not yet durable.", registry=r

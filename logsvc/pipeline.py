@@ -24,6 +24,7 @@ from logsvc.admission import FairAdmission
 from logsvc.metrics import Metrics
 from logsvc.record import Record
 from logsvc.store.base import IStore
+from logsvc.timebounds import TimeBounds
 
 #: A subscriber is called with the id of the first committed record and the
 #: records, in id order, on the reactor thread.
@@ -52,7 +53,13 @@ class Pipeline(Service):
         batchSize: int = 10_000,
         delay: float = 0.005,
         maxPending: int = 200_000,
+        timeBounds: TimeBounds | None = None,
     ) -> None:
+        """
+        @param timeBounds: the event times believed (L{TimeBounds}); records
+            outside them are retimed on submission.  By default: at most a
+            day ahead of their receive time.
+        """
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
@@ -63,6 +70,7 @@ class Pipeline(Service):
         self.batchSize = batchSize
         self.delay = delay
         self.maxPending = maxPending
+        self.timeBounds = timeBounds if timeBounds is not None else TimeBounds()
         self.pending = 0
         self.admission = FairAdmission(self, clock=reactor)
         self._batch: list[Record] = []
@@ -86,7 +94,8 @@ class Pipeline(Service):
     def submit(self, records: list[Record]) -> Deferred[int]:
         """
         Queue C{records} for the store.  They are committed together in one
-        transaction, in list order.
+        transaction, in list order; those with an unbelievable event time
+        are retimed first (L{TimeBounds}).
 
         @return: a Deferred firing with the id of the first record once all are
             durable (ids are consecutive), or failing with
@@ -96,6 +105,9 @@ class Pipeline(Service):
         if not records:
             d.callback(0)
             return d
+        records, retimed = self.timeBounds.apply(records)
+        if retimed:
+            self.metrics.retimed.inc(retimed)
         if self._batch and len(self._batch) + len(records) > self.batchSize:
             self.flush()
         self._waiters.append((d, len(self._batch)))

@@ -31,6 +31,7 @@ from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.store.choose import openStore
 from logsvc.store.sqlite.connection import stopMemoryStatistics
+from logsvc.timebounds import TimeBounds
 from logsvc.trust import Protection
 from logsvc.web.app import LogsvcSite, buildRoot
 
@@ -127,6 +128,7 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
         metrics=metrics,
         batchSize=config.batchSize,
         maxPending=config.maxPending,
+        timeBounds=TimeBounds(config.maxFuture, config.retain),
     )
     pipeline.setServiceParent(top)
     protection = Protection(config, pipeline, store, reactor)
