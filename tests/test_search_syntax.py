@@ -238,23 +238,23 @@ class HostileInputTests(SynchronousTestCase):
             f"-w{i}" if i % 4 == 0 else f"x{i}:v OR w{i}" if i % 4 == 1 else f"ms>{i}" if i % 4 == 2 else f"w{i}*"
             for i in range(10_000)
         )
-        started = time.perf_counter()
+        started = time.process_time()
         query = Query(q=text)
         node = query.search
         self.assertIsInstance(node, Or)
         row = (1, 1, 1, 6, "h", "s", "w2 x", '{"ms": 1}')
         self.assertFalse(query.matches(row))
-        self.assertLess(time.perf_counter() - started, 5.0)
+        self.assertLess(time.process_time() - started, 5.0)
 
     def test_ten_thousand_exclusions_per_record_cheap(self) -> None:
         """A query of 10,000 exclusions costs about one set operation per record."""
         query = Query(q=" ".join(f"-w{i}" for i in range(10_000)))
         row = (1, 1, 1, 6, "h", "s", "some ordinary message with words", None)
         query.matches(row)  # parsed and compiled once
-        started = time.perf_counter()
+        started = time.process_time()
         for _ in range(1000):
             query.matches(row)
-        self.assertLess(time.perf_counter() - started, 1.0)
+        self.assertLess(time.process_time() - started, 1.0)
 
     def test_deep_parentheses(self) -> None:
         """Nesting up to MAX_DEPTH parses; deeper is an error at the first '(' too deep, never a crash."""
@@ -271,11 +271,11 @@ class HostileInputTests(SynchronousTestCase):
     def test_catastrophic_regexes(self) -> None:
         """Patterns that backtrack exponentially elsewhere run in linear time under RE2."""
         text = "a" * 100_000 + "!"
-        started = time.perf_counter()
+        started = time.process_time()
         for pattern in ["(a+)+$", "(a|a)*b", "(a|aa)+$", "(.*a){20}$", "^(a?){30}a{30}$"]:
             query = Query(q=f'~"{pattern}"')
             query.matches((1, 1, 1, 6, "h", "s", text, None))
-        self.assertLess(time.perf_counter() - started, 2.0)
+        self.assertLess(time.process_time() - started, 2.0)
 
 
 class NeverBreaksTests(SynchronousTestCase):

@@ -37,14 +37,13 @@ from logsvc.store.sqlite.connection import (
 )
 from logsvc.store.sqlite.plan import (
     selectAfterId,
-    selectHistogram,
     selectNDJSON,
     selectPage,
     selectTimeRange,
-    selectTop,
 )
 from logsvc.store.sqlite.readlanes import DEFAULT_SEARCH_TIMEOUT, ReadLanes
 from logsvc.store.sqlite.retention import deleteChunk, usedBytes
+from logsvc.store.sqlite.rollup import addToRollup, readHistogram, readTop
 from logsvc.store.sqlite.searchindex import MAX_INDEX_LAG, SearchIndexer, attachSearch, searchPath
 
 #: Most records one transaction takes; more waits for the next.
@@ -283,6 +282,7 @@ class SqliteStore(Service):
             conn.execute("BEGIN")
             records = batch[0][0] if len(batch) == 1 else [r for rs, _ in batch for r in rs]
             last = insertRecords(conn, records)
+            addToRollup(conn, records)
             conn.execute("COMMIT")
             self._checkpointer.committed(len(records))
             firsts = []
@@ -371,13 +371,13 @@ class SqliteStore(Service):
         """
         See L{IStore.histogram}.
         """
-        return self.read(lambda conn: selectHistogram(conn, query, origin, width, useIndex=self.searchIndex))
+        return self.read(lambda conn: readHistogram(conn, query, origin, width, useIndex=self.searchIndex))
 
     def top(self, query: Query, column: str) -> Deferred[dict[Any, int]]:
         """
         See L{IStore.top}.
         """
-        return self.read(lambda conn: selectTop(conn, query, column, useIndex=self.searchIndex))
+        return self.read(lambda conn: readTop(conn, query, column, useIndex=self.searchIndex))
 
     def timeRange(self, query: Query) -> Deferred[tuple[int, int] | None]:
         """
