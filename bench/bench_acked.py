@@ -10,7 +10,7 @@ Prints records/s for:
 - the same lines over acknowledged TCP, 4 connections, each keeping up to
   ``--window`` lines unacknowledged: until every line is acknowledged (an ack
   means durable, so no store polling is needed; the count is checked after);
-- the same through ``logsvc.client.TCPSender`` (one sender, the library's
+- the same through ``logsvc.sender.TCPSender`` (one sender, the library's
   default window), until ``flush()`` fires;
 
 and each as a ratio of the plain rate.
@@ -98,7 +98,7 @@ def senderRate(lines: list[bytes]) -> float:
     from twisted.internet import task
     from twisted.internet.defer import ensureDeferred
 
-    from logsvc.client import TCPSender
+    from logsvc.sender import TCPSender
 
     server = Server()
     result: list[float] = []

@@ -43,4 +43,4 @@ class MemoryLogService:
         """
         @return: a L{LogClient} talking to this in-memory service.
         """
-        return LogClient(baseURL, httpClient=self.treq)  # type: ignore[arg-type]
+        return LogClient(baseURL, httpClient=self.treq, clock=self.clock)  # type: ignore[arg-type]

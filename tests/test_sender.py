@@ -17,7 +17,6 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import Logger, LogLevel
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from logsvc.client import TCPSender as ReExported
 from logsvc.ingest.tcp import IngestFactory
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record, normalize
@@ -57,10 +56,6 @@ def messages(lines: list[bytes]) -> list[str]:
 
 
 class AccountingTests(SynchronousTestCase):
-    def test_reExported(self) -> None:
-        """TCPSender is reachable as logsvc.client.TCPSender."""
-        self.assertIs(ReExported, TCPSender)
-
     def test_ackReleasesAndFlushFires(self) -> None:
         """Records stay until acknowledged; flush fires once all before it are acked."""
         sender, clock = makeSender()

@@ -20,8 +20,9 @@ from collections import Counter
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SkipTest, TestCase
 
-from logsvc.client import LogClient, TCPSender, tlsContext
+from logsvc.client import LogClient
 from logsvc.limits import raiseFileLimit
+from logsvc.sender import TCPSender, tlsContext
 from tests.e2e.server import startWithTokens
 from tests.e2e.trust import AckedTCPClient, HTTPBatchClient, TrustServer, makeCertificate
 
@@ -393,6 +394,7 @@ class TLSTests(TestCase):
         self.addCleanup(server.kill)
 
         client = LogClient(server.httpURL, caFile=cert)
+        self.addCleanup(client.close)
         accepted = yield client.send([{"message": "https one"}, {"message": "https two"}])
         self.assertEqual(accepted, 2)
 
