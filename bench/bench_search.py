@@ -9,7 +9,14 @@ records, and what the search index costs ingest.
    (ignored by git) and reused by later runs with the same C{--records}.
 2. Starts ``twistd -n logsvc`` on it and prints median and p95 over HTTP of:
    newest 100 with level+service filter; a rare word; a phrase; a field
-   filter; a 24h C{/stats} histogram; then NDJSON export records/s.
+   filter; a 24h C{/stats} histogram; then NDJSON export records/s.  Then
+   the UI's default view (the last 24 h of the store: histogram, newest
+   100, facets of level, service, source, field names and a field's top
+   values), each request and their total, for 24 h and for the whole week
+   (7 times the minutes, every record in the window); and the query
+   language over the last 24 h: field terms, comparisons holding for 1 % to
+   20 % of the records, OR, a narrowed regular expression, and a regular
+   expression alone (past the work limit: the time to its 400).
 3. Live tail latency (sender's clock at send to event received, so it
    includes batching and commit): p50/p99 with C{--tails} tails open while
    C{--tail-rate} records/s go in over TCP; checks every tail got every record.
@@ -432,10 +439,66 @@ def queries(options: Any, work: str, start: int) -> None:
             server.get(path, params)
             median, p95, found = timed(server, path, params, options.runs)
             print(f"{label:44s} {median:8.1f} {p95:8.1f}   ({found:,} found)")
+        for label, window in (("24h", day), ("7d, every record", {"since": str(start / 1e6), "until": day["until"]})):
+            defaultView(server, label, window, options.runs)
+        languageProbes(server, day, options.runs)
         lines, rate = export(server, {"since": day["since"], "until": day["until"], "order": "asc"})
         print(f"{'NDJSON export (24h, ' + format(lines, ',') + ' records)':44s} {rate:>12,.0f} records/s")
     finally:
         server.stop()
+
+
+def defaultView(server: Server, label: str, window: dict[str, str], runs: int) -> None:
+    """
+    Print the UI's default view over C{window}: each request's median and
+    p95, and the sum of the medians (the view's server time, requests one
+    after another).
+    """
+    parts = [
+        ("histogram (auto interval)", "/stats", window),
+        ("newest 100", "/logs", {**window, "limit": "100"}),
+        ("facet level", "/stats", {**window, "by": "level"}),
+        ("facet service", "/stats", {**window, "by": "service"}),
+        ("facet source", "/stats", {**window, "by": "source"}),
+        ("field names (newest 10,000)", "/fields", window),
+        ("facet field.region (newest 10,000)", "/stats", {**window, "by": "field.region"}),
+    ]
+    print(f"== default view, {label}: median / p95 ms")
+    total = 0.0
+    for name, path, params in parts:
+        server.get(path, params)
+        median, p95, found = timed(server, path, params, runs)
+        total += median
+        print(f"{name:44s} {median:8.1f} {p95:8.1f}   ({found:,})")
+    print(f"{'default view total (sum of medians)':44s} {total:8.1f}")
+
+
+def languageProbes(server: Server, window: dict[str, str], runs: int) -> None:
+    """
+    Print the newest 100 of query language terms over C{window}.
+    """
+    probes = [
+        ("field term region:eu-west-1 (33%)", "region:eu-west-1"),
+        ("field term status:500 (20%)", "status:500"),
+        ("field term user:u4242 (rare)", "user:u4242"),
+        ("comparison pid>39600 (1%)", "pid>39600"),
+        ("comparison pid>39000 (2.5%)", "pid>39000"),
+        ("comparison status>=500 (20%)", "status>=500"),
+        ("columns service:billing level>=error", "service:billing level>=error"),
+        ("OR of words (deadlock OR segfault)", "deadlock OR segfault"),
+        ('regex narrowed (segfault ~"0x[0-9a-f]{8}")', 'segfault ~"0x[0-9a-f]{8}"'),
+    ]
+    print(f"== query language, newest 100 in the last 24 h ({runs} runs each): median / p95 ms")
+    for label, q in probes:
+        params = {**window, "q": q, "limit": "100"}
+        server.get("/logs", params)
+        median, p95, found = timed(server, "/logs", params, runs)
+        print(f"{label:44s} {median:8.1f} {p95:8.1f}   ({found:,} found)")
+    params = {**window, "q": '~"crashed: segfault"'}
+    started = time.perf_counter()
+    status, body = server.get("/stats", params)
+    elapsed = (time.perf_counter() - started) * 1000
+    print(f"{'24h histogram of a regex alone (work limit)':44s} {elapsed:8.1f}            (HTTP {status}: {body[:70]!r})")
 
 
 if __name__ == "__main__":
