@@ -29,7 +29,6 @@ says so) and the writer reconnects with backoff until the server is back.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +70,7 @@ from logsvc.store.postgres.plan import (
 )
 from logsvc.store.postgres.retention import dataSize, deleteOld
 from logsvc.store.postgres.search import vectorText
+from logsvc.store.writequeue import Turn, WriteQueue
 
 #: Most records one transaction takes; more waits for the next.
 MAX_TRANSACTION_RECORDS = 50_000
@@ -87,8 +87,6 @@ FEED_POLL = 1.0
 
 #: Records the feed reads per statement.
 FEED_PAGE = 5000
-
-_STOP = object()
 
 _COPY = "COPY logs (id, ts, received, level, source, service, message, fields, words) FROM STDIN"
 
@@ -157,7 +155,7 @@ class PostgresStore(Service):
         self.url = url
         self.displayName = displayURL(url)
         self._reactor: IReactorFromThreads = reactor
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._jobs: WriteQueue[psycopg.Connection[Any]] = WriteQueue(self._reactor, MAX_TRANSACTION_RECORDS)
         self._pool = ThreadPool(minthreads=1, maxthreads=readers, name="logsvc-postgres-read")
         self._local = threading.local()
         self._opened = threading.Event()
@@ -211,7 +209,7 @@ class PostgresStore(Service):
         Service.stopService(self)
         if self._writerDone is None:
             return succeed(None)
-        self._jobs.put(_STOP)
+        self._jobs.stop()
         writer, feed = self._writerDone, self._feedDone
 
         def stopRest(_: None) -> Deferred[None] | None:
@@ -238,7 +236,7 @@ class PostgresStore(Service):
         elif not self.available:
             d.errback(StoreUnavailable(f"database unreachable: {self.health.lastError}"))
         else:
-            self._jobs.put((records, d))
+            self._jobs.append(records, d)
         return d
 
     def callInWriter(self, f: Callable[[psycopg.Connection[Any]], Any]) -> Deferred[Any]:
@@ -248,7 +246,7 @@ class PostgresStore(Service):
         @return: a Deferred firing with its result.
         """
         d: Deferred[Any] = Deferred()
-        self._jobs.put((f, d))
+        self._jobs.call(f, d)
         return d
 
     def _setAvailable(self, available: bool, error: str | None = None) -> None:
@@ -287,16 +285,12 @@ class PostgresStore(Service):
                     conn = connect(self.url)
                 except psycopg.Error as e:
                     self._down(e)
-                    # Wait for the next try; appends arriving fail at once.
-                    try:
-                        job = jobs.get(timeout=backoff)
-                    except queue.Empty:
-                        job = None
+                    # Wait for the next try; what arrives meanwhile fails at once.
+                    waited = jobs.take(timeout=backoff)
                     backoff = min(RECONNECT_MAX, backoff * 2)
-                    if job is _STOP:
-                        stopping = True
-                    elif job is not None:
-                        self._reactor.callFromThread(job[1].errback, Failure(StoreUnavailable(self._error(e))))
+                    if waited is not None:
+                        stopping = waited.stopping
+                        jobs.failAll(waited, Failure(StoreUnavailable(self._error(e))))
                     continue
                 backoff = RECONNECT_FIRST
                 self._up()
@@ -306,47 +300,16 @@ class PostgresStore(Service):
                     ensurePartitions(conn, now=nowMicros())
                 except psycopg.Error as e:
                     self.log.error("cannot make partitions: {error}", error=self._error(e))
-            first = jobs.get()
-            batch: list[tuple[list[Record], Deferred[int]]] = []
-            calls: list[tuple[Callable[[psycopg.Connection[Any]], Any], Deferred[Any]]] = []
-            pending = [first]
-            size = 0
-            while True:
-                for job in pending:
-                    if job is _STOP:
-                        stopping = True
-                    elif isinstance(job[0], list):
-                        batch.append(job)
-                        size += len(job[0])
-                    else:
-                        calls.append(job)
-                pending = []
-                if size >= MAX_TRANSACTION_RECORDS or calls or stopping:
-                    break
-                try:
-                    pending.append(jobs.get_nowait())
-                except queue.Empty:
-                    break
-            if batch and not self._commit(conn, batch):
+            turn = jobs.take()
+            assert turn is not None
+            stopping = turn.stopping
+            if turn.appends and not self._commit(conn, turn.appends):
                 self._drop(conn)
                 conn = None
+                jobs.failAll(Turn(calls=turn.calls), Failure(StoreUnavailable("database connection lost")))
                 continue
-            for f, d in calls:
-                try:
-                    result = f(conn)
-                except BaseException:
-                    self._reactor.callFromThread(d.errback, Failure())
-                else:
-                    self._reactor.callFromThread(d.callback, result)
-        # Whatever raced with the stop marker.
-        leftovers = []
-        while True:
-            try:
-                job = jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not _STOP and isinstance(job[0], list):
-                leftovers.append(job)
+            jobs.runCalls(conn, turn)
+        leftovers = jobs.leftovers()
         if leftovers:
             if conn is None:
                 self._failAll(leftovers, StoreUnavailable("store stopped while the database was unreachable"))

@@ -10,7 +10,6 @@ lets proceed while the writer commits, on two lanes within the search budget
 (L{ReadLanes}).
 """
 
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -45,11 +44,11 @@ from logsvc.store.sqlite.readlanes import DEFAULT_SEARCH_TIMEOUT, ReadLanes
 from logsvc.store.sqlite.retention import deleteChunk, usedBytes
 from logsvc.store.sqlite.rollup import addToRollup, readHistogram, readTop
 from logsvc.store.sqlite.searchindex import MAX_INDEX_LAG, SearchIndexer, attachSearch, searchPath
+from logsvc.store.writequeue import WriteQueue
 
 #: Most records one transaction takes; more waits for the next.
 MAX_TRANSACTION_RECORDS = 50_000
 
-_STOP = object()
 
 
 @implementer(IStore)
@@ -96,7 +95,7 @@ class SqliteStore(Service):
         self.path = path
         self._reactor: IReactorFromThreads = reactor
         self._fsync = fsync
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._jobs: WriteQueue[sqlite3.Connection] = WriteQueue(self._reactor, MAX_TRANSACTION_RECORDS)
         self._writer: threading.Thread | None = None
         self._writerDone: Deferred[None] | None = None
         self._lanes = ReadLanes(self._openReader, reactor, searchTimeout=searchTimeout, threads=readers)
@@ -155,7 +154,7 @@ class SqliteStore(Service):
                 self._indexer.start(self._top)
             except BaseException as e:
                 self.running = 0
-                self._jobs.put(_STOP)
+                self._jobs.stop()
                 raise StoreError(f"cannot open {searchPath(self.path)}: {e}") from e
             # The first job, before any append: the writer takes indexed
             # records out of the index when it deletes them (retention).
@@ -172,7 +171,7 @@ class SqliteStore(Service):
         Service.stopService(self)
         if self._writerDone is None:
             return succeed(None)
-        self._jobs.put(_STOP)
+        self._jobs.stop()
         done = self._writerDone
 
         def stopHelpers(_: None) -> Deferred[None]:
@@ -193,7 +192,7 @@ class SqliteStore(Service):
         if not records:
             d.callback(0)
             return d
-        self._jobs.put((records, d))
+        self._jobs.append(records, d)
         return d
 
     def callInWriter(self, f: Callable[[sqlite3.Connection], Any]) -> Deferred[Any]:
@@ -205,7 +204,7 @@ class SqliteStore(Service):
         @return: a Deferred firing with its result.
         """
         d: Deferred[Any] = Deferred()
-        self._jobs.put((f, d))
+        self._jobs.call(f, d)
         return d
 
     def _writeLoop(self) -> None:
@@ -227,45 +226,13 @@ class SqliteStore(Service):
         while not stopping:
             if indexer is not None:
                 indexer.waitForLag()
-            first = jobs.get()
-            batch: list[tuple[list[Record], Deferred[int]]] = []
-            calls: list[tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]] = []
-            pending = [first]
-            size = 0
-            while True:
-                for job in pending:
-                    if job is _STOP:
-                        stopping = True
-                    elif isinstance(job[0], list):
-                        batch.append(job)
-                        size += len(job[0])
-                    else:
-                        calls.append(job)
-                pending = []
-                if size >= MAX_TRANSACTION_RECORDS or calls or stopping:
-                    break
-                try:
-                    pending.append(jobs.get_nowait())
-                except queue.Empty:
-                    break
-            if batch:
-                self._commit(conn, batch)
-            for f, d in calls:
-                try:
-                    result = f(conn)
-                except BaseException:
-                    self._reactor.callFromThread(d.errback, Failure())
-                else:
-                    self._reactor.callFromThread(d.callback, result)
-        # Drain whatever raced with the stop marker.
-        leftovers = []
-        while True:
-            try:
-                job = jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not _STOP and isinstance(job[0], list):
-                leftovers.append(job)
+            turn = jobs.take()
+            assert turn is not None
+            stopping = turn.stopping
+            if turn.appends:
+                self._commit(conn, turn.appends)
+            jobs.runCalls(conn, turn)
+        leftovers = jobs.leftovers()
         if leftovers:
             self._commit(conn, leftovers)
         conn.close()
