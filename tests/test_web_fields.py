@@ -44,6 +44,20 @@ class FieldsAPITests(SynchronousTestCase):
         self.assertEqual(body["total"], 2)
         self.assertEqual([f["name"] for f in body["fields"]], ["ms", "path"])
 
+    def test_namesWithValues(self) -> None:
+        """values=N gives each listed field its top N values, as by=field.KEY lists them."""
+        code, body = self.get("/fields", limit="2", values="2")
+        self.assertEqual(code, 200)
+        self.assertEqual([f["name"] for f in body["fields"]], ["ms", "user"])
+        for field in body["fields"]:
+            _, alone = self.get("/stats", by="field." + field["name"], limit="2")
+            self.assertEqual(field["values"], alone["values"])
+            self.assertEqual(field["count"], alone["present"])
+        code, body = self.get("/fields")
+        self.assertNotIn("values", body["fields"][0])
+        code, body = self.get("/fields", values="0")
+        self.assertEqual((code, body["param"]), (400, "values"))
+
     def test_topValues(self) -> None:
         """by=field.KEY lists the values with counts (42 and "42" apart) and the share having the key."""
         code, body = self.get("/stats", by="field.user")

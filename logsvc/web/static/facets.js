@@ -1,7 +1,7 @@
-// The facet sidebar: the top values of level, service and source, and of
-// the fields most frequent in the matches (GET /fields, then GET
-// /stats?by=field.NAME), for the current query and range, each with its
-// count; a click filters for a value, its "−" filters it out.
+// The facet sidebar: the top values of level, service and source (GET
+// /stats?by=...), and of the fields most frequent in the matches (GET
+// /fields?values=N), for the current query and range, each with its count;
+// a click filters for a value, its "−" filters it out.
 
 import { getJSON } from "./api.js";
 import { element } from "./dom.js";
@@ -68,21 +68,16 @@ function topValues(params, by, signal) {
 }
 
 /**
- * The most frequent fields of the search `params` and their top values.
+ * The most frequent fields of the search `params` with their top values,
+ * in one request (GET /fields?values=N).
  *
- * @returns {fields: GET /fields answer, values: [GET /stats?by=field.NAME answer]}, or {error}.
+ * @returns the answer, or {error}.
  */
-async function fieldValues(params, signal) {
+function fieldValues(params, signal) {
   const p = new URLSearchParams(params);
   p.set("limit", String(FIELD_FACETS));
-  let fields;
-  try {
-    fields = await getJSON("fields", p, signal);
-  } catch (error) {
-    return { error };
-  }
-  const values = await Promise.all(fields.fields.map((f) => topValues(params, "field." + f.name, signal)));
-  return { fields, values };
+  p.set("values", String(TOP));
+  return getJSON("fields", p, signal).catch((error) => ({ error }));
 }
 
 /**
@@ -108,24 +103,21 @@ export async function loadFacets(box, params, onFilter, signal) {
     box.appendChild(failedSection("fields", fields.error));
     return;
   }
-  if (!fields.fields.fields.length) return;
+  if (!fields.fields.length) return;
   const head = element("h3", "fields-head", "Fields");
-  if (fields.fields.sampled) head.appendChild(element("small", "", ` in the newest ${fields.fields.total.toLocaleString()} matches`));
+  if (fields.sampled) head.appendChild(element("small", "", ` in the newest ${fields.total.toLocaleString()} matches`));
   box.appendChild(head);
-  const facets = fields.fields.fields.map(({ name, share }, index) => ({ name, share, answer: fields.values[index] }));
   // The most telling first: fields most records have, with their values
   // concentrated in a few (a field with a value per record, an id or a
   // duration, says less as a facet).
-  facets.sort((a, b) => b.share * concentration(b.answer) - a.share * concentration(a.answer));
-  for (const { name, share, answer } of facets) {
-    box.appendChild(answer.error ? failedSection(name, answer.error)
-      : section(name, `${Math.round(100 * share)}%`, answer.values, answer.total,
-        (value) => filterFor(name, true, value), onFilter));
+  const ranked = fields.fields.slice().sort((a, b) => b.share * concentration(b) - a.share * concentration(a));
+  for (const { name, share, values } of ranked) {
+    box.appendChild(section(name, `${Math.round(100 * share)}%`, values, fields.total,
+      (value) => filterFor(name, true, value), onFilter));
   }
 }
 
 /** @returns the part of the records with a field that its listed top values cover, 0..1. */
-function concentration(answer) {
-  if (answer.error || !answer.present) return 0;
-  return answer.values.reduce((n, v) => n + v.count, 0) / answer.present;
+function concentration(field) {
+  return field.count ? field.values.reduce((n, v) => n + v.count, 0) / field.count : 0;
 }
