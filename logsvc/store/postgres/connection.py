@@ -70,10 +70,20 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS logs_ts_id ON logs (ts, id) INCLUDE (level)",
     # Tails and their replay read by id.
     "CREATE INDEX IF NOT EXISTS logs_id ON logs (id)",
-    "CREATE INDEX IF NOT EXISTS logs_service_ts ON logs (service, ts)",
+    # A service's newest records, the level read from the index.
+    "CREATE INDEX IF NOT EXISTS logs_service_ts ON logs (service, ts, id) INCLUDE (level)",
     "CREATE INDEX IF NOT EXISTS logs_words ON logs USING gin (words)",
     # The few records whose words do not fit a tsvector, checked in Python.
     "CREATE INDEX IF NOT EXISTS logs_unvectored ON logs (ts) WHERE words IS NULL",
+    # The fields as jsonb, NULL where the JSON holds \u0000 (which jsonb
+    # refuses): what the fields index holds and field filters look up.
+    r"""
+    CREATE OR REPLACE FUNCTION logsvc_jsonb(fields text)
+    RETURNS jsonb LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE WHEN fields IS NULL OR strpos(fields, '\u0000') > 0 THEN NULL ELSE fields::jsonb END
+    $$
+    """,
+    "CREATE INDEX IF NOT EXISTS logs_fields ON logs USING gin (logsvc_jsonb(fields) jsonb_path_ops)",
     # field.KEY=value, with logsvc.query.fieldMatches' meaning; fields whose
     # JSON holds \u0000 (which jsonb refuses) never match.
     r"""

@@ -65,9 +65,21 @@ def buildWhere(query: Query) -> tuple[list[str], list[Any]]:
             params.append(list(values))
     for key, expected in query.fields:
         number = fieldNumber(expected)
+        # The fields index narrows (containment of each value the filter can
+        # mean); logsvc_field decides.
+        looks = [orjson.dumps({key: expected}).decode()]
+        if number is not None:
+            looks.append(orjson.dumps({key: number}).decode())
+        if expected in _JSON_WORDS:
+            looks.append(orjson.dumps({key: _JSON_WORDS[expected]}).decode())
+        where.append("(" + " OR ".join(["logsvc_jsonb(fields) @> %s::jsonb"] * len(looks)) + ")")
+        params.extend(looks)
         where.append("logsvc_field(fields, %s, %s, %s::numeric)")
         params.extend([key, expected, None if number is None else repr(number)])
     return where, params
+
+
+_JSON_WORDS = {"true": True, "false": False, "null": None}
 
 
 def cursorCondition(query: Query) -> tuple[list[str], list[Any]]:
