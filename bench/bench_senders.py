@@ -185,23 +185,25 @@ def httpRate(
     ok: Callable[[int, bytes], bool],
     clients: int = 8,
     contentType: str = "application/x-ndjson",
-) -> float:
+) -> Rate:
     """
     @return: records/s posting C{bodies} to C{path} from C{clients} keep-alive
-        clients until every one is answered (and so durable).
+        clients until every one is answered (and so durable), and the
+        server's CPU microseconds per record.
     """
     server = Server()
     try:
+        cpu = server.cpuSeconds()
         elapsed = timedPosts(server, path, bodies, ok, clients=clients, contentType=contentType)
         stored = server.count()
         if stored != count:
             raise RuntimeError(f"store has {stored} of {count} records")
-        return count / elapsed
+        return count / elapsed, (server.cpuSeconds() - cpu) * 1e6 / count
     finally:
         server.stop()
 
 
-def bulkRate(count: int, batch: int = 1000) -> float:
+def bulkRate(count: int, batch: int = 1000) -> Rate:
     """
     @return: records/s of C{POST /_bulk} (ECS documents, C{create} actions).
     """
@@ -213,7 +215,7 @@ def bulkRate(count: int, batch: int = 1000) -> float:
     )
 
 
-def ndjsonRate(count: int, batch: int = 1000) -> float:
+def ndjsonRate(count: int, batch: int = 1000) -> Rate:
     """
     @return: records/s of C{POST /logs} with the same documents as flat NDJSON.
     """
@@ -281,14 +283,14 @@ def lokiBodies(count: int, batch: int = 1000) -> list[bytes]:
     return bodies
 
 
-def otlpRate(count: int) -> float:
+def otlpRate(count: int) -> Rate:
     """
     @return: records/s of C{POST /v1/logs}, OTLP protobuf.
     """
     return httpRate("/v1/logs", otlpBodies(count), count, lambda status, body: status == 200, contentType=PROTOBUF)
 
 
-def lokiProtobufRate(count: int) -> float:
+def lokiProtobufRate(count: int) -> Rate:
     """
     @return: records/s of C{POST /loki/api/v1/push}, snappy protobuf.
     """
@@ -562,14 +564,14 @@ def main() -> None:
         results.append(("RFC 3164, TCP, LF framing", *tcpRate(makeMessages(rfc3164, n), lineFramed)))
     ndjson = bulk = 0.0
     if "http" in only:
-        ndjson = ndjsonRate(n)
-        bulk = bulkRate(n)
-        results.append(("POST /logs NDJSON, 1000 docs/req", ndjson, None))
-        results.append(("POST /_bulk, 1000 docs/request", bulk, None))
+        ndjson, ndjsonCPU = ndjsonRate(n)
+        bulk, bulkCPU = bulkRate(n)
+        results.append(("POST /logs NDJSON, 1000 docs/req", ndjson, ndjsonCPU))
+        results.append(("POST /_bulk, 1000 docs/request", bulk, bulkCPU))
     if "otlp" in only:
-        results.append(("POST /v1/logs OTLP protobuf, 1000/req", otlpRate(n), None))
+        results.append(("POST /v1/logs OTLP protobuf, 1000/req", *otlpRate(n)))
     if "loki" in only:
-        results.append(("Loki protobuf push, 1000/req", lokiProtobufRate(n), None))
+        results.append(("Loki protobuf push, 1000/req", *lokiProtobufRate(n)))
     chunked: tuple[Rate, float] | None = None
     if "udp" in only:
         results.append(("RFC 5424, UDP, one per datagram", *udpRate([[m] for m in makeMessages(rfc5424, n)])[0]))
