@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -26,10 +26,10 @@ from logsvc.ingest.udp import (
 )
 from logsvc.limits import FlowControl
 from logsvc.pipeline import Pipeline
-from logsvc.record import Record
 from logsvc.store.memory import MemoryStore
 from tests.fakes import HeldStore
 from tests.test_formats_gelfchunks import chunked
+from tests.test_ingest_tcp import CountingStore
 
 PEER = ("192.0.2.9", 40000)
 
@@ -44,16 +44,6 @@ class FakePort:
 
     def startReading(self) -> None:
         self.reading = True
-
-
-class CountingStore(MemoryStore):
-    def __init__(self) -> None:
-        super().__init__()
-        self.appends: list[int] = []
-
-    def append(self, records: list[Record]) -> Deferred[int]:
-        self.appends.append(len(records))
-        return super().append(records)
 
 
 class ProtocolTestCase(SynchronousTestCase):
@@ -83,7 +73,7 @@ class DatagramIngestTests(ProtocolTestCase):
             self.protocol.datagramReceived(b"<14>app: message %d\n" % n, PEER)
         self.assertEqual(self.store.rows, [])
         self.clock.advance(0)
-        self.assertEqual(self.store.appends, [5])
+        self.assertEqual(self.store.appendSizes, [5])
         self.assertEqual(self.messages(), [f"message {n}" for n in range(5)])
         self.assertEqual({row[4] for row in self.store.rows}, {"192.0.2.9"})
 

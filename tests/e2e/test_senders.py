@@ -141,6 +141,44 @@ ruleset(name="forward") {{
 """
 
 
+def startRsyslog(test: TestCase, config: str, outPort: int) -> int:
+    """
+    Run Debian's rsyslogd unprivileged in its own process, with C{config}
+    (formatted with C{work}, C{inPort} and C{outPort}), its own pid file and
+    work directory, stopped at the end of C{test}.
+
+    @return: the loopback TCP port its C{imtcp} input listens on, once it does.
+    """
+    need(RSYSLOGD)
+    work = os.path.abspath(test.mktemp())
+    os.makedirs(work)
+    inPort = freePort()
+    conf = os.path.join(work, "rsyslog.conf")
+    with open(conf, "w") as f:
+        f.write(config.format(work=work, inPort=inPort, outPort=outPort))
+    rsyslog = subprocess.Popen(
+        [RSYSLOGD, "-n", "-f", conf, "-i", os.path.join(work, "rsyslogd.pid")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def stop() -> None:
+        if rsyslog.poll() is None:
+            rsyslog.terminate()
+            rsyslog.wait(20)
+
+    test.addCleanup(stop)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", inPort), timeout=1).close()
+            return inPort
+        except OSError:
+            if rsyslog.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("rsyslogd did not start") from None
+            time.sleep(0.05)
+
+
 class RsyslogTests(TestCase):
     """
     Debian's rsyslog forwarding to logsvc with omfwd, in its own process,
@@ -152,32 +190,7 @@ class RsyslogTests(TestCase):
         self.server = TwistdServer(self.mktemp())
         self.server.start()
         self.addCleanup(self.server.kill)
-        work = os.path.abspath(self.mktemp())
-        os.makedirs(work)
-        self.inPort = freePort()
-        conf = os.path.join(work, "rsyslog.conf")
-        with open(conf, "w") as f:
-            f.write(RSYSLOG_CONF.format(work=work, inPort=self.inPort, outPort=self.server.tcpPort))
-        self.rsyslog = subprocess.Popen(
-            [RSYSLOGD, "-n", "-f", conf, "-i", os.path.join(work, "rsyslogd.pid")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.addCleanup(self._stopRsyslog)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.inPort), timeout=1).close()
-                break
-            except OSError:
-                if self.rsyslog.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("rsyslogd did not start") from None
-                time.sleep(0.05)
-
-    def _stopRsyslog(self) -> None:
-        if self.rsyslog.poll() is None:
-            self.rsyslog.terminate()
-            self.rsyslog.wait(20)
+        self.inPort = startRsyslog(self, RSYSLOG_CONF, self.server.tcpPort)
 
     def test_forwardBothFramings(self) -> None:
         """

@@ -12,13 +12,12 @@ import logging.handlers
 import os
 import socket
 import subprocess
-import time
 import urllib.request
 
 from twisted.trial.unittest import TestCase
 
-from tests.e2e.server import ROOT, TWISTD, TwistdServer, freePort, freeUDPPort
-from tests.e2e.test_senders import LOGGER, RSYSLOGD, need, storedRows
+from tests.e2e.server import ROOT, TWISTD, TwistdServer, freeUDPPort
+from tests.e2e.test_senders import LOGGER, need, startRsyslog, storedRows
 
 
 class UDPServerTestCase(TestCase):
@@ -102,36 +101,9 @@ ruleset(name="forward") {{
 class RsyslogUDPTests(UDPServerTestCase):
     def test_omfwdUDP(self) -> None:
         """rsyslog (unprivileged, its own config) forwards over UDP in RFC 5424 and 3164: every message twice."""
-        need(RSYSLOGD)
-        work = os.path.abspath(self.mktemp())
-        os.makedirs(work)
-        inPort = freePort()
-        conf = os.path.join(work, "rsyslog.conf")
-        with open(conf, "w") as f:
-            f.write(RSYSLOG_UDP_CONF.format(work=work, inPort=inPort, outPort=self.udpPort))
-        rsyslog = subprocess.Popen(
-            [RSYSLOGD, "-n", "-f", conf, "-i", os.path.join(work, "rsyslogd.pid")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def stop() -> None:
-            if rsyslog.poll() is None:
-                rsyslog.terminate()
-                rsyslog.wait(20)
-
-        self.addCleanup(stop)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                connection = socket.create_connection(("127.0.0.1", inPort), timeout=1)
-                break
-            except OSError:
-                if rsyslog.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("rsyslogd did not start") from None
-                time.sleep(0.05)
+        inPort = startRsyslog(self, RSYSLOG_UDP_CONF, self.udpPort)
         messages = [b"<%d>Dec  4 10:00:%02d web7 app%d[9]: udp message %d" % (8 * 17 + i % 8, i, i, i) for i in range(10)]
-        with connection:
+        with socket.create_connection(("127.0.0.1", inPort), timeout=10) as connection:
             connection.sendall(b"".join(m + b"\n" for m in messages))
         rows = storedRows(self.server, 20)
         self.assertEqual(len(rows), 20)
