@@ -174,6 +174,7 @@ class RollupTests(SqliteTestCase):
         conn.execute("DROP TRIGGER logs_rollup_delete")
         conn.execute("DROP TABLE rollup_service")
         conn.execute("DROP TABLE rollup_source")
+        conn.execute("DROP TABLE rollup_level")
         conn.execute("PRAGMA user_version=3")
         conn.close()
         self.store = self.startStore(path)

@@ -107,6 +107,15 @@ class FieldsAPITests(SynchronousTestCase):
         code, body = self.get("/stats", by="field.ms")
         self.assertEqual((body["total"], body["sampled"], body["present"]), (7, True, 4))
 
+    def test_sampleParameter(self) -> None:
+        """sample asks for fewer or more of the newest matches, up to MAX_SAMPLE."""
+        code, body = self.get("/fields", sample="3")
+        self.assertEqual((code, body["total"], body["sampled"]), (200, 3, True))
+        code, body = self.get("/stats", by="field.user", sample="2")
+        self.assertEqual((body["total"], body["present"]), (2, 0))
+        code, body = self.get("/fields", sample="10001")
+        self.assertEqual((code, body["param"]), (400, "sample"))
+
     def test_errors(self) -> None:
         """Bad arguments are JSON 400s naming the parameter; a bad q names the position."""
         code, body = self.get("/fields", limit="0")

@@ -5,20 +5,21 @@ seen, with counts) and C{GET /stats?by=field.KEY} (a field's top values,
 with counts and the share of records that have the field).
 
 Both read the newest matches of the query, at most L{FIELD_SAMPLE} of them
+(or C{sample}, up to L{MAX_SAMPLE})
 (through the store's ordinary pages, so every store answers alike and the
 cost is bounded whatever the range holds): exact when the query matches
 fewer, a sample of the newest otherwise, and the answer says which
 (C{"sampled": true}).
 
     GET /fields?q=service:api&since=now-24h
-    -> {"total": 10000, "sampled": true,
-        "fields": [{"name": "user", "count": 8123, "share": 0.8123}, ...]}
+    -> {"total": 1000, "sampled": true,
+        "fields": [{"name": "user", "count": 812, "share": 0.812}, ...]}
     GET /fields?limit=5&values=8
     -> the same, each field with its top 8 "values" (as by=field.KEY lists
        them): one read of the sample for the UI's field facets, not one per field.
     GET /stats?by=field.user&limit=3
-    -> {"total": 10000, "sampled": true, "by": "field.user", "present": 8123,
-        "share": 0.8123, "values": [{"value": 42, "count": 1700}, ...]}
+    -> {"total": 1000, "sampled": true, "by": "field.user", "present": 812,
+        "share": 0.812, "values": [{"value": 42, "count": 170}, ...]}
 """
 
 from __future__ import annotations
@@ -39,15 +40,18 @@ from logsvc.record import nowMicros
 from logsvc.store.base import IStore, Row
 from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
 
-#: Most of the newest matches the field aggregations read.
-FIELD_SAMPLE = 10_000
+#: How many of the newest matches the field aggregations read unless
+#: C{sample} says otherwise (Kibana's Discover computes its field list from
+#: 500), and the most C{sample} may ask.
+FIELD_SAMPLE = 1_000
+MAX_SAMPLE = 10_000
 #: Most names C{GET /fields} lists unless C{limit} says otherwise.
 DEFAULT_NAMES = 100
 MAX_NAMES = 1000
 #: Most values per field C{GET /fields?values=N} may list.
 MAX_VALUES = 1000
 #: The parameters of C{GET /fields} (besides C{field.KEY}).
-FIELDS_PARAMETERS = FILTER_PARAMETERS | {"limit", "values"}
+FIELDS_PARAMETERS = FILTER_PARAMETERS | {"limit", "values", "sample"}
 
 
 def newestMatches(store: IStore, query: Query, size: int | None = None) -> Deferred[tuple[list[Row], bool]]:
@@ -167,10 +171,13 @@ class FieldsResource(JSONResource):
         args = request.args or {}
         try:
             query = parseQuery(
-                {k: v for k, v in args.items() if k != b"limit"}, accepted=FIELDS_PARAMETERS, now=self._now
+                {k: v for k, v in args.items() if k not in (b"limit", b"sample")},
+                accepted=FIELDS_PARAMETERS,
+                now=self._now,
             )
-            limit = parseCount(args, "limit", DEFAULT_NAMES, MAX_NAMES)
-            values = parseCount(args, "values", 0, MAX_VALUES)
+            limit = parseCount(args, "limit", DEFAULT_NAMES, MAX_NAMES) or DEFAULT_NAMES
+            values = parseCount(args, "values", 0, MAX_VALUES) or 0
+            sample = parseCount(args, "sample", None, MAX_SAMPLE)
         except QueryError as e:
             return errorBody(request, 400, str(e), **e.details())
 
@@ -188,10 +195,10 @@ class FieldsResource(JSONResource):
             body = {"total": len(rows), "sampled": sampled, "fields": fields}
             return writeJSON(request, 200, body)
 
-        return renderAsync(request, newestMatches(self.store, query).addCallback(render))
+        return renderAsync(request, newestMatches(self.store, query, sample).addCallback(render))
 
 
-def parseCount(args: dict[bytes, list[bytes]], name: str, default: int, most: int) -> int:
+def parseCount(args: dict[bytes, list[bytes]], name: str, default: int | None, most: int) -> int | None:
     """
     @return: the whole number C{args} give for C{name} (1..C{most}), else
         C{default}.
@@ -210,9 +217,13 @@ def parseCount(args: dict[bytes, list[bytes]], name: str, default: int, most: in
     return count
 
 
-def topFieldValues(store: IStore, query: Query, key: str, limit: int) -> Deferred[dict[str, Any]]:
+def topFieldValues(
+    store: IStore, query: Query, key: str, limit: int, sample: int | None = None
+) -> Deferred[dict[str, Any]]:
     """
+    @param sample: how many of the newest matches to read (by default
+        L{FIELD_SAMPLE}).
     @return: a Deferred firing with L{fieldValuesBody} over the newest
         matches of C{query}.
     """
-    return newestMatches(store, query).addCallback(lambda result: fieldValuesBody(result[0], result[1], key, limit))
+    return newestMatches(store, query, sample).addCallback(lambda result: fieldValuesBody(result[0], result[1], key, limit))

@@ -42,7 +42,7 @@ from logsvc.record import LEVEL_NAMES, nowMicros
 from logsvc.store.base import IStore
 from logsvc.units import SECOND, formatInterval
 from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
-from logsvc.web.fields import topFieldValues
+from logsvc.web.fields import MAX_SAMPLE, parseCount, topFieldValues
 
 DAY = units.TIME_UNITS["d"]
 
@@ -51,7 +51,7 @@ AUTO_INTERVALS = ("1s", "5s", "10s", "30s", "1m", "5m", "10m", "15m", "30m", "1h
 #: An automatic interval gives at most this many buckets.
 AUTO_BUCKETS = 120
 #: The parameters of C{GET /stats} (besides C{field.KEY}).
-STATS_PARAMETERS = FILTER_PARAMETERS | {"interval", "tz", "by", "limit"}
+STATS_PARAMETERS = FILTER_PARAMETERS | {"interval", "tz", "by", "limit", "sample"}
 #: Most buckets one answer may hold.
 MAX_BUCKETS = 10_000
 #: Most values C{by=} may list.
@@ -224,7 +224,7 @@ class StatsResource(JSONResource):
         args = request.args or {}
         try:
             query = parseQuery(
-                {k: v for k, v in args.items() if k != b"limit"},
+                {k: v for k, v in args.items() if k not in (b"limit", b"sample")},
                 allowUnlimited=True,
                 accepted=STATS_PARAMETERS,
                 now=self._nowMicros,
@@ -233,7 +233,8 @@ class StatsResource(JSONResource):
             if by:
                 limit = _limit(args)
                 if by.startswith("field.") and len(by) > len("field."):
-                    found = topFieldValues(self.store, query, by[len("field.") :], limit)
+                    sample = parseCount(args, "sample", None, MAX_SAMPLE)
+                    found = topFieldValues(self.store, query, by[len("field.") :], limit, sample)
                     return renderAsync(request, found.addCallback(lambda body: writeJSON(request, 200, body)))
                 if by not in BY_COLUMNS:
                     raise QueryError(

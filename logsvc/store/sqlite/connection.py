@@ -21,7 +21,7 @@ from logsvc.record import Record
 from logsvc.search_syntax import parseSearch
 from logsvc.store.base import StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Microseconds in a rollup minute.
 MINUTE = 60_000_000
@@ -29,31 +29,45 @@ MINUTE = 60_000_000
 #: C{floor(ts / MINUTE)} in SQL (SQLite's division truncates toward zero).
 MINUTE_SQL = "(CASE WHEN {ts} >= 0 THEN {ts} / 60000000 ELSE -((59999999 - {ts}) / 60000000) END)"
 
-#: Tables, created by L{logsvc.store.sqlite.connection.createSchema}.
+#: The rollup's tables (L{logsvc.store.sqlite.rollup}) and the column each
+#: counts by besides minute and level.
+ROLLUPS = {"rollup_level": None, "rollup_service": "service", "rollup_source": "source"}
+
+
+def rollupKey(column: str | None) -> str:
+    """
+    @return: the key columns of the rollup table counting by C{column}.
+    """
+    return "minute, level" + ("" if column is None else f", {column}")
+
+
 ROLLUP_SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS rollup_service ("
-    " minute INTEGER NOT NULL, level INTEGER NOT NULL, service TEXT NOT NULL, n INTEGER NOT NULL,"
-    " PRIMARY KEY (minute, level, service)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS rollup_source ("
-    " minute INTEGER NOT NULL, level INTEGER NOT NULL, source TEXT NOT NULL, n INTEGER NOT NULL,"
-    " PRIMARY KEY (minute, level, source)) WITHOUT ROWID",
+    *(
+        f"CREATE TABLE IF NOT EXISTS {table} (minute INTEGER NOT NULL, level INTEGER NOT NULL,"
+        + ("" if column is None else f" {column} TEXT NOT NULL,")
+        + f" n INTEGER NOT NULL, PRIMARY KEY ({rollupKey(column)})) WITHOUT ROWID"
+        for table, column in ROLLUPS.items()
+    ),
     "CREATE TRIGGER IF NOT EXISTS logs_rollup_delete AFTER DELETE ON logs BEGIN"
-    f" UPDATE rollup_service SET n = n - 1 WHERE minute = {MINUTE_SQL.format(ts='old.ts')}"
-    " AND level = old.level AND service = old.service;"
-    f" UPDATE rollup_source SET n = n - 1 WHERE minute = {MINUTE_SQL.format(ts='old.ts')}"
-    " AND level = old.level AND source = old.source;"
-    " END",
+    + "".join(
+        f" UPDATE {table} SET n = n - 1 WHERE minute = {MINUTE_SQL.format(ts='old.ts')} AND level = old.level"
+        + ("" if column is None else f" AND {column} = old.{column}")
+        + ";"
+        for table, column in ROLLUPS.items()
+    )
+    + " END",
 ]
 
 #: Fill the rollup from the records already stored (a database made before
 #: it existed).
 BACKFILL = [
-    "DELETE FROM rollup_service",
-    "DELETE FROM rollup_source",
-    f"INSERT INTO rollup_service SELECT {MINUTE_SQL.format(ts='ts')}, level, service, count(*)"
-    " FROM logs GROUP BY 1, 2, 3",
-    f"INSERT INTO rollup_source SELECT {MINUTE_SQL.format(ts='ts')}, level, source, count(*)"
-    " FROM logs GROUP BY 1, 2, 3",
+    *(f"DELETE FROM {table}" for table in ROLLUPS),
+    *(
+        f"INSERT INTO {table} SELECT {MINUTE_SQL.format(ts='ts')}, level,"
+        + ("" if column is None else f" {column},")
+        + f" count(*) FROM logs GROUP BY {'1, 2' if column is None else '1, 2, 3'}"
+        for table, column in ROLLUPS.items()
+    ),
 ]
 
 
@@ -81,7 +95,8 @@ _SCHEMA = [
     "DROP TRIGGER IF EXISTS logs_search_delete",
     "DROP TABLE IF EXISTS logs_search",
     "DROP TABLE IF EXISTS search_state",
-    # Version 4: counts per minute (logsvc.store.sqlite.rollup).
+    # Version 4: counts per minute (logsvc.store.sqlite.rollup); version 5
+    # added rollup_level, so both fill the counts from the records again.
     *ROLLUP_SCHEMA,
 ]
 
@@ -228,7 +243,7 @@ def createSchema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN")
     for statement in _SCHEMA:
         conn.execute(statement)
-    if 0 < version < 4:
+    if 0 < version < 5:
         # Records stored before the rollup existed: count them once.
         for statement in BACKFILL:
             conn.execute(statement)

@@ -4,10 +4,11 @@ Counts per minute, kept as batches commit, so the default view's
 histogram and top values cost what the minutes cost, not what the records
 in them cost.
 
-Two tables in the records file (made by
-L{logsvc.store.sqlite.connection.createSchema}): C{rollup_service (minute,
-level, service, n)} and C{rollup_source (minute, level, source, n)},
-C{minute} being C{floor(ts / 60 s)}.  The writer adds each batch's counts in the batch's
+Three tables in the records file (made by
+L{logsvc.store.sqlite.connection.createSchema}): C{rollup_level (minute,
+level, n)}, C{rollup_service (minute, level, service, n)} and
+C{rollup_source (minute, level, source, n)}, C{minute} being
+C{floor(ts / 60 s)}; a query reads the narrowest that holds its terms.  The writer adds each batch's counts in the batch's
 own transaction (L{addToRollup}); a trigger takes deleted records out
 (retention), so a rollup always agrees with the records in the same
 snapshot.  Rows whose count fell to 0 stay (they add nothing).
@@ -30,13 +31,13 @@ from typing import Any
 from logsvc.query import Query
 from logsvc.record import Record
 from logsvc.search_syntax import And, Column, Node, Not, Or, conjunction
-from logsvc.store.sqlite.connection import MINUTE
+from logsvc.store.sqlite.connection import MINUTE, ROLLUPS, rollupKey
 from logsvc.store.sqlite.plan import selectHistogram, selectTop, translate
 
 _UPSERT = {
-    table: f"INSERT INTO {table} (minute, level, {column}, n) VALUES (?, ?, ?, ?)"
-    f" ON CONFLICT (minute, level, {column}) DO UPDATE SET n = n + excluded.n"
-    for table, column in (("rollup_service", "service"), ("rollup_source", "source"))
+    table: f"INSERT INTO {table} ({rollupKey(column)}, n) VALUES (?, ?{'' if column is None else ', ?'}, ?)"
+    f" ON CONFLICT ({rollupKey(column)}) DO UPDATE SET n = n + excluded.n"
+    for table, column in ROLLUPS.items()
 }
 
 
@@ -45,12 +46,15 @@ def addToRollup(conn: sqlite3.Connection, records: list[Record]) -> None:
     Count C{records} into the rollup, in the current transaction (the one
     that inserts them).
     """
+    levels: Counter[tuple[int, int]] = Counter()
     services: Counter[tuple[int, int, str]] = Counter()
     sources: Counter[tuple[int, int, str]] = Counter()
     for record in records:
         minute = record.ts // MINUTE
+        levels[minute, record.level] += 1
         services[minute, record.level, record.service] += 1
         sources[minute, record.level, record.source] += 1
+    conn.executemany(_UPSERT["rollup_level"], [(*key, n) for key, n in levels.items()])
     conn.executemany(_UPSERT["rollup_service"], [(*key, n) for key, n in services.items()])
     conn.executemany(_UPSERT["rollup_source"], [(*key, n) for key, n in sources.items()])
 
@@ -93,7 +97,7 @@ def _rollupWhere(query: Query, column: str | None) -> tuple[str, str, list[Any]]
         names.add(column)
     if {"service", "source"} <= names:
         return None
-    table = "rollup_source" if "source" in names else "rollup_service"
+    table = "rollup_source" if "source" in names else "rollup_service" if "service" in names else "rollup_level"
     sql, params, exact = translate(node)
     if not exact:
         return None
