@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -201,3 +203,35 @@ class HandshakeTests(ForwardTestCase):
         """Each connection gets its own nonce, so a recorded PING cannot be replayed."""
         _, other = self.connect()
         self.assertNotEqual(self.helo(self.transport), self.helo(other))
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=True),
+    st.text(max_size=20), st.binary(max_size=20),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=8), st.integers(-(2**63), 2**64 - 1), st.binary(max_size=8)), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+_messages = st.one_of(
+    _values,
+    st.tuples(st.text(max_size=8), st.integers(0, 2**32), _values).map(list),
+    st.tuples(st.text(max_size=8), st.lists(st.tuples(st.integers(0, 2**33), _values).map(list), max_size=4)).map(list),
+    st.tuples(st.binary(max_size=8), st.binary(max_size=60), st.dictionaries(st.sampled_from(["chunk", "compressed", "size"]), _values, max_size=3)).map(list),
+)
+
+
+class FuzzTests(ForwardTestCase):
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(_messages, max_size=5), st.binary(max_size=40), st.integers(1, 64))
+    def test_nothingEscapes(self, values: list[Any], garbage: bytes, cut: int) -> None:
+        """Any msgpack values, then any bytes, in any read sizes: records, rejections or a close; never an exception."""
+        protocol, transport = self.connect()
+        data = b"".join(msgpack.packb(v, use_bin_type=True) for v in values) + garbage
+        for i in range(0, len(data), cut):
+            protocol.dataReceived(data[i : i + cut])
+        protocol.connectionLost(None)

@@ -11,6 +11,8 @@ import zlib
 from typing import Any
 
 import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock, deferLater
@@ -211,3 +213,27 @@ class ListenerTests(TestCase):
         self.assertEqual(sample("logsvc_udp_kernel_drops_total"), 0)
         yield service.stopService()
         self.assertEqual(pipeline._producers, set())
+
+
+class FuzzTests(ProtocolTestCase):
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        st.lists(
+            st.one_of(
+                st.binary(max_size=80),
+                st.binary(max_size=40).map(lambda b: b"\x1e\x0f" + b),
+                st.tuples(st.binary(min_size=8, max_size=8), st.integers(0, 255), st.integers(0, 255), st.binary(max_size=20))
+                .map(lambda t: b"\x1e\x0f" + t[0] + bytes([t[1], t[2]]) + t[3]),
+                st.binary(max_size=60).map(lambda b: b"\x78\x9c" + b),
+            ),
+            max_size=20,
+        ),
+        st.floats(0, 7),
+    )
+    def test_nothingEscapes(self, datagrams: list[bytes], later: float) -> None:
+        """Any datagrams, chunk-like or not, become records, counted rejections or expired chunks; never an exception."""
+        for datagram in datagrams:
+            self.protocol.datagramReceived(datagram, PEER)
+        self.clock.advance(later)
+        self.protocol.stop()
+        self.clock.advance(10)
