@@ -26,6 +26,7 @@ from logsvc.record import nowMicros
 from logsvc.store.base import IStore
 from logsvc.web.common import JSONResource, NotFound
 from logsvc.web.elastic import ElasticBulk, elasticChild, elasticInfo, markElastic
+from logsvc.web.errors import NOSNIFF, rawJSONError
 from logsvc.web.fields import FieldsResource
 from logsvc.web.forwarded import Network, forwardedClient
 from logsvc.web.gelf import GelfHTTP
@@ -145,14 +146,6 @@ def buildRoot(
     return root
 
 
-def _rawResponse(code: int, reason: bytes, body: dict[str, Any]) -> bytes:
-    payload = orjson.dumps(body)
-    return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-        b"connection: close\r\n\r\n" % (code, reason, len(payload))
-    ) + payload
-
-
 class LogsvcRequest(Request):
     """
     A request that refuses a body over the site's C{maxBody} as soon as the
@@ -185,12 +178,16 @@ class LogsvcRequest(Request):
 
     def _refuse(self, limit: int) -> None:
         self._refused = True
+        self.channel._answered = True
         transport = self.channel.transport
-        transport.write(
-            _rawResponse(413, b"Payload Too Large", {"error": f"body exceeds max-body of {limit} bytes"})
-        )
+        transport.write(rawJSONError(413, f"body exceeds max-body of {limit} bytes"))
         transport.pauseProducing()
         transport.loseConnection()
+
+    def process(self) -> None:
+        # Every answer, from any resource, says what it is.
+        self.setHeader(*NOSNIFF)
+        Request.process(self)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._refused:

@@ -35,6 +35,7 @@ from zope.interface import implementer
 
 from logsvc.admission import Refused, senderFor
 from logsvc.auth import INGEST, READ, Tokens, authorizationToken
+from logsvc.web.errors import rawJSONError
 
 log = Logger()
 
@@ -84,25 +85,7 @@ class Refusal:
         @return: the whole HTTP response, closing the connection, for answers
             given before a request object is rendered.
         """
-        payload = orjson.dumps({"error": self.message})
-        reason = _REASONS.get(self.code, b"Refused")
-        head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n" % (
-            self.code,
-            reason,
-            len(payload),
-        )
-        for name, value in self.headers.items():
-            head += name + b": " + value + b"\r\n"
-        return head + b"connection: close\r\n\r\n" + payload
-
-
-_REASONS = {
-    401: b"Unauthorized",
-    413: b"Payload Too Large",
-    403: b"Forbidden",
-    503: b"Service Unavailable",
-    507: b"Insufficient Storage",
-}
+        return rawJSONError(self.code, self.message, self.headers)
 
 
 class Guard:
@@ -235,12 +218,13 @@ class GuardResource:
         return self.wrapped.render(request)
 
 
-def _rawResponse(code: int, reason: bytes, message: str) -> bytes:
-    payload = orjson.dumps({"error": message})
-    return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-        b"connection: close\r\n\r\n" % (code, reason, len(payload))
-    ) + payload
+#: Longest request line and longest header line, in bytes: room for the
+#: longest query the UI or the CLI builds (a C{q} at its size limit,
+#: percent-encoded, and every other filter), well past twisted.web's 16 KiB.
+MAX_REQUEST_LINE = 64 * 1024
+
+#: Most bytes of request line and headers together.
+MAX_HEADER_BYTES = MAX_REQUEST_LINE + 16 * 1024
 
 
 class LogsvcChannel(HTTPChannel):
@@ -248,11 +232,88 @@ class LogsvcChannel(HTTPChannel):
     An L{HTTPChannel} with a whole-request deadline and a stuck-reader cutoff;
     see the module docstring.  The limits come from the site
     (C{requestTimeout}, C{stallTimeout}, C{maxUnsent}).
+
+    Every error the parser finds is a JSON answer with its status: 414 for
+    a request line over L{MAX_REQUEST_LINE}, 431 for a header line over it,
+    headers over L{MAX_HEADER_BYTES} or more than C{maxHeaders} of them, 400
+    (naming the fault) for a malformed line, header or chunk, or a
+    conflicting C{Content-Length} / C{Transfer-Encoding}.  No
+    C{100 Continue} follows a final answer.
     """
+
+    MAX_LENGTH = MAX_REQUEST_LINE
+    totalHeadersSize = MAX_HEADER_BYTES
 
     _requestDeadline: IDelayedCall | None = None
     _stallCall: IDelayedCall | None = None
     _unsentWhilePaused = 0
+    _answered = False
+
+    # The parser's errors, as JSON.
+
+    @property
+    def _onRequestLine(self) -> bool:
+        return bool(getattr(self, "_HTTPChannel__first_line", 1))
+
+    def _refuseRequest(self, code: int, message: str) -> None:
+        """
+        Answer C{code} with C{message} and close, once per connection.
+        """
+        if self._answered:
+            return
+        self._answered = True
+        if self.requests:
+            # LogsvcRequest takes no body and never renders once refused.
+            self.requests[-1]._refused = True
+        self._cancel("_requestDeadline")
+        transport: Any = self.transport
+        transport.write(rawJSONError(code, message))
+        self.loseConnection()
+        self._abortLater()
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if self._onRequestLine:
+            self._refuseRequest(414, f"request line longer than {self.MAX_LENGTH} bytes: shorten the URL (a long q?)")
+        else:
+            self._refuseRequest(431, f"a header line is longer than {self.MAX_LENGTH} bytes")
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._answered:
+            return
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            if self._onRequestLine:
+                self.lineLengthExceeded(line)
+            else:
+                self._refuseRequest(431, f"request headers exceed {self.totalHeadersSize} bytes")
+            return
+        HTTPChannel.lineReceived(self, line)
+
+    def headerReceived(self, line: bytes) -> bool:
+        if self._receivedHeaderCount >= self.maxHeaders:
+            self._refuseRequest(431, f"more than {self.maxHeaders} request headers")
+            return False
+        self._badRequestWhy = "malformed header line"
+        return bool(HTTPChannel.headerReceived(self, line))
+
+    def _failChooseTransferDecoder(self) -> bool:
+        self._badRequestWhy = "invalid or conflicting Content-Length / Transfer-Encoding headers"
+        return bool(HTTPChannel._failChooseTransferDecoder(self))
+
+    def rawDataReceived(self, data: bytes) -> None:
+        self._badRequestWhy = "malformed chunked body"
+        HTTPChannel.rawDataReceived(self, data)
+
+    _badRequestWhy = "malformed request line"
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self._refuseRequest(400, f"bad request: {self._badRequestWhy}")
+
+    def _send100Continue(self) -> None:
+        # A request refused from its headers (413, 401...) was answered with
+        # a final status: inviting its body now would be a protocol error.
+        if self._answered or (self.requests and getattr(self.requests[-1], "_refused", False)):
+            return
+        HTTPChannel._send100Continue(self)
 
     def _limit(self, name: str, default: float) -> Any:
         return getattr(getattr(self, "site", None), name, default)
@@ -278,6 +339,7 @@ class LogsvcChannel(HTTPChannel):
             if refusal is not None:
                 # LogsvcRequest takes no body and never renders once refused.
                 request._refused = True
+                self._answered = True
                 self._cancel("_requestDeadline")
                 transport: Any = self.transport
                 transport.write(refusal.raw())
@@ -294,9 +356,8 @@ class LogsvcChannel(HTTPChannel):
         self._requestDeadline = None
         transport: Any = self.transport
         log.info("request from {peer} too slow; closing", peer=transport.getPeer())
-        transport.write(
-            _rawResponse(408, b"Request Timeout", "request not received within the request timeout")
-        )
+        self._answered = True
+        transport.write(rawJSONError(408, "request not received within the request timeout"))
         transport.loseConnection()
         self._abortLater()
 
