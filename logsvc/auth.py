@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
@@ -85,6 +85,8 @@ class Tokens:
     """
 
     def __init__(self, path: str | None = None, tokens: dict[str, list[bytes]] | None = None) -> None:
+        #: Open sessions by a key of their own: (token, scope, revoked).
+        self._holders: dict[object, tuple[bytes, str | None, Callable[[], None]]] = {}
         self.path = path
         self._tokens: dict[str, list[bytes]] = tokens or {scope: [] for scope in SCOPES}
         if path is not None and tokens is None:
@@ -154,7 +156,7 @@ class Tokens:
             return d
 
         def loaded(tokens: dict[str, list[bytes]]) -> None:
-            self._tokens = tokens
+            self.replace(tokens)
             self._logLoaded()
 
         def failed(failure: object) -> None:
@@ -165,6 +167,38 @@ class Tokens:
 
         return deferToThread(readTokenFile, path).addCallbacks(loaded, failed)
 
+    def replace(self, tokens: dict[str, list[bytes]]) -> None:
+        """
+        Put C{tokens} (scope -> tokens) in force, and end every session
+        (L{hold}) whose token no longer holds the scope it was let in with.
+        """
+        self._tokens = tokens
+        holders = self._holders
+        for key, (token, scope, revoked) in list(holders.items()):
+            allowed = self.known(token) if scope is None else self.check(token, scope)
+            if not allowed:
+                del holders[key]
+                try:
+                    revoked()
+                except Exception:
+                    log.failure("ending a session of a revoked token failed")
+
+    def hold(self, token: bytes | None, scope: str | None, revoked: Callable[[], None]) -> Callable[[], None]:
+        """
+        Note an open session (a TCP connection, an HTTP connection and its
+        tails) let in with C{token} for C{scope} (L{None}: any scope), so a
+        reload that takes the scope away calls C{revoked} (on the reactor
+        thread) to end it.
+
+        @return: a function to call once the session ends by itself.
+        """
+        if not self.enabled or token is None:
+            return _nothing
+        holders = self._holders
+        key = object()
+        holders[key] = (token, scope, revoked)
+        return lambda: holders.pop(key, None) and None
+
     def _logLoaded(self) -> None:
         log.info(
             "loaded tokens from {path}: {ingest} ingest, {read} read",
@@ -172,6 +206,10 @@ class Tokens:
             ingest=len(self._tokens[INGEST]),
             read=len(self._tokens[READ]),
         )
+
+
+def _nothing() -> None:
+    pass
 
 
 def authorizationToken(header: bytes | None) -> bytes | None:

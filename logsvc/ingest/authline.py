@@ -22,9 +22,11 @@ class AuthLine:
     The first-line check of one connection.
 
     @ivar passed: whether the first line was seen and admitted.
+    @ivar token: the token it was admitted with (L{None} without tokens).
     """
 
     passed = False
+    token: bytes | None = None
 
     def __init__(self, tokens: Tokens) -> None:
         self.tokens = tokens
@@ -55,6 +57,7 @@ class AuthLine:
             token = first[len(AUTH_PREFIX) :].strip() if isAuthLine else None
             if not self.tokens.check(token, INGEST):
                 return None
+            self.token = token
             lines = rest
         elif isAuthLine and len(first.split()) == 2:
             # "AUTH failed for bob" has more words and stays a record.

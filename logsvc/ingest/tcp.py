@@ -24,6 +24,7 @@ connections share and tracks them so a stop can drain them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -31,7 +32,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from logsvc.auth import Tokens
+from logsvc.auth import INGEST, Tokens
 from logsvc.formats.detect import parseLines
 from logsvc.ingest.acks import LineAcks
 from logsvc.ingest.authline import AuthLine
@@ -85,6 +86,8 @@ class IngestProtocol(LineFramer):
     #: This connection's records submitted and not yet durable.
     _inflight = 0
     _peerRead = False
+    #: Ends the note that this connection holds its token (L{Tokens.hold}).
+    _tokenHeld: Callable[[], None] | None = None
 
     def connectionMade(self) -> None:
         factory = self.factory
@@ -128,6 +131,7 @@ class IngestProtocol(LineFramer):
             if admitted is None:
                 self._refuseAuth()
                 return
+            self._tokenHeld = auth.tokens.hold(auth.token, INGEST, self._revoked)
             if not admitted:
                 return
             lines = admitted
@@ -199,6 +203,15 @@ class IngestProtocol(LineFramer):
         self.transport.write(b"ERR unauthorized\n")
         self._closeNow()
 
+    def _revoked(self) -> None:
+        # The token file no longer lets this sender in (SIGHUP): nothing it
+        # sends from now on is stored or acknowledged.
+        self._refused = True
+        self.sink.refuse("revoked")
+        self.log.warn("closing TCP connection from {peer}: its token was revoked", peer=self.peer)
+        self.transport.write(b"ERR token revoked\n")
+        self._closeNow()
+
     def _refuseHTTP(self) -> None:
         self._refused = True
         self.sink.refuse("http_request")
@@ -221,6 +234,8 @@ class IngestProtocol(LineFramer):
             self.acks.stop()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        if self._tokenHeld is not None:
+            self._tokenHeld()
         if self.acks is not None:
             self.acks.lost()
             # An unterminated tail is a line cut by a broken connection or by

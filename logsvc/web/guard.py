@@ -336,7 +336,9 @@ class LogsvcChannel(HTTPChannel):
             refusal = guard.checkParts(
                 self._command, self._path.split(b"?", 1)[0], authorization, peer.getPeer()
             )
-            if refusal is not None:
+            if refusal is None:
+                self._holdToken(guard, self._path.split(b"?", 1)[0], authorization)
+            else:
                 # LogsvcRequest takes no body and never renders once refused.
                 request._refused = True
                 self._answered = True
@@ -347,6 +349,29 @@ class LogsvcChannel(HTTPChannel):
                 self._abortLater()
                 return
         HTTPChannel.allHeadersReceived(self)
+
+    _tokenHeld: Callable[[], None] | None = None
+
+    def _holdToken(self, guard: Guard, path: bytes, authorization: bytes | None) -> None:
+        """
+        Note that this connection is in with the request's token, so a
+        token file reload that revokes it closes the connection (and the
+        tail or keep-alive requests it carries).
+        """
+        if self._tokenHeld is not None:
+            self._tokenHeld()
+            self._tokenHeld = None
+        scope = guard.scopeForPath(self._command, path)
+        if scope is None or not guard.tokens.enabled:
+            return
+        token = authorizationToken(authorization)
+        self._tokenHeld = guard.tokens.hold(token, None if scope == ANY else scope, self._revoked)
+
+    def _revoked(self) -> None:
+        self._tokenHeld = None
+        transport: Any = self.transport
+        log.info("closing HTTP connection from {peer}: its token was revoked", peer=transport.getPeer())
+        transport.abortConnection()
 
     def allContentReceived(self) -> None:
         self._cancel("_requestDeadline")
@@ -412,6 +437,9 @@ class LogsvcChannel(HTTPChannel):
         setattr(self, name, None)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._tokenHeld is not None:
+            self._tokenHeld()
+            self._tokenHeld = None
         self._cancel("_requestDeadline")
         self._cancel("_stallCall")
         HTTPChannel.connectionLost(self, reason)

@@ -579,3 +579,34 @@ class SenderCrashTests(TestCase):
         stored = storedCounts(server.db)
         missing = [n for n in range(6000) if stored[f"sender {n}"] < 1]
         self.assertEqual(missing, [])
+
+
+class RevocationTests(TestCase):
+    timeout = 60
+
+    def test_sighupClosesSessionsOfRemovedTokens(self) -> None:
+        """A SIGHUP that removes tokens closes, within a second, the live tail and the acknowledged TCP connection they let in."""
+        server, tokens = startWithTokens(self, TrustServer, "ingest in-0123456789\nread rd-0123456789\n")
+        tail = socket.create_connection(("127.0.0.1", server.httpPort), timeout=5)
+        self.addCleanup(tail.close)
+        tail.sendall(b"GET /logs/tail HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer rd-0123456789\r\n\r\n")
+        self.assertIn(b"200", tail.recv(4096).split(b"\r\n")[0])
+        tcp = socket.create_connection(("127.0.0.1", server.ackedPort), timeout=5)
+        self.addCleanup(tcp.close)
+        tcp.sendall(b"AUTH in-0123456789\nfirst\n")
+        self.assertEqual(tcp.recv(100), b"OK 1\n")
+        with open(tokens, "w") as f:
+            f.write("ingest in-other\nread rd-other\n")
+        server.signal(signal.SIGHUP)
+        started = time.monotonic()
+        tcp.settimeout(5)
+        self.assertEqual(tcp.recv(100), b"ERR token revoked\n")
+        self.assertEqual(tcp.recv(100), b"")
+        tail.settimeout(5)
+        try:
+            while tail.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass  # aborted: the server does not wait for a client that may not read
+        self.assertLess(time.monotonic() - started, 1.0)
+        self.assertEqual(server.request("GET", "/health")[0], 200)
