@@ -213,10 +213,13 @@ class TwistdServer:
 ServerT = TypeVar("ServerT", bound=TwistdServer)
 
 
-def startWithTokens(test: SynchronousTestCase, serverClass: type[ServerT], tokens: str) -> tuple[ServerT, str]:
+def startWithTokens(
+    test: SynchronousTestCase, serverClass: type[ServerT], tokens: str, *extra: str
+) -> tuple[ServerT, str]:
     """
     Start C{serverClass} in a fresh directory of C{test} with a token file
-    holding C{tokens} (C{"scope token"} lines), killed at the test's end.
+    holding C{tokens} (C{"scope token"} lines) and C{extra} options, killed
+    at the test's end.
 
     @return: the server and the token file's path (rewrite it and send
         SIGHUP to reload).
@@ -226,7 +229,7 @@ def startWithTokens(test: SynchronousTestCase, serverClass: type[ServerT], token
     path = os.path.join(directory, "tokens")
     with open(path, "w") as f:
         f.write(tokens)
-    server = serverClass(directory, "--token-file", path)
+    server = serverClass(directory, "--token-file", path, *extra)
     server.start()
     test.addCleanup(server.kill)
     return server, path

@@ -7,14 +7,18 @@ this machine: its frames are built as its forward output writes them).
 
 from __future__ import annotations
 
+import os
 import socket
+import ssl
 import time
+from typing import Any
 
 import msgpack
 from twisted.trial.unittest import TestCase
 
 from logsvc.formats.forward import EventTime, packEventTime
-from tests.e2e.server import TwistdServer, freePort
+from logsvc.ingest.forward import sharedKeyDigest
+from tests.e2e.server import TwistdServer, freePort, startWithTokens
 from tests.e2e.test_senders import storedRows
 
 
@@ -69,3 +73,46 @@ class PackedForwardTests(ForwardServerTestCase):
         self.assertEqual(answers, [{"ack": "Zmx1ZW50Yml0"}])
         rows = storedRows(self.server, 100)
         self.assertEqual([r["message"] for r in rows], [f"line {n}" for n in range(100)])
+
+
+def readValues(sock: socket.socket, count: int) -> list[Any]:
+    """
+    @return: the next C{count} msgpack values the server writes on C{sock}.
+    """
+    stream = msgpack.Unpacker(raw=False)
+    values: list[Any] = []
+    while len(values) < count:
+        data = sock.recv(4096)
+        if not data:
+            raise AssertionError(f"connection closed after {values!r}")
+        stream.feed(data)
+        values.extend(stream)
+    return values
+
+
+class HandshakeTLSTests(TestCase):
+    def test_sharedKeyOverTLS(self) -> None:
+        """Over an ssl: endpoint with --token-file, HELO/PING/PONG with an ingest token as shared key, then events."""
+        import twisted.test
+
+        pem = os.path.join(os.path.dirname(twisted.test.__file__), "server.pem")
+        port = freePort()
+        server, _ = startWithTokens(
+            self, TwistdServer, "ingest fwd-key\n",
+            "--forward", f"ssl:{port}:privateKey={pem}:interface=127.0.0.1",
+        )
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30)) as s:
+            ((helo, options),) = readValues(s, 1)
+            self.assertEqual(helo, "HELO")
+            nonce = options["nonce"]
+            digest = sharedKeyDigest(b"salt", b"client", nonce, b"fwd-key")
+            s.sendall(msgpack.packb(["PING", "client", b"salt", digest, "", ""], use_bin_type=True))
+            ((pong, ok, _, host, serverDigest),) = readValues(s, 1)
+            self.assertEqual((pong, ok), ("PONG", True))
+            self.assertEqual(serverDigest, sharedKeyDigest(b"salt", host.encode(), nonce, b"fwd-key"))
+            s.sendall(msgpack.packb(["secure", 1767323045, {"log": "over tls"}, {"chunk": "dGxz"}]))
+            self.assertEqual(readValues(s, 1), [{"ack": "dGxz"}])
+        self.assertEqual([(r["service"], r["message"]) for r in storedRows(server, 1)], [("secure", "over tls")])
