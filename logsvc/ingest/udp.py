@@ -33,7 +33,7 @@ import socket
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -422,7 +422,5 @@ class UDPListenerService(Service):
         for name, controller in self.flowControllers:
             controller.unregisterProducer(self.protocol.gate.producer(name))
         port, self.port = self.port, None
-        d: Deferred[None] = maybeDeferred(port.stopListening) if port is not None else Deferred()
-        if port is None:
-            d.callback(None)
+        d: Deferred[None] = maybeDeferred(port.stopListening) if port is not None else succeed(None)
         return d.addCallback(lambda _: self.protocol.stop())
