@@ -43,11 +43,11 @@ def rfc3339(moment: datetime) -> str:
 
 def seedRecords(now: datetime) -> list[dict[str, Any]]:
     """
-    The view tests' records: 20 in the last 10 minutes, 200 between 40
+    The view tests' records: 20 in the last 5 minutes, 200 between 40
     minutes and 23 hours ago, two special ones (HTML-like text, a multi-line
     message) 4-5 minutes ago, and one 3 days ago (outside the default window).
-    No record is within minutes of a boundary the tests use (15 minutes, 24
-    hours), so a slow run counts the same.
+    No record is within 10 minutes of a boundary the tests use (15 minutes,
+    24 hours), so a slow run counts the same.
     """
     services = ["api", "web", "worker", "db"]
     levels = ["info", "info", "debug", "warning", "info", "error", "info", "critical"]
@@ -55,7 +55,7 @@ def seedRecords(now: datetime) -> list[dict[str, Any]]:
     for i in range(20):
         records.append(
             {
-                "ts": rfc3339(now - timedelta(seconds=60 + 30 * i)),
+                "ts": rfc3339(now - timedelta(seconds=60 + 12 * i)),
                 "level": ["info", "warning", "error", "debug"][i % 4],
                 "service": services[i % 2],
                 "host": f"{services[i % 2]}-{i % 3 + 1}",
