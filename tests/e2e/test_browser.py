@@ -157,7 +157,9 @@ class BrowserViewTests(TestCase):
         self.browser = ui.browser
         self.records = ui.records
         self.now = ui.now
-        # Preferences (the zone) are the browser's: reset them for the next test.
+        # The page is left blank between tests (no timers, no tail), and the
+        # preferences (the zone), the browser's, reset for the next test.
+        self.addCleanup(self.browser.open, "about:blank")
         self.addCleanup(lambda: self.browser.js("localStorage.removeItem('logsvc-zone')"))
         self.addCleanup(lambda: self.browser.colorScheme("light"))
         self.addCleanup(self.assertNoConsoleErrors)
@@ -532,6 +534,7 @@ class BrowserTailTests(TestCase):
         # The shared browser, and a server of its own: the records sent here
         # would change the view tests' counts.
         self.browser = sharedUI().browser
+        self.addCleanup(self.browser.open, "about:blank")
         self.server = TwistdServer(self.mktemp())
         self.server.start()
         self.addCleanup(self.server.kill)
