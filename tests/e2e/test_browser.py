@@ -255,7 +255,8 @@ class BrowserViewTests(TestCase):
         """
         Hovering a bar shows its counts; dragging across the histogram shows
         that range (absolute in the URL) with its exact total; Zoom out
-        doubles the window and Back returns to the zoomed one.
+        doubles the window and Back returns to the zoomed one; a click on a
+        bar zooms into its bucket.
         """
         from selenium.webdriver import ActionChains
 
@@ -289,6 +290,14 @@ class BrowserViewTests(TestCase):
         self.act(self.browser.driver.back)
         self.assertEqual(self.browser.driver.current_url, zoomed)
         self.assertEqual(self.total(), self.countBetween(since, until))
+
+        # A click on a bar zooms into its bucket.
+        self.load()
+        overlay = self.browser.find(".chart .overlay")
+        self.act(lambda: ActionChains(self.browser.driver).move_to_element(overlay).click().perform())
+        params = self.browser.params()
+        bucket = datetime.fromisoformat(params["until"][0]) - datetime.fromisoformat(params["since"][0])
+        self.assertEqual(bucket, timedelta(minutes=15))
 
     def test_open_record_highlight_fold_copy_and_close(self) -> None:
         """

@@ -160,6 +160,7 @@ function apiErrorText(error) {
 // ---- the form --------------------------------------------------------------
 
 function fillForm() {
+  document.title = view.q ? `${view.q} · logsvc` : "logsvc";
   $("q").value = view.q;
   const level = $("level");
   if (view.level && ![...level.options].some((o) => o.value === view.level)) {
