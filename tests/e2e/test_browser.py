@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from twisted.trial.unittest import SkipTest, TestCase
 
 from tests.e2e.browser import BROWSER_ZONE, Browser
-from tests.e2e.server import ROOT, TwistdServer
+from tests.e2e.server import ROOT, TwistdServer, startWithTokens
 
 MULTI_LINE = (
     "Traceback (most recent call last):\n"
@@ -600,6 +600,40 @@ class BrowserTailTests(TestCase):
         self.browser.waitUntil(lambda: len(self.rows()) == 66, "the last record")
         self.assertEqual(self.browser.js("return document.getElementById('list').scrollTop"), 0)
         self.browser.screenshot("tail")
+
+
+class BrowserTokenTests(TestCase):
+    def test_token_typed_once_serves_every_call(self) -> None:
+        """
+        Against a server with tokens, the page says a token is needed; the
+        token typed under "token" is kept by the browser (never put in the
+        URL) and sent on every call, the live tail's included.
+        """
+        browser = sharedUI().browser
+        self.addCleanup(browser.open, "about:blank")
+        server, _ = startWithTokens(self, TwistdServer, "ingest in-0123456789\nread rd-0123456789\n")
+        request = urllib.request.Request(
+            server.httpURL + "/logs",
+            data=json.dumps({"message": "behind a token"}).encode(),
+            headers={"content-type": "application/json", "authorization": "Bearer in-0123456789"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            self.assertEqual(response.status, 201)
+        browser.open(server.httpURL + "/ui/?tail=1")
+        browser.waitReady()
+        self.assertIn("401", browser.text("#error"))
+        self.assertIn('enter a token under "token"', browser.text("#error"))
+        before = browser.generation()
+        browser.find("#auth summary").click()
+        box = browser.find("#token")
+        box.send_keys("rd-0123456789")
+        box.send_keys("\t")  # the change event
+        browser.waitReady(before)
+        self.addCleanup(lambda: browser.js("localStorage.removeItem('logsvc-token')"))
+        self.assertFalse(browser.find("#error").is_displayed())
+        self.assertEqual(browser.text("#rows td.msg .text"), "behind a token")
+        browser.waitUntil(lambda: browser.text("#tail-state") == "live", "the tail to go live with the token")
+        self.assertNotIn("rd-0123456789", browser.driver.current_url)
 
 
 NODE = os.environ.get("NODE") or "node"
