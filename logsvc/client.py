@@ -38,7 +38,14 @@ import orjson
 import treq
 from treq.client import HTTPClient
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, maybeDeferred, succeed
-from twisted.internet.error import ConnectError, ConnectionClosed, DNSLookupError, TimeoutError
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionClosed,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TCPTimedOutError,
+    TimeoutError,
+)
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
@@ -102,12 +109,15 @@ class LogServiceUnreachable(Exception):
     @ivar url: the URL asked, or L{None}.
     @ivar notHTTP: the first line that answered when it was not HTTP (a TCP
         ingest port answers with a hint), else L{None}.
+    @ivar description: why, in a few words (C{"connection refused"}, C{"no
+        answer within 30 s"}).
     """
 
     def __init__(self, reason: BaseException, url: str | None = None, *, notHTTP: str | None = None) -> None:
         self.reason = reason
         self.url = url
         self.notHTTP = notHTTP
+        self.description = _describe(reason)
         where = url or "the log service"
         if notHTTP is not None:
             text = (
@@ -115,7 +125,7 @@ class LogServiceUnreachable(Exception):
                 "(a TCP ingest port? the HTTP API is the server's --http endpoint, default port 8080)"
             )
         else:
-            text = f"cannot reach {where}: {_describe(reason)}"
+            text = f"cannot reach {where}: {self.description}"
         super().__init__(text)
 
 
@@ -126,6 +136,12 @@ class _NoAnswer(Exception):
 
 
 def _describe(reason: BaseException) -> str:
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, DNSLookupError):
+        return "no such host"
+    if isinstance(reason, (TCPTimedOutError, TimeoutError)):
+        return "the connection timed out"
     if isinstance(reason, ResponseFailed):
         inner = [r.value for r in reason.reasons if isinstance(r, Failure)]
         if any(isinstance(e, ConnectionClosed) for e in inner):

@@ -4,12 +4,14 @@ The C{logsvc} command line against the in-memory service.
 
 from __future__ import annotations
 
+import argparse
 import io
 
 import orjson
 from twisted.trial.unittest import SynchronousTestCase
 
-from logsvc.cli import formatRecord, run
+from logsvc.cli import Style, buildParser, formatRecord, run, wantsColour
+from logsvc.record import normalize
 from logsvc.testing import MemoryLogService
 
 
@@ -77,7 +79,91 @@ class CommandLineTests(SynchronousTestCase):
             {"ts": "T", "level": "error", "service": "", "source": "h", "message": "m",
              "fields": {"a": "b", "n": 1}}
         )
-        self.assertEqual(line, "T error    - h m a=b n=1")
+        self.assertEqual(line, "T error    - h m  a=b n=1")
+
+    def test_format_multiline(self) -> None:
+        """
+        A multi-line message continues indented, and its fields follow on a
+        line of their own.
+        """
+        text = formatRecord(
+            {"ts": "T", "level": "error", "service": "api", "source": "h",
+             "message": "Traceback:\n  File x\nValueError: y=1\n", "fields": {"a": "b"}}
+        )
+        self.assertEqual(
+            text.split("\n"),
+            ["T error    api h Traceback:", "      File x", "    ValueError: y=1", "    fields: a=b"],
+        )
+
+    def test_colours(self) -> None:
+        """
+        With colours, the level is coloured by severity and fields dimmed;
+        without, the text is plain.
+        """
+        record = {"ts": "T", "level": "error", "service": "", "source": "h", "message": "m", "fields": {"a": 1}}
+        self.assertEqual(formatRecord(record, Style(True)), "T \x1b[31merror   \x1b[0m - h m  \x1b[2ma=1\x1b[0m")
+        self.assertNotIn("\x1b", formatRecord(dict(record, level="info", fields={}), Style(True)))
+        self.assertNotIn("\x1b", formatRecord(record, Style(False)))
+
+    def test_wantsColour(self) -> None:
+        """
+        Colours: always / never as told; auto only on a terminal, and not
+        with NO_COLOR or TERM=dumb.
+        """
+
+        class Terminal(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        self.assertTrue(wantsColour("auto", Terminal(), {}))
+        self.assertFalse(wantsColour("auto", io.StringIO(), {}))
+        self.assertFalse(wantsColour("auto", Terminal(), {"NO_COLOR": "1"}))
+        self.assertFalse(wantsColour("auto", Terminal(), {"TERM": "dumb"}))
+        self.assertTrue(wantsColour("always", io.StringIO(), {"NO_COLOR": "1"}))
+        self.assertFalse(wantsColour("never", Terminal(), {}))
+
+    def test_query_says_more(self) -> None:
+        """
+        When a page is not the last, query says so on standard error (not in
+        the records) with the cursor that continues, and --cursor does.
+        """
+        self.successResultOf(self.client.send([{"message": f"m{i}"} for i in range(3)]))
+        self.assertEqual(self.run_("query", "--limit", "2", "--order", "asc"), 0)
+        self.assertEqual([line.split()[-1] for line in self.out.getvalue().splitlines()], ["m0", "m1"])
+        note = self.err.getvalue()
+        self.assertIn("more records are available", note)
+        cursor = note.split("--cursor ")[1].split()[0]
+        self.out, self.err = io.StringIO(), io.StringIO()
+        self.assertEqual(self.run_("query", "--limit", "2", "--order", "asc", "--cursor", cursor), 0)
+        self.assertEqual([line.split()[-1] for line in self.out.getvalue().splitlines()], ["m2"])
+        self.assertEqual(self.err.getvalue(), "")
+
+    def test_send_source(self) -> None:
+        """
+        send --source records the source; --host, its earlier name, still
+        works.
+        """
+        self.run_("send", "--source", "web-1", "a")
+        self.run_("send", "--host", "web-2", "b")
+        self.assertEqual([row[4] for row in self.service.store.rows], ["web-1", "web-2"])
+
+    def test_help_states_defaults(self) -> None:
+        """
+        Every option's help says what it means, and every option that takes a
+        value its default; --url and --token name their environment variables.
+        """
+        parser = buildParser()
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)][0]
+        for name, sub in [("logsvc", parser), *subparsers.choices.items()]:
+            for action in sub._actions:
+                if not action.option_strings or action.help == argparse.SUPPRESS or "-h" in action.option_strings:
+                    continue
+                self.assertTrue(action.help, (name, action.option_strings))
+                if action.nargs != 0:
+                    self.assertIn("default", action.help or "", (name, action.option_strings))
+        helpText = parser.format_help()
+        for needed in ("LOGSVC_URL", "LOGSVC_TOKEN", "NO_COLOR", "exit status"):
+            self.assertIn(needed, helpText)
 
 
 class StatsAndTailTests(SynchronousTestCase):
@@ -113,26 +199,32 @@ class StatsAndTailTests(SynchronousTestCase):
         self.assertIn("6", lines[1].split())
         self.assertIn("error=3", lines[1])
 
+    def test_stats_labels_empty(self) -> None:
+        """
+        C{stats --by service} names records without a service, rather than
+        printing a blank.
+        """
+        self.successResultOf(self.client.send({"message": "no service"}))
+        d = run(["stats", "--by", "service"], client=self.client, out=self.out, err=io.StringIO())
+        self.assertEqual(self.successResultOf(d), 0)
+        self.assertEqual(self.out.getvalue().splitlines()[-1].split(), ["1", "(no", "service)"])
+
     def test_tail_prints_records(self) -> None:
         """
-        C{tail} prints each record the client's tail delivers, and ends when
-        the tail does.
+        C{tail} prints each new record, and a line on standard error for each
+        reconnection attempt once it streamed.
         """
-        from twisted.internet.defer import Deferred
-
-        class FakeTail:
-            done: Deferred[None] = Deferred()
-
-        class FakeClient:
-            def tail(self, onRecord, **filters):  # type: ignore[no-untyped-def]
-                self.filters = filters
-                onRecord({"ts": "T", "level": "warning", "service": "s", "source": "h", "message": "live"})
-                return FakeTail()
-
-        fake = FakeClient()
-        d = run(["tail", "--level", "warning"], client=fake, out=self.out)  # type: ignore[arg-type]
-        self.assertEqual(self.out.getvalue(), "T warning  s h live\n")
-        self.assertEqual(fake.filters, {"level": "warning"})
+        err = io.StringIO()
+        d = run(["tail", "--level", "warning"], client=self.client, out=self.out, err=err)
+        self.service.treq.flush()
+        self.service.pipeline.submit([normalize({"message": "live", "level": "warning", "service": "s"}, "h", 1)])
+        self.service.pipeline.submit([normalize({"message": "quiet", "level": "info"}, "h", 1)])
+        self.service.treq.flush()
+        self.assertEqual(self.out.getvalue(), "1970-01-01T00:00:00.000001Z warning  s h live\n")
+        for session in list(self.service.root.children[b"logs"].children[b"tail"].hub.sessions):
+            session._overflow()
+        self.service.treq.flush()
+        self.assertIn("logsvc: tail: lost ", err.getvalue())
+        self.assertIn("(the server ended the stream); reconnecting in 0.5 s\n", err.getvalue())
+        self.assertEqual(len(err.getvalue().splitlines()), 1)
         self.assertNoResult(d)
-        FakeTail.done.callback(None)
-        self.assertEqual(self.successResultOf(d), 0)
