@@ -235,6 +235,13 @@ def buildParser() -> argparse.ArgumentParser:
     )
     _filterArguments(tail)
     tail.add_argument("--json", action="store_true", help="print NDJSON records, as the API returns them")
+
+    copy = commands.add_parser(
+        "copy", help="copy every record of one store into another (SQLite and PostgreSQL, either way; resumable)"
+    )
+    copy.add_argument("source", help="the store to read: a SQLite file or a postgresql:// URL, as --db names it")
+    copy.add_argument("dest", help="the store to write (created if missing; should be empty)")
+    copy.add_argument("--state", help="the resume state file (default: logsvc-copy-<hash>.json here)")
     return parser
 
 
@@ -343,6 +350,17 @@ class Command:
         for bucket in result.get("buckets", []):
             levels = " ".join(f"{k}={v}" for k, v in sorted(bucket.get("levels", {}).items()))
             self.out.write(f"{bucket['start']} {bucket['count']:>8} {levels}\n")
+
+    def do_copy(self, args: argparse.Namespace) -> Deferred[Any]:
+        from twisted.internet import reactor
+
+        from logsvc.storecopy import copyStore
+
+        def done(copied: int) -> None:
+            self.out.write(f"copied {copied:,} records; count check passed\n")
+
+        d: Deferred[Any] = copyStore(args.source, args.dest, reactor=reactor, progress=self.err, statePath=args.state)
+        return d.addCallback(done)
 
     def do_tail(self, args: argparse.Namespace) -> Deferred[Any]:
         def received(record: dict[str, Any]) -> None:
