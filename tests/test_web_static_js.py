@@ -44,6 +44,8 @@ const cases = {
     assert.deepEqual(filterFor("gone", true, null), { term: "gone:null", invert: false });
     assert.deepEqual(filterFor("message", false, "disk full"), { term: '"disk full"', invert: false });
     assert.deepEqual(filterFor("service", false, ""), { term: "service:*", invert: true });
+    assert.deepEqual(filterFor("id", false, 240), { term: "id:240", invert: false });
+    assert.deepEqual(filterFor("ts", false, "2026-12-04T18:50:29.502243Z"), { term: 'ts:"2026-12-04T18:50:29.502243Z"', invert: false });
     assert.equal(filterFor("user", true, ""), null);
     assert.equal(filterFor("http-status", true, 200), null);
     assert.equal(filterFor("nested", true, { a: 1 }), null);

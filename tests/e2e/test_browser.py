@@ -450,6 +450,14 @@ class BrowserViewTests(TestCase):
         services = set(self.rowTexts("service"))
         self.assertTrue(services)
         self.assertNotIn(service, services)
+        # Any value filters, the record's id too.
+        first = self.browser.find("#rows tr")
+        recordId = first.get_attribute("data-id")
+        first.find_element("css selector", "td.msg").click()
+        self.browser.waitUntil(self.browser.find("#detail").is_displayed, "the record panel")
+        self.act(lambda: self.browser.find('#detail tr[data-field="id"] .filter-out').click())
+        self.assertEqual(self.browser.find("#q").get_attribute("value"), f"orders -service:{service} -id:{recordId}")
+        self.assertNotIn(recordId, [tr.get_attribute("data-id") for tr in self.browser.findAll("#rows tr")])
 
 
     def test_facets_filter_for_and_out(self) -> None:

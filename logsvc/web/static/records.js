@@ -166,8 +166,8 @@ export function showDetail(panel, record, { zone, searched, onFilter, onClose, l
     tr.appendChild(buttons);
     body.appendChild(tr);
   };
-  row("ts", record.ts, null, `${record.ts}\n${formatRecordTime(record.ts, zone)} ${zoneName(zone)}`);
-  row("received", record.received, null);
+  row("ts", record.ts, filterFor("ts", false, record.ts), `${record.ts}\n${formatRecordTime(record.ts, zone)} ${zoneName(zone)}`);
+  row("received", record.received, filterFor("received", false, record.received));
   row("level", record.level, filterFor("level", false, record.level));
   row("service", record.service, filterFor("service", false, record.service));
   row("source", record.source, filterFor("source", false, record.source));
@@ -176,7 +176,7 @@ export function showDetail(panel, record, { zone, searched, onFilter, onClose, l
   for (const [name, value] of Object.entries(record.fields || {}).sort(([a], [b]) => a.localeCompare(b))) {
     row("fields." + name, value, filterFor(name, true, value));
   }
-  row("id", record.id, null);
+  row("id", record.id, filterFor("id", false, record.id));
   table.appendChild(body);
   panel.appendChild(table);
   const raw = element("details", "raw");
