@@ -56,6 +56,7 @@ from logsvc.search_syntax import (
     fieldNumber,
     parseSearch,
 )
+from logsvc.units import TIME_UNITS
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -250,6 +251,15 @@ class UnknownParameter(QueryError):
         super().__init__(param, f"unknown parameter; {hint}")
         self.suggestion = suggestion
 
+    def details(self) -> dict[str, object]:
+        """
+        @return: C{{"param": ...}}, and C{"suggestion"} when there is one.
+        """
+        found = super().details()
+        if self.suggestion is not None:
+            found["suggestion"] = self.suggestion
+        return found
+
 
 def checkParameters(args: Args, known: Collection[str]) -> None:
     """
@@ -277,9 +287,8 @@ TIME_FORMS = (
     "a time ago (15m, 2h, 7d; units s m h d w) or now-15m"
 )
 
+#: A relative time: a whole number of units (L{TIME_UNITS}' s m h d w) ago.
 _RELATIVE = re.compile(r"^(?:now\s*-\s*)?(\d+)\s*([smhdw])$", re.IGNORECASE)
-_UNIT_MICROS = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
-_UNIT_MICROS["w"] = 7 * _UNIT_MICROS["d"]
 
 
 def isRelativeTime(text: str) -> bool:
@@ -309,7 +318,7 @@ def parseTimeBound(text: str, name: str, now: Callable[[], int]) -> int:
             return now()
         found = _RELATIVE.match(lowered)
         assert found is not None
-        return now() - int(found.group(1)) * _UNIT_MICROS[found.group(2)]
+        return now() - int(found.group(1)) * TIME_UNITS[found.group(2)]
     try:
         return parseTimestamp(stripped, name)
     except RecordError as e:

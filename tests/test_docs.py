@@ -466,3 +466,30 @@ class ReadmeCommandsTests(SynchronousTestCase):
         response = self.successResultOf(d)
         status: int = response.code
         return status
+
+
+class ReadParametersDocumentedTests(SynchronousTestCase):
+    """
+    docs/api.rst lists exactly the parameters each read endpoint accepts.
+    """
+
+    def test_listsMatchCode(self) -> None:
+        """
+        The Parameters section names, per endpoint, the same parameters its
+        resource accepts (so a parameter added to an endpoint is documented).
+        """
+        from logsvc.web.search import SEARCH_PARAMETERS
+        from logsvc.web.stats import STATS_PARAMETERS
+        from logsvc.web.tail import TAIL_PARAMETERS
+
+        section = (DOCS / "api.rst").read_text().split("\nParameters\n----------\n", 1)[1].split("\n----", 1)[0]
+        text = " ".join(section.split())
+        for endpoint, accepted in (
+            ("GET /logs", SEARCH_PARAMETERS),
+            ("GET /logs/tail", TAIL_PARAMETERS),
+            ("GET /stats", STATS_PARAMETERS),
+        ):
+            found = re.search(re.escape(f"``{endpoint}``") + r"(?: knows)? ``([a-z_ ]+)``", text)
+            self.assertIsNotNone(found, endpoint)
+            assert found is not None
+            self.assertEqual(sorted(found.group(1).split()), sorted(accepted), endpoint)

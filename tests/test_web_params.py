@@ -78,6 +78,7 @@ class ReadParametersTests(SynchronousTestCase):
         self.assertEqual(body["param"], "levle")
         self.assertIn("unknown parameter", body["error"])
         self.assertIn("'level'", body["error"])
+        self.assertEqual(body["suggestion"], "level")
 
     def test_unknownParameterWithoutCloseOne(self) -> None:
         """
@@ -87,6 +88,7 @@ class ReadParametersTests(SynchronousTestCase):
         self.assertEqual(code, 400)
         self.assertEqual(body["param"], "xyzzy")
         self.assertIn("known: ", body["error"])
+        self.assertNotIn("suggestion", body)
         self.assertIn("cursor", body["error"])
 
     def test_unknownParameterOnStats(self) -> None:
