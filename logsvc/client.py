@@ -426,8 +426,17 @@ class LogClient:
         """
         args = encodeFilters(
             since=since, until=until, level=level, source=source, service=service, q=q, fields=fields,
-            limit=limit, order=order, cursor=cursor,
+            limit=limit, order=order,
         )
+        return self._page(args, cursor)
+
+    def _page(self, args: list[tuple[str, str]], cursor: str | None) -> Deferred[Page]:
+        """
+        @param args: a query's encoded arguments, without its cursor.
+        @return: the page of C{GET /logs} at C{cursor}.
+        """
+        if cursor is not None:
+            args = [*args, ("cursor", cursor)]
         d = self._request("GET", self.url("/logs", args))
         return d.addCallback(lambda body: Page(body["logs"], body["next"]))
 
@@ -461,15 +470,17 @@ class LogClient:
             failing as L{query} fails (or as C{onPage} does).
         """
 
+        args = encodeFilters(
+            since=since, until=until, level=level, source=source, service=service, q=q, fields=fields,
+            limit=limit, order=order,
+        )
+
         @inlineCallbacks
         def walk() -> Any:
             seen = 0
             position = cursor
             while True:
-                page = yield self.query(
-                    since=since, until=until, level=level, source=source, service=service, q=q,
-                    fields=fields, limit=limit, order=order, cursor=position,
-                )
+                page = yield self._page(args, position)
                 seen += len(page.logs)
                 yield maybeDeferred(onPage, page)
                 if page.next is None:
@@ -503,12 +514,13 @@ class LogClient:
 
         A page is fetched only when the previous one is used up.
         """
+        args = encodeFilters(
+            since=since, until=until, level=level, source=source, service=service, q=q, fields=fields,
+            limit=limit, order=order,
+        )
         position = cursor
         while True:
-            page = await self.query(
-                since=since, until=until, level=level, source=source, service=service, q=q,
-                fields=fields, limit=limit, order=order, cursor=position,
-            )
+            page = await self._page(args, position)
             for record in page.logs:
                 yield record
             if page.next is None:

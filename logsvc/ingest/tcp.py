@@ -197,26 +197,27 @@ class IngestProtocol(LineFramer):
         self.acks.failed()
 
     def _refuseAuth(self) -> None:
-        self._refused = True
-        self.sink.refuse("unauthorized")
-        self.log.warn("refused TCP connection from {peer}: no valid AUTH line", peer=self.peer)
-        self.transport.write(b"ERR unauthorized\n")
-        self._closeNow()
+        self._refuse("unauthorized", "refused TCP connection from {peer}: no valid AUTH line", b"ERR unauthorized\n")
 
     def _revoked(self) -> None:
         # The token file no longer lets this sender in (SIGHUP): nothing it
         # sends from now on is stored or acknowledged.
-        self._refused = True
-        self.sink.refuse("revoked")
-        self.log.warn("closing TCP connection from {peer}: its token was revoked", peer=self.peer)
-        self.transport.write(b"ERR token revoked\n")
-        self._closeNow()
+        self._refuse("revoked", "closing TCP connection from {peer}: its token was revoked", b"ERR token revoked\n")
 
     def _refuseHTTP(self) -> None:
+        self._refuse(
+            "http_request", "HTTP request on the TCP ingest port from {peer}; answered with a hint", HTTP_HINT
+        )
+
+    def _refuse(self, reason: str, logFormat: str, answer: bytes) -> None:
+        """
+        Store nothing more from this connection: count it as refused for
+        C{reason}, log C{logFormat}, write C{answer} and close.
+        """
         self._refused = True
-        self.sink.refuse("http_request")
-        self.log.warn("HTTP request on the TCP ingest port from {peer}; answered with a hint", peer=self.peer)
-        self.transport.write(HTTP_HINT)
+        self.sink.refuse(reason)
+        self.log.warn(logFormat, peer=self.peer)
+        self.transport.write(answer)
         self._closeNow()
 
     def _closeNow(self) -> None:
