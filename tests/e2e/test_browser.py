@@ -101,10 +101,14 @@ def seedRecords(now: datetime) -> list[dict[str, Any]]:
     return records
 
 
-def post(server: TwistdServer, records: list[dict[str, Any]]) -> None:
-    request = urllib.request.Request(
-        server.httpURL + "/logs", data=json.dumps(records).encode(), headers={"content-type": "application/json"}
-    )
+def post(server: TwistdServer, records: list[dict[str, Any]], token: str | None = None) -> None:
+    """
+    C{POST /logs} the records (with C{token} as the bearer token), asserting a 201.
+    """
+    headers = {"content-type": "application/json"}
+    if token is not None:
+        headers["authorization"] = "Bearer " + token
+    request = urllib.request.Request(server.httpURL + "/logs", data=json.dumps(records).encode(), headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201, response.status
 
@@ -620,13 +624,7 @@ class BrowserTokenTests(TestCase):
         browser = sharedUI().browser
         self.addCleanup(browser.open, "about:blank")
         server, _ = startWithTokens(self, TwistdServer, "ingest in-0123456789\nread rd-0123456789\n")
-        request = urllib.request.Request(
-            server.httpURL + "/logs",
-            data=json.dumps({"message": "behind a token"}).encode(),
-            headers={"content-type": "application/json", "authorization": "Bearer in-0123456789"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            self.assertEqual(response.status, 201)
+        post(server, [{"message": "behind a token"}], token="in-0123456789")
         browser.open(server.httpURL + "/ui/?tail=1")
         browser.waitReady()
         self.assertIn("401", browser.text("#error"))
