@@ -14,6 +14,7 @@ import orjson
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.formats.forward import (
+    DECODE_ERRORS,
     DecodeError,
     EventTime,
     decodeMessage,
@@ -170,6 +171,13 @@ class HostileTests(SynchronousTestCase):
         found, rejected = records(pack(["t", [[T, {"log": "ok"}], [T, {"log": "deep", "d": deep}]]]))
         self.assertEqual([r.message for r in found], ["ok"])
         self.assertEqual(len(rejected), 1)
+
+    def test_unhashableKey(self) -> None:
+        """A map keyed by an array is refused by the decoder (TypeError, one of DECODE_ERRORS), in a packed stream too."""
+        stream = unpacker(LIMIT, raw=True)
+        stream.feed(b"\x81\x90\xc0")
+        self.assertRaises(DECODE_ERRORS, list, stream)
+        self.assertRaises(DecodeError, decode, pack(["t", b"\x92\x01\x81\x90\xc0"]))
 
     def test_oversizeBuffer(self) -> None:
         """A value larger than the limit is refused as it is fed."""

@@ -98,6 +98,12 @@ class StreamTests(ForwardTestCase):
         self.assertEqual(self.rejected("invalid"), 1)
         self.assertTrue(self.transport.disconnecting)
 
+    def test_unhashableKeyCloses(self) -> None:
+        """A map keyed by an array (msgpack allows it, Python cannot hold it) is refused and the connection closed."""
+        self.protocol.dataReceived(b"\x81\x90\xc0")
+        self.assertEqual(self.rejected("invalid"), 1)
+        self.assertTrue(self.transport.disconnecting)
+
     def test_oversizeCloses(self) -> None:
         """A message over maxMessage is refused as it arrives, without buffering it whole."""
         self.protocol.dataReceived(b"\x93\xa1t\xc6\x00\x01\x00\x00" + b"x" * 5000)
@@ -226,7 +232,7 @@ _messages = st.one_of(
 
 
 class FuzzTests(ForwardTestCase):
-    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.lists(_messages, max_size=5), st.binary(max_size=40), st.integers(1, 64))
     def test_nothingEscapes(self, values: list[Any], garbage: bytes, cut: int) -> None:
         """Any msgpack values, then any bytes, in any read sizes: records, rejections or a close; never an exception."""

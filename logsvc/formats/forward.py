@@ -43,6 +43,7 @@ from logsvc.formats.compression import InflateError, inflate
 from logsvc.record import Record, RecordError, normalize, parseTimestamp
 
 __all__ = [
+    "DECODE_ERRORS",
     "DecodeError",
     "EventTime",
     "ForwardMessage",
@@ -116,6 +117,10 @@ def packEventTime(obj: Any) -> Any:
     raise TypeError(f"cannot pack {obj!r}")
 
 
+#: What a bounded msgpack decoder raises for input it refuses.
+DECODE_ERRORS = (ValueError, TypeError, msgpack.UnpackException)
+
+
 def unpacker(maxBytes: int, *, raw: bool = False) -> msgpack.Unpacker:
     """
     @param raw: leave strings as bytes (for the connection's stream, whose
@@ -125,8 +130,9 @@ def unpacker(maxBytes: int, *, raw: bool = False) -> msgpack.Unpacker:
         bytes, refuses strings, arrays, maps and ext values longer than that
         (a header claiming four billion elements is refused before anything
         is allocated) and reads EventTime.  Nesting deeper than msgpack's
-        stack is refused too.  Refusals are C{ValueError} or
-        C{msgpack.UnpackException} (C{BufferFull}).
+        stack is refused too.  Refusals are C{ValueError},
+        C{msgpack.UnpackException} (C{BufferFull}) or C{TypeError} (a map
+        keyed by an array or a map): catch L{DECODE_ERRORS}.
     """
     return msgpack.Unpacker(
         max_buffer_size=maxBytes,
@@ -251,7 +257,7 @@ def _packedEntries(data: bytes, maxBytes: int) -> Iterator[tuple[Any, Any]]:
             yield entry[0], entry[1]
         if stream.tell() != len(data):
             raise DecodeError(f"packed entries end inside an entry ({len(data) - stream.tell()} bytes left)")
-    except (ValueError, msgpack.UnpackException) as e:
+    except DECODE_ERRORS as e:
         if isinstance(e, DecodeError):
             raise
         raise DecodeError(f"packed entries: {type(e).__name__}: {e}") from None

@@ -35,7 +35,13 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from logsvc.auth import INGEST, Tokens
-from logsvc.formats.forward import DecodeError, ForwardMessage, decodeMessage, unpacker
+from logsvc.formats.forward import (
+    DECODE_ERRORS,
+    DecodeError,
+    ForwardMessage,
+    decodeMessage,
+    unpacker,
+)
 from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
 from logsvc.record import nowMicros
@@ -93,7 +99,7 @@ class ForwardProtocol(IngestProtocol):
                 self.valueReceived(value)
                 if self._closing:
                     return
-        except (ValueError, msgpack.UnpackException) as e:
+        except DECODE_ERRORS as e:
             self._refuseStream(f"{type(e).__name__}: {e}")
 
     def valueReceived(self, value: Any) -> None:
