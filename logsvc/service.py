@@ -14,22 +14,24 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from logsvc.config import LogsvcConfig
 from logsvc.formats.gelf import parseGelfFrames
-from logsvc.health import HealthRegistry
+from logsvc.health import DOWN, OK, ComponentHealth, HealthRegistry
 from logsvc.ingest.forward import ForwardFactory
 from logsvc.ingest.sink import IngestSink
 from logsvc.ingest.tcp import IngestFactory, defaultConnectionShare
 from logsvc.ingest.udp import DatagramIngest, UDPListenerService, parseUDPEndpoint
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
-from logsvc.store.choose import openStore
+from logsvc.startup import RETRY_DELAYS, NotReady, StartupError, describeFailure
+from logsvc.store.choose import displayDatabase, openStore
 from logsvc.store.sqlite.connection import stopMemoryStatistics
 from logsvc.timebounds import TimeBounds
 from logsvc.trust import Protection
@@ -38,16 +40,123 @@ from logsvc.web.app import LogsvcSite, buildRoot
 
 class LogService(MultiService):
     """
-    A MultiService that stops its children one at a time, last added first,
-    each waiting for the previous one's stop to finish.  A child whose stop
-    fails is logged and the rest are still stopped: the store must close even
-    when a listener's stop went wrong.
+    The service tree of one logsvc process.
+
+    Start: children start in the order they were added (listeners bind in
+    C{privilegedStartService}, before anything else starts, as Twisted
+    does for ports that need privileges).  A child that fails for a user's
+    mistake (L{logsvc.startup}: a port in use, a database path that cannot
+    work) is reported in one line naming the option and the value it was
+    built from (see L{addChild}); under twistd (C{exitOnMistake}) the
+    process then exits with status 1 instead of a traceback.  A child that
+    raises L{NotReady} is reported C{down} in C{/health} and started again
+    later (L{RETRY_DELAYS}) while everything else runs.
+
+    Stop: children stop one at a time, last added first, each waiting for
+    the previous one's stop to finish.  A child whose stop fails is logged
+    and the rest are still stopped: the store must close even when a
+    listener's stop went wrong.
+
+    @ivar health: the registry the children's states are reported in.
     """
 
     log = Logger()
 
+    def __init__(self, *, health: HealthRegistry | None = None, clock: Any = None, exitOnMistake: bool = False) -> None:
+        super().__init__()
+        self.health = health if health is not None else HealthRegistry()
+        self.clock = clock
+        self.exitOnMistake = exitOnMistake
+        self._origins: dict[IService, tuple[str, str]] = {}
+        self._componentNames: dict[IService, str] = {}
+        self._retries: dict[IService, IDelayedCall] = {}
+
+    def addChild(self, child: IService, *, option: str, value: str, component: str | None = None) -> None:
+        """
+        Add C{child}, built from C{--option value}; its state is reported
+        in C{/health} as C{component} (the option's name by default).
+        """
+        child.setServiceParent(self)
+        self._origins[child] = (option, value)
+        name = self._componentNames[child] = component or option
+        if self.health.get(name) is None:
+            self.health.add(ComponentHealth(name))
+
+    def origin(self, child: IService) -> str:
+        """
+        @return: C{"--option value: "} for a child added with L{addChild},
+            else C{""}.
+        """
+        found = self._origins.get(child)
+        return f"--{found[0]} {found[1]}: " if found is not None else ""
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        for child in list(self):
+            self._start(child, child.privilegedStartService)
+
+    def startService(self) -> None:
+        Service.startService(self)
+        for child in list(self):
+            if child not in self._retries:
+                self._start(child, child.startService)
+
+    def _component(self, child: IService) -> ComponentHealth | None:
+        name = self._componentNames.get(child)
+        return self.health.get(name) if name is not None else None
+
+    def _start(self, child: IService, start: Any, attempt: int = 0) -> None:
+        try:
+            start()
+        except NotReady as e:
+            self._notReady(child, str(e), attempt)
+        except Exception as e:
+            cause = describeFailure(e)
+            if cause is None:
+                raise
+            self._mistake(child, cause)
+        else:
+            component = self._component(child)
+            if component is not None and start == getattr(child, "startService", None):
+                component.set(OK)
+
+    def _notReady(self, child: IService, reason: str, attempt: int) -> None:
+        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+        self.log.warn(
+            "{origin}{reason}; starting without it, next attempt in {delay}s",
+            origin=self.origin(child),
+            reason=reason,
+            delay=delay,
+        )
+        component = self._component(child)
+        if component is not None:
+            component.set(DOWN, reason)
+        if self.clock is None:
+            from twisted.internet import reactor as clock
+        else:
+            clock = self.clock
+
+        def retry() -> None:
+            del self._retries[child]
+            if self.running:
+                self._start(child, child.startService, attempt + 1)
+
+        self._retries[child] = clock.callLater(delay, retry)
+
+    def _mistake(self, child: IService, cause: str) -> None:
+        line = f"{self.origin(child)}{cause}"
+        if not self.exitOnMistake:
+            raise StartupError(line)
+        self.log.critical("{line}", line=line)
+        # twistd reports its own start failures this way (sys.exit); the
+        # ports bound so far close with the process.
+        raise SystemExit(1)
+
     def stopService(self) -> Deferred[None]:
         self.running = 0
+        for call in self._retries.values():
+            call.cancel()
+        self._retries.clear()
         children = list(self)
         children.reverse()
         d: Deferred[Any] = succeed(None)
@@ -63,7 +172,19 @@ def _stopNext(_: object, child: IService) -> Any:
     )
 
 
-class DrainingListenerService(StreamServerEndpointService):
+class ListenerService(StreamServerEndpointService):
+    """
+    A listener that binds in C{privilegedStartService} and raises there
+    when it cannot (C{CannotListenError}), so the service can say so in one
+    line (L{LogService}) rather than log it and run without the port.
+    """
+
+    # Documented on StreamServerEndpointService (@ivar); strports.service
+    # sets it the same way.
+    _raiseSynchronously = True
+
+
+class DrainingListenerService(ListenerService):
     """
     A listener whose stop also waits for its open TCP connections to finish
     (see L{IngestFactory.drain}).
@@ -103,9 +224,11 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
     Build the service tree for C{config}; nothing starts until the tree's
     C{startService}.  With the global reactor (C{twistd logsvc}), this
     process is the service's own, so its garbage collector is tuned too
-    (L{tuneGarbageCollector}), and SQLite's memory statistics are turned
-    off before any store opens (L{stopMemoryStatistics}).
+    (L{tuneGarbageCollector}), SQLite's memory statistics are turned off
+    before any store opens (L{stopMemoryStatistics}), and a mistake found
+    at start ends the process with one line (L{LogService}).
     """
+    ownProcess = reactor is None
     if reactor is None:
         from twisted.internet import reactor as _reactor
 
@@ -113,7 +236,8 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
         tuneGarbageCollector()
         stopMemoryStatistics()
     metrics = Metrics()
-    top = LogService()
+    components = HealthRegistry()
+    top = LogService(health=components, clock=reactor, exitOnMistake=ownProcess)
     store = openStore(
         config.db,
         reactor=reactor,
@@ -121,7 +245,11 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
         searchIndex=not config.noSearchIndex,
         searchTimeout=config.searchTimeout or None,
     )
-    store.setServiceParent(top)
+    for helper in store.components():
+        components.add(helper)
+    if components.get("store") is None:
+        components.add(ComponentHealth("store", whenFailing=DOWN))
+    top.addChild(store, option="db", value=displayDatabase(config.db), component="store")
     pipeline = Pipeline(
         store,
         reactor=reactor,
@@ -134,9 +262,7 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
     protection = Protection(config, pipeline, store, reactor)
     for service in protection.services():
         service.setServiceParent(top)
-    components = HealthRegistry()
-    for helper in [*store.components(), protection.retention.health]:
-        components.add(helper)
+    components.add(protection.retention.health)
     metrics.registry.register(components)
     root = buildRoot(store, pipeline, metrics=metrics, maxBody=config.maxBody, components=components)
     site = LogsvcSite(
@@ -147,19 +273,19 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
         timeout=config.idleTimeout or None,
         trustedProxies=config.trustedProxies or (),
     )
-    http = strports.service(config.http, protection.guardHTTP(site), reactor=reactor)
+    http = ListenerService(serverFromString(reactor, config.http), protection.guardHTTP(site))
     http.setName("http")
-    http.setServiceParent(top)
+    top.addChild(http, option="http", value=config.http)
 
     def listen(name: str, endpoint: str, factory: Any) -> None:
         listener = DrainingListenerService(
-            strports.endpoints.serverFromString(reactor, endpoint),
+            serverFromString(reactor, endpoint),
             protection.guardIngest(factory),
             drainTimeout=config.drainTimeout,
             clock=reactor,
         )
         listener.setName(name)
-        listener.setServiceParent(top)
+        top.addChild(listener, option=name, value=endpoint)
 
     tcpOptions: dict[str, Any] = dict(
         maxLineLength=config.maxLine,
@@ -182,7 +308,7 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
             config.otlpGrpc, pipeline, tokens=protection.tokens, maxMessage=config.maxBody, reactor=reactor
         )
         otlp.setName("otlp-grpc")
-        otlp.setServiceParent(top)
+        top.addChild(otlp, option="otlp-grpc", value=config.otlpGrpc)
     if config.forward is not None:
         share = defaultConnectionShare(pipeline)
         listen("forward", config.forward, ForwardFactory(pipeline, tokens=protection.tokens, connectionShare=share))
@@ -195,5 +321,5 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
             flowControllers=[("pipeline", pipeline), ("disk", protection.disk.flow)],
         )
         udp.setName("udp")
-        udp.setServiceParent(top)
+        top.addChild(udp, option="udp", value=config.udp)
     return top

@@ -5,21 +5,26 @@ sequential stop of L{LogService}.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 
 from logsvc.config import parseConfig
+from logsvc.health import HealthRegistry
 from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
 from logsvc.service import DrainingListenerService, LogService, makeService
+from logsvc.startup import RETRY_DELAYS, NotReady, StartupError
 from logsvc.store.memory import MemoryStore
 from logsvc.store.sqlite.store import SqliteStore
 
@@ -246,3 +251,80 @@ class DrainingListenerServiceTests(SynchronousTestCase):
         self.assertEqual(stopped, [])
         protocol.connectionLost(None)
         self.assertEqual(len(stopped), 1)
+
+
+class StartingService(Service):
+    """A service whose start raises the exceptions the test queues, then starts."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.attempts = 0
+
+    def startService(self) -> None:
+        self.attempts += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        Service.startService(self)
+
+
+class LogServiceStartTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.health = HealthRegistry()
+        self.top = LogService(health=self.health, clock=self.clock)
+
+    def test_mistakeNamesOption(self) -> None:
+        """A child's StartupError becomes one StartupError naming the option and value it was built from."""
+        self.top.addChild(StartingService(StartupError("address already in use")), option="tcp", value="tcp:5140")
+        error = self.assertRaises(StartupError, self.top.startService)
+        self.assertEqual(str(error), "--tcp tcp:5140: address already in use")
+
+    def test_cannotListen(self) -> None:
+        """A CannotListenError is said as a person says it."""
+        busy = CannotListenError("127.0.0.1", 5140, OSError(errno.EADDRINUSE, "Address already in use"))
+        self.top.addChild(StartingService(busy), option="gelf", value="tcp:5140")
+        error = self.assertRaises(StartupError, self.top.startService)
+        self.assertEqual(str(error), "--gelf tcp:5140: address already in use")
+
+    def test_bugKeepsTraceback(self) -> None:
+        """Any other exception is a bug and propagates unchanged."""
+        self.top.addChild(StartingService(ZeroDivisionError()), option="tcp", value="tcp:5140")
+        self.assertRaises(ZeroDivisionError, self.top.startService)
+
+    def test_exitOnMistake(self) -> None:
+        """Under twistd a mistake is logged once, critical, and the process exits with status 1."""
+        top = LogService(health=self.health, clock=self.clock, exitOnMistake=True)
+        top.addChild(StartingService(StartupError("directory /x does not exist")), option="db", value="/x/y")
+        logged: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        error = self.assertRaises(SystemExit, top.startService)
+        self.assertEqual(error.code, 1)
+        lines = [formatEvent(e) for e in logged if e.get("log_level") == LogLevel.critical]
+        self.assertEqual(lines, ["--db /x/y: directory /x does not exist"])
+
+    def test_notReadyRetried(self) -> None:
+        """A child that is not ready is down in /health, the rest start, and it is started again later."""
+        waiting = StartingService(NotReady("connection refused"), NotReady("connection refused"))
+        self.top.addChild(waiting, option="db", value="postgresql://db/logs", component="store")
+        other = StartingService()
+        self.top.addChild(other, option="tcp", value="tcp:5140")
+        self.top.startService()
+        self.assertTrue(other.running)
+        self.assertEqual(self.health.report()["store"], {"state": "down", "reason": "connection refused"})
+        self.assertEqual(self.health.status, "down")
+        self.clock.advance(RETRY_DELAYS[0])
+        self.assertEqual(waiting.attempts, 2)
+        self.assertFalse(waiting.running)
+        self.clock.advance(RETRY_DELAYS[1])
+        self.assertTrue(waiting.running)
+        self.assertEqual(self.health.status, "ok")
+
+    def test_stopCancelsRetry(self) -> None:
+        """Stopping the service gives up starting a child that was not ready."""
+        waiting = StartingService(NotReady("later"))
+        self.top.addChild(waiting, option="udp", value="udp:5514")
+        self.top.startService()
+        self.top.stopService()
+        self.clock.advance(60)
+        self.assertEqual(waiting.attempts, 1)

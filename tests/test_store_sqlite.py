@@ -23,6 +23,7 @@ from zope.interface.verify import verifyObject
 
 from logsvc.query import Query
 from logsvc.record import Record
+from logsvc.startup import StartupError
 from logsvc.store.base import IStore, StoreError
 from logsvc.store.memory import MemoryStore
 from logsvc.store.sqlite.connection import SCHEMA_VERSION, createSchema
@@ -117,7 +118,7 @@ class SqliteStoreTests(SqliteTestCase):
         path = self.mktemp()
         os.makedirs(searchPath(path))
         store = SqliteStore(path)
-        self.assertRaises(StoreError, store.startService)
+        self.assertRaises(StartupError, store.startService)
         self.assertEqual(checkpointers(), before)
 
     @inlineCallbacks
@@ -134,13 +135,13 @@ class SqliteStoreTests(SqliteTestCase):
         self.assertEqual(nextId, first + 2)
 
     def test_newerSchemaRefused(self) -> None:
-        """A database made by a newer schema version is refused at start with StoreError."""
+        """A database made by a newer schema version is refused at start, saying which version."""
         path = self.mktemp()
         conn = sqlite3.connect(path)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
         conn.close()
         store = SqliteStore(path)
-        error = self.assertRaises(StoreError, store.startService)
+        error = self.assertRaises(StartupError, store.startService)
         self.assertIn(f"version {SCHEMA_VERSION + 1}", str(error))
         self.assertFalse(store.running)
         self.assertEqual(self.pragma(path, "user_version"), SCHEMA_VERSION + 1)
@@ -150,7 +151,7 @@ class SqliteStoreTests(SqliteTestCase):
         path = self.mktemp()
         os.mkdir(path)
         store = SqliteStore(path)
-        self.assertRaises(StoreError, store.startService)
+        self.assertRaises(StartupError, store.startService)
         self.successResultOf(store.stopService())
 
     @inlineCallbacks

@@ -333,10 +333,34 @@ class EverythingIsJSONTests(APITestCase):
         indexer.failed("database or disk is full")
         code, body, _ = self.request("GET", "/health")
         self.assertEqual((code, body["status"]), (200, "degraded"))
-        self.assertEqual(body["components"]["search_indexer"]["error"], "database or disk is full")
+        self.assertEqual(body["components"]["search_indexer"]["reason"], "database or disk is full")
         indexer.succeeded()
         code, body, _ = self.request("GET", "/health")
-        self.assertEqual((body["status"], body["components"]), ("ok", {"search_indexer": {"status": "ok"}}))
+        self.assertEqual(
+            (body["status"], body["components"]), ("ok", {"search_indexer": {"state": "ok", "reason": None}})
+        )
+
+    def test_health_down(self) -> None:
+        """
+        C{/health} answers 503 while a component is down (a load balancer
+        takes the node out), with the schema's state and reason.
+        """
+        from logsvc.health import DOWN, ComponentHealth, HealthRegistry
+
+        components = HealthRegistry()
+        store = components.add(ComponentHealth("store", whenFailing=DOWN))
+        components.add(ComponentHealth("tcp"))
+        self.service.root.children[b"health"].components = components  # type: ignore[attr-defined]
+        store.failed("connection refused")
+        code, body, _ = self.request("GET", "/health")
+        self.assertEqual((code, body["status"]), (503, "down"))
+        self.assertEqual(
+            body["components"],
+            {
+                "store": {"state": "down", "reason": "connection refused", "consecutive_failures": 1},
+                "tcp": {"state": "ok", "reason": None},
+            },
+        )
 
     def test_metrics(self) -> None:
         """

@@ -39,6 +39,7 @@ from logsvc.auth import INGEST, Tokens, authorizationToken
 from logsvc.ingest.sink import IngestSink
 from logsvc.pipeline import Pipeline
 from logsvc.record import nowMicros
+from logsvc.startup import StartupError
 from logsvc.store.base import StoreError
 
 log = Logger()
@@ -256,7 +257,16 @@ class OTLPGrpcService(Service):
         self._server: Any = None
         self._pool: Any = None
 
-    def startService(self) -> None:
+    def privilegedStartService(self) -> None:
+        """
+        Bind the port (before privileges are dropped, as Twisted's listeners
+        do).
+
+        @raise StartupError: when the port cannot be bound.
+        """
+        Service.privilegedStartService(self)
+        if self._server is not None:
+            return
         server = grpc.server(
             ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="logsvc-otlp-grpc"),
             options=[
@@ -268,12 +278,19 @@ class OTLPGrpcService(Service):
         logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
             OTLPLogsServicer(self.pipeline, self.tokens, self.reactor), server
         )
-        if self.keywords:
-            self.port = server.add_secure_port(self.address, serverCredentials(self.keywords))
-        else:
-            self.port = server.add_insecure_port(self.address)
-        server.start()
+        try:
+            if self.keywords:
+                self.port = server.add_secure_port(self.address, serverCredentials(self.keywords))
+            else:
+                self.port = server.add_insecure_port(self.address)
+        except RuntimeError:
+            # grpcio says only "Failed to bind to address"; the usual cause:
+            raise StartupError("cannot listen (address already in use, or not on this machine)") from None
         self._server = server
+
+    def startService(self) -> None:
+        self.privilegedStartService()
+        self._server.start()
         Service.startService(self)
         log.info("OTLP/gRPC listening on {address} (port {port})", address=self.address, port=self.port)
 

@@ -370,10 +370,21 @@ class UDPListenerService(Service):
         self.port: Any = None
         protocol.sink.metrics.registry.register(UDPCollector(self))
 
+    def privilegedStartService(self) -> None:
+        """
+        Bind the port (before privileges are dropped, as Twisted's listeners
+        do).
+
+        @raise CannotListenError: when it cannot.
+        """
+        Service.privilegedStartService(self)
+        if self.port is None:
+            self.port = self.reactor.listenUDP(
+                self.address.port, self.protocol, interface=self.address.interface, maxPacketSize=MAX_DATAGRAM
+            )
+
     def startService(self) -> None:
-        self.port = self.reactor.listenUDP(
-            self.address.port, self.protocol, interface=self.address.interface, maxPacketSize=MAX_DATAGRAM
-        )
+        self.privilegedStartService()
         self.receiveBufferGranted = self._setReceiveBuffer()
         for name, controller in self.flowControllers:
             controller.registerProducer(self.protocol.gate.producer(name))

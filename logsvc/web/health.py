@@ -7,7 +7,7 @@ import time
 from twisted.web.server import Request
 
 from logsvc import __version__
-from logsvc.health import HealthRegistry
+from logsvc.health import DOWN, HealthRegistry
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
 from logsvc.web.common import JSONResource, writeJSON
@@ -15,9 +15,10 @@ from logsvc.web.common import JSONResource, writeJSON
 
 class HealthResource(JSONResource):
     """
-    C{200 {"status": "ok", ...}} while the service runs; never needs a token.
-    C{status} is C{"degraded"} while a helper (the search indexer, the WAL
-    checkpointer, retention) is failing; C{components} says which, and why.
+    C{{"status": ..., "components": {...}}} (the schema is
+    L{logsvc.health}'s), with the version, the uptime and the pipeline's
+    backlog; 200 while the status is ok or degraded, 503 while it is down.
+    Never needs a token.
     """
 
     isLeaf = True
@@ -29,11 +30,12 @@ class HealthResource(JSONResource):
         self.started = time.time()
 
     def render_GET(self, request: Request) -> bytes:
+        status = self.components.status
         return writeJSON(
             request,
-            200,
+            503 if status == DOWN else 200,
             {
-                "status": self.components.status,
+                "status": status,
                 "components": self.components.report(),
                 "version": __version__,
                 "uptime_seconds": round(time.time() - self.started, 3),

@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from logsvc.health import ComponentHealth
+from logsvc.health import DOWN, ComponentHealth
 from logsvc.limits import FlowControl
 from logsvc.query import Query
 from logsvc.record import Record, nowMicros
@@ -167,7 +167,7 @@ class PostgresStore(Service):
         self._feedLock = threading.Lock()
         self.available = True
         self.flow = FlowControl()
-        self.health = ComponentHealth("store")
+        self.health = ComponentHealth("store", whenFailing=DOWN)
         self.beforeCommit: Callable[[int], None] | None = None
         #: The highest id the feed has handed to subscribers (or passed over).
         self.fedId = 0

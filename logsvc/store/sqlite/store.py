@@ -25,6 +25,7 @@ from zope.interface import implementer
 from logsvc.health import ComponentHealth
 from logsvc.query import Query
 from logsvc.record import Record
+from logsvc.startup import StartupError
 from logsvc.store.base import IStore, Row, StoreError
 from logsvc.store.sqlite.checkpointer import FALLBACK_PAGES, WalCheckpointer
 from logsvc.store.sqlite.connection import (
@@ -34,6 +35,7 @@ from logsvc.store.sqlite.connection import (
     insertRecords,
     withWorkLimit,
 )
+from logsvc.store.sqlite.paths import describeOpenError, unusablePath
 from logsvc.store.sqlite.plan import (
     selectAfterId,
     selectNDJSON,
@@ -137,9 +139,12 @@ class SqliteStore(Service):
     def startService(self) -> None:
         """
         Open the database (creating the schema) on the writer thread and the
-        search file on the indexer's; raises L{StoreError} here, at start,
-        when a file cannot be used.
+        search file on the indexer's; raises L{StartupError} here, at
+        start, when a file cannot be used (saying why, in one line).
         """
+        problem = unusablePath(self.path)
+        if problem is not None:
+            raise StartupError(problem)
         Service.startService(self)
         self._writerDone = Deferred()
         self._writer = threading.Thread(target=self._writeLoop, name="logsvc-sqlite-write", daemon=True)
@@ -148,14 +153,14 @@ class SqliteStore(Service):
         if self._openError is not None:
             self.running = 0
             self._writerDone = None  # the writer thread has already ended
-            raise StoreError(f"cannot open {self.path}: {self._openError}")
+            raise StartupError(describeOpenError(self._openError))
         if self._indexer is not None:
             try:
                 self._indexer.start(self._top)
             except BaseException as e:
                 self.running = 0
                 self._jobs.stop()
-                raise StoreError(f"cannot open {searchPath(self.path)}: {e}") from e
+                raise StartupError(f"cannot open {searchPath(self.path)}: {describeOpenError(e)}") from e
             # The first job, before any append: the writer takes indexed
             # records out of the index when it deletes them (retention).
             self.callInWriter(lambda conn: attachSearch(conn, self.path, readonly=False))
