@@ -152,9 +152,9 @@ class RetentionServiceTests(TestCase):
         service = RetentionService(store, retain=86400, clock=clock, interval=60)
         service.running = 1
         service.sweep()
-        self.assertEqual(service.health.report()["status"], "degraded")
-        self.assertEqual(service.health.report()["error"], "database or disk is full")
+        self.assertEqual(service.health.report()["state"], "degraded")
+        self.assertEqual(service.health.report()["reason"], "database or disk is full")
         self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
         clock.advance(60)
-        self.assertEqual(service.health.report(), {"status": "ok"})
+        self.assertEqual(service.health.report(), {"state": "ok", "reason": None})
         self.assertEqual(service.health.failures, 1)

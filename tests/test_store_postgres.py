@@ -316,7 +316,7 @@ class FailureTests(PostgresTestCase):
                 acked.append(first)
         self.assertGreaterEqual(failures, 1)
         yield _wait(lambda: store.available)
-        self.assertEqual(store.health.report()["status"], "ok")
+        self.assertEqual(store.health.report()["state"], "ok")
         rows = yield store.query(Query(limit=None))
         self.assertTrue(set(acked) <= {row[0] for row in rows})
         self.assertFalse(store.flow.on)

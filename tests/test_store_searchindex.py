@@ -113,7 +113,7 @@ class SearchIndexerTests(SynchronousTestCase):
         self.assertEqual(indexer.indexed, top)
         self.assertFalse(indexer.failed)
         self.assertEqual(indexer.health.failures, 3)
-        self.assertEqual(indexer.health.report(), {"status": "ok"})
+        self.assertEqual(indexer.health.report(), {"state": "ok", "reason": None})
         # Backoff: the gaps between attempts grow (0.05, 0.1, 0.2 s).
         gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
         self.assertGreaterEqual(gaps[0], 0.04)
@@ -137,7 +137,7 @@ class SearchIndexerTests(SynchronousTestCase):
             time.sleep(0.01)
         self.assertEqual(
             indexer.health.report(),
-            {"status": "degraded", "error": "database or disk is full", "consecutive_failures": 1},
+            {"state": "degraded", "reason": "database or disk is full", "consecutive_failures": 1},
         )
         self.flushLoggedErrors()
 

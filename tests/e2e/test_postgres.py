@@ -264,8 +264,9 @@ class RestartTests(TestCase):
                     with urllib.request.urlopen(node.httpURL + "/health", timeout=5) as response:
                         health = json.loads(response.read())
                 except urllib.error.HTTPError as e:
+                    # 503: the node is down while its store is.
                     health = json.loads(e.read())
-                degraded = health.get("components", {}).get("store", {}).get("status") == "degraded"
+                degraded = health.get("components", {}).get("store", {}).get("state") == "down"
                 time.sleep(0.05)
             self.assertTrue(degraded, "/health did not report the store down")
             time.sleep(1)
