@@ -375,3 +375,25 @@ class URLTests(TestCase):
         self.assertNotIn("s3cret", str(error))
         self.assertIn("postgresql://ann@127.0.0.1", str(error))
         yield succeed(None)
+
+
+class EnvironmentTests(PostgresTestCase):
+    """libpq's environment variables apply to --db as to any libpq client."""
+
+    def test_pgdatabase(self) -> None:
+        """A URL without a database name uses PGDATABASE, as libpq does."""
+        import os
+        import urllib.parse
+
+        from logsvc.store.postgres.connection import connect
+
+        url = makeDatabase(self)
+        parts = urllib.parse.urlsplit(url)
+        # The real environment (libpq reads it with getenv), restored after.
+        old = os.environ.get("PGDATABASE")
+        os.environ["PGDATABASE"] = parts.path.lstrip("/")
+        self.addCleanup(lambda: os.environ.pop("PGDATABASE") if old is None else os.environ.update(PGDATABASE=old))
+        store = self.startStore(urllib.parse.urlunsplit(parts._replace(path="")))
+        self.assertTrue(store.running)
+        with connect(url) as conn:
+            self.assertEqual(conn.execute("SELECT count(*) FROM logsvc_meta").fetchone(), (1,))
