@@ -76,6 +76,13 @@ class Browser:
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            "--disable-domain-reliability",
+            "--disable-client-side-phishing-detection",
+            "--disable-default-apps",
+            "--no-pings",
+            # No name resolves but loopback's: the tests stay on 127.0.0.1,
+            # and a page that fetched from elsewhere would fail to.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
             "--window-size=1400,900",
         ):
             options.add_argument(argument)
