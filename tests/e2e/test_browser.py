@@ -201,7 +201,8 @@ class BrowserViewTests(TestCase):
         """
         A bare C{/ui/} shows the last 24 hours (kept as C{since=now-24h} in
         the URL): the total of matches, a histogram with both axes and bars
-        stacked by level, and facets with the server's counts.
+        stacked by level, facets with the server's counts, and older records
+        on request.
         """
         self.load()
         self.assertEqual(self.browser.params()["since"], ["now-24h"])
@@ -224,6 +225,10 @@ class BrowserViewTests(TestCase):
         self.browser.screenshot("overview-light")
         self.browser.colorScheme("dark")
         self.browser.screenshot("overview-dark")
+        self.browser.find("#more").click()
+        self.browser.waitUntil(lambda: len(self.browser.findAll("#rows tr")) == 200, "the older page")
+        ids = [int(tr.get_attribute("data-id")) for tr in self.browser.findAll("#rows tr")]
+        self.assertEqual(len(set(ids)), 200)
 
     def test_time_picker_presets_and_absolute_ranges(self) -> None:
         """

@@ -291,7 +291,7 @@ function clearResults(message) {
   $("facets").textContent = "";
   $("total").textContent = "";
   $("more").hidden = true;
-  $("detail").hidden = true;
+  hideRecord();
   status(message);
 }
 
@@ -308,7 +308,8 @@ function listedStatus() {
   const n = shown.records.length;
   const range = describeRange(view, zone);
   if (tail) return;
-  status(`· ${range} · showing the ${n === 1 ? "newest record" : `newest ${n.toLocaleString()}`}${shown.next ? " (older on request)" : ""}`);
+  if (!n) status(`· ${range} · nothing matches`);
+  else status(`· ${range} · showing the ${n === 1 ? "newest record" : `newest ${n.toLocaleString()}`}${shown.next ? " (older on request)" : ""}`);
 }
 
 async function more() {
