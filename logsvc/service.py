@@ -16,10 +16,12 @@ from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet.address import UNIXAddress
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from logsvc.config import LogsvcConfig
 from logsvc.formats.gelf import parseGelfFrames
@@ -62,8 +64,20 @@ class LogService(MultiService):
 
     log = Logger()
 
-    def __init__(self, *, health: HealthRegistry | None = None, clock: Any = None, exitOnMistake: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        health: HealthRegistry | None = None,
+        clock: Any = None,
+        exitOnMistake: bool = False,
+        openToAll: bool = False,
+    ) -> None:
+        """
+        @param openToAll: whether anyone may send and read (no tokens), so
+            listening on all interfaces deserves a warning at start.
+        """
         super().__init__()
+        self.openToAll = openToAll
         self.health = health if health is not None else HealthRegistry()
         self.clock = clock
         self.exitOnMistake = exitOnMistake
@@ -100,6 +114,43 @@ class LogService(MultiService):
         for child in list(self):
             if child not in self._retries:
                 self._start(child, child.startService)
+        self.announce()
+
+    def announce(self) -> None:
+        """
+        Log one line per listener with its address, the store, and the UI's
+        URL; warn when something listens on all interfaces while anyone may
+        send and read (no tokens).
+        """
+        everywhere = []
+        for child in self:
+            found = self._origins.get(child)
+            if found is None or not child.running:
+                continue
+            option, value = found
+            address = listeningAddress(child)
+            if address is None:
+                if option == "db":
+                    self.log.info("store: {value}", value=value)
+                else:
+                    self.log.info("--{option}: {value}", option=option, value=value)
+                continue
+            where = address if isinstance(address, str) else _hostPort(*address)
+            self.log.info("--{option} listening on {where}", option=option, where=where)
+            if not isinstance(address, str) and address[0] in ALL_INTERFACES:
+                everywhere.append(f"--{option}")
+            if option == "http":
+                scheme = "https" if value.startswith("ssl:") else "http"
+                host = "localhost" if isinstance(address, str) or address[0] in ALL_INTERFACES else address[0]
+                url = f"{scheme}://{_hostPort(host, address[1])}/ui/" if not isinstance(address, str) else None
+                if url is not None:
+                    self.log.info("UI: {url}", url=url)
+        if everywhere and self.openToAll:
+            self.log.warn(
+                "{listeners} listen on all interfaces and no --token-file is given: anyone who can reach"
+                " this machine can send and read logs; add :interface=127.0.0.1 or a --token-file",
+                listeners=", ".join(everywhere),
+            )
 
     def _component(self, child: IService) -> ComponentHealth | None:
         name = self._componentNames.get(child)
@@ -166,6 +217,10 @@ class LogService(MultiService):
         return d
 
 
+def _hostPort(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _stopNext(_: object, child: IService) -> Any:
     return maybeDeferred(child.stopService).addErrback(
         lambda f: LogService.log.failure("stopping {child} failed", f, child=child)
@@ -182,6 +237,54 @@ class ListenerService(StreamServerEndpointService):
     # Documented on StreamServerEndpointService (@ivar); strports.service
     # sets it the same way.
     _raiseSynchronously = True
+
+    #: The listening port once bound (for its address), else L{None}.
+    port: IListeningPort | None = None
+
+    def __init__(self, endpoint: IStreamServerEndpoint, factory: Any) -> None:
+        super().__init__(_PortRecorder(endpoint, self), factory)
+
+
+@implementer(IStreamServerEndpoint)
+class _PortRecorder:
+    """
+    An endpoint that listens with another and keeps the port on a
+    L{ListenerService} (StreamServerEndpointService keeps it private).
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint, service: ListenerService) -> None:
+        self.endpoint = endpoint
+        self.service = service
+
+    def listen(self, factory: Any) -> Deferred[IListeningPort]:
+        def record(port: IListeningPort) -> IListeningPort:
+            self.service.port = port
+            return port
+
+        return self.endpoint.listen(factory).addCallback(record)
+
+
+def listeningAddress(child: IService) -> tuple[str, int] | str | None:
+    """
+    @return: where a started listener listens: C{(host, port)}, a UNIX
+        socket's path, or L{None} when it does not say.
+    """
+    port = getattr(child, "port", None)
+    getHost = getattr(port, "getHost", None)
+    if getHost is not None:
+        address = getHost()
+        if isinstance(address, UNIXAddress):
+            return str(address.name)
+        host, number = getattr(address, "host", None), getattr(address, "port", None)
+        return (str(host), int(number)) if host is not None and number is not None else None
+    grpcAddress = getattr(child, "address", None)
+    if isinstance(grpcAddress, str) and isinstance(port, int):
+        return (grpcAddress.rsplit(":", 1)[0].strip("[]"), port)
+    return None
+
+
+#: Hosts that mean every interface of the machine.
+ALL_INTERFACES = ("0.0.0.0", "::", "")
 
 
 class DrainingListenerService(ListenerService):
@@ -237,7 +340,9 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
         stopMemoryStatistics()
     metrics = Metrics()
     components = HealthRegistry()
-    top = LogService(health=components, clock=reactor, exitOnMistake=ownProcess)
+    top = LogService(
+        health=components, clock=reactor, exitOnMistake=ownProcess, openToAll=config.tokenFile is None
+    )
     store = openStore(
         config.db,
         reactor=reactor,

@@ -13,6 +13,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
@@ -23,7 +24,7 @@ from logsvc.config import parseConfig
 from logsvc.health import HealthRegistry
 from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
-from logsvc.service import DrainingListenerService, LogService, makeService
+from logsvc.service import DrainingListenerService, ListenerService, LogService, makeService
 from logsvc.startup import RETRY_DELAYS, NotReady, StartupError
 from logsvc.store.memory import MemoryStore
 from logsvc.store.sqlite.store import SqliteStore
@@ -275,13 +276,17 @@ class LogServiceStartTests(SynchronousTestCase):
 
     def test_mistakeNamesOption(self) -> None:
         """A child's StartupError becomes one StartupError naming the option and value it was built from."""
-        self.top.addChild(StartingService(StartupError("address already in use")), option="tcp", value="tcp:5140")
+        self.top.addChild(
+            StartingService(StartupError("address already in use")), option="tcp", value="tcp:5140"
+        )
         error = self.assertRaises(StartupError, self.top.startService)
         self.assertEqual(str(error), "--tcp tcp:5140: address already in use")
 
     def test_cannotListen(self) -> None:
         """A CannotListenError is said as a person says it."""
-        busy = CannotListenError("127.0.0.1", 5140, OSError(errno.EADDRINUSE, "Address already in use"))
+        busy = CannotListenError(
+            "127.0.0.1", 5140, OSError(errno.EADDRINUSE, "Address already in use")
+        )
         self.top.addChild(StartingService(busy), option="gelf", value="tcp:5140")
         error = self.assertRaises(StartupError, self.top.startService)
         self.assertEqual(str(error), "--gelf tcp:5140: address already in use")
@@ -294,7 +299,9 @@ class LogServiceStartTests(SynchronousTestCase):
     def test_exitOnMistake(self) -> None:
         """Under twistd a mistake is logged once, critical, and the process exits with status 1."""
         top = LogService(health=self.health, clock=self.clock, exitOnMistake=True)
-        top.addChild(StartingService(StartupError("directory /x does not exist")), option="db", value="/x/y")
+        top.addChild(
+            StartingService(StartupError("directory /x does not exist")), option="db", value="/x/y"
+        )
         logged: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, logged.append)
@@ -311,7 +318,9 @@ class LogServiceStartTests(SynchronousTestCase):
         self.top.addChild(other, option="tcp", value="tcp:5140")
         self.top.startService()
         self.assertTrue(other.running)
-        self.assertEqual(self.health.report()["store"], {"state": "down", "reason": "connection refused"})
+        self.assertEqual(
+            self.health.report()["store"], {"state": "down", "reason": "connection refused"}
+        )
         self.assertEqual(self.health.status, "down")
         self.clock.advance(RETRY_DELAYS[0])
         self.assertEqual(waiting.attempts, 2)
@@ -328,3 +337,49 @@ class LogServiceStartTests(SynchronousTestCase):
         self.top.stopService()
         self.clock.advance(60)
         self.assertEqual(waiting.attempts, 1)
+
+
+@implementer(IStreamServerEndpoint)
+class AnyInterfaceEndpoint:
+    """An endpoint that listens at once on a port bound to every interface."""
+
+    def listen(self, factory: Any) -> Deferred[IListeningPort]:
+        port = FakePort()
+        port.getHost = lambda: IPv4Address("TCP", "0.0.0.0", 8080)  # type: ignore[method-assign]
+        return succeed(port)
+
+
+class AnnounceTests(SynchronousTestCase):
+    def started(self, *, openToAll: bool) -> list[str]:
+        """
+        @return: the lines logged while a LogService with an HTTP listener
+            on all interfaces and a store starts.
+        """
+        logged: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        top = LogService(clock=Clock(), openToAll=openToAll)
+        top.addChild(StartingService(), option="db", value="/var/lib/logsvc/db", component="store")
+        top.addChild(
+            ListenerService(AnyInterfaceEndpoint(), Factory()), option="http", value="tcp:8080"
+        )
+        top.privilegedStartService()
+        top.startService()
+        return [formatEvent(e) for e in logged if e.get("log_namespace", "").startswith("logsvc")]
+
+    def test_linePerListener(self) -> None:
+        """Each listener's address, the store and the UI's URL are logged once at start."""
+        lines = self.started(openToAll=False)
+        self.assertEqual(
+            lines,
+            [
+                "store: /var/lib/logsvc/db",
+                "--http listening on 0.0.0.0:8080",
+                "UI: http://localhost:8080/ui/",
+            ],
+        )
+
+    def test_warnOpenToAll(self) -> None:
+        """Listening on all interfaces with no token file is warned about, naming the listener."""
+        lines = self.started(openToAll=True)
+        self.assertIn("--http listen on all interfaces and no --token-file", lines[-1])

@@ -292,7 +292,6 @@ class OTLPGrpcService(Service):
         self.privilegedStartService()
         self._server.start()
         Service.startService(self)
-        log.info("OTLP/gRPC listening on {address} (port {port})", address=self.address, port=self.port)
 
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)

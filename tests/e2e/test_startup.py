@@ -177,7 +177,11 @@ class StartupFailureTests(TestCase):
 
 class StartedHealthTests(TestCase):
     def test_components(self) -> None:
-        """A good start reports every listener, the store and the helper threads ok in /health."""
+        """
+        A good start logs one line per listener with its address, the store
+        and the UI's URL, and reports every listener, the store and the
+        helper threads ok in /health.
+        """
         server = TwistdServer(self.mktemp(), "--gelf", f"tcp:{freePort()}:interface=127.0.0.1", "--udp",
                               f"udp:{freeUDPPort()}:interface=127.0.0.1")  # fmt: skip
         server.start()
@@ -196,3 +200,12 @@ class StartedHealthTests(TestCase):
             "retention",
         ):
             self.assertEqual(body["components"][name], {"state": "ok", "reason": None}, name)
+        log = server.log()
+        for line in (
+            f"--tcp listening on 127.0.0.1:{server.tcpPort}",
+            f"--http listening on 127.0.0.1:{server.httpPort}",
+            f"UI: http://127.0.0.1:{server.httpPort}/ui/",
+            f"store: {server.db}",
+        ):
+            self.assertEqual(log.count(line + "\n"), 1, line)
+        self.assertNotIn("all interfaces", log)
