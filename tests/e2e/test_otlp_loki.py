@@ -104,7 +104,7 @@ class OTLPTests(TestCase):
         traceID = traced(logger)
         provider.shutdown()
         self.check(storedRows(server, 2), traceID)
-        self.assertIn("OTLP/gRPC listening", server.log())
+        self.assertIn("--otlp-grpc listening on 127.0.0.1:", server.log())
 
 
 class LokiProtobufTests(TestCase):
