@@ -110,14 +110,17 @@ class PostLogsTests(APITestCase):
     def test_curl_form_json(self) -> None:
         """
         A body starting with C{{} or C{[} labelled as a form (what C{curl -d}
-        sends) is read as JSON.
+        and C{--data-binary} send) is read as JSON, or NDJSON when it is
+        several lines.
         """
         form = "application/x-www-form-urlencoded"
         code, body, _ = self.request("POST", "/logs", b'{"message": "one", "level": "warn"}', form)
         self.assertEqual((code, body), (201, {"accepted": 1}))
         code, body, _ = self.request("POST", "/logs", b' [{"message": "two"}, {"message": "three"}]', form)
         self.assertEqual((code, body), (201, {"accepted": 2}))
-        self.assertEqual(self.messages(), ["one", "two", "three"])
+        code, body, _ = self.request("POST", "/logs", b'{"message": "four"}\n{"message": "five"}\n', form)
+        self.assertEqual((code, body), (201, {"accepted": 2}))
+        self.assertEqual(self.messages(), ["one", "two", "three", "four", "five"])
         self.assertEqual(self.service.store.rows[0][3], 4)
         code, body, _ = self.request("POST", "/logs", b"{nope", form)
         self.assertEqual(code, 400)

@@ -90,3 +90,21 @@ def parseNDJSON(data: bytes, peer: str, received: int) -> list[Record]:
         except RecordError as e:
             raise DocumentError(f"line {number}: {e}", len(records)) from None
     return records
+
+
+def parseJSONText(data: bytes, peer: str, received: int) -> list[Record]:
+    """
+    Parse a body whose type was not said right (C{curl -d} and
+    C{--data-binary} label everything a form): a JSON object or array, else
+    NDJSON when it has several lines.
+
+    @raise JSONSyntaxError: for a one-line body that is not JSON.
+    @raise DocumentError: for the first record that does not normalize, or
+        the first bad NDJSON line.
+    """
+    try:
+        return parseJSONBody(data, peer, received)
+    except JSONSyntaxError:
+        if b"\n" not in data.strip():
+            raise
+    return parseNDJSON(data, peer, received)

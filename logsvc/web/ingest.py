@@ -2,7 +2,8 @@
 C{POST /logs}: a JSON object, a JSON array, NDJSON, plain text lines or the form
 Python's C{logging.handlers.HTTPHandler} posts, stored all-or-nothing and
 answered once durable.  Bodies may be gzip- or deflate-encoded.  A "form"
-whose body starts with C{{} or C{[} is read as JSON (what C{curl -d} sends).
+whose body starts with C{{} or C{[} is read as JSON, or NDJSON (what C{curl -d}
+and C{--data-binary} send).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from twisted.web.server import Request
 
 from logsvc.admission import Refused, senderOf
 from logsvc.formats.detect import parseLines
-from logsvc.formats.jsonline import DocumentError, parseJSONBody, parseNDJSON
+from logsvc.formats.jsonline import DocumentError, parseJSONBody, parseJSONText, parseNDJSON
 from logsvc.formats.pyform import parsePythonForm
 from logsvc.ingest.sink import IngestSink, peerName
 from logsvc.pipeline import Pipeline
@@ -108,7 +109,7 @@ class LogsIngest:
         peer = peerName(request.getClientAddress())
         if parser is parsePythonForm and body.lstrip()[:1] in (b"{", b"["):
             # curl -d labels every body a form: JSON text is no LogRecord form.
-            parser = parseJSONBody
+            parser = parseJSONText
         try:
             records = parser(body, peer, nowMicros())
         except DocumentError as e:
