@@ -27,10 +27,10 @@ BASE = T0 - T0 % MINUTE
 
 
 def randomRecords(rng: random.Random, count: int) -> list[Record]:
-    """Records over about 30 minutes around BASE (some before 1970 is not needed), of every level."""
+    """Records over about two and a half hours from BASE, of every level."""
     return [
         Record(
-            BASE + rng.randrange(-2 * MINUTE, 30 * MINUTE), T0, rng.randrange(8), rng.choice(SOURCES),
+            BASE + rng.randrange(-2 * MINUTE, 150 * MINUTE), T0, rng.randrange(8), rng.choice(SOURCES),
             rng.choice(SERVICES), "m", None,
         )
         for _ in range(count)
@@ -125,6 +125,8 @@ class RollupTests(SqliteTestCase):
             (None, None),
             (BASE + 3 * MINUTE + 1, None),
             (None, BASE + 9 * MINUTE - 1),
+            (BASE - 7, BASE + 150 * MINUTE + 5),
+            (BASE + 61 * MINUTE + 3, BASE + 149 * MINUTE),
         ]
         ranges += [
             (BASE + rng.randrange(-3 * MINUTE, 30 * MINUTE), BASE + rng.randrange(31 * MINUTE, 33 * MINUTE))
@@ -174,7 +176,8 @@ class RollupTests(SqliteTestCase):
         conn.execute("DROP TRIGGER logs_rollup_delete")
         conn.execute("DROP TABLE rollup_service")
         conn.execute("DROP TABLE rollup_source")
-        conn.execute("DROP TABLE rollup_level")
+        for table in ("rollup_level", "rollup_level_hour", "rollup_service_hour", "rollup_source_hour"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version=3")
         conn.close()
         self.store = self.startStore(path)

@@ -21,7 +21,7 @@ from logsvc.record import Record
 from logsvc.search_syntax import parseSearch
 from logsvc.store.base import StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Microseconds in a rollup minute.
 MINUTE = 60_000_000
@@ -29,9 +29,17 @@ MINUTE = 60_000_000
 #: C{floor(ts / MINUTE)} in SQL (SQLite's division truncates toward zero).
 MINUTE_SQL = "(CASE WHEN {ts} >= 0 THEN {ts} / 60000000 ELSE -((59999999 - {ts}) / 60000000) END)"
 
-#: The rollup's tables (L{logsvc.store.sqlite.rollup}) and the column each
-#: counts by besides minute and level.
-ROLLUPS = {"rollup_level": None, "rollup_service": "service", "rollup_source": "source"}
+#: The rollup's tables (L{logsvc.store.sqlite.rollup}): the column each
+#: counts by besides its time bucket and level, and the bucket's length in
+#: minutes (the hour tables' C{minute} is the first minute of the hour).
+ROLLUPS: dict[str, tuple[str | None, int]] = {
+    "rollup_level": (None, 1),
+    "rollup_service": ("service", 1),
+    "rollup_source": ("source", 1),
+    "rollup_level_hour": (None, 60),
+    "rollup_service_hour": ("service", 60),
+    "rollup_source_hour": ("source", 60),
+}
 
 
 def rollupKey(column: str | None) -> str:
@@ -41,19 +49,25 @@ def rollupKey(column: str | None) -> str:
     return "minute, level" + ("" if column is None else f", {column}")
 
 
+def _bucketSQL(ts: str, minutes: int) -> str:
+    minute = MINUTE_SQL.format(ts=ts)
+    return minute if minutes == 1 else f"({minute} - (({minute} % {minutes}) + {minutes}) % {minutes})"
+
+
 ROLLUP_SCHEMA = [
     *(
         f"CREATE TABLE IF NOT EXISTS {table} (minute INTEGER NOT NULL, level INTEGER NOT NULL,"
         + ("" if column is None else f" {column} TEXT NOT NULL,")
         + f" n INTEGER NOT NULL, PRIMARY KEY ({rollupKey(column)})) WITHOUT ROWID"
-        for table, column in ROLLUPS.items()
+        for table, (column, _) in ROLLUPS.items()
     ),
-    "CREATE TRIGGER IF NOT EXISTS logs_rollup_delete AFTER DELETE ON logs BEGIN"
+    "DROP TRIGGER IF EXISTS logs_rollup_delete",
+    "CREATE TRIGGER logs_rollup_delete AFTER DELETE ON logs BEGIN"
     + "".join(
-        f" UPDATE {table} SET n = n - 1 WHERE minute = {MINUTE_SQL.format(ts='old.ts')} AND level = old.level"
+        f" UPDATE {table} SET n = n - 1 WHERE minute = {_bucketSQL('old.ts', minutes)} AND level = old.level"
         + ("" if column is None else f" AND {column} = old.{column}")
         + ";"
-        for table, column in ROLLUPS.items()
+        for table, (column, minutes) in ROLLUPS.items()
     )
     + " END",
 ]
@@ -63,10 +77,10 @@ ROLLUP_SCHEMA = [
 BACKFILL = [
     *(f"DELETE FROM {table}" for table in ROLLUPS),
     *(
-        f"INSERT INTO {table} SELECT {MINUTE_SQL.format(ts='ts')}, level,"
+        f"INSERT INTO {table} SELECT {_bucketSQL('ts', minutes)}, level,"
         + ("" if column is None else f" {column},")
         + f" count(*) FROM logs GROUP BY {'1, 2' if column is None else '1, 2, 3'}"
-        for table, column in ROLLUPS.items()
+        for table, (column, minutes) in ROLLUPS.items()
     ),
 ]
 
@@ -95,8 +109,8 @@ _SCHEMA = [
     "DROP TRIGGER IF EXISTS logs_search_delete",
     "DROP TABLE IF EXISTS logs_search",
     "DROP TABLE IF EXISTS search_state",
-    # Version 4: counts per minute (logsvc.store.sqlite.rollup); version 5
-    # added rollup_level, so both fill the counts from the records again.
+    # Version 4: counts per minute (logsvc.store.sqlite.rollup); versions 5
+    # and 6 added tables, so each fills the counts from the records again.
     *ROLLUP_SCHEMA,
 ]
 
@@ -243,7 +257,7 @@ def createSchema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN")
     for statement in _SCHEMA:
         conn.execute(statement)
-    if 0 < version < 5:
+    if 0 < version < 6:
         # Records stored before the rollup existed: count them once.
         for statement in BACKFILL:
             conn.execute(statement)

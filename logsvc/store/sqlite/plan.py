@@ -543,17 +543,24 @@ def _strategy(conn: sqlite3.Connection, query: Query) -> str:
     """
     How to read one page: C{"hits"} from few index hits, C{"filter"} in
     time order keeping index hits, or C{"scan"} in time order checking each
-    record (for a word in a good share of all records).
+    record (for a word in a good share of all records, or field terms with
+    more than L{SPARSE_HITS} hits).
     """
     match = hitsSelect(query) if query.limit is not None else None
     if match is None:
         return "hits"
     counted = 0
     sql, params = match
+    # Field terms and comparisons are decided (or narrowed) in SQL, in C,
+    # record by record: past a few thousand hits a scan in time order finds
+    # a page sooner than collecting the hits.  Text needs the index longer.
+    fieldsOnly = ftsExpression(_searchNode(query), "logs_search") is None
     for bound, strategy in ((SPARSE_HITS, "hits"), (DENSE_HITS, "filter")):
         (counted,) = conn.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, bound]).fetchone()
         if counted < bound:
             return strategy
+        if fieldsOnly:
+            break
     return "scan"
 
 

@@ -37,7 +37,7 @@ from logsvc.store.sqlite.plan import selectHistogram, selectTop, translate
 _UPSERT = {
     table: f"INSERT INTO {table} ({rollupKey(column)}, n) VALUES (?, ?{'' if column is None else ', ?'}, ?)"
     f" ON CONFLICT ({rollupKey(column)}) DO UPDATE SET n = n + excluded.n"
-    for table, column in ROLLUPS.items()
+    for table, (column, _) in ROLLUPS.items()
 }
 
 
@@ -46,17 +46,21 @@ def addToRollup(conn: sqlite3.Connection, records: list[Record]) -> None:
     Count C{records} into the rollup, in the current transaction (the one
     that inserts them).
     """
-    levels: Counter[tuple[int, int]] = Counter()
-    services: Counter[tuple[int, int, str]] = Counter()
-    sources: Counter[tuple[int, int, str]] = Counter()
+    counts: dict[str, Counter[tuple[Any, ...]]] = {table: Counter() for table in ROLLUPS}
+    level, service, source = counts["rollup_level"], counts["rollup_service"], counts["rollup_source"]
+    levelHour, serviceHour = counts["rollup_level_hour"], counts["rollup_service_hour"]
+    sourceHour = counts["rollup_source_hour"]
     for record in records:
         minute = record.ts // MINUTE
-        levels[minute, record.level] += 1
-        services[minute, record.level, record.service] += 1
-        sources[minute, record.level, record.source] += 1
-    conn.executemany(_UPSERT["rollup_level"], [(*key, n) for key, n in levels.items()])
-    conn.executemany(_UPSERT["rollup_service"], [(*key, n) for key, n in services.items()])
-    conn.executemany(_UPSERT["rollup_source"], [(*key, n) for key, n in sources.items()])
+        hour = minute - minute % 60
+        level[minute, record.level] += 1
+        service[minute, record.level, record.service] += 1
+        source[minute, record.level, record.source] += 1
+        levelHour[hour, record.level] += 1
+        serviceHour[hour, record.level, record.service] += 1
+        sourceHour[hour, record.level, record.source] += 1
+    for table, counted in counts.items():
+        conn.executemany(_UPSERT[table], [(*key, n) for key, n in counted.items()])
 
 
 def _columns(node: Node) -> set[str] | None:
@@ -126,6 +130,23 @@ def _minuteRange(first: int | None, end: int | None) -> tuple[list[str], list[An
     return where, params
 
 
+def _parts(table: str, first: int, end: int, *, hours: bool) -> list[tuple[str, int, int]]:
+    """
+    @return: C{(table, first, end)} minute ranges covering C{[first, end)}:
+        whole hours from the hour table when C{hours}, the rest by minute.
+    """
+    low = -(-first // 60) * 60
+    high = end // 60 * 60
+    if not hours or low >= high:
+        return [(table, first, end)]
+    parts = [(table + "_hour", low, high)]
+    if first < low:
+        parts.append((table, first, low))
+    if high < end:
+        parts.append((table, high, end))
+    return parts
+
+
 def _edges(query: Query, first: int | None, end: int | None) -> list[Query]:
     """
     @return: queries for the partial minutes at the range's edges.
@@ -154,17 +175,19 @@ def rollupHistogram(
     if found is None or first is None or end is None or first >= end:
         return None
     table, sql, params = found
-    where, rangeParams = _minuteRange(first, end)
-    if sql != "1":
-        where.append(sql)
     perSlot = width // MINUTE
     counts: dict[tuple[int, int], int] = {}
-    for slot, level, n in conn.execute(
-        f"SELECT (minute - ?) / ?, level, sum(n) FROM {table} WHERE {' AND '.join(where)}"
-        " GROUP BY 1, 2 HAVING sum(n) > 0",
-        [origin // MINUTE, perSlot, *rangeParams, *params],
-    ):
-        counts[slot, level] = n
+    hours = perSlot % 60 == 0 and (origin // MINUTE) % 60 == 0
+    for part, low, high in _parts(table, first, end, hours=hours):
+        where, rangeParams = _minuteRange(low, high)
+        if sql != "1":
+            where.append(sql)
+        for slot, level, n in conn.execute(
+            f"SELECT (minute - ?) / ?, level, sum(n) FROM {part} WHERE {' AND '.join(where)} GROUP BY 1, 2",
+            [origin // MINUTE, perSlot, *rangeParams, *params],
+        ):
+            if n:
+                counts[slot, level] = counts.get((slot, level), 0) + n
     for edge in _edges(query, first, end):
         for key, n in selectHistogram(conn, edge, origin, width, useIndex=useIndex).items():
             counts[key] = counts.get(key, 0) + n
@@ -184,15 +207,21 @@ def rollupTop(conn: sqlite3.Connection, query: Query, column: str, *, useIndex: 
     if first is not None and end is not None and first >= end:
         return None
     table, sql, params = found
-    where, rangeParams = _minuteRange(first, end)
-    if sql != "1":
-        where.append(sql)
     counts: dict[Any, int] = {}
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    for value, n in conn.execute(
-        f"SELECT {column}, sum(n) FROM {table}{clause} GROUP BY 1 HAVING sum(n) > 0", [*rangeParams, *params]
-    ):
-        counts[value] = n
+    if first is None or end is None:
+        parts: list[tuple[str, int | None, int | None]] = [(table + "_hour", None, None)] if (
+            first is None and end is None
+        ) else [(table, first, end)]
+    else:
+        parts = list(_parts(table, first, end, hours=True))
+    for part, low, high in parts:
+        where, rangeParams = _minuteRange(low, high)
+        if sql != "1":
+            where.append(sql)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        for value, n in conn.execute(f"SELECT {column}, sum(n) FROM {part}{clause} GROUP BY 1", [*rangeParams, *params]):
+            if n:
+                counts[value] = counts.get(value, 0) + n
     for edge in _edges(query, first, end):
         for value, n in selectTop(conn, edge, column, useIndex=useIndex).items():
             counts[value] = counts.get(value, 0) + n
