@@ -204,7 +204,7 @@ class ParseQueryPropertyTests(SynchronousTestCase):
             query = parseQuery(arguments)
         except QueryError as e:
             self.assertIn(
-                e.param, ["since", "until", "level", "limit", "order", "cursor", "field."]
+                e.param, ["since", "until", "level", "limit", "order", "cursor", "field.", "q"]
             )
             return
         self.assertIn(query.order, ("asc", "desc"))
