@@ -10,6 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from logsvc.formats.jsonline import DocumentError, JSONSyntaxError
 from logsvc.formats.loki import parseLabels, parseLokiProtobuf, parseLokiPush
 from logsvc.record import RecordError
+from tests.protowire import field
 
 
 def push(*streams: dict) -> bytes:
@@ -74,25 +75,6 @@ class LokiPushTests(SynchronousTestCase):
             )
             self.assertEqual(error.index, 1)
             self.assertIn("values[1]", str(error))
-
-
-def field(number: int, payload: bytes | int) -> bytes:
-    """
-    @return: one protobuf field as written on the wire: a varint (wire type
-        0) for an int, else length-delimited (wire type 2).
-    """
-
-    def varint(value: int) -> bytes:
-        out = bytearray()
-        while True:
-            byte, value = value & 0x7F, value >> 7
-            out.append(byte | (0x80 if value else 0))
-            if not value:
-                return bytes(out)
-
-    if isinstance(payload, int):
-        return varint(number << 3) + varint(payload)
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def entry(seconds: int, nanos: int, line: str, **metadata: str) -> bytes:

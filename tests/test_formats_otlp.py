@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.formats.otlp import exportResponse, parseOTLPJSON, parseOTLPProtobuf, severityLevel
 from logsvc.record import Record, RecordError
+from tests.protowire import field
 
 GOLDEN = Path(__file__).parent / "golden"
 PEER = "192.0.2.9"
@@ -41,20 +42,6 @@ def exportRequest(*logs: LogRecord, resource: dict[str, str] | None = None, scop
     scopeLogs.scope.name = scope
     scopeLogs.log_records.extend(logs)
     return request.SerializeToString()  # type: ignore[no-any-return]
-
-
-def lengthDelimited(number: int, payload: bytes) -> bytes:
-    """
-    @return: protobuf field C{number} (wire type 2) holding C{payload}.
-    """
-    size = len(payload)
-    varint = bytearray()
-    while True:
-        byte, size = size & 0x7F, size >> 7
-        varint.append(byte | (0x80 if size else 0))
-        if not size:
-            break
-    return bytes([number << 3 | 2]) + bytes(varint) + payload
 
 
 class ProtobufTests(SynchronousTestCase):
@@ -149,10 +136,10 @@ class ProtobufTests(SynchronousTestCase):
         # 400 levels deep, written by hand: the bindings refuse to build it.
         deep = AnyValue(string_value="leaf").SerializeToString()
         for _ in range(200):
-            deep = lengthDelimited(5, lengthDelimited(1, deep))
+            deep = field(5, field(1, deep))
         # ExportLogsServiceRequest.resource_logs (1) -> ResourceLogs.scope_logs
         # (2) -> ScopeLogs.log_records (2) -> LogRecord.body (5).
-        deepBody = lengthDelimited(1, lengthDelimited(2, lengthDelimited(2, lengthDelimited(5, deep))))
+        deepBody = field(1, field(2, field(2, field(5, deep))))
         for bad in (good[:-10], b"\xff" * 64, b"\x0a\xff\xff\xff\xff\x0f", deepBody):
             with self.assertRaises(RecordError):
                 parseOTLPProtobuf(bad, PEER, RECEIVED)
