@@ -7,14 +7,16 @@ it, against a real C{twistd -n logsvc}.
 from __future__ import annotations
 
 import logging
+import os
 import urllib.request
 from typing import Any
 
 import cramjam
 from twisted.trial.unittest import TestCase
 
-from tests.e2e.server import TwistdServer, freePort
+from tests.e2e.server import TwistdServer, freePort, startWithTokens
 from tests.e2e.test_senders import storedRows
+from tests.e2e.trust import makeCertificate
 from tests.test_formats_loki import PROMTAIL_PUSH
 
 
@@ -105,6 +107,40 @@ class OTLPTests(TestCase):
         provider.shutdown()
         self.check(storedRows(server, 2), traceID)
         self.assertIn("--otlp-grpc listening on 127.0.0.1:", server.log())
+
+
+    def test_grpcExporterTLS(self) -> None:
+        """
+        The gRPC exporter over TLS (--otlp-grpc ssl:...), trusting the
+        server's certificate and sending an ingest token as metadata, stores
+        the same records; without the token nothing is stored.
+        """
+        import grpc
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        key, cert = makeCertificate(os.path.abspath(self.mktemp()))
+        port = freePort()
+        server, _ = startWithTokens(
+            self,
+            TwistdServer,
+            "ingest s3cret\nread r3ad\n",
+            "--otlp-grpc",
+            f"ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+        )
+        with open(cert, "rb") as f:
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        refused = OTLPLogExporter(endpoint=f"localhost:{port}", credentials=credentials, timeout=5)
+        logger, provider = sdkLogger(refused, "e2e.otlp.grpc.refused")
+        logger.warning("no token")
+        provider.shutdown()
+        exporter = OTLPLogExporter(
+            endpoint=f"localhost:{port}", credentials=credentials, headers={"authorization": "Bearer s3cret"}, timeout=10
+        )
+        logger, provider = sdkLogger(exporter, "e2e.otlp.grpc.tls")
+        traceID = traced(logger)
+        provider.shutdown()
+        # Exactly the two records sent with the token: "no token" is not there.
+        self.check(storedRows(server, 2), traceID)
 
 
 class LokiProtobufTests(TestCase):
