@@ -8,7 +8,7 @@ over acknowledged TCP (4 connections):
 
 - baseline: no retention;
 - ``--retain 30d``: every prefilled record is expired, so retention deletes
-  them (2,000 per transaction on the writer thread) while the ingest runs.
+  them (at most 10,000 per transaction, logsvc.retention.DEFAULT_CHUNK) while the ingest runs.
 
 Prints for each run the ingest rate (records/s until every record is
 acknowledged) and the longest wait between two acks on one connection (a stall
