@@ -184,7 +184,7 @@ def buildParser() -> argparse.ArgumentParser:
         type=float,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
-        help=f"seconds to wait for an answer; for tail, for the stream to open (default {DEFAULT_TIMEOUT:g})",
+        help=f"seconds to wait for an answer; for tail, for the stream to open; 0: no limit (default {DEFAULT_TIMEOUT:g})",
     )
     parser.add_argument(
         "--color",
