@@ -16,7 +16,8 @@ matcher over every record the other filters select.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -147,35 +148,67 @@ def _where(conditions: list[str]) -> str:
     return "WHERE " + " AND ".join(conditions) if conditions else ""
 
 
-def _stream(conn: psycopg.Connection[Any], sql: str, params: list[Any]) -> Iterator[Any]:
+def _stream(conn: psycopg.Connection[Any], sql: str, params: list[Any], name: str = "read") -> Iterator[Any]:
     """
-    Rows of C{sql} through a server-side cursor, L{FETCH} at a time (call
-    inside a transaction).
+    Rows of C{sql} through a server-side cursor (C{name}: unique among
+    those open at once), L{FETCH} at a time (call inside a transaction).
     """
-    with conn.cursor(name="logsvc_read") as cursor:
+    with conn.cursor(name=f"logsvc_{name}") as cursor:
         cursor.itersize = FETCH
         cursor.execute(sql, params)
         yield from cursor
 
 
-def _read(conn: psycopg.Connection[Any], plan: Plan, order: str, limit: int | None) -> list[Row]:
+def _read(conn: psycopg.Connection[Any], plan: Plan, order: Order, limit: int | None) -> list[Row]:
     """
-    Matching rows in C{order} (an ORDER BY list), read lazily and taken by
-    L{takeRows}'s rule: C{limit + 1} rows at most, fewer past L{PAGE_BYTES}.
+    Matching rows in C{order}, read lazily and taken by L{takeRows}'s rule:
+    C{limit + 1} rows at most, fewer past L{PAGE_BYTES}.
+
+    When SQL decides the vectored records (C{q} text only, or empty), they
+    are one statement with the page's C{LIMIT} (so the planner knows how few
+    are wanted), and the rare unvectored candidates another, checked here;
+    the two are merged in order.
     """
-    where, params = plan.either
-    flag = "false" if plan.unvectored is None else "words IS NULL"
-    sql = f"SELECT {COLUMNS}, {flag} FROM logs {where} ORDER BY {order}"
-    if limit is not None and plan.unvectored is None:
-        sql += f" LIMIT {int(limit) + 1}"
+    most = None if limit is None else f" LIMIT {int(limit) + 1}"
     with conn.transaction():
-        rows = (tuple(row[:8]) for row in _stream(conn, sql, params) if not (plan.checkAll or row[8]) or plan.matches(row))
-        return takeRows(rows, limit)
+        if plan.checkAll:
+            where, params = plan.either
+            rows = (
+                tuple(row)
+                for row in _stream(conn, f"SELECT {COLUMNS} FROM logs {where} ORDER BY {order.sql}", params, "all")
+                if plan.matches(row)
+            )
+            return takeRows(rows, limit)
+        where, params = plan.vectored
+        sql = f"SELECT {COLUMNS} FROM logs {where} ORDER BY {order.sql}{most or ''}"
+        vectored = (tuple(row) for row in _stream(conn, sql, params, "vectored"))
+        if plan.unvectored is None:
+            return takeRows(vectored, limit)
+        where, params = plan.unvectored
+        # No LIMIT: the candidates are decided here, after SQL.
+        sql = f"SELECT {COLUMNS} FROM logs {where} ORDER BY {order.sql}"
+        unvectored = (tuple(row) for row in _stream(conn, sql, params, "unvectored") if plan.matches(row))
+        # Both cursors are open in the transaction, read in step.
+        return takeRows(heapq.merge(vectored, unvectored, key=order.key, reverse=order.descending), limit)
 
 
-def _direction(query: Query) -> str:
+class Order:
+    """
+    An order of rows: its C{ORDER BY} list, and the same as a Python sort key.
+    """
+
+    def __init__(self, sql: str, key: Callable[[Sequence[Any]], Any], descending: bool) -> None:
+        self.sql = sql
+        self.key = key
+        self.descending = descending
+
+
+_BY_ID = Order("id", lambda row: row[0], False)
+
+
+def _direction(query: Query) -> Order:
     direction = "DESC" if query.order == "desc" else "ASC"
-    return f"ts {direction}, id {direction}"
+    return Order(f"ts {direction}, id {direction}", lambda row: (row[1], row[0]), query.order == "desc")
 
 
 def selectPage(conn: psycopg.Connection[Any], query: Query) -> list[Row]:
@@ -203,7 +236,7 @@ def selectAfterId(conn: psycopg.Connection[Any], query: Query, lastId: int, limi
         L{PAGE_BYTES} (C{takeRows(rows, limit - 1)}).
     """
     plan = Plan(replace(query, cursor=None), (["id > %s"], [lastId]))
-    return _read(conn, plan, "id", limit - 1)
+    return _read(conn, plan, _BY_ID, limit - 1)
 
 
 def selectCommitted(conn: psycopg.Connection[Any], lastId: int, top: int, limit: int) -> list[Row]:
