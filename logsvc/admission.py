@@ -30,6 +30,7 @@ import hashlib
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IAddress
 
 from logsvc.auth import authorizationToken
 
@@ -49,6 +50,19 @@ class Refused(Exception):
         self.code = code
 
 
+def peerName(address: IAddress | None) -> str:
+    """
+    @return: the host part of a peer address (C{"127.0.0.1"}), or C{"unix"}
+        / C{"unknown"} for addresses without one.
+    """
+    host = getattr(address, "host", None)
+    if isinstance(host, str):
+        return host
+    if address is not None and type(address).__name__ == "UNIXAddress":
+        return "unix"
+    return "unknown"
+
+
 def senderFor(authorization: bytes | None, address: Any) -> str:
     """
     @param authorization: the request's C{Authorization} header, if any.
@@ -56,9 +70,6 @@ def senderFor(authorization: bytes | None, address: Any) -> str:
     @return: the sender a request counts as: a digest of its token (tokens
         are never kept in the clear), else its peer's host.
     """
-    # Imported here: logsvc.ingest imports the pipeline, which imports this.
-    from logsvc.ingest.sink import peerName
-
     token = authorizationToken(authorization)
     if token:
         return "token:" + hashlib.sha256(token).hexdigest()[:16]

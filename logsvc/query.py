@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from logsvc.matcher import Predicate, compileMatcher, decodeFields, fieldMatches
-from logsvc.record import RecordError, nowMicros, parseLevel, parseTimestamp
+from logsvc.record import RecordError, parseLevel, parseTimestamp
 from logsvc.search_syntax import (
     EVERYTHING,
     Column,
@@ -56,6 +56,7 @@ from logsvc.search_syntax import (
     fieldNumber,
     parseSearch,
 )
+from logsvc.times import nowMicros
 from logsvc.units import TIME_UNITS
 
 __all__ = [

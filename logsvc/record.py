@@ -10,13 +10,13 @@ so "that severity or worse" is C{level <= n}.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from math import isfinite
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import orjson
+
+from logsvc.times import Memo, datetimeToMicros
 
 LEVEL_NAMES: tuple[str, ...] = (
     "emergency",
@@ -95,13 +95,6 @@ class Record(NamedTuple):
 def _newRecord(values: tuple[Any, ...]) -> Record:
     # tuple.__new__ skips NamedTuple's Python-level __new__: twice as fast.
     return tuple.__new__(Record, values)  # type: ignore[type-var]
-
-
-def nowMicros() -> int:
-    """
-    @return: the current wall-clock time in microseconds since the epoch.
-    """
-    return time.time_ns() // 1000
 
 
 def parseLevel(value: object, key: str = "level", scale: NumericScale = PYTHON_SCALE) -> int:
@@ -212,28 +205,6 @@ def nanosToMicros(nanos: int, key: str = "ts") -> int:
     return micros
 
 
-_Key = TypeVar("_Key")
-_Value = TypeVar("_Value")
-
-
-class Memo(dict[_Key, _Value]):
-    """
-    C{memo[key]} is C{compute(key)}: computed once and kept, up to 4,096
-    keys at a time.  Looking one up is a plain dict subscript, the cheapest
-    thing code run once per record can do.
-    """
-
-    def __init__(self, compute: Callable[[_Key], _Value]) -> None:
-        super().__init__()
-        self._compute = compute
-
-    def __missing__(self, key: _Key) -> _Value:
-        if len(self) > 4096:
-            self.clear()
-        value = self[key] = self._compute(key)
-        return value
-
-
 #: The form nearly every sender writes, UTC to the second with an optional
 #: fraction ("2026-11-22T16:55:33.123456Z"), parsed without datetime.
 _UTC_TEXT = re.compile(r"(\d{4}-\d\d-\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:[Zz]|\+00:00)", re.ASCII)
@@ -300,13 +271,9 @@ def _isoTextToMicros(text: str) -> int | None:
         parsed = datetime.fromisoformat(text.upper())
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    delta = parsed - _EPOCH
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return datetimeToMicros(parsed)
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MIN_MICROS = 0
 _MAX_MICROS = 253402300799_999999  # 9999-12-31T23:59:59.999999Z
 

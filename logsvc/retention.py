@@ -25,7 +25,7 @@ from twisted.logger import Logger
 
 from logsvc.health import ComponentHealth
 from logsvc.limits import FlowControl
-from logsvc.record import nowMicros
+from logsvc.times import nowMicros
 
 log = Logger()
 

@@ -27,10 +27,11 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from logsvc.record import INFO, Record, RecordError, dumpFields
+from logsvc.times import Memo, datetimeToMicros
 
 #: Facility names by number (RFC 5424 section 6.2.1, the names rsyslog uses).
 FACILITY_NAMES: tuple[str, ...] = (
@@ -116,9 +117,19 @@ def _stripMessage(text: str) -> str:
 
 _RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?([Zz]|[+-]\d\d:\d\d)")
 
+def _secondMicros(key: str) -> int:
+    """
+    @param key: C{"YYYY-MM-DDTHH:MM:SS"} and an offset (C{Z} or C{+HH:MM}).
+    @return: microseconds of that whole second.
+    @raise ValueError: for an impossible date, time or offset.
+    """
+    seconds, offset = key[:19], key[19:]
+    return datetimeToMicros(datetime.fromisoformat(seconds + ("+00:00" if offset in "Zz" else offset)))
+
+
 #: "date time" + offset -> microseconds of that whole second.  Senders write
 #: many messages per second, so this saves a datetime parse per message.
-_secondsCache: dict[str, int] = {}
+_secondsCache: Memo[str, int] = Memo(_secondMicros)
 
 
 def rfc3339Micros(text: str) -> int:
@@ -151,24 +162,14 @@ def _parseRFC3339(text: str) -> int:
     if match is None:
         raise SyslogError(f"bad timestamp {text!r}")
     seconds, fraction, offset = match.groups()
-    key = seconds + offset
-    micros = _secondsCache.get(key)
-    if micros is None:
-        try:
-            parsed = datetime.fromisoformat(seconds + ("+00:00" if offset in "Zz" else offset))
-        except ValueError:
-            raise SyslogError(f"bad timestamp {text!r}") from None
-        delta = parsed - _EPOCH
-        micros = (delta.days * 86400 + delta.seconds) * 1_000_000
-        if len(_secondsCache) > 4096:
-            _secondsCache.clear()
-        _secondsCache[key] = micros
+    try:
+        micros = _secondsCache[seconds + offset]
+    except ValueError:
+        raise SyslogError(f"bad timestamp {text!r}") from None
     if fraction:
         micros += int(fraction[:6].ljust(6, "0"))
     return micros
 
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _structuredData(text: str, start: int, fields: dict[str, Any]) -> int:
@@ -249,9 +250,20 @@ def _from5424(match: re.Match[str], text: str, peer: str, received: int) -> Reco
     )
 
 
+def _stampMicros(key: tuple[Any, ...]) -> int:
+    """
+    @param key: (month, day, h, m, s, receive day, zone) of an RFC 3164
+        stamp; the year is placed from noon (UTC) of the receive day.
+    @raise ValueError: for an impossible date or time.
+    """
+    month, day, hour, minute, second, receiveDay, zone = key
+    noon = receiveDay * 86_400_000_000 + 43_200_000_000
+    return _yearless(month, int(day), int(hour), int(minute), int(second), noon, zone)
+
+
 #: (month, day, h, m, s, receive day, zone) -> microseconds, for RFC 3164's
 #: year-less stamps.
-_stampCache: dict[tuple[Any, ...], int] = {}
+_stampCache: Memo[tuple[Any, ...], int] = Memo(_stampMicros)
 
 
 def _yearless(
@@ -282,9 +294,7 @@ def _yearless(
             raise ValueError("day out of range")
         if zone is None:
             return int(time.mktime((year, month, day, hour, minute, second, 0, 0, -1)))
-        stamped = datetime(year, month, day, hour, minute, second, tzinfo=zone)
-        delta = stamped - _EPOCH
-        return delta.days * 86400 + delta.seconds
+        return datetimeToMicros(datetime(year, month, day, hour, minute, second, tzinfo=zone)) // 1_000_000
 
     seconds = epoch(year)
     if seconds - receivedSeconds > 31 * 86400:
@@ -324,18 +334,10 @@ def parse3164(text: str, peer: str, received: int, *, zone: tzinfo | None = None
             if month is None:
                 stamp = None
             else:
-                key = (month, day, hour, minute, second, received // 86_400_000_000, zone)
-                cached = _stampCache.get(key)
-                if cached is None:
-                    try:
-                        cached = _yearless(
-                            month, int(day), int(hour), int(minute), int(second), received, zone
-                        )
-                    except (ValueError, OverflowError):
-                        raise SyslogError(f"bad timestamp {stamp.group(0).strip()!r}") from None
-                    if len(_stampCache) > 4096:
-                        _stampCache.clear()
-                    _stampCache[key] = cached
+                try:
+                    cached = _stampCache[(month, day, hour, minute, second, received // 86_400_000_000, zone)]
+                except (ValueError, OverflowError):
+                    raise SyslogError(f"bad timestamp {stamp.group(0).strip()!r}") from None
                 ts = cached + int(fraction[1:].ljust(6, "0")) if fraction else cached
     if stamp is not None:
         position = stamp.end()

@@ -44,7 +44,7 @@ from logsvc.formats.forward import (
 )
 from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
-from logsvc.record import nowMicros
+from logsvc.times import nowMicros
 
 __all__ = ["DEFAULT_MAX_MESSAGE", "ForwardFactory", "ForwardProtocol", "sharedKeyDigest"]
 

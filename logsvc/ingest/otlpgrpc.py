@@ -38,9 +38,9 @@ from logsvc.admission import Refused, senderFor
 from logsvc.auth import INGEST, Tokens, authorizationToken
 from logsvc.ingest.sink import IngestSink
 from logsvc.pipeline import Pipeline
-from logsvc.record import nowMicros
 from logsvc.startup import StartupError
 from logsvc.store.base import StoreError
+from logsvc.times import nowMicros
 
 log = Logger()
 

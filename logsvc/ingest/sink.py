@@ -22,28 +22,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from logsvc.admission import peerName
 from logsvc.formats import FrameParser, Rejection
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record
 
 __all__ = ["FrameParser", "IngestSink", "LogQuota", "Rejection", "peerName"]
-
-
-def peerName(address: IAddress | None) -> str:
-    """
-    @return: the host part of a peer address (C{"127.0.0.1"}), or C{"unix"}
-        / C{"unknown"} for addresses without one.
-    """
-    host = getattr(address, "host", None)
-    if isinstance(host, str):
-        return host
-    if address is not None and type(address).__name__ == "UNIXAddress":
-        return "unix"
-    return "unknown"
 
 
 class LogQuota:

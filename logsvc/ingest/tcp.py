@@ -40,7 +40,7 @@ from logsvc.ingest.framing import DEFAULT_MAX_LINE, LineFramer
 from logsvc.ingest.sink import FrameParser, IngestSink, LogQuota, peerName
 from logsvc.limits import PauseGate
 from logsvc.pipeline import Pipeline
-from logsvc.record import nowMicros
+from logsvc.times import nowMicros
 
 __all__ = ["DEFAULT_MAX_LINE", "IngestFactory", "IngestProtocol", "LineFramer", "defaultConnectionShare", "peerName"]
 

@@ -44,7 +44,7 @@ from logsvc.formats.datagram import MAX_INFLATED, parseDatagrams
 from logsvc.formats.gelfchunks import CHUNK_MAGIC, ChunkAssembler, ChunkError
 from logsvc.ingest.sink import IngestSink, LogQuota
 from logsvc.limits import PauseGate
-from logsvc.record import nowMicros
+from logsvc.times import nowMicros
 
 __all__ = [
     "DEFAULT_RECEIVE_BUFFER",

@@ -22,8 +22,8 @@ from twisted.web.server import Request, Site
 from logsvc.health import HealthRegistry
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
-from logsvc.record import nowMicros
 from logsvc.store.base import IStore
+from logsvc.times import nowMicros
 from logsvc.web.common import JSONResource, NotFound
 from logsvc.web.elastic import ElasticBulk, elasticChild, elasticInfo, markElastic
 from logsvc.web.errors import NOSNIFF, rawJSONError

@@ -18,8 +18,9 @@ from logsvc.formats.compression import InflateError, inflate, sniffCompression
 from logsvc.formats.jsonline import DocumentError
 from logsvc.ingest.sink import IngestSink, peerName
 from logsvc.pipeline import Pipeline
-from logsvc.record import Record, RecordError, nowMicros
+from logsvc.record import Record, RecordError
 from logsvc.store.base import StoreError
+from logsvc.times import nowMicros
 from logsvc.web.common import JSONResource, errorBody, renderAsync
 
 #: Encodings taken, lower case, as named in C{Content-Encoding}.

@@ -36,8 +36,8 @@ from twisted.web.server import Request
 from logsvc.matcher import decodeFields
 from logsvc.pagesize import pageCut
 from logsvc.query import FILTER_PARAMETERS, MAX_LIMIT, Query, QueryError, parseQuery
-from logsvc.record import nowMicros
 from logsvc.store.base import IStore, Row
+from logsvc.times import nowMicros
 from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
 
 #: How many of the newest matches the field aggregations read unless

@@ -19,8 +19,9 @@ from logsvc.formats.jsonline import DocumentError, parseJSONBody, parseJSONText,
 from logsvc.formats.pyform import parsePythonForm
 from logsvc.ingest.sink import IngestSink, peerName
 from logsvc.pipeline import Pipeline
-from logsvc.record import Record, RecordError, nowMicros
+from logsvc.record import Record, RecordError
 from logsvc.store.base import StoreError
+from logsvc.times import nowMicros
 from logsvc.web.body import BodyError, precheck, refusalReason, refuse, requestBody
 from logsvc.web.common import errorBody, renderAsync, writeJSON
 

@@ -11,8 +11,9 @@ from twisted.web.server import Request
 
 from logsvc.pagesize import pageCut
 from logsvc.query import FILTER_PARAMETERS, Query, QueryError, encodeCursor, parseQuery
-from logsvc.record import nowMicros, renderRow
+from logsvc.record import renderRow
 from logsvc.store.base import IStore, Row
+from logsvc.times import nowMicros
 from logsvc.web.common import errorBody, renderAsync, writeJSON
 from logsvc.web.export import NDJSONExport, wantsNDJSON
 

@@ -38,8 +38,9 @@ from twisted.web.server import Request
 
 from logsvc import units
 from logsvc.query import FILTER_PARAMETERS, Query, QueryError, parseQuery
-from logsvc.record import LEVEL_NAMES, nowMicros
+from logsvc.record import LEVEL_NAMES
 from logsvc.store.base import IStore
+from logsvc.times import datetimeToMicros, microsToDatetime, nowMicros
 from logsvc.units import SECOND, formatInterval
 from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
 from logsvc.web.fields import MAX_SAMPLE, parseCount, topFieldValues
@@ -100,15 +101,6 @@ def parseZone(text: str) -> tzinfo:
         raise QueryError("tz", f"unknown time zone {text!r}") from None
 
 
-def _toDatetime(micros: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
-
-
-def _toMicros(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86400 + delta.seconds) * SECOND + delta.microseconds
-
-
 def bucketStarts(since: int, until: int, width: int, zone: tzinfo) -> list[int]:
     """
     The starts of the buckets covering C{[since, until)}, plus the end of the
@@ -125,7 +117,7 @@ def bucketStarts(since: int, until: int, width: int, zone: tzinfo) -> list[int]:
     """
     if (until - since) // width + 2 > MAX_BUCKETS:
         raise QueryError("interval", f"more than {MAX_BUCKETS} buckets; choose a larger interval")
-    local = _toDatetime(since).astimezone(zone)
+    local = microsToDatetime(since).astimezone(zone)
     if width % DAY == 0:
         days = width // DAY
         # Count whole days from a fixed local date so every query agrees on
@@ -156,7 +148,7 @@ def _localMidnight(ordinal: int, zone: tzinfo) -> int:
     day = datetime.fromordinal(ordinal)
     midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
     # fold=0 picks the first of two midnights and skips a missing one forward.
-    return _toMicros(midnight.astimezone(timezone.utc))
+    return datetimeToMicros(midnight.astimezone(timezone.utc))
 
 
 def autoInterval(since: int, until: int) -> int:
@@ -173,7 +165,7 @@ def autoInterval(since: int, until: int) -> int:
 
 
 def _formatStart(micros: int, zone: tzinfo) -> str:
-    moment = _toDatetime(micros)
+    moment = microsToDatetime(micros)
     if zone is timezone.utc:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return moment.astimezone(zone).isoformat(timespec="microseconds")

@@ -33,8 +33,9 @@ from zope.interface import implementer
 from logsvc.pagesize import PAGE_BYTES, rowBytes
 from logsvc.pipeline import Pipeline
 from logsvc.query import EVERYTHING, FILTER_PARAMETERS, Query, QueryError, parseQuery
-from logsvc.record import Record, nowMicros, renderRow
+from logsvc.record import Record, renderRow
 from logsvc.store.base import ICommitFeed, IStore, QueryTimeout, Row
+from logsvc.times import nowMicros
 from logsvc.web.common import JSONResource, errorBody, isGone
 
 #: The parameters of C{GET /logs/tail} (besides C{field.KEY}).

@@ -47,7 +47,7 @@ from zope.interface import implementer
 from logsvc.health import DOWN, ComponentHealth
 from logsvc.limits import FlowControl
 from logsvc.query import Query
-from logsvc.record import Record, nowMicros
+from logsvc.record import Record
 from logsvc.store.base import ICommitFeed, IStore, Row, StoreError, StoreUnavailable
 from logsvc.store.postgres.connection import (
     COMMIT_CHANNEL,
@@ -71,6 +71,7 @@ from logsvc.store.postgres.plan import (
 from logsvc.store.postgres.retention import dataSize, deleteOld
 from logsvc.store.postgres.search import vectorText
 from logsvc.store.writequeue import Turn, WriteQueue
+from logsvc.times import nowMicros
 
 #: Most records one transaction takes; more waits for the next.
 MAX_TRANSACTION_RECORDS = 50_000
