@@ -108,6 +108,9 @@ LANGUAGE_CASES: list[tuple[str, list[int]]] = [
     ("dot.key:d", [8]),
     ("user:admin", [6]),
     ("user:Admin", []),
+    ("-user:admin", [1, 2, 3, 4, 5, 7, 8]),
+    ("-ok:false", [1, 2, 3, 4, 5, 6, 7, 8]),
+    ("-status:abc", [1, 2, 3, 4, 5, 6, 7, 8]),
     # Existence: any value, null included.
     ("trace_id:*", [1, 7]),
     ("nested:*", [6]),

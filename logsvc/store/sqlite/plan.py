@@ -161,7 +161,10 @@ def translate(node: Node, budget: list[int] | None = None) -> Translation:
     if isinstance(node, Column):
         return _translateColumn(node)
     if isinstance(node, Field):
-        return _translateField(node)
+        sql, params, exact = _translateField(node)
+        # A comparison with NULL (a number that is not one, a missing
+        # key) is NULL, which NOT would keep NULL: make it false.
+        return f"ifnull({sql}, 0)", params, exact
     return _ANYTHING  # Text, Regex
 
 
