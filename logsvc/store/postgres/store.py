@@ -175,7 +175,7 @@ class PostgresStore(Service):
 
     def components(self) -> list[ComponentHealth]:
         """
-        @return: the store's health: degraded while the database cannot be
+        @return: the store's health: down while the database cannot be
             reached.
         """
         return [self.health]
