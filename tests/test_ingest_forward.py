@@ -16,7 +16,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from logsvc.auth import Tokens
+from logsvc.auth import Tokens, parseTokens
 from logsvc.formats.forward import EventTime, packEventTime
 from logsvc.ingest.forward import ForwardFactory, ForwardProtocol, sharedKeyDigest
 from logsvc.pipeline import Pipeline
@@ -164,7 +164,9 @@ class AckTests(ForwardTestCase):
 
 
 class HandshakeTests(ForwardTestCase):
-    tokens = Tokens.fromPairs([("ingest", "first-key"), ("ingest", "shared-key"), ("read", "read-key")])
+    def setUp(self) -> None:
+        self.tokens = Tokens.fromPairs([("ingest", "first-key"), ("ingest", "shared-key"), ("read", "read-key")])
+        super().setUp()
 
     def helo(self, transport: StringTransport) -> bytes:
         (helo,) = answers(transport)
@@ -197,6 +199,17 @@ class HandshakeTests(ForwardTestCase):
             self.assertTrue(transport.disconnecting)
         self.assertEqual(self.messages(), [])
         self.assertEqual(self.rejected("unauthorized"), 2)
+
+    def test_keyRevoked(self) -> None:
+        """A reload of the token file that removes the shared key closes the connection; nothing more is stored."""
+        nonce = self.helo(self.transport)
+        self.protocol.dataReceived(self.ping(nonce, b"shared-key") + pack(["t", T, {"log": "before"}]))
+        assert self.tokens is not None
+        self.tokens.replace(parseTokens("ingest first-key\n"))
+        self.assertTrue(self.transport.disconnecting)
+        self.protocol.dataReceived(pack(["t", T, {"log": "after"}]))
+        self.assertEqual(self.messages(), ["before"])
+        self.assertEqual(self.rejected("revoked"), 1)
 
     def test_eventsBeforePing(self) -> None:
         """Events without the handshake are refused and nothing is stored."""

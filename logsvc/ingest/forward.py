@@ -14,7 +14,8 @@ acknowledgements in place of C{OK <n>}.
     nonce; the client's C{PING} must carry
     C{sha512_hex(salt + client_hostname + nonce + key)} for an ingest token
     as C{key}; the server answers C{PONG} (with its own digest, so the client
-    knows the server holds the key too), or C{PONG false} and closes.
+    knows the server holds the key too), or C{PONG false} and closes.  A
+    reload of the token file that removes the key closes the connection.
   - Acknowledgements: a message with a C{chunk} option is answered
     C{{"ack": chunk}} once its entries are durable (or refused for good); a
     store failure closes the connection unanswered, so the sender resends.
@@ -167,6 +168,7 @@ class ForwardProtocol(IngestProtocol):
             self._refuseHandshake("shared_key mismatch")
             return
         self._authenticated = True
+        self._tokenHeld = self.factory.tokens.hold(key, INGEST, self._revoked)
         server = self.factory.hostname
         self._send(["PONG", True, "", server, sharedKeyDigest(salt, server.encode(), self._nonce, key)])
 
@@ -176,6 +178,15 @@ class ForwardProtocol(IngestProtocol):
         self._send(["PONG", False, reason, self.factory.hostname, ""])
         self._closing = True
         self._refused = True
+        self._closeNow()
+
+    def _revoked(self) -> None:
+        # The shared key's token was removed (SIGHUP): store nothing more
+        # from this sender.  The forward protocol has no way to say why.
+        self._closing = True
+        self._refused = True
+        self.sink.refuse("revoked")
+        self.log.warn("closing forward connection from {peer}: its shared key was revoked", peer=self.peer)
         self._closeNow()
 
     def _refuseStream(self, why: str) -> None:
