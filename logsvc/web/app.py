@@ -26,7 +26,7 @@ from logsvc.store.base import IStore
 from logsvc.times import nowMicros
 from logsvc.web.common import JSONResource, NotFound
 from logsvc.web.elastic import ElasticBulk, elasticChild, elasticInfo, markElastic
-from logsvc.web.errors import NOSNIFF, rawJSONError
+from logsvc.web.errors import NOSNIFF, errorBody, rawJSONError
 from logsvc.web.fields import FieldsResource
 from logsvc.web.forwarded import Network, forwardedClient
 from logsvc.web.gelf import GelfHTTP
@@ -214,9 +214,7 @@ class LogsvcRequest(Request):
         self._log.failure("request failed: {uri}", failure=reason, uri=self.uri)
         if self.finished or self._disconnected:
             return
-        body = orjson.dumps({"error": "internal error"})
-        self.setResponseCode(500)
-        self.setHeader(b"content-type", b"application/json")
+        body = errorBody(self, 500, "internal error")
         self.setHeader(b"content-length", b"%d" % len(body))
         self.write(body)
         self.finish()

@@ -21,7 +21,8 @@ from logsvc.pipeline import Pipeline
 from logsvc.record import Record, RecordError
 from logsvc.store.base import StoreError
 from logsvc.times import nowMicros
-from logsvc.web.common import JSONResource, errorBody, renderAsync
+from logsvc.web.common import JSONResource, renderAsync
+from logsvc.web.errors import errorBody
 
 #: Encodings taken, lower case, as named in C{Content-Encoding}.
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")

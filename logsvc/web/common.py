@@ -16,10 +16,10 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from logsvc.query import QueryError
 from logsvc.store.base import QueryTimeout
+from logsvc.web.errors import JSON_TYPE, errorBody
 
 log = Logger()
 
-JSON_TYPE = b"application/json"
 
 
 def writeJSON(request: Request, code: int, body: Any) -> bytes:
@@ -31,15 +31,6 @@ def writeJSON(request: Request, code: int, body: Any) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"content-type", JSON_TYPE)
     return orjson.dumps(body)
-
-
-def errorBody(request: Request, code: int, message: str, **extra: Any) -> bytes:
-    """
-    @return: a JSON error C{{"error": message, ...extra}} with status C{code}.
-    """
-    body = {"error": message}
-    body.update(extra)
-    return writeJSON(request, code, body)
 
 
 def isGone(request: Request) -> bool:

@@ -38,7 +38,8 @@ from logsvc.pagesize import pageCut
 from logsvc.query import FILTER_PARAMETERS, MAX_LIMIT, Query, QueryError, parseQuery
 from logsvc.store.base import IStore, Row
 from logsvc.times import nowMicros
-from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
+from logsvc.web.common import JSONResource, renderAsync, writeJSON
+from logsvc.web.errors import errorBody
 
 #: How many of the newest matches the field aggregations read unless
 #: C{sample} says otherwise (Kibana's Discover computes its field list from

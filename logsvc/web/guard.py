@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
@@ -35,7 +34,7 @@ from zope.interface import implementer
 
 from logsvc.admission import Refused, senderFor
 from logsvc.auth import INGEST, READ, Tokens, authorizationToken
-from logsvc.web.errors import rawJSONError
+from logsvc.web.errors import errorBody, rawJSONError
 
 log = Logger()
 
@@ -68,11 +67,9 @@ class Refusal:
         self.headers = headers or {}
 
     def render(self, request: Request) -> bytes:
-        request.setResponseCode(self.code)
-        request.setHeader(b"content-type", b"application/json")
         for name, value in self.headers.items():
             request.setHeader(name, value)
-        return orjson.dumps({"error": self.message})
+        return errorBody(request, self.code, self.message)
 
     def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
         return self

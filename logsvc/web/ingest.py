@@ -23,7 +23,8 @@ from logsvc.record import Record, RecordError
 from logsvc.store.base import StoreError
 from logsvc.times import nowMicros
 from logsvc.web.body import BodyError, precheck, refusalReason, refuse, requestBody
-from logsvc.web.common import errorBody, renderAsync, writeJSON
+from logsvc.web.common import renderAsync, writeJSON
+from logsvc.web.errors import errorBody
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 

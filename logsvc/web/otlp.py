@@ -27,7 +27,8 @@ from twisted.web.server import Request
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record
 from logsvc.web.body import ShipperEndpoint
-from logsvc.web.common import Branch, errorBody
+from logsvc.web.common import Branch
+from logsvc.web.errors import errorBody
 from logsvc.web.ingest import contentType
 
 log = Logger()

@@ -14,7 +14,8 @@ from logsvc.query import FILTER_PARAMETERS, Query, QueryError, encodeCursor, par
 from logsvc.record import renderRow
 from logsvc.store.base import IStore, Row
 from logsvc.times import nowMicros
-from logsvc.web.common import errorBody, renderAsync, writeJSON
+from logsvc.web.common import renderAsync, writeJSON
+from logsvc.web.errors import errorBody
 from logsvc.web.export import NDJSONExport, wantsNDJSON
 
 #: The parameters of C{GET /logs}; any other is a 400 (besides C{field.KEY}).

@@ -42,7 +42,8 @@ from logsvc.record import LEVEL_NAMES
 from logsvc.store.base import IStore
 from logsvc.times import datetimeToMicros, microsToDatetime, nowMicros
 from logsvc.units import SECOND, formatInterval
-from logsvc.web.common import JSONResource, errorBody, renderAsync, writeJSON
+from logsvc.web.common import JSONResource, renderAsync, writeJSON
+from logsvc.web.errors import errorBody
 from logsvc.web.fields import MAX_SAMPLE, parseCount, topFieldValues
 
 DAY = units.TIME_UNITS["d"]

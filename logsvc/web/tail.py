@@ -36,7 +36,8 @@ from logsvc.query import EVERYTHING, FILTER_PARAMETERS, Query, QueryError, parse
 from logsvc.record import Record, renderRow
 from logsvc.store.base import ICommitFeed, IStore, QueryTimeout, Row
 from logsvc.times import nowMicros
-from logsvc.web.common import JSONResource, errorBody, isGone
+from logsvc.web.common import JSONResource, isGone
+from logsvc.web.errors import errorBody
 
 #: The parameters of C{GET /logs/tail} (besides C{field.KEY}).
 TAIL_PARAMETERS = FILTER_PARAMETERS | {"since_id"}

@@ -13,7 +13,8 @@ import os
 
 from twisted.web.server import Request
 
-from logsvc.web.common import JSONResource, errorBody
+from logsvc.web.common import JSONResource
+from logsvc.web.errors import errorBody
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
