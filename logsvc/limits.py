@@ -306,10 +306,3 @@ class GuardedFactory(WrappingFactory):
     def unregisterProtocol(self, p: Any) -> None:
         WrappingFactory.unregisterProtocol(self, p)  # type: ignore[arg-type]
         self.budget.release()
-
-    def __getattr__(self, name: str) -> Any:
-        # The listener service and tests reach the wrapped factory's state
-        # (drain, connections) through the wrapper.
-        if name.startswith("__") or name == "wrappedFactory":
-            raise AttributeError(name)
-        return getattr(self.wrappedFactory, name)

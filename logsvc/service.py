@@ -293,15 +293,22 @@ class DrainingListenerService(ListenerService):
     (see L{IngestFactory.drain}).
     """
 
-    def __init__(self, endpoint: Any, factory: Any, *, drainTimeout: float, clock: Any) -> None:
+    def __init__(
+        self, endpoint: Any, factory: Any, *, drainTimeout: float, clock: Any, draining: Any = None
+    ) -> None:
+        """
+        @param factory: what listens (the ingest factory, or a wrapper of it).
+        @param draining: the factory whose connections a stop waits for
+            (with a C{drain} method); C{factory} when L{None}.
+        """
         super().__init__(endpoint, factory)
         self.drainTimeout = drainTimeout
         self.clock = clock
+        self.draining = draining if draining is not None else factory
 
     def stopService(self) -> Deferred[Any]:
         d = super().stopService()
-        factory: IngestFactory = self.factory  # type: ignore[assignment]
-        return d.addCallback(lambda _: factory.drain(self.drainTimeout, self.clock))
+        return d.addCallback(lambda _: self.draining.drain(self.drainTimeout, self.clock))
 
 
 def tuneGarbageCollector() -> None:
@@ -388,6 +395,7 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
             protection.guardIngest(factory),
             drainTimeout=config.drainTimeout,
             clock=reactor,
+            draining=factory,
         )
         listener.setName(name)
         top.addChild(listener, option=name, value=endpoint)

@@ -37,6 +37,9 @@ def isGone(request: Request) -> bool:
     """
     @return: True when the client went away or the response already ended.
     """
+    # Request has no public "client went away" flag; notifyFinish() is the
+    # hook, but only for who asked before the loss, so the flag it sets is
+    # read here.
     return bool(request.finished or getattr(request, "_disconnected", False) or request.channel is None)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.components import proxyForInterface
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
@@ -183,30 +184,26 @@ class Guard:
         return None
 
 
-@implementer(IResource)
-class GuardResource:
+class GuardResource(proxyForInterface(IResource, "wrapped")):  # type: ignore[misc]
     """
     Wraps the root resource; every request passes L{Guard.check} first.
+    Everything else (C{isLeaf}, C{putChild}) is the wrapped root's.
     """
 
-    isLeaf = False
-
-    def __init__(self, wrapped: Any, guard: Guard) -> None:
-        self.wrapped = wrapped
+    def __init__(self, wrapped: IResource, guard: Guard) -> None:
+        super().__init__(wrapped)
         self.guard = guard
 
     @property
     def children(self) -> dict[bytes, IResource]:
-        return self.wrapped.children  # type: ignore[no-any-return]
-
-    def putChild(self, path: bytes, child: IResource) -> None:
-        self.wrapped.putChild(path, child)
+        # Not part of IResource, but the tree's tests and tools read it.
+        return self.wrapped.children  # type: ignore[attr-defined, no-any-return]
 
     def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
         refusal = self.guard.check(request)
         if refusal is not None:
             return refusal
-        return self.wrapped.getChildWithDefault(name, request)  # type: ignore[no-any-return]
+        return self.wrapped.getChildWithDefault(name, request)
 
     def render(self, request: Request) -> Any:
         refusal = self.guard.check(request)
@@ -236,6 +233,20 @@ class LogsvcChannel(HTTPChannel):
     (naming the fault) for a malformed line, header or chunk, or a
     conflicting C{Content-Length} / C{Transfer-Encoding}.  No
     C{100 Continue} follows a final answer.
+
+    HTTPChannel's state read here has no public accessor (Twisted 26.10),
+    so these private attributes are read, each for one decision:
+    C{__first_line} (is the parser still on the request line: 414 or 431),
+    C{_receivedHeaderSize} and C{_receivedHeaderCount} (the header limits,
+    checked before the line is taken), C{_command} and C{_path} (the
+    guard's verdict from the headers alone, before a body is read),
+    C{_handlingRequest} (no request deadline while a response is being
+    written), C{_waitingForTransport} (the write buffer is full: the stall
+    cutoff), C{_abortingCall} (Twisted's own abort timer, not armed twice).
+    The public hooks are used wherever they exist: C{lineReceived},
+    C{headerReceived}, C{allHeadersReceived}, C{timeoutConnection},
+    C{forceAbortClient}, C{pauseProducing}/C{resumeProducing} and the
+    C{TimeoutMixin}.
     """
 
     MAX_LENGTH = MAX_REQUEST_LINE
