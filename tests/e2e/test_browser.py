@@ -245,6 +245,13 @@ class BrowserViewTests(TestCase):
         self.assertNotIn("until", self.browser.params())
         self.assertEqual(self.browser.text("#range"), "Last 15 minutes")
         self.assertEqual(self.total(), 22)
+        # The picker says which instants the relative range stood for.
+        shown = self.browser.find("#range").get_attribute("title")
+        since, until = (
+            datetime.strptime(part.strip(), "%Y-%m-%d %H:%M:%S")
+            for part in shown.removesuffix(BROWSER_ZONE).split("→")
+        )
+        self.assertEqual(until - since, timedelta(minutes=15))
 
         zone = ZoneInfo(BROWSER_ZONE)
         since = (self.now - timedelta(hours=3)).replace(second=0, microsecond=0)

@@ -226,6 +226,9 @@ async function run() {
     ready();
     return;
   }
+  const resolved = `${formatTime(range.since, zone)} → ${formatTime(range.until, zone)} ${zoneName(zone)}`;
+  $("range-resolved").textContent = `Showing ${resolved}`;
+  $("range").title = resolved;
   const params = filterParams(view);
   params.set("since", isoUTC(range.since));
   params.set("until", isoUTC(range.until));
