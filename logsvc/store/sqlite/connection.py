@@ -15,7 +15,7 @@ from itertools import chain
 from typing import Any
 from urllib.parse import quote
 
-from logsvc.matcher import cachedMatcher, decodeFields, fieldMatches
+from logsvc.matcher import Predicate, compileMatcher, decodeFields, fieldMatches
 from logsvc.query import QueryError
 from logsvc.record import Record
 from logsvc.search_syntax import parseSearch
@@ -289,6 +289,13 @@ class WorkLimitExceeded(QueryError):
         )
 
 
+@functools.lru_cache(maxsize=256)
+def _matcherOf(q: str) -> Predicate:
+    # Keyed by the text (hashed once), not the tree (hashed whole per call):
+    # SQLite calls logsvc_match once per row.
+    return compileMatcher(parseSearch(q))
+
+
 def _matchFunction(q: str, *row: Any) -> bool:
     remaining = getattr(_work, "remaining", None)
     if remaining is not None:
@@ -296,7 +303,7 @@ def _matchFunction(q: str, *row: Any) -> bool:
             _work.exceeded = True
             raise WorkLimitExceeded(_work.limit)
         _work.remaining = remaining - 1
-    return cachedMatcher(parseSearch(q))(row)
+    return _matcherOf(q)(row)
 
 
 def _fieldFunction(fields: str | None, key: str, expected: str) -> bool:
