@@ -256,6 +256,24 @@ class HostileInputTests(SynchronousTestCase):
             query.matches(row)
         self.assertLess(time.process_time() - started, 1.0)
 
+    def test_ten_thousand_terms_in_sqlite(self) -> None:
+        """Queries of 10,000 terms run on SQLite (past 200 terms the matcher decides) with the matcher's answers."""
+        from tests.storetests import languageRecords
+
+        records = languageRecords()
+        conn = memoryConnection()
+        conn.executemany(INSERT_SQL, records)
+        indexRange(conn, 0, len(records), records="main")
+        rows = [(n + 1, *record) for n, record in enumerate(records)]
+        for q in [
+            " ".join(f"-w{i}" for i in range(10_000)),
+            " OR ".join(f"user:{i}" for i in range(10_000)),
+            " ".join(f"-x{i}:v" for i in range(10_000)),
+        ]:
+            query = Query(q=q, limit=None, order="asc")
+            expected = [row[0] for row in rows if query.matches(row)]
+            self.assertEqual([row[0] for row in selectPage(conn, query)], expected)
+
     def test_deep_parentheses(self) -> None:
         """Nesting up to MAX_DEPTH parses; deeper is an error at the first '(' too deep, never a crash."""
         depth = MAX_DEPTH
