@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import urllib.request
 
 from twisted.trial.unittest import TestCase
@@ -34,11 +36,13 @@ class StartupFailureTests(TestCase):
     """
 
     def setUp(self) -> None:
-        self.directory = os.path.abspath(self.mktemp())
-        os.makedirs(self.directory)
-        # trial makes the test's own directory private; twistd running as
-        # another user (--uid) must reach the files inside.
-        os.chmod(os.path.dirname(self.directory), 0o755)
+        # twistd running as another user (--uid) must reach the files, and
+        # the tree the tests run in may sit below a private directory (CI
+        # copies the source into a mktemp -d, mode 0700): a directory of its
+        # own in the system's temporary directory is reachable by anyone.
+        self.directory = tempfile.mkdtemp(prefix="logsvc-startup-")
+        os.chmod(self.directory, 0o755)
+        self.addCleanup(shutil.rmtree, self.directory, True)
         self.db = os.path.join(self.directory, "logsvc.sqlite3")
 
     def twistd(
