@@ -180,7 +180,12 @@ def _read(conn: psycopg.Connection[Any], plan: Plan, order: Order, limit: int | 
             )
             return takeRows(rows, limit)
         where, params = plan.vectored
-        sql = f"SELECT {COLUMNS} FROM logs {where} ORDER BY {order.sql}{most or ''}"
+        orderSQL = order.sql
+        if plan.unvectored is not None and limit is not None and _sparse(conn, plan):
+            # Few hits: read them all through the search index and sort,
+            # rather than walk the time index hoping to meet them soon.
+            orderSQL = order.unindexed
+        sql = f"SELECT {COLUMNS} FROM logs {where} ORDER BY {orderSQL}{most or ''}"
         vectored = (tuple(row) for row in _stream(conn, sql, params, "vectored"))
         if plan.unvectored is None:
             return takeRows(vectored, limit)
@@ -192,13 +197,40 @@ def _read(conn: psycopg.Connection[Any], plan: Plan, order: Order, limit: int | 
         return takeRows(heapq.merge(vectored, unvectored, key=order.key, reverse=order.descending), limit)
 
 
+#: A page search whose index hits are fewer is read from the hits and
+#: sorted; with more, in time order (the first page's worth comes soon).
+SPARSE_HITS = 3000
+
+
+def _sparse(conn: psycopg.Connection[Any], plan: Plan) -> bool:
+    """
+    @return: whether the search index names fewer than L{SPARSE_HITS}
+        records for C{plan}, counted through the index alone (a bitmap
+        scan, whatever the planner guesses of the words' frequency).
+    """
+    where, params = plan.vectored
+    with conn.transaction():
+        conn.execute("SET LOCAL enable_seqscan = off")
+        conn.execute("SET LOCAL enable_indexscan = off")
+        row = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM logs {where} LIMIT {SPARSE_HITS}) AS hits", params).fetchone()
+        # Called inside the read's transaction, where SET LOCAL would last.
+        conn.execute("RESET enable_seqscan")
+        conn.execute("RESET enable_indexscan")
+    return bool(row is not None and row[0] < SPARSE_HITS)
+
+
 class Order:
     """
-    An order of rows: its C{ORDER BY} list, and the same as a Python sort key.
+    An order of rows: its C{ORDER BY} list, the same list that no index can
+    provide (so matches found otherwise are sorted), and the same as a
+    Python sort key.
     """
 
     def __init__(self, sql: str, key: Callable[[Sequence[Any]], Any], descending: bool) -> None:
         self.sql = sql
+        self.unindexed = ", ".join(f"{column} + 0 {direction}" for column, direction in (
+            part.split() if " " in part else (part, "") for part in sql.split(", ")
+        ))
         self.key = key
         self.descending = descending
 
