@@ -311,6 +311,26 @@ def compileMatcher(node: Node) -> Predicate:
     return lambda row: test(_Record(row))
 
 
+#: One row being matched, with the words and fields nodes derive from it
+#: computed once: build one per row and hand it to the tests of several
+#: queries (L{compileRecordTest}), so a row is cut into words once however
+#: many queries look at it (the live tails).
+MatchRecord = _Record
+
+#: A compiled query over a L{MatchRecord}.
+RecordTest = Callable[[_Record], bool]
+
+
+def compileRecordTest(node: Node) -> RecordTest:
+    """
+    Compile a parsed query once, as L{compileMatcher}, into a test of
+    L{MatchRecord}s.
+    """
+    if node == EVERYTHING:
+        return lambda record: True
+    return _compile(node)
+
+
 @lru_cache(maxsize=256)
 def cachedMatcher(node: Node) -> Predicate:
     """

@@ -47,10 +47,15 @@ from logsvc.matcher import Predicate, compileMatcher, decodeFields, fieldMatches
 from logsvc.record import RecordError, parseLevel, parseTimestamp
 from logsvc.search_syntax import (
     EVERYTHING,
+    And,
     Column,
     Field,
     Node,
+    Not,
+    Or,
+    Regex,
     SearchSyntaxError,
+    Text,
     conjunction,
     disjunction,
     fieldNumber,
@@ -63,8 +68,14 @@ __all__ = [
     "DEFAULT_LIMIT",
     "EVERYTHING",
     "MAX_LIMIT",
+    "MAX_QUERY_BYTES",
+    "MAX_QUERY_DEPTH",
+    "MAX_QUERY_REGEXES",
+    "MAX_QUERY_SLOW_TERMS",
+    "MAX_QUERY_TERMS",
     "Query",
     "QueryError",
+    "checkQuerySize",
     "decodeCursor",
     "decodeFields",
     "encodeCursor",
@@ -329,6 +340,61 @@ def parseTimeBound(text: str, name: str, now: Callable[[], int]) -> int:
 
 Args = Mapping[bytes, Sequence[bytes]]
 
+#: The most a query may ask of the service, for searches and live tails
+#: alike: every tail's query is matched against every committed record on
+#: the reactor thread, so these bound what one tail can cost per record
+#: (C{bench/bench_tails.py} measures it at these limits).
+#: Bytes of C{q} (UTF-8).
+MAX_QUERY_BYTES = 4096
+#: Terms of C{q} (words, phrases, prefixes, comparisons, regular
+#: expressions) plus C{field.} filters.
+MAX_QUERY_TERMS = 32
+#: Terms a live tail must check record by record (phrases, field and column
+#: comparisons, regular expressions, C{message:} words) rather than look up
+#: in the batch's index of words (L{logsvc.batchmatch}).
+MAX_QUERY_SLOW_TERMS = 8
+#: Regular expressions in C{q} (each scans the whole message).
+MAX_QUERY_REGEXES = 2
+#: Nesting of parentheses and negations in C{q}.
+MAX_QUERY_DEPTH = 8
+
+
+def checkQuerySize(tree: Node, fieldFilters: int = 0) -> None:
+    """
+    @param tree: a parsed C{q}.
+    @param fieldFilters: how many C{field.} filters come with it.
+    @raise QueryError: naming the limit C{tree} passes (L{MAX_QUERY_TERMS},
+        L{MAX_QUERY_SLOW_TERMS}, L{MAX_QUERY_REGEXES}, L{MAX_QUERY_DEPTH}).
+    """
+    terms = slow = fieldFilters
+    regexes = 0
+    deepest = 0
+    stack: list[tuple[Node, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, (And, Or)):
+            stack.extend((child, depth + 1) for child in node.children)
+        elif isinstance(node, Not):
+            stack.append((node.child, depth + 1))
+        else:
+            terms += 1
+            regexes += isinstance(node, Regex)
+            slow += not (isinstance(node, Text) and len(node.tokens) == 1 and not node.messageOnly)
+    if terms > MAX_QUERY_TERMS:
+        raise QueryError("q", f"{terms} terms, more than {MAX_QUERY_TERMS}; narrow it with fewer terms")
+    if slow > MAX_QUERY_SLOW_TERMS:
+        raise QueryError(
+            "q",
+            f"{slow} phrases, comparisons, field filters or regular expressions, more than {MAX_QUERY_SLOW_TERMS};"
+            " narrow it with fewer",
+        )
+    if regexes > MAX_QUERY_REGEXES:
+        raise QueryError("q", f"{regexes} regular expressions, more than {MAX_QUERY_REGEXES}")
+    # The top And/Or is level 1; a term under it is depth 1 or 2.
+    if deepest > MAX_QUERY_DEPTH:
+        raise QueryError("q", f"nested {deepest} deep, more than {MAX_QUERY_DEPTH}")
+
 
 def _values(args: Args, name: str) -> list[str]:
     return [v.decode("utf-8", "replace") for v in args.get(name.encode("ascii"), [])]
@@ -409,8 +475,10 @@ def parseQuery(
     if order not in ("asc", "desc"):
         raise QueryError("order", f"must be asc or desc, not {order!r}")
     q = _one(args, "q") or ""
+    if len(q.encode("utf-8")) > MAX_QUERY_BYTES:
+        raise QueryError("q", f"longer than {MAX_QUERY_BYTES} bytes; narrow it with fewer terms, or with since, level, service")
     try:
-        parseSearch(q)
+        tree = parseSearch(q)
     except SearchSyntaxError as e:
         raise QueryError("q", str(e), e.position) from None
     fields = []
@@ -421,6 +489,7 @@ def parseQuery(
                 raise QueryError("field.", "missing field name")
             for value in args[key]:
                 fields.append((name, value.decode("utf-8", "replace")))
+    checkQuerySize(tree, len(fields))
     return Query(
         since=since,
         until=until,

@@ -211,7 +211,39 @@ class TailSessionTests(SynchronousTestCase):
         requests = [self.tail() for _ in range(300)]
         self.assertEqual((len(self.pipeline._subscribers), len(self.clock.getDelayedCalls())), (1, 1))
         self.commit("a")
+        # Matching 300 tails may take more than one time slice of the reactor.
+        for _ in range(300):
+            self.clock.advance(0)
         self.assertTrue(all(r.ids() == [1] for r in requests))
+
+    def test_matching_yields_to_the_reactor(self) -> None:
+        """Tails are matched a time slice at a time: past it, the rest waits for a later reactor turn, in order."""
+        self.hub.timeSlice = 0
+        requests = [self.tail() for _ in range(3)]
+        self.commit("a")
+        self.commit("b")
+        self.assertEqual(sorted(len(r.ids()) for r in requests), [0, 0, 1])
+        for _ in range(10):
+            self.clock.advance(0)
+        self.assertTrue(all(r.ids() == [1, 2] for r in requests))
+
+    def test_dearest_tail_shed(self) -> None:
+        """When matching falls behind by more than the backlog bound, the dearest tail per record is cut off with an overflow event; the others go on."""
+        self.hub.timeSlice = 0
+        self.hub.maxBacklog = 3
+        cheap = self.tail()
+        dear = self.tail()
+        sessions = {s.request: s for s in self.hub.sessions}  # type: ignore[attr-defined]
+        sessions[cheap].cost, sessions[dear].cost = 0.001, 1.0
+        sessions[cheap].seen = sessions[dear].seen = 10
+        self.commit("a", "b")
+        self.commit("c", "d")
+        self.assertTrue(dear.finished)
+        self.assertEqual(dear.events()[-1][0], "overflow")
+        for _ in range(10):
+            self.clock.advance(0)
+        self.assertEqual(cheap.ids(), [1, 2, 3, 4])
+        self.assertEqual(self.hub.shed, 1)
 
 
 class TailAPITests(SynchronousTestCase):

@@ -19,6 +19,7 @@ renders each record once, so idle tails cost a set entry each.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,8 @@ from twisted.logger import Logger
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
+from logsvc.batchmatch import BatchIndex, indexesOf
+from logsvc.matcher import MatchRecord
 from logsvc.pagesize import PAGE_BYTES, rowBytes
 from logsvc.pipeline import Pipeline
 from logsvc.query import EVERYTHING, FILTER_PARAMETERS, Query, QueryError, parseQuery
@@ -48,6 +51,12 @@ DEFAULT_MAX_BUFFER = 10_000
 #: Bytes of events a tail may hold for a client that does not keep up (one
 #: committed batch is held whatever its size).
 DEFAULT_MAX_BUFFER_BYTES = 4 * PAGE_BYTES
+#: Seconds of tail matching the reactor does at a time (then it serves
+#: acks, C{/health} and the rest before going on).
+TIME_SLICE = 0.005
+#: Committed records waiting to be matched for the tails past which the
+#: dearest tail is cut off (the tails cost more than the CPU can give).
+MAX_BACKLOG = 20_000
 #: Records per store read while replaying.
 REPLAY_PAGE = 1000
 
@@ -74,6 +83,9 @@ class CommittedBatch:
         #: Tails with equal filters share one pass over the batch and its
         #: events joined.
         self._selected: dict[Query, tuple[list[int], bytes]] = {}
+        #: The batch indexed for every tail's query (L{BatchIndex}): each
+        #: record cut into words once, each query a few look-ups.
+        self._index: BatchIndex | None = None
 
     def row(self, index: int) -> Row:
         return (self.first + index, *self.records[index])
@@ -102,7 +114,9 @@ class CommittedBatch:
             return b"".join(self.event(i) for i in range(start, len(self.records))), len(self.records) - start, self.last
         cached = self._selected.get(query)
         if cached is None:
-            selected = [i for i in range(len(self.records)) if query.matches(self.row(i))]
+            if self._index is None:
+                self._index = BatchIndex([MatchRecord(self.row(i)) for i in range(len(self.records))])
+            selected = indexesOf(self._index.matching(query.filter))
             joined = b"".join(self.event(i) for i in selected)
             cached = self._selected[query] = (selected, joined)
         selected, joined = cached
@@ -135,16 +149,37 @@ class TailHub:
     @ivar lastId: the id of the last committed record seen, or L{None}.
     """
 
-    def __init__(self, pipeline: ICommitFeed | Pipeline, *, clock: Any, heartbeat: float = DEFAULT_HEARTBEAT) -> None:
+    def __init__(
+        self,
+        pipeline: ICommitFeed | Pipeline,
+        *,
+        clock: Any,
+        heartbeat: float = DEFAULT_HEARTBEAT,
+        timeSlice: float = TIME_SLICE,
+        maxBacklog: int = MAX_BACKLOG,
+    ) -> None:
         """
         @param pipeline: where committed batches come from: the pipeline, or
             the store when it feeds every node's commits (L{ICommitFeed}).
+        @param timeSlice: seconds the reactor spends matching tails at a
+            time before it serves other work.
+        @param maxBacklog: committed records not yet matched for every tail
+            past which the dearest tail is cut off.
         """
         self.pipeline = pipeline
         self.clock = clock
         self.heartbeat = heartbeat
         self.sessions: set[TailSession] = set()
         self.lastId: int | None = None
+        self.timeSlice = timeSlice
+        self.maxBacklog = maxBacklog
+        #: Tails cut off because matching them fell behind.
+        self.shed = 0
+        #: Committed batches not yet handed to every tail, each with the
+        #: tails still waiting for it; and their records.
+        self._queue: deque[tuple[CommittedBatch, list[TailSession]]] = deque()
+        self._backlog = 0
+        self._resumeCall: Any = None
         self._unsubscribe: Any = None
         self._beat: LoopingCall | None = None
 
@@ -171,8 +206,54 @@ class TailHub:
         if not self.sessions:
             return
         batch = CommittedBatch(first, records)
-        for session in list(self.sessions):
-            session.committed(batch)
+        self._queue.append((batch, list(self.sessions)))
+        self._backlog += len(records)
+        if self._backlog > self.maxBacklog and self.sessions:
+            # One a commit: the others then catch up sooner.
+            self._shed()
+        if self._resumeCall is None:
+            self._deliver()
+
+    def _deliver(self) -> None:
+        """
+        Hand queued batches to their tails, in order, for at most
+        C{timeSlice} seconds; the rest in a later reactor turn, so matching
+        many tails never holds the reactor (acks, C{/health}) for long.
+        """
+        self._resumeCall = None
+        # The hub's clock: the reactor's time in service, a test's Clock
+        # (which stands still while work is done) in tests.
+        seconds = self.clock.seconds
+        deadline = seconds() + self.timeSlice
+        queue = self._queue
+        while queue:
+            batch, waiting = queue[0]
+            while waiting:
+                session = waiting.pop()
+                started = time.perf_counter()
+                session.committed(batch)
+                session.cost += time.perf_counter() - started
+                session.seen += len(batch.records)
+                if seconds() >= deadline and (waiting or len(queue) > 1):
+                    if self._resumeCall is None:
+                        self._resumeCall = self.clock.callLater(0, self._deliver)
+                    return
+            queue.popleft()
+            self._backlog -= len(batch.records)
+
+    def _shed(self) -> None:
+        """
+        The tails together cost more than the reactor can give them: cut
+        off the dearest one per record (it gets the overflow event and
+        resumes from its last id, as a slow client does).
+        """
+        dearest = max(self.sessions, key=lambda s: s.cost / max(1, s.seen))
+        self.shed += 1
+        dearest.fellBehind()
+        # Its share of the queue is gone with it.
+        for _, waiting in self._queue:
+            if dearest in waiting:
+                waiting.remove(dearest)
 
     def _heartbeat(self) -> None:
         for session in list(self.sessions):
@@ -220,6 +301,10 @@ class TailSession:
         self._paused = False
         self._reading = False
         self.closed = False
+        #: Seconds spent matching committed batches for this tail, and the
+        #: records they held (what its query costs per record).
+        self.cost = 0.0
+        self.seen = 0
 
     def start(self) -> None:
         """
@@ -314,6 +399,13 @@ class TailSession:
                 self._overflow()
             return
         self.request.write(data)
+
+    def fellBehind(self) -> None:
+        """
+        Matching this tail costs more than the service can spend: end it as
+        a client that fell behind, with the id to resume from.
+        """
+        self._overflow()
 
     def _overflow(self) -> None:
         # The last id the client has been sent: held events never reached it.
