@@ -8,6 +8,7 @@ the real L{LogsvcSite}.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from twisted.internet.address import IPv4Address
@@ -52,9 +53,11 @@ class ParserErrorTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
 
     def test_longRequestLineServed(self) -> None:
-        """A request line of 40 KiB (a long query built by the UI or CLI) is served, not dropped."""
-        q = "-x" * 20_000
-        written, _ = self.send(b"GET /logs?q=" + q.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        """A request line past twisted.web's 16 KiB (the longest q, percent-encoded, and long filters, as the UI or CLI build them) is served, not dropped."""
+        q = quote("é" * 2000)  # 4,000 bytes, 12,000 encoded
+        line = b"GET /logs?q=" + q.encode() + b"&source=" + b"h" * 8000 + b" HTTP/1.1\r\n"
+        self.assertGreater(len(line), 16 * 1024)
+        written, _ = self.send(line + b"Host: x\r\n\r\n")
         self.assertTrue(written.startswith(b"HTTP/1.1 200 "), written[:100])
 
     def test_requestLineTooLong414(self) -> None:
