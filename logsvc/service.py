@@ -32,7 +32,14 @@ from logsvc.ingest.tcp import IngestFactory, defaultConnectionShare
 from logsvc.ingest.udp import DatagramIngest, UDPListenerService, parseUDPEndpoint
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
-from logsvc.startup import RETRY_DELAYS, NotReady, StartupError, describeFailure
+from logsvc.startup import (
+    RETRY_DELAYS,
+    NotReady,
+    StartupError,
+    StartupFailed,
+    describeFailure,
+    quietStartupFailures,
+)
 from logsvc.store.choose import displayDatabase, openStore
 from logsvc.store.sqlite.connection import stopMemoryStatistics
 from logsvc.timebounds import TimeBounds
@@ -50,7 +57,8 @@ class LogService(MultiService):
     mistake (L{logsvc.startup}: a port in use, a database path that cannot
     work) is reported in one line naming the option and the value it was
     built from (see L{addChild}); under twistd (C{exitOnMistake}) the
-    process then exits with status 1 instead of a traceback.  A child that
+    process then exits with status 1 instead of a traceback (a daemon's
+    parent prints the line).  A child that
     raises L{NotReady} is reported C{down} in C{/health} and started again
     later (L{RETRY_DELAYS}) while everything else runs.
 
@@ -199,9 +207,13 @@ class LogService(MultiService):
         if not self.exitOnMistake:
             raise StartupError(line)
         self.log.critical("{line}", line=line)
-        # twistd reports its own start failures this way (sys.exit); the
-        # ports bound so far close with the process.
-        raise SystemExit(1)
+        # twistd ends the process on an exception from the start (status 1)
+        # and, when daemonized, hands its message to the waiting parent,
+        # which prints it; SystemExit would leave that parent waiting for
+        # ever (it keeps the status pipe's write end).  The line is logged
+        # above, so the traceback is not printed.
+        quietStartupFailures()
+        raise StartupFailed(line)
 
     def stopService(self) -> Deferred[None]:
         self.running = 0

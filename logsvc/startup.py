@@ -26,6 +26,8 @@ value, which it knows from how it built the component.
 from __future__ import annotations
 
 import errno
+import sys
+from types import TracebackType
 
 from twisted.internet.error import CannotListenError
 
@@ -47,6 +49,28 @@ class NotReady(Exception):
     A component cannot start yet for a reason that heals by itself;
     C{str(error)} is the reason, one line.  Its start is retried.
     """
+
+
+class StartupFailed(Exception):
+    """
+    The process cannot start: C{str(error)} is the one line (option, value,
+    cause), already logged.  Raised out of twistd's start, it ends the
+    process with status 1; see L{quietStartupFailures}.
+    """
+
+
+def quietStartupFailures() -> None:
+    """
+    Print nothing for an uncaught L{StartupFailed} (its line is already in
+    the log); every other exception goes to the hook in place before.
+    """
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+        if not isinstance(value, StartupFailed):
+            previous(kind, value, traceback)
+
+    sys.excepthook = hook
 
 
 def describeFailure(error: BaseException) -> str | None:

@@ -6,6 +6,7 @@ sequential stop of L{LogService}.
 from __future__ import annotations
 
 import errno
+import sys
 from typing import Any
 
 from twisted.application.service import Service
@@ -25,7 +26,7 @@ from logsvc.health import HealthRegistry
 from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
 from logsvc.service import DrainingListenerService, ListenerService, LogService, makeService
-from logsvc.startup import RETRY_DELAYS, NotReady, StartupError
+from logsvc.startup import RETRY_DELAYS, NotReady, StartupError, StartupFailed
 from logsvc.store.memory import MemoryStore
 from logsvc.store.sqlite.store import SqliteStore
 
@@ -297,7 +298,7 @@ class LogServiceStartTests(SynchronousTestCase):
         self.assertRaises(ZeroDivisionError, self.top.startService)
 
     def test_exitOnMistake(self) -> None:
-        """Under twistd a mistake is logged once, critical, and the process exits with status 1."""
+        """Under twistd a mistake is logged once, critical, and ends the start with StartupFailed."""
         top = LogService(health=self.health, clock=self.clock, exitOnMistake=True)
         top.addChild(
             StartingService(StartupError("directory /x does not exist")), option="db", value="/x/y"
@@ -305,8 +306,9 @@ class LogServiceStartTests(SynchronousTestCase):
         logged: list[dict[str, Any]] = []
         globalLogPublisher.addObserver(logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, logged.append)
-        error = self.assertRaises(SystemExit, top.startService)
-        self.assertEqual(error.code, 1)
+        self.addCleanup(setattr, sys, "excepthook", sys.excepthook)
+        error = self.assertRaises(StartupFailed, top.startService)
+        self.assertEqual(str(error), "--db /x/y: directory /x does not exist")
         lines = [formatEvent(e) for e in logged if e.get("log_level") == LogLevel.critical]
         self.assertEqual(lines, ["--db /x/y: directory /x does not exist"])
 

@@ -106,6 +106,26 @@ class StartupFailureTests(TestCase):
         endpoint = f"tcp:{port}:interface=127.0.0.1"
         self.assertFailsWith(f"--tcp {endpoint}: address already in use", "--tcp", endpoint)
 
+    def test_daemonized(self) -> None:
+        """Daemonized, the mistake is the parent's one line too, and it exits at once with the pid file gone."""
+        port = self.busyTCPPort()
+        endpoint = f"tcp:{port}:interface=127.0.0.1"
+        pidfile = os.path.join(self.directory, "twistd.pid")
+        command = [
+            *TWISTD, f"--pidfile={pidfile}", f"--logfile={os.path.join(self.directory, 'twistd.log')}", "logsvc",
+            "--tcp", endpoint, "--http", f"tcp:{freePort()}:interface=127.0.0.1", "--db", self.db,
+        ]  # fmt: skip
+        result = subprocess.run(
+            command, cwd=self.directory, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, timeout=60
+        )
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(f"--tcp {endpoint}: address already in use", result.stderr.decode())
+        self.assertFalse(os.path.exists(pidfile))
+        with open(os.path.join(self.directory, "twistd.log")) as f:
+            log = f.read()
+        self.assertEqual(log.count(f"--tcp {endpoint}: address already in use"), 1)
+        self.assertNotIn("Traceback", log)
+
     def test_otherListenersInUse(self) -> None:
         """The same holds for --http, --gelf, --tcp-acked and --forward."""
         for option in ("--http", "--gelf", "--tcp-acked", "--forward"):
