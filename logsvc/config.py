@@ -36,6 +36,7 @@ from twisted.python import usage
 
 from logsvc.auth import TokenFileError, readTokenFile
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE
+from logsvc.ingest.udp import parseUDPEndpoint
 from logsvc.limits import DEFAULT_IDLE_TIMEOUT, FD_RESERVE
 from logsvc.store.choose import checkDatabase
 from logsvc.store.sqlite.connection import FSYNC_MODES
@@ -165,6 +166,8 @@ def grpcEndpoint(text: str) -> str:
 
     @return: C{text}, unchanged.
     """
+    # Imported here: it imports grpcio (when installed), which only
+    # --otlp-grpc needs.
     from logsvc.ingest.otlpgrpc import MISSING, grpcAddress
 
     if MISSING is not None:
@@ -194,8 +197,6 @@ def udpEndpoint(text: str) -> str:
 
     @return: C{text}, unchanged.
     """
-    from logsvc.ingest.udp import parseUDPEndpoint
-
     parseUDPEndpoint(text)
     return text
 
