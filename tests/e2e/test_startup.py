@@ -132,6 +132,15 @@ class StartupFailureTests(TestCase):
             endpoint = f"tcp:{self.busyTCPPort()}:interface=127.0.0.1"
             self.assertFailsWith(f"{option} {endpoint}: address already in use", option, endpoint)
 
+    def test_grpcPortInUse(self) -> None:
+        """An OTLP/gRPC port another process holds is named too (grpcio says only that it failed)."""
+        endpoint = f"tcp:{self.busyTCPPort()}:interface=127.0.0.1"
+        self.assertFailsWith(
+            f"--otlp-grpc {endpoint}: cannot listen (address already in use, or not on this machine)",
+            "--otlp-grpc",
+            endpoint,
+        )
+
     def test_udpPortInUse(self) -> None:
         """A UDP port another socket holds is named too."""
         held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
