@@ -79,6 +79,7 @@ class LogsvcConfig:
     maxConnections: int | None
     idleTimeout: float
     requestTimeout: float
+    authTimeout: float
     stallTimeout: float
     tokenFile: str | None
     tcpAuth: str
@@ -333,6 +334,7 @@ PARAMETERS: list[tuple[str, str | None, str, Callable[[str], Any]]] = [
     ),
     ("idle-timeout", f"{DEFAULT_IDLE_TIMEOUT:g}", "Seconds a TCP connection may stay silent (0: forever)", seconds),
     ("request-timeout", f"{DEFAULT_REQUEST_TIMEOUT:g}", "Seconds an HTTP request (headers and body) may take to arrive", seconds),
+    ("auth-timeout", "5", "Seconds a new connection has to finish its TLS handshake and AUTH line or first authenticated request (0: no limit)", seconds),
     ("stall-timeout", f"{DEFAULT_STALL_TIMEOUT:g}", "Seconds an HTTP response may wait for a client that stopped reading", seconds),
     ("token-file", None, "Bearer tokens, one 'scope token' per line (scopes: ingest, read); SIGHUP reloads", tokenFile),
     ("tcp-auth", None, "token: TCP connections start with 'AUTH <token>'; none (default: token with --token-file, else none)", choice("token", "none")),

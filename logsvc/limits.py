@@ -12,7 +12,7 @@ Limits that keep one client from hurting another.
 from __future__ import annotations
 
 import resource
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, connectionDone
@@ -209,10 +209,49 @@ class GuardedProtocol(ProtocolWrapper, TimeoutMixin):
 
     factory: GuardedFactory
 
+    #: Until the connection is established (authenticated, or for
+    #: listeners that do not ask for a token, its first bytes arrived), the
+    #: call that drops it at the authentication deadline.
+    _authDeadline: Any = None
+    established = False
+
     def makeConnection(self, transport: Any) -> None:
         self.callLater = self.factory.clock.callLater  # type: ignore[method-assign]
         self.setTimeout(self.factory.idleTimeout)
+        if self.factory.authTimeout:
+            self._authDeadline = self.callLater(self.factory.authTimeout, self._authTimedOut)
         ProtocolWrapper.makeConnection(self, transport)
+
+    def establish(self) -> None:
+        """
+        The wrapped protocol's peer proved itself (a valid token, or a
+        first request): the authentication deadline and the unauthenticated
+        budget no longer apply.  Idempotent.
+        """
+        if self.established:
+            return
+        self.established = True
+        if self._authDeadline is not None and self._authDeadline.active():
+            self._authDeadline.cancel()
+        self._authDeadline = None
+        self.factory.unauthenticated.leave(self)
+
+    def _authTimedOut(self) -> None:
+        self._authDeadline = None
+        self.factory.authTimedOut += 1
+        log.info("dropping connection from {peer}: not authenticated in time", peer=self.getPeer())
+        self.abort()
+
+    def abort(self) -> None:
+        """
+        Drop the connection now (its peer may not be reading).
+        """
+        transport: Any = self.transport
+        abort = getattr(transport, "abortConnection", None)
+        if abort is not None:
+            abort()
+        else:
+            transport.loseConnection()
 
     def write(self, data: bytes) -> None:
         self.resetTimeout()
@@ -224,6 +263,9 @@ class GuardedProtocol(ProtocolWrapper, TimeoutMixin):
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()
+        if not self.established and not self.factory.establishedByProtocol:
+            # Bytes of the protocol itself: a TLS handshake is complete.
+            self.establish()
         ProtocolWrapper.dataReceived(self, data)
 
     def resumeProducing(self) -> None:
@@ -235,16 +277,87 @@ class GuardedProtocol(ProtocolWrapper, TimeoutMixin):
     def timeoutConnection(self) -> None:
         self.factory.timedOut += 1
         log.info("dropping idle connection from {peer}", peer=self.getPeer())
-        transport: Any = self.transport
-        abort = getattr(transport, "abortConnection", None)
-        if abort is not None:
-            abort()
-        else:
-            transport.loseConnection()
+        self.abort()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
+        if self._authDeadline is not None and self._authDeadline.active():
+            self._authDeadline.cancel()
+        self._authDeadline = None
+        self.factory.unauthenticated.leave(self)
         ProtocolWrapper.connectionLost(self, reason)
+
+
+def establish(transport: Any) -> None:
+    """
+    Tell the connection guard under C{transport} (a protocol's transport)
+    that its peer proved itself; nothing when there is no guard.
+    """
+    mark = getattr(transport, "establish", None)
+    if mark is not None:
+        mark()
+
+
+#: Unauthenticated connections one peer address may hold per listener.
+DEFAULT_UNAUTHENTICATED_PER_PEER = 8
+
+
+class UnauthenticatedBudget:
+    """
+    The connections of one listener that have not proved themselves yet:
+    at most C{perPeer} from one address (more are refused; at most half of
+    them), at most
+    C{maximum} in all (a new one then takes the place of the oldest, which
+    is dropped), so they never hold the slots of authenticated clients and
+    one address cannot hold them all.
+
+    @ivar refused: connections refused for their address's share.
+    @ivar evicted: connections dropped to make room for newer ones.
+    """
+
+    def __init__(self, maximum: int, perPeer: int = DEFAULT_UNAUTHENTICATED_PER_PEER) -> None:
+        """
+        @param perPeer: most places one address may hold; never more than
+            half of C{maximum}, so one address cannot take every place.
+        """
+        self.maximum = maximum
+        self.perPeer = min(perPeer, max(1, maximum // 2))
+        self.refused = 0
+        self.evicted = 0
+        self._waiting: dict[GuardedProtocol, str] = {}
+        self._byPeer: dict[str, int] = {}
+
+    def admits(self, peer: str) -> bool:
+        """
+        @return: whether a new connection from C{peer} may wait to prove
+            itself (its address holds fewer than C{perPeer}); when the
+            listener's share is full, the oldest waiting is dropped.
+        """
+        if self._byPeer.get(peer, 0) >= self.perPeer:
+            self.refused += 1
+            return False
+        while len(self._waiting) >= self.maximum:
+            oldest = next(iter(self._waiting))
+            self.leave(oldest)
+            self.evicted += 1
+            oldest.abort()
+        return True
+
+    def enter(self, protocol: GuardedProtocol, peer: str) -> None:
+        self._waiting[protocol] = peer
+        self._byPeer[peer] = self._byPeer.get(peer, 0) + 1
+
+    def leave(self, protocol: GuardedProtocol) -> None:
+        peer = self._waiting.pop(protocol, None)
+        if peer is not None:
+            left = self._byPeer[peer] - 1
+            if left:
+                self._byPeer[peer] = left
+            else:
+                del self._byPeer[peer]
+
+    def __len__(self) -> int:
+        return len(self._waiting)
 
 
 class GuardedFactory(WrappingFactory):
@@ -266,10 +379,20 @@ class GuardedFactory(WrappingFactory):
         idleTimeout: float | None = DEFAULT_IDLE_TIMEOUT,
         clock: Any = None,
         admit: Any = None,
+        authTimeout: float | None = None,
+        unauthenticated: UnauthenticatedBudget | None = None,
+        establishedByProtocol: bool = False,
     ) -> None:
         """
         @param admit: optional callable returning a reason (C{str}) to refuse a
             new connection, or L{None} to admit it (e.g. low disk).
+        @param authTimeout: seconds a connection has to establish itself
+            (L{GuardedProtocol.establish}: a TLS handshake and an AUTH line
+            or first request), else it is dropped; L{None}: no deadline.
+        @param unauthenticated: this listener's budget of connections not
+            established yet (by default one that never fills).
+        @param establishedByProtocol: the wrapped protocol says when its
+            peer proved itself (a token); else its first bytes establish it.
         """
         super().__init__(wrappedFactory)
         if clock is None:
@@ -279,6 +402,10 @@ class GuardedFactory(WrappingFactory):
         self.clock = clock
         self.admit = admit
         self.timedOut = 0
+        self.authTimeout = authTimeout
+        self.authTimedOut = 0
+        self.unauthenticated = unauthenticated if unauthenticated is not None else UnauthenticatedBudget(2**62, 2**62)
+        self.establishedByProtocol = establishedByProtocol
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.admit is not None:
@@ -286,6 +413,11 @@ class GuardedFactory(WrappingFactory):
             if reason is not None:
                 log.warn("refusing connection from {addr}: {reason}", addr=addr, reason=reason)
                 return None
+        peer = str(getattr(addr, "host", addr))
+        if not self.unauthenticated.admits(peer):
+            if self.unauthenticated.refused % 1000 == 1:
+                log.warn("refusing connection from {addr}: its address holds too many unauthenticated", addr=addr)
+            return None
         if not self.budget.acquire():
             if self.budget.refused % 1000 == 1:
                 log.warn(
@@ -301,6 +433,8 @@ class GuardedFactory(WrappingFactory):
             raise
         if built is None:
             self.budget.release()
+        else:
+            self.unauthenticated.enter(cast(GuardedProtocol, built), peer)
         return built
 
     def unregisterProtocol(self, p: Any) -> None:

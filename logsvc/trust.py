@@ -15,9 +15,11 @@ from twisted.logger import Logger
 
 from logsvc.auth import Tokens
 from logsvc.config import LogsvcConfig
+from logsvc.ingest.tcp import IngestFactory
 from logsvc.limits import (
     ConnectionBudget,
     GuardedFactory,
+    UnauthenticatedBudget,
     defaultMaxConnections,
     raiseFileLimit,
 )
@@ -165,7 +167,24 @@ class Protection:
         @return: the HTTP site inside the connection budget (its idle and
             request timeouts are the channel's own).
         """
-        return GuardedFactory(site, self.budget, idleTimeout=None, clock=self.reactor)
+        return GuardedFactory(
+            site,
+            self.budget,
+            idleTimeout=None,
+            clock=self.reactor,
+            authTimeout=self.config.authTimeout or None,
+            unauthenticated=self.unauthenticatedBudget(),
+            establishedByProtocol=self.tokens.enabled,
+        )
+
+    def unauthenticatedBudget(self) -> UnauthenticatedBudget:
+        """
+        @return: a listener's budget of connections that have not proved
+            themselves yet: an eighth of the connection budget (at least 4),
+            so four listeners' together leave half of it to authenticated
+            clients.
+        """
+        return UnauthenticatedBudget(max(4, (self.budget.maximum or 1024) // 8))
 
     def guardIngest(self, factory: Any) -> GuardedFactory:
         """
@@ -184,6 +203,10 @@ class Protection:
             idleTimeout=self.config.idleTimeout or None,
             clock=self.reactor,
             admit=self.disk.refusal,
+            authTimeout=self.config.authTimeout or None,
+            unauthenticated=self.unauthenticatedBudget(),
+            establishedByProtocol=bool(getattr(factory, "tokens", None) and factory.tokens.enabled)
+            and isinstance(factory, IngestFactory),
         )
         self.ingestFactories.append(guarded)
         return guarded

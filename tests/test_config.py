@@ -35,6 +35,7 @@ class DefaultsTests(SynchronousTestCase):
                 batchSize=10_000,
                 maxPending=200_000,
                 searchTimeout=10.0,
+                authTimeout=5.0,
                 maxFuture=86400.0,
                 gelf=None,
                 tcpAcked=None,

@@ -38,7 +38,7 @@ from logsvc.ingest.acks import LineAcks
 from logsvc.ingest.authline import AuthLine
 from logsvc.ingest.framing import DEFAULT_MAX_LINE, LineFramer
 from logsvc.ingest.sink import FrameParser, IngestSink, LogQuota, peerName
-from logsvc.limits import PauseGate
+from logsvc.limits import PauseGate, establish
 from logsvc.pipeline import Pipeline
 from logsvc.times import nowMicros
 
@@ -132,6 +132,8 @@ class IngestProtocol(LineFramer):
                 self._refuseAuth()
                 return
             self._tokenHeld = auth.tokens.hold(auth.token, INGEST, self._revoked)
+            if auth.required:
+                establish(self.transport)
             if not admitted:
                 return
             lines = admitted

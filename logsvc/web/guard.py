@@ -35,6 +35,7 @@ from zope.interface import implementer
 
 from logsvc.admission import Refused, senderFor
 from logsvc.auth import INGEST, READ, Tokens, authorizationToken
+from logsvc.limits import establish
 from logsvc.web.errors import errorBody, rawJSONError
 
 log = Logger()
@@ -345,7 +346,11 @@ class LogsvcChannel(HTTPChannel):
                 self._command, self._path.split(b"?", 1)[0], authorization, peer.getPeer()
             )
             if refusal is None:
-                self._holdToken(guard, self._path.split(b"?", 1)[0], authorization)
+                path = self._path.split(b"?", 1)[0]
+                self._holdToken(guard, path, authorization)
+                if guard.tokens.enabled and guard.scopeForPath(self._command, path) is not None:
+                    # A request with a valid token: the connection is in.
+                    establish(self.transport)
             else:
                 # LogsvcRequest takes no body and never renders once refused.
                 request._refused = True
