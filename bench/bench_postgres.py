@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -330,6 +331,7 @@ def main() -> None:
     finally:
         cluster.stop()
         cluster.remove()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
