@@ -20,7 +20,7 @@ from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
 from logsvc.query import Query
-from logsvc.store.base import ICommitFeed, IStore, StoreError, StoreUnavailable
+from logsvc.store.base import ICommitFeed, IStore, StoreUnavailable
 from tests.pgtests import makeDatabase
 from tests.storetests import SECOND, T0, StoreTestsMixin, record
 from tests.test_store_search import StoreSearchMixin
@@ -366,15 +366,73 @@ class URLTests(TestCase):
 
     @inlineCallbacks
     def test_unreachableNoPassword(self) -> Generator[Deferred[Any], Any, None]:
-        """A server that cannot be reached fails the start with one line, without the password."""
+        """
+        A server that cannot be reached (yet) is not a mistake: the start
+        raises L{NotReady} (retried by the service) with one line without
+        the password, and meanwhile appends and reads fail at once with
+        L{StoreUnavailable} instead of waiting.
+        """
+        from logsvc.startup import NotReady
         from logsvc.store.postgres.store import PostgresStore
         from tests.e2e.server import freePort
 
         store = PostgresStore(f"postgresql://ann:s3cret@127.0.0.1:{freePort()}/logs?connect_timeout=2")
-        error = self.assertRaises(StoreError, store.startService)
+        error = self.assertRaises(NotReady, store.startService)
         self.assertNotIn("s3cret", str(error))
-        self.assertIn("postgresql://ann@127.0.0.1", str(error))
-        yield succeed(None)
+        self.assertNotIn("\n", str(error))
+        self.assertIn("refused", str(error).lower())
+        self.assertFalse(store.running)
+        self.assertFalse(store.available)
+        yield self.assertFailure(store.append([record("x")]), StoreUnavailable)
+        yield self.assertFailure(store.query(Query()), StoreUnavailable)
+
+
+class StartTests(PostgresTestCase):
+    """What a start against a real server tells apart: mistakes and retries."""
+
+    def test_wrongRoleIsAMistake(self) -> None:
+        """A user the server does not know is a mistake: one line, no password, no retry."""
+        import urllib.parse
+
+        from logsvc.startup import StartupError
+        from logsvc.store.postgres.store import PostgresStore
+
+        parts = urllib.parse.urlsplit(makeDatabase(self))
+        host = parts.netloc.rpartition("@")[2]
+        store = PostgresStore(urllib.parse.urlunsplit(parts._replace(netloc=f"nosuchrole:pw9@{host}")))
+        error = self.assertRaises(StartupError, store.startService)
+        self.assertIn("nosuchrole", str(error))
+        self.assertNotIn("pw9", str(error))
+        self.assertNotIn("\n", str(error))
+
+    def test_missingDatabaseIsAMistake(self) -> None:
+        """A database that does not exist is named, as a mistake."""
+        import urllib.parse
+
+        from logsvc.startup import StartupError
+        from logsvc.store.postgres.store import PostgresStore
+
+        parts = urllib.parse.urlsplit(makeDatabase(self))
+        store = PostgresStore(urllib.parse.urlunsplit(parts._replace(path="/logsvc_no_such_db")))
+        error = self.assertRaises(StartupError, store.startService)
+        self.assertIn("logsvc_no_such_db", str(error))
+
+    def test_retryAfterNotReady(self) -> None:
+        """A start retried after the server became reachable opens the store."""
+        from logsvc.startup import NotReady
+        from logsvc.store.postgres.store import PostgresStore
+        from tests.e2e.server import freePort
+
+        url = makeDatabase(self)
+        store = PostgresStore(f"postgresql://u@127.0.0.1:{freePort()}/x?connect_timeout=2")
+        self.assertRaises(NotReady, store.startService)
+        store.url = url  # the server "came up" where the store looks
+        self.assertEqual(store.health.state, "down")
+        store.startService()
+        self.addCleanup(store.stopService)
+        self.assertTrue(store.running)
+        self.assertTrue(store.available)
+        self.assertEqual(store.health.state, "ok")
 
 
 class EnvironmentTests(PostgresTestCase):

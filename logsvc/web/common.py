@@ -15,7 +15,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from logsvc.query import QueryError
-from logsvc.store.base import QueryTimeout
+from logsvc.store.base import QueryTimeout, StoreUnavailable
 from logsvc.web.errors import JSON_TYPE, errorBody
 
 log = Logger()
@@ -64,7 +64,8 @@ def renderAsync(request: Request, d: Deferred[bytes]) -> object:
     """
     Finish C{request} with the bytes C{d} fires with; a L{QueryError} (a
     query past a store's work limit) becomes a JSON 400, a read stopped by
-    the search budget a JSON 503 saying how to narrow the query, any other
+    the search budget a JSON 503 saying how to narrow the query, a store
+    that cannot be reached (L{StoreUnavailable}) a JSON 503, any other
     failure a JSON 500 (logged, never a traceback to the client).
 
     @return: L{NOT_DONE_YET}, for a C{render_*} method to return.
@@ -76,6 +77,10 @@ def renderAsync(request: Request, d: Deferred[bytes]) -> object:
             return errorBody(request, 400, str(error), **error.details())
         if isinstance(failure.value, QueryTimeout):
             return timeoutBody(request, failure.value)
+        if isinstance(failure.value, StoreUnavailable):
+            # The shared database is down or restarting: a state that
+            # heals, said as such (a load balancer retries elsewhere).
+            return errorBody(request, 503, f"store unavailable: {failure.value}")
         log.failure("request failed: {uri}", failure=failure, uri=request.uri)
         return errorBody(request, 500, "internal error")
 

@@ -326,3 +326,84 @@ class CopyCommandTests(TestCase):
             strip = lambda records: [{k: v for k, v in r.items() if k != "id"} for r in records]  # noqa: E731
             self.assertEqual(strip(copy), strip(original))
             node.stop()
+
+
+class StartBeforeServerTests(TestCase):
+    """
+    A node started while its PostgreSQL is not up yet runs degraded and
+    heals by itself; a wrong user is a mistake, said in one line.
+    """
+
+    timeout = 180
+
+    def test_serverComesUpLater(self) -> None:
+        """
+        Started before its server, the node answers /health 503 with the
+        store down, ingest and reads 503; once the server is up the store
+        starts by itself and a record posted then is stored and read back.
+        """
+        import tempfile
+
+        from tests.pgcluster import Cluster
+
+        cluster = Cluster(tempfile.mkdtemp(prefix="logsvc-pg-"))
+        self.addCleanup(cluster.remove)
+        cluster.create()
+        node = TwistdServer(self.mktemp(), db=cluster.url)
+        with self.assertRaises(RuntimeError):
+            # start() waits for a 200 from /health, which a node without
+            # its store does not give: it gives up after the timeout.
+            node.start(timeout=5)
+        self.addCleanup(node.kill)
+
+        def answer(method: str, path: str, body: bytes | None = None) -> tuple[int, Any]:
+            request = urllib.request.Request(node.httpURL + path, data=body, method=method,
+                                             headers={"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return response.status, json.loads(response.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        status, health = answer("GET", "/health")
+        self.assertEqual((status, health["components"]["store"]["state"]), (503, "down"))
+        self.assertIn("Connection refused", health["components"]["store"]["reason"])
+        self.assertEqual(answer("POST", "/logs", b'{"message": "early"}')[0], 503)
+        self.assertEqual(answer("GET", "/logs?limit=1")[0], 503)
+
+        cluster.start()
+        self.addCleanup(lambda: cluster.stop("immediate"))
+        deadline = time.monotonic() + 60
+        while answer("GET", "/health")[0] != 200:
+            self.assertLess(time.monotonic(), deadline, node.log())
+            time.sleep(0.2)
+        status, body = answer("POST", "/logs", b'{"message": "after the server came up"}')
+        self.assertEqual((status, body), (201, {"accepted": 1}))
+        status, page = answer("GET", "/logs?limit=10")
+        self.assertEqual([r["message"] for r in page["logs"]], ["after the server came up"])
+
+    def test_wrongUserIsOneLine(self) -> None:
+        """A user the server does not know ends twistd with one line naming --db, no password, no traceback."""
+        import subprocess
+
+        from tests.e2e.server import ROOT, TWISTD, freePort
+
+        url = makeDatabase(self)
+        parts = urllib.parse.urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+        bad = urllib.parse.urlunsplit(parts._replace(netloc=f"nosuchrole:pw7@{host}"))
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        done = subprocess.run(
+            [*TWISTD, "-n", "--pidfile=", "logsvc", "--db", bad,
+             "--tcp", f"tcp:{freePort()}:interface=127.0.0.1",
+             "--http", f"tcp:{freePort()}:interface=127.0.0.1"],  # fmt: skip
+            cwd=directory, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, timeout=60,
+        )
+        output = (done.stdout + done.stderr).decode("utf-8", "replace")
+        self.assertEqual(done.returncode, 1, output)
+        self.assertNotIn("Traceback", output)
+        self.assertNotIn("pw7", output)
+        lines = [line for line in output.splitlines() if f"--db postgresql://nosuchrole@{host}" in line]
+        self.assertEqual(len(lines), 1, output)
+        self.assertIn('role "nosuchrole" does not exist', lines[0])

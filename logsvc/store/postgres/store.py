@@ -36,7 +36,7 @@ from typing import Any
 
 import psycopg
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -48,6 +48,7 @@ from logsvc.health import DOWN, ComponentHealth
 from logsvc.limits import FlowControl
 from logsvc.query import Query
 from logsvc.record import Record
+from logsvc.startup import NotReady, StartupError
 from logsvc.store.base import ICommitFeed, IStore, Row, StoreError, StoreUnavailable
 from logsvc.store.postgres.connection import (
     COMMIT_CHANNEL,
@@ -128,13 +129,42 @@ def reserveIds(conn: psycopg.Connection[Any], count: int) -> int:
     return int(row[0]) - count + 1
 
 
+#: What libpq says when the server is not there (yet): start later, not a mistake.
+UNREACHABLE = (
+    "connection refused",
+    "timeout expired",
+    "could not connect",
+    "no such file or directory",
+    "network is unreachable",
+    "no route to host",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "too many clients",
+    "server closed the connection unexpectedly",
+)
+
+
+def unreachable(error: BaseException) -> bool:
+    """
+    @return: whether a failure to open the database heals by itself (the
+        server is down, starting or full of clients) rather than being a
+        mistake in C{--db} (user, password, database, URL, schema).
+    """
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    text = str(error).lower()
+    return any(phrase in text for phrase in UNREACHABLE)
+
+
 @implementer(IStore, ICommitFeed)
 class PostgresStore(Service):
     """
     An L{IStore} in a PostgreSQL database shared by any number of nodes.
 
     Start it (C{startService}) before use: it connects and makes the schema
-    then, and raises L{StoreError} when it cannot.  C{stopService} returns a
+    then: L{NotReady} while the server cannot be reached (the service retries
+    the start), L{StartupError} for a mistake in the URL.  C{stopService} returns a
     Deferred that fires once every queued append is committed (or failed)
     and the connections are closed.
 
@@ -187,16 +217,34 @@ class PostgresStore(Service):
         Connect and make or check the schema (on the writer thread; this
         waits for it), then start the readers and the feed.
 
-        @raise StoreError: when the database cannot be used.
+        @raise NotReady: while the server cannot be reached (retried).
+        @raise StartupError: when the database cannot be used as configured
+            (user, password, database name, URL, schema).
         """
         Service.startService(self)
         self._writerDone = Deferred()
+        # A start may be a retry after NotReady: wait for this attempt's open.
+        self._opened.clear()
+        self._openError = None
         threading.Thread(target=self._writeLoop, name="logsvc-postgres-write", daemon=True).start()
         self._opened.wait()
         if self._openError is not None:
             self.running = 0
             self._writerDone = None
-            raise StoreError(f"cannot use {self.displayName}: {self._error(self._openError)}")
+            reason = self._error(self._openError)
+            if unreachable(self._openError):
+                # Heals by itself (the server is starting, restarting or not
+                # up yet): the service runs without the store, ingest is
+                # refused (503, TCP paused) and the start is retried.
+                self.health.failed(reason)
+                self._setAvailable(False, reason)
+                raise NotReady(f"PostgreSQL not reachable yet: {reason}")
+            # A wrong user, password, database name, URL or schema: a mistake.
+            raise StartupError(reason)
+        if not self.available:
+            # A retried start that worked: the failures in a row are over.
+            self.health.succeeded()
+            self._setAvailable(True)
         self.log.info("store: PostgreSQL {db}, ids from {top}", db=self.displayName, top=self.fedId + 1)
         self._pool.start()
         self._feedDone = Deferred()
@@ -416,6 +464,10 @@ class PostgresStore(Service):
                     self._local.conn = None
                 raise StoreUnavailable(self._error(e)) from None
 
+        if not self.running:
+            # Not started yet (the server was unreachable at start): answer
+            # now rather than queue on a pool that has not started.
+            return fail(StoreUnavailable(f"database unreachable: {self.health.lastError}"))
         reactor: IReactorThreads = self._reactor  # type: ignore[assignment]
         return deferToThreadPool(reactor, self._pool, run)
 
