@@ -435,6 +435,26 @@ class StartTests(PostgresTestCase):
         self.assertEqual(store.health.state, "ok")
 
 
+class SearchBudgetTests(PostgresTestCase):
+    """--search-timeout holds on PostgreSQL as on SQLite."""
+
+    @inlineCallbacks
+    def test_readPastBudget(self) -> Generator[Deferred[Any], Any, None]:
+        """A read statement past the budget is stopped by the server and fails with QueryTimeout; the next read works."""
+        from logsvc.store.base import QueryTimeout
+        from logsvc.store.postgres.store import PostgresStore
+
+        store = PostgresStore(makeDatabase(self), searchTimeout=0.2)
+        store.startService()
+        self.addCleanup(store.stopService)
+        started = time.monotonic()
+        error = yield self.assertFailure(store.read(lambda conn: conn.execute("SELECT pg_sleep(5)").fetchall()), QueryTimeout)
+        self.assertLess(time.monotonic() - started, 4)
+        self.assertIn("--search-timeout", str(error))
+        rows = yield store.query(Query())
+        self.assertEqual(rows, [])
+
+
 class EnvironmentTests(PostgresTestCase):
     """libpq's environment variables apply to --db as to any libpq client."""
 

@@ -51,7 +51,7 @@ def openStore(
     if isPostgresURL(db):
         from logsvc.store.postgres.store import PostgresStore
 
-        return PostgresStore(db, reactor=reactor)
+        return PostgresStore(db, reactor=reactor, searchTimeout=searchTimeout)
     from logsvc.store.sqlite.store import SqliteStore
 
     return SqliteStore(db, reactor=reactor, fsync=fsync, searchIndex=searchIndex, searchTimeout=searchTimeout)

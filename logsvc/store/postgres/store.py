@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
@@ -49,7 +50,7 @@ from logsvc.limits import FlowControl
 from logsvc.query import Query
 from logsvc.record import Record
 from logsvc.startup import NotReady, StartupError
-from logsvc.store.base import ICommitFeed, IStore, Row, StoreError, StoreUnavailable
+from logsvc.store.base import ICommitFeed, IStore, QueryTimeout, Row, StoreError, StoreUnavailable
 from logsvc.store.postgres.connection import (
     COMMIT_CHANNEL,
     SchemaError,
@@ -178,12 +179,20 @@ class PostgresStore(Service):
     log = Logger()
     dataPath = None
 
-    def __init__(self, url: str, *, reactor: Any = None, readers: int = 3) -> None:
+    def __init__(
+        self, url: str, *, reactor: Any = None, readers: int = 3, searchTimeout: float | None = None
+    ) -> None:
+        """
+        @param searchTimeout: seconds one read statement may run (the
+            server's C{statement_timeout}, C{--search-timeout}); past it the
+            read fails with L{QueryTimeout}.  L{None}: no limit.
+        """
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
             reactor = _reactor
         self.url = url
+        self.searchTimeout = searchTimeout
         self.displayName = displayURL(url)
         self._reactor: IReactorFromThreads = reactor
         self._jobs: WriteQueue[psycopg.Connection[Any]] = WriteQueue(self._reactor, MAX_TRANSACTION_RECORDS)
@@ -444,6 +453,10 @@ class PostgresStore(Service):
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.broken:
             conn = connect(self.url, autocommit=True)
+            if self.searchTimeout:
+                # The server stops a statement past the budget (each page of
+                # an export is a statement of its own, so exports go on).
+                conn.execute(f"SET statement_timeout = {max(1, round(self.searchTimeout * 1000))}")
             self._local.conn = conn
         return conn
 
@@ -452,12 +465,15 @@ class PostgresStore(Service):
         Run C{f(connection)} on a reader thread.
 
         @return: a Deferred firing with its result, or failing with
-            L{StoreUnavailable} when the database cannot be reached.
+            L{StoreUnavailable} when the database cannot be reached, with
+            L{QueryTimeout} past the search budget.
         """
 
         def run() -> Any:
             try:
                 return f(self._readConnection())
+            except psycopg.errors.QueryCanceled:
+                raise QueryTimeout(self.searchTimeout) from None
             except psycopg.OperationalError as e:
                 conn = getattr(self._local, "conn", None)
                 if conn is not None and (conn.closed or conn.broken):
