@@ -16,6 +16,7 @@ transaction.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
@@ -42,9 +43,17 @@ class DiskFloor:
     @ivar flow: a L{FlowControl} that pauses TCP ingest connections while low.
     """
 
-    def __init__(self, path: str, floor: int, *, statvfs: Any = os.statvfs) -> None:
+    def __init__(
+        self, path: str, floor: int, *, statvfs: Any = os.statvfs, stalled: Callable[[], bool] = lambda: False
+    ) -> None:
+        """
+        @param stalled: true while the store cannot write for lack of space
+            (it started on a full disk), which counts as low whatever the
+            floor.
+        """
         self.directory = os.path.dirname(os.path.abspath(path))
         self.floor = floor
+        self._stalled = stalled
         self.low = False
         self.free: int | None = None
         self.flow = FlowControl()
@@ -63,7 +72,7 @@ class DiskFloor:
             log.error("cannot measure free disk of {dir}: {e}", dir=self.directory, e=e)
             return self.low
         self.free = st.f_bavail * st.f_frsize
-        low = self.free < self.floor
+        low = self.free < self.floor or self._stalled()
         if low != self.low:
             self.low = low
             if low:

@@ -131,7 +131,9 @@ class Protection:
         self.tcpTokens = self.tokens if config.tcpAuth == "token" else Tokens()
         # A store on a database server has no local disk to watch.
         floor = config.minFreeDisk if store.dataPath is not None else 0
-        self.disk = DiskFloor(store.dataPath or ".", floor)
+        self.disk = DiskFloor(
+            store.dataPath or ".", floor, stalled=lambda: getattr(store, "waitingForSpace", None) is not None
+        )
         self.guard = Guard(
             self.tokens,
             admission=lambda sender: pipeline.admission.refusal(sender, 0),

@@ -7,14 +7,18 @@ listener, and running out of file descriptors never stops a listener.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import random
 import signal
 import socket
 import sqlite3
 import ssl
+import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 
 from twisted.internet.defer import inlineCallbacks
@@ -23,7 +27,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 from logsvc.client import LogClient
 from logsvc.limits import raiseFileLimit
 from logsvc.sender import TCPSender, tlsContext
-from tests.e2e.server import startWithTokens
+from tests.e2e.server import TwistdServer, startWithTokens
 from tests.e2e.trust import AckedTCPClient, HTTPBatchClient, TrustServer, makeCertificate
 
 
@@ -614,3 +618,62 @@ class RevocationTests(TestCase):
             pass  # aborted: the server does not wait for a client that may not read
         self.assertLess(time.monotonic() - started, 1.0)
         self.assertEqual(server.request("GET", "/health")[0], 200)
+
+
+class FullDiskStartTests(TestCase):
+    timeout = 90
+
+    def test_startOnFullDiskReadsAndResumes(self) -> None:
+        """Started with its database on a full file system, logsvc serves reads, answers ingest 507 with the writer degraded in /health, and stores again by itself once space returns."""
+        if os.geteuid() != 0:
+            raise SkipTest("mounting a small tmpfs needs root: run this test as root (CI does)")
+        mountPoint = os.path.abspath(self.mktemp())
+        os.makedirs(mountPoint)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", mountPoint], check=False)
+        server = TwistdServer(self.mktemp(), "--min-free-disk", "0", db=os.path.join(mountPoint, "logs.sqlite3"))
+        server.start()
+        self.addCleanup(server.kill)
+        status, body = httpRequest(server, "POST", "/logs", b'{"message": "before"}')
+        self.assertEqual(status, 201, body)
+        server.stop()
+        filler = os.path.join(mountPoint, "filler")
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
+        self.assertLess(os.statvfs(mountPoint).f_bavail, 2)
+
+        server.start()
+        status, body = httpRequest(server, "GET", "/logs")
+        self.assertEqual(status, 200, body)
+        self.assertEqual([r["message"] for r in json.loads(body)["logs"]], ["before"])
+        status, body = httpRequest(server, "GET", "/health")
+        self.assertEqual(json.loads(body)["components"]["store_writer"]["state"], "degraded", body)
+        status, body = httpRequest(server, "POST", "/logs", b'{"message": "refused"}')
+        self.assertEqual(status, 507, body)
+
+        os.remove(filler)
+        deadline = time.monotonic() + 60
+        while True:
+            status, body = httpRequest(server, "POST", "/logs", b'{"message": "after"}')
+            if status == 201 or time.monotonic() > deadline:
+                break
+            self.assertEqual(status, 507, body)
+            time.sleep(0.5)
+        self.assertEqual(status, 201, server.log())
+        status, body = httpRequest(server, "GET", "/health")
+        self.assertEqual(json.loads(body)["components"]["store_writer"]["state"], "ok", body)
+        server.stop()
+        self.assertEqual(server.messages(), ["before", "after"])
+
+
+def httpRequest(server: TwistdServer, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    """
+    @return: the status and body of one request to C{server}.
+    """
+    request = urllib.request.Request(
+        server.httpURL + path, data=body, method=method, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()

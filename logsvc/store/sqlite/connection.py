@@ -214,22 +214,32 @@ def stopMemoryStatistics() -> bool:
         return False
 
 
-def uriFor(path: str, *, readonly: bool = False) -> str:
+def uriFor(path: str, *, readonly: bool = False, immutable: bool = False) -> str:
     """
+    @param immutable: read-only, and promise SQLite that nothing changes
+        the file while it is open, so it needs no C{-shm} file (which a
+        full disk cannot hold).
     @return: the C{file:} URI of C{path} (quoted: a "#", "?" or "%" in it
         would otherwise end or alter it), read-only or read-write-create.
     """
+    if immutable:
+        return f"file:{quote(path)}?mode=ro&immutable=1"
     return f"file:{quote(path)}" + ("?mode=ro" if readonly else "")
 
 
-def connect(path: str, *, fsync: str = "normal", readonly: bool = False) -> sqlite3.Connection:
+def connect(
+    path: str, *, fsync: str = "normal", readonly: bool = False, immutable: bool = False
+) -> sqlite3.Connection:
     """
     Open a connection with logsvc's settings (WAL, the fsync policy, autocommit
     mode so transactions are explicit, URIs in C{ATTACH}).  Blocking: call it
     off the reactor.
+
+    @param immutable: see L{uriFor}; implies C{readonly}.
     """
+    readonly = readonly or immutable
     conn = sqlite3.connect(
-        uriFor(path, readonly=readonly), uri=True, isolation_level=None, check_same_thread=False
+        uriFor(path, readonly=readonly, immutable=immutable), uri=True, isolation_level=None, check_same_thread=False
     )
     if not readonly:
         # Takes effect only on a new file, and only before WAL is set: lets

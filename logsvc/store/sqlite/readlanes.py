@@ -93,6 +93,7 @@ class ReadLanes:
         self.moved = 0
         self.timedOut = 0
         self._local = threading.local()
+        self._generation = 0
 
     def start(self) -> None:
         self.quick.start()
@@ -102,10 +103,22 @@ class ReadLanes:
         self.quick.stop()
         self.slow.stop()
 
+    def reconnect(self) -> None:
+        """
+        Make every reader thread open a new connection before its next
+        read (the way to open changed: see L{SqliteStore.waitingForSpace}).
+        """
+        self._generation += 1
+
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        generation = self._generation
+        if conn is not None and self._local.generation != generation:
+            conn.close()
+            conn = None
         if conn is None:
             conn = self._local.conn = self._connect()
+            self._local.generation = generation
         return conn
 
     def _run(self, f: Callable[[sqlite3.Connection], Any], seconds: float | None, quickLane: bool) -> Any:

@@ -92,7 +92,7 @@ def searchPath(path: str) -> str:
     return path + "-search"
 
 
-def attachSearch(conn: sqlite3.Connection, path: str, *, readonly: bool) -> None:
+def attachSearch(conn: sqlite3.Connection, path: str, *, readonly: bool, immutable: bool = False) -> None:
     """
     Attach the search file of the records file C{path} to C{conn} (a
     connection to the records file) as C{search}, so queries name
@@ -100,7 +100,9 @@ def attachSearch(conn: sqlite3.Connection, path: str, *, readonly: bool) -> None
     also gets a trigger that takes deleted records out of the index (a
     contentless FTS5 table needs the indexed text back to do that).
     """
-    conn.execute("ATTACH DATABASE ? AS search", (uriFor(searchPath(path), readonly=readonly),))
+    conn.execute(
+        "ATTACH DATABASE ? AS search", (uriFor(searchPath(path), readonly=readonly, immutable=immutable),)
+    )
     # Each attachment has a page cache of its own; these connections only
     # look pages up (queries) or delete now and then (retention).
     conn.execute(f"PRAGMA search.cache_size={ATTACHED_CACHE_KIB}")

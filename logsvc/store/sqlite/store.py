@@ -10,6 +10,7 @@ lets proceed while the writer commits, on two lanes within the search budget
 (L{ReadLanes}).
 """
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,10 +23,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from logsvc.health import ComponentHealth
+from logsvc.health import DEGRADED, OK, ComponentHealth
 from logsvc.query import Query
 from logsvc.record import Record
-from logsvc.startup import StartupError
+from logsvc.startup import RETRY_DELAYS, StartupError
 from logsvc.store.base import IStore, Row, StoreError
 from logsvc.store.sqlite.checkpointer import FALLBACK_PAGES, WalCheckpointer
 from logsvc.store.sqlite.connection import (
@@ -50,6 +51,30 @@ from logsvc.store.writequeue import WriteQueue
 
 #: Most records one transaction takes; more waits for the next.
 MAX_TRANSACTION_RECORDS = 50_000
+
+#: Free bytes below which a disk I/O error while opening is taken for a
+#: full disk (SQLite says "disk I/O error", not "disk is full", when it
+#: cannot create the C{-wal} or C{-shm} file).
+NEARLY_FULL = 16 * 1024 * 1024
+
+
+def outOfSpace(error: BaseException, path: str, *, statvfs: Any = os.statvfs) -> bool:
+    """
+    @return: whether C{error}, raised opening the database C{path}, comes
+        from a full disk (a condition that heals by itself).
+    """
+    if not isinstance(error, sqlite3.Error):
+        return False
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return True
+    if code != sqlite3.SQLITE_IOERR:
+        return False
+    try:
+        st = statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    return bool(st.f_bavail * st.f_frsize < NEARLY_FULL)
 
 
 
@@ -102,6 +127,8 @@ class SqliteStore(Service):
         self._writerDone: Deferred[None] | None = None
         self._lanes = ReadLanes(self._openReader, reactor, searchTimeout=searchTimeout, threads=readers)
         self._opened = threading.Event()
+        self._helpersStarted = threading.Event()
+        self._attachSearch = False
         self._openError: BaseException | None = None
         self.searchIndex = searchIndex
         self._indexer = (
@@ -111,13 +138,17 @@ class SqliteStore(Service):
         #: Highest committed id, owned by the writer.
         self._top = 0
         self._vacuumChecked = False
+        self._waitingForSpace: str | None = None
+        self._retryCall: Any = None
+        #: Degraded while the writer cannot open (a full disk).
+        self.writerHealth = ComponentHealth("store_writer")
 
     def components(self) -> list[ComponentHealth]:
         """
         @return: the health of the store's helper threads (the search
             indexer, when kept, and the WAL checkpointer).
         """
-        found = [self._checkpointer.health]
+        found = [self.writerHealth, self._checkpointer.health]
         if self._indexer is not None:
             found.insert(0, self._indexer.health)
         return found
@@ -141,32 +172,104 @@ class SqliteStore(Service):
         Open the database (creating the schema) on the writer thread and the
         search file on the indexer's; raises L{StartupError} here, at
         start, when a file cannot be used (saying why, in one line).
+
+        On a full disk the store starts for reading only: queries and tails
+        work, L{waitingForSpace} says why nothing can be written (the
+        free-disk floor then refuses ingest), C{/health} reports the writer
+        degraded, and the writer tries to open again (L{RETRY_DELAYS})
+        until it can; then ingest resumes by itself.
         """
         problem = unusablePath(self.path)
         if problem is not None:
             raise StartupError(problem)
         Service.startService(self)
+        error = self._openWriter()
+        if error is not None:
+            if not outOfSpace(error, self.path):
+                self.running = 0
+                raise StartupError(describeOpenError(error))
+            self._waitForSpace(error, 0)
+            self._lanes.start()
+            return
+        self._startHelpers()
+        self._lanes.start()
+
+    @property
+    def waitingForSpace(self) -> str | None:
+        """
+        Why nothing can be written (the disk was full when the writer
+        tried to open), or L{None} once the writer is open.
+        """
+        return self._waitingForSpace
+
+    def _openWriter(self) -> BaseException | None:
+        """
+        Start the writer thread and wait until it opened the database
+        (blocking for that open, as at start).
+
+        @return: why it could not, or L{None} once it is running.
+        """
+        self._opened.clear()
+        self._helpersStarted.clear()
+        self._attachSearch = False
+        self._openError = None
         self._writerDone = Deferred()
         self._writer = threading.Thread(target=self._writeLoop, name="logsvc-sqlite-write", daemon=True)
         self._writer.start()
         self._opened.wait()
         if self._openError is not None:
-            self.running = 0
             self._writerDone = None  # the writer thread has already ended
-            raise StartupError(describeOpenError(self._openError))
-        if self._indexer is not None:
-            try:
-                self._indexer.start(self._top)
-            except BaseException as e:
-                self.running = 0
-                self._jobs.stop()
-                raise StartupError(f"cannot open {searchPath(self.path)}: {describeOpenError(e)}") from e
-            # The first job, before any append: the writer takes indexed
-            # records out of the index when it deletes them (retention).
-            self.callInWriter(lambda conn: attachSearch(conn, self.path, readonly=False))
+            return self._openError
+        return None
+
+    def _startHelpers(self) -> None:
+        try:
+            if self._indexer is not None:
+                try:
+                    self._indexer.start(self._top)
+                except BaseException as e:
+                    self.running = 0
+                    self._jobs.stop()
+                    raise StartupError(f"cannot open {searchPath(self.path)}: {describeOpenError(e)}") from e
+                self._attachSearch = True
+        finally:
+            # The writer attaches the search file before its first job (it
+            # takes indexed records out of the index when it deletes
+            # them), so also before what queued while waiting for space.
+            self._helpersStarted.set()
         # Last: a start that failed above leaves no thread behind.
         self._checkpointer.start()
-        self._lanes.start()
+
+    def _waitForSpace(self, error: BaseException, attempt: int) -> None:
+        reason = f"disk full, reading only: {describeOpenError(error)}"
+        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+        if self._waitingForSpace is None:
+            self.log.error("{path}: {reason}; the writer tries again until space returns", path=self.path, reason=reason)
+        self._waitingForSpace = reason
+        self.writerHealth.set(DEGRADED, reason)
+        self._retryCall = self._reactor.callLater(delay, self._retryWriter, attempt + 1)  # type: ignore[attr-defined]
+
+    def _retryWriter(self, attempt: int) -> None:
+        self._retryCall = None
+        if not self.running:
+            return
+        error = self._openWriter()
+        if error is not None:
+            self._waitForSpace(error, attempt)
+            return
+        try:
+            self._startHelpers()
+        except StartupError as e:
+            # The writer was stopped with it; reads go on, writes stay off.
+            self.running = 1
+            self._waitingForSpace = str(e)
+            self.writerHealth.set(DEGRADED, str(e))
+            self.log.error("{path}: {error}; restart logsvc once it is fixed", path=self.path, error=e)
+            return
+        self._waitingForSpace = None
+        self._lanes.reconnect()
+        self.writerHealth.set(OK)
+        self.log.info("{path}: the writer is open again: ingest resumes", path=self.path)
 
     def stopService(self) -> Deferred[None]:
         """
@@ -174,7 +277,16 @@ class SqliteStore(Service):
             the connections are closed.
         """
         Service.stopService(self)
+        if self._retryCall is not None:
+            self._retryCall.cancel()
+            self._retryCall = None
         if self._writerDone is None:
+            # Never opened (the disk stayed full): what queued is not stored.
+            failure = Failure(StoreError(self._waitingForSpace or "the store is closed"))
+            while (turn := self._jobs.take(timeout=0)) is not None:
+                self._jobs.failAll(turn, failure)
+            if self._waitingForSpace is not None:
+                self._lanes.stop()
             return succeed(None)
         self._jobs.stop()
         done = self._writerDone
@@ -225,6 +337,13 @@ class SqliteStore(Service):
             self._opened.set()
             return
         self._opened.set()
+        self._helpersStarted.wait()
+        if self._attachSearch:
+            try:
+                attachSearch(conn, self.path, readonly=False)
+            except sqlite3.Error as e:
+                # As a failed job would: deletes then leave the index alone.
+                self.log.error("cannot attach the search file to the writer: {error}", error=e)
         jobs = self._jobs
         indexer = self._indexer
         stopping = False
@@ -304,9 +423,16 @@ class SqliteStore(Service):
     # Reading
 
     def _openReader(self) -> sqlite3.Connection:
-        conn = connect(self.path, fsync=self._fsync, readonly=True)
+        # While the writer cannot open (a full disk) nothing changes the
+        # file, and a read-only connection to a WAL database could not
+        # create its -shm file: open it immutable, unless a -wal file left
+        # by a crash holds records that would then be missed.
+        waiting = self._waitingForSpace is not None
+        immutable = waiting and _emptyOrMissing(self.path + "-wal")
+        conn = connect(self.path, fsync=self._fsync, readonly=True, immutable=immutable)
         if self._indexer is not None:
-            attachSearch(conn, self.path, readonly=True)
+            immutable = waiting and _emptyOrMissing(searchPath(self.path) + "-wal")
+            attachSearch(conn, self.path, readonly=True, immutable=immutable)
         return conn
 
     def read(self, f: Callable[[sqlite3.Connection], Any], *, long: bool = False) -> Deferred[Any]:
@@ -403,6 +529,13 @@ class SqliteStore(Service):
         the search file.
         """
         return self.callInWriter(usedBytes)
+
+
+def _emptyOrMissing(path: str) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except FileNotFoundError:
+        return True
 
 
 def _fireAll(results: list[tuple[Deferred[int], int]]) -> None:
