@@ -74,8 +74,9 @@ class IStore(Interface):
     available: Any = Attribute(
         """
         False while the store cannot be reached (a database server down);
-        appends then fail with L{StoreUnavailable}.  Always True for an
-        embedded store.
+        appends then fail with L{StoreUnavailable}.  An embedded store is
+        unavailable only while it cannot open its writer (a full disk at
+        start).
         """
     )
 

@@ -625,21 +625,14 @@ class FullDiskStartTests(TestCase):
 
     def test_startOnFullDiskReadsAndResumes(self) -> None:
         """Started with its database on a full file system, logsvc serves reads, answers ingest 507 with the writer degraded in /health, and stores again by itself once space returns."""
-        if os.geteuid() != 0:
-            raise SkipTest("mounting a small tmpfs needs root: run this test as root (CI does)")
-        mountPoint = os.path.abspath(self.mktemp())
-        os.makedirs(mountPoint)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint], check=True)
-        self.addCleanup(subprocess.run, ["umount", "-l", mountPoint], check=False)
+        mountPoint = self.fullDisk()
         server = TwistdServer(self.mktemp(), "--min-free-disk", "0", db=os.path.join(mountPoint, "logs.sqlite3"))
         server.start()
         self.addCleanup(server.kill)
         status, body = httpRequest(server, "POST", "/logs", b'{"message": "before"}')
         self.assertEqual(status, 201, body)
         server.stop()
-        filler = os.path.join(mountPoint, "filler")
-        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
-        self.assertLess(os.statvfs(mountPoint).f_bavail, 2)
+        filler = self.fill(mountPoint)
 
         server.start()
         status, body = httpRequest(server, "GET", "/logs")
@@ -663,6 +656,44 @@ class FullDiskStartTests(TestCase):
         self.assertEqual(json.loads(body)["components"]["store_writer"]["state"], "ok", body)
         server.stop()
         self.assertEqual(server.messages(), ["before", "after"])
+
+    def test_stopWhileFull(self) -> None:
+        """Started on a full disk with retention on, logsvc stops cleanly (SIGTERM) while the disk is still full."""
+        mountPoint = self.fullDisk()
+        server = TwistdServer(self.mktemp(), "--retain", "1d", db=os.path.join(mountPoint, "logs.sqlite3"))
+        server.start()
+        self.addCleanup(server.kill)
+        server.stop()
+        self.fill(mountPoint)
+        server.start()
+        status, body = httpRequest(server, "POST", "/logs", b'{"message": "refused"}')
+        self.assertEqual(status, 507, body)
+        time.sleep(1.5)  # a writer retry and a retention sweep's turn
+        self.assertIn(server.stop(timeout=20), (0, -signal.SIGTERM), server.log())
+        self.assertIn("Server Shut Down.", server.log())
+
+    def fullDisk(self) -> str:
+        """
+        @return: the mount point of a new 8 MiB tmpfs, unmounted at cleanup.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("mounting a small tmpfs needs root: run this test as root (CI does)")
+        mountPoint = os.path.abspath(self.mktemp())
+        os.makedirs(mountPoint)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", mountPoint], check=False)
+        return mountPoint
+
+    def fill(self, mountPoint: str) -> str:
+        """
+        Fill the file system at C{mountPoint}.
+
+        @return: the file that fills it.
+        """
+        filler = os.path.join(mountPoint, "filler")
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True, check=False)
+        self.assertLess(os.statvfs(mountPoint).f_bavail, 2)
+        return filler
 
 
 def httpRequest(server: TwistdServer, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:

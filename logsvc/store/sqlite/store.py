@@ -27,7 +27,7 @@ from logsvc.health import DEGRADED, OK, ComponentHealth
 from logsvc.query import Query
 from logsvc.record import Record
 from logsvc.startup import RETRY_DELAYS, StartupError
-from logsvc.store.base import IStore, Row, StoreError
+from logsvc.store.base import IStore, Row, StoreError, StoreUnavailable
 from logsvc.store.sqlite.checkpointer import FALLBACK_PAGES, WalCheckpointer
 from logsvc.store.sqlite.connection import (
     FSYNC_MODES,
@@ -281,10 +281,7 @@ class SqliteStore(Service):
             self._retryCall.cancel()
             self._retryCall = None
         if self._writerDone is None:
-            # Never opened (the disk stayed full): what queued is not stored.
-            failure = Failure(StoreError(self._waitingForSpace or "the store is closed"))
-            while (turn := self._jobs.take(timeout=0)) is not None:
-                self._jobs.failAll(turn, failure)
+            # Never opened (the disk stayed full): nothing was queued.
             if self._waitingForSpace is not None:
                 self._lanes.stop()
             return succeed(None)
@@ -303,25 +300,34 @@ class SqliteStore(Service):
 
     def append(self, records: list[Record]) -> Deferred[int]:
         """
-        See L{IStore.append}.
+        See L{IStore.append}; fails at once with L{StoreUnavailable} while
+        the writer waits for space (L{waitingForSpace}).
         """
         d: Deferred[int] = Deferred()
         if not records:
             d.callback(0)
-            return d
-        self._jobs.append(records, d)
+        elif self._waitingForSpace is not None:
+            # Nothing queues for a writer that may never open: the pipeline's
+            # stop and retention's sweep would wait for it.
+            d.errback(StoreUnavailable(self._waitingForSpace))
+        else:
+            self._jobs.append(records, d)
         return d
 
     def callInWriter(self, f: Callable[[sqlite3.Connection], Any]) -> Deferred[Any]:
         """
-        Run C{f(connection)} on the writer thread, between transactions.
-        The search file is attached to the connection (as C{search}), so
+        Run C{f(connection)} on the writer thread, between transactions
+        (failing at once with L{StoreUnavailable} while the writer waits
+        for space; see L{waitingForSpace}).  The search file is attached to the connection (as C{search}), so
         records C{f} deletes leave the search index too.
 
         @return: a Deferred firing with its result.
         """
         d: Deferred[Any] = Deferred()
-        self._jobs.call(f, d)
+        if self._waitingForSpace is not None:
+            d.errback(StoreUnavailable(self._waitingForSpace))
+        else:
+            self._jobs.call(f, d)
         return d
 
     def _writeLoop(self) -> None:
@@ -498,8 +504,12 @@ class SqliteStore(Service):
         """
         return self.path
 
-    #: See L{IStore.available}: an embedded file is always there.
-    available = True
+    @property
+    def available(self) -> bool:
+        """
+        See L{IStore.available}: false while the writer waits for space.
+        """
+        return self._waitingForSpace is None
 
     def deleteOld(self, *, cutoff: int | None, maxBytes: int | None, chunk: int) -> Deferred[int]:
         """
