@@ -624,7 +624,7 @@ class FullDiskStartTests(TestCase):
     timeout = 90
 
     def test_startOnFullDiskReadsAndResumes(self) -> None:
-        """Started with its database on a full file system, logsvc serves reads, answers ingest 507 with the writer degraded in /health, and stores again by itself once space returns."""
+        """Started with its database on a full file system, logsvc serves reads and a live tail (which gets records again after), answers ingest 507 with the writer degraded in /health, and stores again by itself once space returns."""
         mountPoint = self.fullDisk()
         server = TwistdServer(self.mktemp(), "--min-free-disk", "0", db=os.path.join(mountPoint, "logs.sqlite3"))
         server.start()
@@ -642,6 +642,14 @@ class FullDiskStartTests(TestCase):
         self.assertEqual(json.loads(body)["components"]["store_writer"]["state"], "degraded", body)
         status, body = httpRequest(server, "POST", "/logs", b'{"message": "refused"}')
         self.assertEqual(status, 507, body)
+        tail = socket.create_connection(("127.0.0.1", server.httpPort), timeout=10)
+        self.addCleanup(tail.close)
+        tail.sendall(b"GET /logs/tail?since_id=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while b"before" not in received:
+            chunk = tail.recv(4096)
+            self.assertTrue(chunk, received)
+            received += chunk
 
         os.remove(filler)
         deadline = time.monotonic() + 60
@@ -654,6 +662,11 @@ class FullDiskStartTests(TestCase):
         self.assertEqual(status, 201, server.log())
         status, body = httpRequest(server, "GET", "/health")
         self.assertEqual(json.loads(body)["components"]["store_writer"]["state"], "ok", body)
+        while b"after" not in received:
+            chunk = tail.recv(4096)
+            self.assertTrue(chunk, received)
+            received += chunk
+        tail.close()
         server.stop()
         self.assertEqual(server.messages(), ["before", "after"])
 
