@@ -183,18 +183,33 @@ class Query:
             C{level}, C{source}, C{service}, C{field.K}), all of which must
             hold.
         """
-        nodes: list[Node] = []
-        if self.since is not None:
-            nodes.append(Column("ts", ">=", self.since))
-        if self.until is not None:
-            nodes.append(Column("ts", "<", self.until))
-        if self.level is not None:
-            nodes.append(Column("level", "<=", self.level))
-        for name, values in (("source", self.sources), ("service", self.services)):
-            if values:
-                nodes.append(disjunction([Column(name, "=", v) for v in values]))
+        nodes: list[Node] = [
+            disjunction([Column(column, operator, value) for value in values])
+            for column, operator, values in self.columnTerms()
+        ]
         nodes.extend(Field(key, "=", value) for key, value in self.fields)
         return nodes
+
+    def columnTerms(self) -> list[tuple[str, str, tuple[int | str, ...]]]:
+        """
+        The plain filters (time range, level, sources, services) as
+        C{(column, operator, values)}: a record passes a term when its
+        C{column} compares by C{operator} (C{>=}, C{<}, C{<=} or C{=}) with
+        any of C{values}.  The one statement of what they mean: L{filter}
+        and the SQL stores' conditions are built from it.
+        """
+        terms: list[tuple[str, str, tuple[int | str, ...]]] = []
+        if self.since is not None:
+            terms.append(("ts", ">=", (self.since,)))
+        if self.until is not None:
+            terms.append(("ts", "<", (self.until,)))
+        if self.level is not None:
+            # That severity or worse: worse levels have smaller numbers.
+            terms.append(("level", "<=", (self.level,)))
+        for name, values in (("source", self.sources), ("service", self.services)):
+            if values:
+                terms.append((name, "=", values))
+        return terms
 
     @cached_property
     def matches(self) -> Predicate:

@@ -48,20 +48,11 @@ def buildWhere(query: Query) -> tuple[list[str], list[Any]]:
     """
     where: list[str] = []
     params: list[Any] = []
-    if query.since is not None:
-        where.append("ts >= %s")
-        params.append(query.since)
-    if query.until is not None:
-        where.append("ts < %s")
-        params.append(query.until)
-    if query.level is not None:
-        where.append("level <= %s")
-        params.append(query.level)
-    for column, values in (("source", query.sources), ("service", query.services)):
+    for column, operator, values in query.columnTerms():
         if len(values) == 1:
-            where.append(f"{column} = %s")
+            where.append(f"{column} {operator} %s")
             params.append(values[0])
-        elif values:
+        else:
             where.append(f"{column} = ANY(%s)")
             params.append(list(values))
     for key, expected in query.fields:

@@ -302,22 +302,12 @@ def buildWhere(query: Query) -> tuple[list[str], list[Any]]:
     """
     where: list[str] = []
     params: list[Any] = []
-    if query.since is not None:
-        where.append("ts >= ?")
-        params.append(query.since)
-    if query.until is not None:
-        where.append("ts < ?")
-        params.append(query.until)
-    if query.level is not None:
-        where.append("level <= ?")
-        params.append(query.level)
-    for column, values in (("source", query.sources), ("service", query.services)):
+    for column, operator, values in query.columnTerms():
         if len(values) == 1:
-            where.append(f"{column} = ?")
-            params.append(values[0])
-        elif values:
+            where.append(f"{column} {operator} ?")
+        else:
             where.append(f"{column} IN ({', '.join('?' * len(values))})")
-            params.extend(values)
+        params.extend(values)
     return where, params
 
 
