@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import urllib.request
 
 from twisted.trial.unittest import TestCase
@@ -120,6 +121,11 @@ class StartupFailureTests(TestCase):
         )
         self.assertEqual(result.returncode, 1)
         self.assertIn(f"--tcp {endpoint}: address already in use", result.stderr.decode())
+        # The parent exits as soon as the daemon reports the failure; the
+        # daemon removes its pid file on its way out, a moment later.
+        deadline = time.monotonic() + 10
+        while os.path.exists(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertFalse(os.path.exists(pidfile))
         with open(os.path.join(self.directory, "twistd.log")) as f:
             log = f.read()
