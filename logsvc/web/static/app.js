@@ -241,12 +241,14 @@ async function run() {
   statsParams.set("tz", zoneForAPI(zone));
   const pageAnswer = getJSON("logs", pageParams, signal);
   const statsAnswer = getJSON("stats", statsParams, signal);
+  // The stats answer may fail before the page answer is in; a handler now
+  // keeps the browser from reporting it as unhandled (it is shown below).
+  statsAnswer.catch(() => {});
   let page;
   try {
     page = await pageAnswer;
   } catch (error) {
     if (signal.aborted) return;
-    statsAnswer.catch(() => {});
     showErrors(errors.concat([apiErrorText(error)]));
     if (error.param === "q" && error.position !== null) pointAt(error.position);
     clearResults("the search failed (see above)");
