@@ -571,14 +571,17 @@ class BrowserTailTests(TestCase):
         self.server = TwistdServer(self.mktemp())
         self.server.start()
         self.addCleanup(self.server.kill)
+        self.addCleanup(lambda: self.assertEqual(self.browser.consoleErrors(), []))
 
-    def send(self, *messages: str) -> None:
+    def send(self, *messages: str, level: str = "info") -> None:
         """
-        Send records over TCP and wait until they are stored.
+        Send records (of C{level}) over TCP and wait until they are stored.
         """
         before = len(self.server.messages())
         with socket.create_connection(("127.0.0.1", self.server.tcpPort), timeout=10) as s:
-            s.sendall(b"".join(json.dumps({"message": m, "service": "t"}).encode() + b"\n" for m in messages))
+            s.sendall(b"".join(
+                json.dumps({"message": m, "service": "t", "level": level}).encode() + b"\n" for m in messages
+            ))
         self.browser.waitUntil(lambda: len(self.server.messages()) >= before + len(messages), "the records to commit")
 
     def rows(self) -> list[str]:
@@ -624,6 +627,56 @@ class BrowserTailTests(TestCase):
         self.browser.waitUntil(lambda: len(self.rows()) == 66, "the last record")
         self.assertEqual(self.browser.js("return document.getElementById('list').scrollTop"), 0)
         self.browser.screenshot("tail")
+
+
+    def total(self) -> int:
+        return int(self.browser.find("#total").get_attribute("data-total"))
+
+    def bars(self) -> list[tuple[int, list[str]]]:
+        """
+        @return: the histogram's bars, oldest first: each one's count and
+            the levels it stacks.
+        """
+        return [(int(n), list(levels)) for n, levels in self.browser.js(
+            "return [...document.querySelectorAll('#histogram g.bucket')].map(g => [g.dataset.count,"
+            " [...g.querySelectorAll('rect')].map(r => r.getAttribute('class').slice(6))])"
+        )]
+
+    def test_tail_counts_into_the_histogram_and_total(self) -> None:
+        """
+        While tailing, each new record the search matches adds to the total
+        and to the histogram's bar of its time (the window, ending now, grows
+        to take it), paused or not; a record the search does not match adds
+        nothing; stopping the tail searches again and finds the same counts.
+        """
+        self.send("countword first")
+        self.browser.open(self.server.httpURL + "/ui/?q=countword&tail=1")
+        self.browser.waitReady()
+        self.browser.waitUntil(lambda: self.browser.text("#tail-state") == "live", "the tail to go live")
+        self.assertEqual(self.total(), 1)
+        self.assertEqual(sum(n for n, _ in self.bars()), 1)
+
+        self.send("other words")
+        self.send("countword second", level="error")
+        self.browser.waitUntil(lambda: self.total() == 2, "the total to count the live record")
+        self.browser.waitUntil(lambda: sum(n for n, _ in self.bars()) == 2, "the histogram to count it")
+        self.assertEqual(self.browser.text("#total"), "2 matches")
+        newest = self.bars()[-1]
+        self.assertGreaterEqual(newest[0], 1)
+        self.assertIn("error", newest[1])
+
+        self.browser.find("#tail-pause").click()
+        self.send("countword held 1", "countword held 2")
+        self.browser.waitUntil(lambda: self.browser.text("#tail-held") == "2 new while paused", "the held count")
+        self.browser.waitUntil(lambda: self.total() == 4, "the total to count held records")
+        self.browser.waitUntil(lambda: sum(n for n, _ in self.bars()) == 4, "the histogram to count them")
+        self.browser.screenshot("tail-histogram")
+
+        before = self.browser.generation()
+        self.browser.find("#tail").click()
+        self.browser.waitReady(before)
+        self.assertEqual(self.total(), 4)
+        self.assertEqual(sum(n for n, _ in self.bars()), 4)
 
 
 class BrowserTokenTests(TestCase):

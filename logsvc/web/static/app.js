@@ -262,8 +262,7 @@ async function run() {
   const drawn = statsAnswer.then((stats) => {
     if (signal.aborted) return;
     histogram.show(stats, range, zone);
-    $("total").textContent = `${stats.total.toLocaleString()} ${stats.total === 1 ? "match" : "matches"}`;
-    $("total").dataset.total = String(stats.total);
+    showTotal(stats.total);
   }, (error) => {
     if (!signal.aborted) histogram.clear(`histogram: ${error.message}`);
   });
@@ -287,6 +286,12 @@ function searching() {
 
 function ready() {
   document.body.dataset.state = "ready";
+}
+
+/** Show `n` as the number of matches. */
+function showTotal(n) {
+  $("total").textContent = `${n.toLocaleString()} ${n === 1 ? "match" : "matches"}`;
+  $("total").dataset.total = String(n);
 }
 
 function clearResults(message) {
@@ -553,7 +558,7 @@ function startTail() {
   $("tail-held").textContent = "";
   document.body.classList.add("tailing");
   scrollToNewest();
-  tail = new LiveTail(filterParams(view), newestId ? String(newestId) : null, addLive, tailState).start();
+  tail = new LiveTail(filterParams(view), newestId ? String(newestId) : null, addLive, tailState, countLive).start();
   status("· live: waiting for records…");
 }
 
@@ -579,6 +584,17 @@ function addLive(records) {
   }
   if ($("follow").checked) scrollToNewest();
   status(`· live: ${shown.records.length.toLocaleString()} records shown`);
+}
+
+/**
+ * Count a record the tail brought (it matches the search's filters) into
+ * the histogram and the total, as the stats would count it now: a view
+ * ending now grows to take it; paused, the counts go on (only the list holds).
+ */
+function countLive(record) {
+  const endsNow = !view.until || /^now$/i.test(view.until);
+  if (!histogram.addRecords([record], endsNow)) return;
+  showTotal(Number($("total").dataset.total || 0) + 1);
 }
 
 function tailState({ status: state, error, held }) {

@@ -75,6 +75,53 @@ export class Histogram {
     this.draw();
   }
 
+  /**
+   * Count records that arrived after the stats were read (the live tail's)
+   * into their bars: a record inside the window adds to its bar; one past
+   * the window's end, when `grow` (a window that ends now), widens the
+   * window to take it, adding bars of the same interval after the last.
+   * Records before the window, or past a fixed end, are not counted.
+   * Redraws at most once per frame.
+   *
+   * @param records records as the API returns them (ts, level).
+   * @param grow whether the window's end follows the newest record.
+   * @returns how many of `records` were counted.
+   */
+  addRecords(records, grow) {
+    if (!this.stats) return 0;
+    const width = intervalMs(this.stats.interval);
+    let counted = 0;
+    for (const record of records) {
+      const t = Date.parse(record.ts);
+      if (Number.isNaN(t) || t < this.range.since) continue;
+      if (t >= this.range.until) {
+        if (!grow) continue;
+        this.range = { ...this.range, until: t + 1 };
+      }
+      let bucket = this.buckets.find((b) => b.start <= t && t < b.end);
+      while (!bucket) {
+        const last = this.buckets[this.buckets.length - 1];
+        const start = last ? last.end : this.range.since + Math.floor((t - this.range.since) / width) * width;
+        const added = { start, end: start + width, count: 0, levels: {} };
+        this.buckets.push(added);
+        if (t < added.end) bucket = added;
+      }
+      bucket.count += 1;
+      bucket.levels[record.level] = (bucket.levels[record.level] || 0) + 1;
+      counted += 1;
+    }
+    if (counted && !this.redrawing) {
+      this.redrawing = true;
+      requestAnimationFrame(() => {
+        this.redrawing = false;
+        // A redraw in the middle of a drag would drop its selection.
+        if (this.drag) this.redrawAfterDrag = true;
+        else this.draw();
+      });
+    }
+    return counted;
+  }
+
   clear(message) {
     this.stats = null;
     this.box.textContent = "";
@@ -127,7 +174,7 @@ export class Histogram {
 
     const bars = svg("g", { class: "bars" }, root);
     this.bars = this.buckets.map((bucket) => {
-      const group = svg("g", { class: "bucket" }, bars);
+      const group = svg("g", { class: "bucket", "data-start": new Date(bucket.start).toISOString(), "data-count": bucket.count }, bars);
       const left = x(bucket.start);
       const barW = Math.max(1, x(bucket.end) - left - (plotW / this.buckets.length > 4 ? 1 : 0));
       let base = 0;
@@ -222,6 +269,17 @@ export class Histogram {
     const { from, to } = this.drag;
     this.drag = null;
     this.selection.setAttribute("visibility", "hidden");
+    try {
+      this.zoomToDrag(from, to);
+    } finally {
+      if (this.redrawAfterDrag) {
+        this.redrawAfterDrag = false;
+        this.draw();
+      }
+    }
+  }
+
+  zoomToDrag(from, to) {
     if (Math.abs(to - from) >= DRAG_MIN) {
       const a = this.timeAt(Math.min(from, to));
       const b = this.timeAt(Math.max(from, to));

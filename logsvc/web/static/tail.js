@@ -16,12 +16,15 @@ export class LiveTail {
    * @param sinceId the id after which to start (the newest record shown), or null.
    * @param onRecords called with the records to show, oldest first.
    * @param onState called with {status, error, held} whenever those change.
+   * @param onArrive called with each record as it arrives, paused or not
+   *     (what counts the matches), before onRecords shows it.
    */
-  constructor(params, sinceId, onRecords, onState) {
+  constructor(params, sinceId, onRecords, onState, onArrive) {
     this.params = params;
     this.lastId = sinceId;
     this.onRecords = onRecords;
     this.onState = onState;
+    this.onArrive = onArrive || (() => {});
     this.controller = new AbortController();
     this.stopped = false;
     this.paused = false;
@@ -60,6 +63,7 @@ export class LiveTail {
   }
 
   receive(record) {
+    this.onArrive(record);
     if (!this.paused) {
       this.onRecords([record]);
       return;
