@@ -111,16 +111,17 @@ def templates() -> dict[str, list[str]]:
     return byLevel
 
 
-def generate(count: int, start: int, *, seed: int = 1, first: int = 0) -> Iterator[tuple[Record, dict[str, Any]]]:
+def generate(count: int, start: int, *, seed: int = 1, first: int = 0,
+             span: int = SPAN) -> Iterator[tuple[Record, dict[str, Any]]]:
     """
-    Yield C{count} records spread evenly over L{SPAN} from C{start}, each
-    with the fields dict it carries.
+    Yield C{count} records spread evenly over C{span} microseconds from
+    C{start}, each with the fields dict it carries.
     """
     rng = random.Random(seed * 1_000_003 + first)
     byLevel = templates()
     levels = list(LEVEL_SHARE)
     weights = [LEVEL_SHARE[name] for name in levels]
-    step = SPAN / max(count, 1)
+    step = span / max(count, 1)
     choice, randrange = rng.choice, rng.randrange
     for i, level in zip(range(count), rng.choices(levels, weights, k=count), strict=False):
         message = choice(byLevel[level]).format(
@@ -345,7 +346,12 @@ def main() -> None:
     parser.add_argument("--tail-seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--cache", default=os.path.join(ROOT, "bench", "out"))
-    parser.add_argument("--parts", default="ingest,queries,tail", help="which parts to run (comma-separated)")
+    parser.add_argument("--window-hours", type=float, default=None,
+                        help="spread --records over this many hours instead of 7 days (a dense store, cached"
+                             " under its own name)")
+    parser.add_argument("--parts", default="ingest,queries,tail",
+                        help="which parts to run (comma-separated): ingest, queries, view (fill or reuse the"
+                             " store and print only the default view over its last 24 h), tail")
     options = parser.parse_args()
     # As twistd logsvc runs: the stores below run in this process.
     stopMemoryStatistics()
@@ -356,8 +362,8 @@ def main() -> None:
     parts = set(options.parts.split(","))
     if "ingest" in parts:
         ingest(options, work, start)
-    if "queries" in parts:
-        queries(options, work, start)
+    if "queries" in parts or "view" in parts:
+        queries(options, work, "queries" in parts)
     if "tail" in parts:
         # The tail runs on a fresh store so the cached one stays as generated.
         server = Server(*SERVER_OPTIONS, directory=work, db=os.path.join(work, "tail.sqlite3"))
@@ -402,29 +408,67 @@ def ingest(options: Any, work: str, start: int) -> None:
     del lines
 
 
-def queries(options: Any, work: str, start: int) -> None:
+def storePath(options: Any) -> tuple[str, int]:
     """
-    Fill (or reuse) the big store and print query, stats and export figures.
+    @return: the cached store's path for C{options} (its record count and,
+        for a dense store, its span in the name) and the span of its
+        records in microseconds, which end at L{END}.
     """
-    db = os.path.join(options.cache, f"search-{options.records}-v{GENERATOR_VERSION}.sqlite3")
+    if options.window_hours is None:
+        return os.path.join(options.cache, f"search-{options.records}-v{GENERATOR_VERSION}.sqlite3"), SPAN
+    hours = f"{options.window_hours:g}"
+    span = int(options.window_hours * 3600 * 1_000_000)
+    return os.path.join(options.cache, f"search-{options.records}-{hours}h-v{GENERATOR_VERSION}.sqlite3"), span
+
+
+def newestTime(db: str) -> int:
+    """
+    @return: the newest event time in the store at C{db} (microseconds).
+    """
+    conn = connect(db)
+    try:
+        (newest,) = conn.execute("SELECT max(ts) FROM logs").fetchone()
+    finally:
+        conn.close()
+    return int(newest)
+
+
+def queries(options: Any, work: str, everything: bool) -> None:
+    """
+    Fill (or reuse) the big store and print the UI's default view over its
+    last 24 h and, when C{everything}, query, stats and export figures.
+
+    The store's timestamps are fixed at generation (its records end at
+    L{END}, whenever it was filled), so "the last 24 h" here is the 24 h
+    before its newest record plus one microsecond, as a user opening the
+    UI the moment that record arrived would ask for: the window's edges
+    fall inside minutes, as a real "now" does.
+    """
+    db, span = storePath(options)
+    start = END - span
     if not os.path.exists(db + ".done"):
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(db + suffix):
                 os.remove(db + suffix)
-        print(f"== generating {options.records:,} records into {db}")
-        count, elapsed = fillStore(db, (r for r, _ in generate(options.records, start)))
+        print(f"== generating {options.records:,} records over {span / 3.6e9:g} h into {db}")
+        count, elapsed = fillStore(db, (r for r, _ in generate(options.records, start, span=span)))
         print(f"filled and indexed in {elapsed:,.0f} s ({count / elapsed:,.0f} records/s incl. generation)")
         open(db + ".done", "w").close()
     else:
         print(f"== reusing {db}")
-    raw = sum(len(rawLine(r, f)) for r, f in generate(100_000, start, seed=99)) / 100_000
-    size = onDisk(db)
-    print(f"store size: {size / options.records:,.0f} bytes/record on disk; raw NDJSON input {raw:,.0f} bytes/record"
-          f" (ratio {size / options.records / raw:.2f})")
+    if everything:
+        raw = sum(len(rawLine(r, f)) for r, f in generate(100_000, start, seed=99)) / 100_000
+        size = onDisk(db)
+        print(f"store size: {size / options.records:,.0f} bytes/record on disk; raw NDJSON input {raw:,.0f}"
+              f" bytes/record (ratio {size / options.records / raw:.2f})")
 
+    until = newestTime(db) + 1
     server = Server(*SERVER_OPTIONS, directory=work, db=db)
     try:
-        day = {"since": str((END - DAY) / 1e6), "until": str(END / 1e6)}
+        day = {"since": formatMicros(until - DAY), "until": formatMicros(until)}
+        if not everything:
+            defaultView(server, "24h", day, options.runs)
+            return
         probes = [
             ("newest 100, level=error service=billing", "/logs", {"level": "error", "service": "billing", "limit": "100"}),
             ("rare word (segfault)", "/logs", {"q": "segfault", "limit": "100"}),
@@ -439,7 +483,8 @@ def queries(options: Any, work: str, start: int) -> None:
             server.get(path, params)
             median, p95, found = timed(server, path, params, options.runs)
             print(f"{label:44s} {median:8.1f} {p95:8.1f}   ({found:,} found)")
-        for label, window in (("24h", day), ("7d, every record", {"since": str(start / 1e6), "until": day["until"]})):
+        week = {"since": formatMicros(until - 7 * DAY), "until": day["until"]}
+        for label, window in (("24h", day), ("7d", week)):
             defaultView(server, label, window, options.runs)
         languageProbes(server, day, options.runs)
         lines, rate = export(server, {"since": day["since"], "until": day["until"], "order": "asc"})
