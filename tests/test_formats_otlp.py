@@ -110,6 +110,25 @@ class ProtobufTests(SynchronousTestCase):
         self.assertEqual(severityLevel(99, "", fields), 6)
         self.assertEqual(fields, {"level": 99})
 
+    def test_severityThroughRequests(self) -> None:
+        """
+        In a request, a number wins over the text; without one the text is
+        read; a number out of range keeps the record as info with the number
+        in fields.level beside the scope's fields; an empty string body is
+        an empty message.
+        """
+        logs = [
+            LogRecord(severity_number=21, severity_text="info", body=AnyValue(string_value="")),
+            LogRecord(severity_text="error"),
+            LogRecord(severity_number=99),  # type: ignore[arg-type]
+        ]
+        batch = parseOTLPProtobuf(exportRequest(*logs, scope="lib"), PEER, RECEIVED)
+        self.assertEqual([(r.level, r.message, fieldsOf(r)) for r in batch.records], [
+            (2, "", {"scope": "lib"}),
+            (3, "", {"scope": "lib"}),
+            (6, "", {"scope": "lib", "level": 99}),
+        ])
+
     def test_bodies(self) -> None:
         """Non-string bodies are rendered as JSON; bytes as base64 text."""
         kv = AnyValue()

@@ -33,8 +33,9 @@ neighbours are kept.  A body that is not a request at all is an error.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -139,82 +140,137 @@ class _ResourceTemplate:
 
     __slots__ = ("source", "service", "fields", "fieldsText")
 
-    def __init__(self, resource: Resource, scope: InstrumentationScope, peer: str) -> None:
+    def __init__(self, resource: _ResourceFields, scopeName: str) -> None:
+        self.service = resource.service
+        self.source = resource.source
+        fields = resource.fields
+        if scopeName:
+            fields = {**fields, "scope": scopeName}
+        self.fields = fields
+        self.fieldsText = dumpFields(fields)
+
+
+class _ResourceFields:
+    """
+    A resource's part of its records: C{service.name}, C{host.name} (else
+    the peer) and its other attributes, read once per resource.
+    """
+
+    __slots__ = ("source", "service", "fields")
+
+    def __init__(self, resource: Resource, peer: str) -> None:
         fields = attributeDict(resource.attributes)
         service = fields.pop("service.name", "")
         host = fields.pop("host.name", None)
         self.service = service if isinstance(service, str) else orjson.dumps(service).decode("utf-8")
         self.source = host if isinstance(host, str) and host else peer
-        if scope.name:
-            fields["scope"] = scope.name
         self.fields = fields
-        self.fieldsText = dumpFields(fields)
 
 
 #: event_name is new in OTLP 1.5 (opentelemetry-proto 1.33); older bindings
 #: lack it.
 _EVENT_NAME = "event_name" in LogRecord.DESCRIPTOR.fields_by_name
 
-
-def _logRecord(log: LogRecord, template: _ResourceTemplate, received: int) -> Record:
-    """
-    Map one C{LogRecord} (see the module docstring).  Run once per record:
-    each attribute read of a protobuf message costs, so each is read once.
-
-    @raise RecordError: when its fields cannot be stored as JSON.
-    """
-    attributes = log.attributes
-    traceID = log.trace_id
-    spanID = log.span_id
-    eventName = log.event_name if _EVENT_NAME else ""
-    number = log.severity_number
-    fields: dict[str, Any] | None = None
-    if attributes or traceID or spanID or eventName:
-        fields = template.fields.copy()
-        for kv in attributes:
-            value = kv.value
-            kind = value.WhichOneof("value")
-            fields[kv.key] = getattr(value, kind) if kind in _SCALARS else anyValue(value)
-        if traceID:
-            fields["trace_id"] = traceID.hex()
-        if spanID:
-            fields["span_id"] = spanID.hex()
-        if eventName:
-            fields["event_name"] = eventName
-    if 1 <= number <= 24:
-        level = _SEVERITIES[(number - 1) >> 2]
-    else:
-        kept: dict[str, Any] = {}
-        level = severityLevel(number, log.severity_text, kept)
-        if kept:
-            fields = dict(template.fields) if fields is None else fields
-            fields.update(kept)
-    body = log.body
-    kind = body.WhichOneof("value")
-    if kind == "string_value":
-        message = body.string_value
-    elif kind is None:
-        message = ""
-    else:
-        value = anyValue(body)
-        message = value if isinstance(value, str) else orjson.dumps(value).decode("utf-8")
-    nanos = log.time_unix_nano or log.observed_time_unix_nano
-    # tuple.__new__ skips NamedTuple's Python-level __new__ (as record.py does).
-    return _new(
-        Record,
-        (
-            nanosToMicros(nanos) if nanos else received,
-            received,
-            level,
-            template.source,
-            template.service,
-            message,
-            template.fieldsText if fields is None else dumpFields(fields),
-        ),
-    )
-
+#: The level of each severity_number 0..24 (L{None} for 0, unset).
+_LEVEL_OF_NUMBER: tuple[int | None, ...] = (None, *(_SEVERITIES[(n - 1) >> 2] for n in range(1, 25)))
 
 _new = tuple.__new__
+
+
+def _fieldsText(fields: dict[str, Any]) -> str:
+    """
+    L{dumpFields} for fields whose keys are all strings (as OTLP's are),
+    without orjson's slower non-string-key option.
+
+    @raise RecordError: when a value cannot be represented in JSON.
+    """
+    try:
+        return orjson.dumps(fields).decode("utf-8")
+    except TypeError as e:
+        raise RecordError(f"fields: {e}") from None
+
+
+def _mapLogRecords(
+    logs: Iterable[LogRecord],
+    template: _ResourceTemplate,
+    received: int,
+    append: Callable[[Record], object],
+    refuse: Callable[[str], object],
+) -> None:
+    """
+    Map the log records of one scope (see the module docstring), appending
+    each record and calling C{refuse(reason)} for each one whose
+    fields cannot be stored as JSON or whose time is out of range.
+
+    This loop is the cost of OTLP ingest: every read of a decoded protobuf
+    message creates a wrapper object (upb), so each field is read once, the
+    common case (a string body, a severity number, no ids) takes the fewest
+    reads, and what a scope's records share is looked up before the loop.
+    """
+    source = template.source
+    service = template.service
+    baseFields = template.fields
+    baseText = template.fieldsText
+    levelOf = _LEVEL_OF_NUMBER
+    scalars = _SCALARS
+    eventNames = _EVENT_NAME
+    for log in logs:
+        try:
+            # A slice (a list): iterating the container itself ends by
+            # raising IndexError, which costs more than the copy.
+            attributes = log.attributes[:]
+            traceID = log.trace_id
+            spanID = log.span_id
+            eventName = log.event_name if eventNames else ""
+            fields: dict[str, Any] | None = None
+            if attributes or traceID or spanID or eventName:
+                fields = baseFields.copy()
+                for kv in attributes:
+                    value = kv.value
+                    kind = value.WhichOneof("value")
+                    fields[kv.key] = getattr(value, kind) if kind in scalars else anyValue(value)
+                if traceID:
+                    fields["trace_id"] = traceID.hex()
+                if spanID:
+                    fields["span_id"] = spanID.hex()
+                if eventName:
+                    fields["event_name"] = eventName
+            number = log.severity_number
+            level = levelOf[number] if 0 <= number <= 24 else None
+            if level is None:
+                kept: dict[str, Any] = {}
+                level = severityLevel(number, log.severity_text, kept)
+                if kept:
+                    fields = baseFields.copy() if fields is None else fields
+                    fields.update(kept)
+            body = log.body
+            # A string body (nearly every one) is read without asking its
+            # kind; an empty string is told from another kind only then.
+            message = body.string_value
+            if not message:
+                kind = body.WhichOneof("value")
+                if kind is not None and kind != "string_value":
+                    value = anyValue(body)
+                    message = value if isinstance(value, str) else orjson.dumps(value).decode("utf-8")
+            nanos = log.time_unix_nano or log.observed_time_unix_nano
+            # tuple.__new__ skips NamedTuple's Python-level __new__ (as
+            # record.py does).
+            append(
+                _new(
+                    Record,
+                    (
+                        nanosToMicros(nanos) if nanos else received,
+                        received,
+                        level,
+                        source,
+                        service,
+                        message,
+                        baseText if fields is None else _fieldsText(fields),
+                    ),
+                )
+            )
+        except RecordError as e:
+            refuse(str(e))
 
 
 def requestRecords(request: ExportLogsServiceRequest, peer: str, received: int) -> OTLPBatch:
@@ -227,14 +283,12 @@ def requestRecords(request: ExportLogsServiceRequest, peer: str, received: int) 
     """
     batch = OTLPBatch()
     append = batch.records.append
+    refuse = batch.refuse
     for resourceLogs in request.resource_logs:
+        resource = _ResourceFields(resourceLogs.resource, peer)
         for scopeLogs in resourceLogs.scope_logs:
-            template = _ResourceTemplate(resourceLogs.resource, scopeLogs.scope, peer)
-            for log in scopeLogs.log_records:
-                try:
-                    append(_logRecord(log, template, received))
-                except RecordError as e:
-                    batch.refuse(str(e))
+            template = _ResourceTemplate(resource, scopeLogs.scope.name)
+            _mapLogRecords(scopeLogs.log_records[:], template, received, append, refuse)
     return batch
 
 
@@ -293,6 +347,17 @@ def _objects(parent: dict[str, Any], camel: str, snake: str, where: str) -> list
     return value
 
 
+def _placed(reason: str, where: str) -> str:
+    """
+    @return: C{reason} prefixed with C{where} unless it already names it.
+    """
+    return reason if reason.startswith(where) else f"{where}: {reason}"
+
+
+def _refusePlaced(batch: OTLPBatch, where: str, reason: str) -> None:
+    batch.refuse(_placed(reason, where))
+
+
 def parseOTLPJSON(data: bytes, peer: str, received: int) -> OTLPBatch:
     """
     Decode an C{ExportLogsServiceRequest} in OTLP's JSON encoding (lowerCamelCase
@@ -307,25 +372,28 @@ def parseOTLPJSON(data: bytes, peer: str, received: int) -> OTLPBatch:
     if not isinstance(body, dict):
         raise RecordError('body must be an object with a "resourceLogs" array')
     batch = OTLPBatch()
+    append = batch.records.append
     for r, resourceLogs in enumerate(_objects(body, "resourceLogs", "resource_logs", "body")):
         where = f"resourceLogs[{r}]"
         if not isinstance(resourceLogs, dict):
             raise RecordError(f"{where}: must be an object")
-        resource = _parsed(resourceLogs.get("resource"), Resource(), f"{where}.resource")
+        resource = _ResourceFields(_parsed(resourceLogs.get("resource"), Resource(), f"{where}.resource"), peer)
         for s, scopeLogs in enumerate(_objects(resourceLogs, "scopeLogs", "scope_logs", where)):
             scopeWhere = f"{where}.scopeLogs[{s}]"
             if not isinstance(scopeLogs, dict):
                 raise RecordError(f"{scopeWhere}: must be an object")
             scope = _parsed(scopeLogs.get("scope"), InstrumentationScope(), f"{scopeWhere}.scope")
-            template = _ResourceTemplate(resource, scope, peer)
+            template = _ResourceTemplate(resource, scope.name)
             for n, item in enumerate(_objects(scopeLogs, "logRecords", "log_records", scopeWhere)):
+                logWhere = f"{scopeWhere}.logRecords[{n}]"
                 try:
                     if not isinstance(item, dict):
                         raise RecordError("must be an object")
-                    log = _parsed(_hexIDs(item), LogRecord(), f"{scopeWhere}.logRecords[{n}]")
-                    batch.records.append(_logRecord(log, template, received))
+                    log = _parsed(_hexIDs(item), LogRecord(), logWhere)
                 except RecordError as e:
-                    batch.refuse(str(e) if str(e).startswith(scopeWhere) else f"{scopeWhere}.logRecords[{n}]: {e}")
+                    batch.refuse(_placed(str(e), logWhere))
+                    continue
+                _mapLogRecords((log,), template, received, append, partial(_refusePlaced, batch, logWhere))
     return batch
 
 
