@@ -1,6 +1,8 @@
 """
-Tests for L{logsvc.store.sqlite.rollup}: counts per minute kept by the
-writer, answering histograms and tops exactly as the records do.
+Tests for L{logsvc.store.rollup} and its SQL in each backend
+(L{logsvc.store.sqlite.rollup}, L{logsvc.store.postgres.rollup}): counts
+per minute kept by the writer and by retention, answering histograms and
+tops exactly as the records do, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from collections.abc import Generator
 from dataclasses import replace
 from typing import Any
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.query import Query
 from logsvc.record import Record
-from logsvc.store.sqlite.connection import MINUTE, connect
-from logsvc.store.sqlite.plan import selectHistogram, selectTop
-from logsvc.store.sqlite.rollup import rollupHistogram, rollupTop
+from logsvc.store.rollup import MINUTE, RollupSQL, countRecords, rollupHistogram, rollupTop
+from tests.pgtests import makeDatabase
 from tests.storetests import T0
+from tests.test_store_postgres import PostgresTestCase
 from tests.test_store_sqlite import SqliteTestCase
 
 SERVICES = ["api", "web", "db"]
@@ -26,11 +29,11 @@ SOURCES = ["h1", "h2"]
 BASE = T0 - T0 % MINUTE
 
 
-def randomRecords(rng: random.Random, count: int) -> list[Record]:
-    """Records over about two and a half hours from BASE, of every level."""
+def randomRecords(rng: random.Random, count: int, spread: tuple[int, int] = (-2 * MINUTE, 150 * MINUTE)) -> list[Record]:
+    """Records over C{spread} from BASE (by default, about two and a half hours), of every level."""
     return [
         Record(
-            BASE + rng.randrange(-2 * MINUTE, 150 * MINUTE), T0, rng.randrange(8), rng.choice(SOURCES),
+            BASE + rng.randrange(*spread), T0, rng.randrange(8), rng.choice(SOURCES),
             rng.choice(SERVICES), "m", None,
         )
         for _ in range(count)
@@ -60,6 +63,18 @@ RECORD_QUERIES = [
     Query(q="id>3"),
 ]
 
+#: Ranges with and without partial minutes at their edges, open or not.
+RANGES: list[tuple[int | None, int | None]] = [
+    (BASE, BASE + 20 * MINUTE),
+    (BASE + 12_345, BASE + 17 * MINUTE + 999),
+    (BASE - MINUTE - 5, BASE + 40 * MINUTE),
+    (None, None),
+    (BASE + 3 * MINUTE + 1, None),
+    (None, BASE + 9 * MINUTE - 1),
+    (BASE - 7, BASE + 150 * MINUTE + 5),
+    (BASE + 61 * MINUTE + 3, BASE + 149 * MINUTE),
+]
+
 
 def expectRollup(query: Query, column: str) -> bool:
     """Whether the rollup answers a top of a ROLLUP_QUERIES query by column: not service and source together."""
@@ -71,15 +86,70 @@ def expectRollup(query: Query, column: str) -> bool:
     return not {"service", "source"} <= names
 
 
-class RollupTests(SqliteTestCase):
+class CountRecordsTests(SynchronousTestCase):
+    def test_sortedOneRowPerKey(self) -> None:
+        """A batch is counted into one row per key of each table, in key order, hours by their first minute."""
+        records = [
+            Record(BASE + 61 * MINUTE, T0, 3, "h2", "web", "m", None),
+            Record(BASE + 61 * MINUTE + 5, T0, 3, "h1", "web", "m", None),
+            Record(BASE, T0, 6, "h1", "api", "m", None),
+            Record(-1, T0, 6, "h1", "api", "m", None),
+        ]
+        counts = countRecords(records)
+        minute = BASE // MINUTE
+        hour = minute - minute % 60
+        self.assertEqual(
+            counts["rollup_level"], [(-1, 6, 1), (minute, 6, 1), (minute + 61, 3, 2)]
+        )
+        self.assertEqual(
+            counts["rollup_source"],
+            [(-1, 6, "h1", 1), (minute, 6, "h1", 1), (minute + 61, 3, "h1", 1), (minute + 61, 3, "h2", 1)],
+        )
+        self.assertEqual(
+            counts["rollup_service_hour"], [(-60, 6, "api", 1), (hour, 6, "api", 1), (hour + 60, 3, "web", 2)]
+        )
+
+
+class RollupTestsMixin:
+    """
+    The rollup of a backend's store agrees with its records.  A subclass
+    is also a test case with C{startStore(location)}.
+    """
+
+    store: Any
+
+    def newLocation(self) -> str:
+        """
+        @return: where a new store keeps its records.
+        """
+        raise NotImplementedError()
+
+    def rollupSQL(self, conn: Any) -> RollupSQL:
+        """
+        @return: the backend's L{RollupSQL} on a reader's connection.
+        """
+        raise NotImplementedError()
+
+    def makeOlderSchema(self, location: str) -> None:
+        """
+        Turn the (stopped) store at C{location} into the last schema
+        version without the rollup.
+        """
+        raise NotImplementedError()
+
+    startStore: Any
+    assertEqual: Any
+    assertIsNone: Any
+    assertIsNotNone: Any
+
     @inlineCallbacks
-    def fill(self, records: list[Record]) -> Generator[Deferred[Any], Any, None]:
-        self.store = self.startStore()
+    def fill(self, records: list[Record], location: str | None = None) -> Generator[Deferred[Any], Any, None]:
+        self.store = self.startStore(location)
         for start in range(0, len(records), 97):
             yield self.store.append(records[start : start + 97])
 
     def both(self, f: Any) -> Deferred[Any]:
-        return self.store.read(f)  # type: ignore[no-any-return]
+        return self.store.read(lambda conn: f(self.rollupSQL(conn)))  # type: ignore[no-any-return]
 
     @inlineCallbacks
     def assertAgrees(self, ranges: list[tuple[int | None, int | None]], usesRollup: bool) -> Generator[Deferred[Any], Any, None]:
@@ -88,7 +158,7 @@ class RollupTests(SqliteTestCase):
                 bounded = replace(query, since=since, until=until)
                 for column in ("level", "service", "source"):
                     fast, slow = yield self.both(
-                        lambda conn, q=bounded, c=column: (rollupTop(conn, q, c), selectTop(conn, q, c))
+                        lambda sql, q=bounded, c=column: (rollupTop(sql, q, c), sql.recordsTop(q, c))
                     )
                     if usesRollup and expectRollup(query, column):
                         self.assertIsNotNone(fast, (query, column))
@@ -101,9 +171,9 @@ class RollupTests(SqliteTestCase):
                 for width in (MINUTE, 5 * MINUTE, 60 * MINUTE):
                     origin = since - since % width
                     fast, slow = yield self.both(
-                        lambda conn, q=bounded, o=origin, w=width: (
-                            rollupHistogram(conn, q, o, w),
-                            selectHistogram(conn, q, o, w),
+                        lambda sql, q=bounded, o=origin, w=width: (
+                            rollupHistogram(sql, q, o, w),
+                            sql.recordsHistogram(q, o, w),
                         )
                     )
                     if usesRollup and until - since > 2 * MINUTE:
@@ -118,17 +188,7 @@ class RollupTests(SqliteTestCase):
         """For ranges with and without partial minutes at the edges, the rollup's answers equal the records'."""
         rng = random.Random(4)
         yield self.fill(randomRecords(rng, 3000))
-        ranges: list[tuple[int | None, int | None]] = [
-            (BASE, BASE + 20 * MINUTE),
-            (BASE + 12_345, BASE + 17 * MINUTE + 999),
-            (BASE - MINUTE - 5, BASE + 40 * MINUTE),
-            (None, None),
-            (BASE + 3 * MINUTE + 1, None),
-            (None, BASE + 9 * MINUTE - 1),
-            (BASE - 7, BASE + 150 * MINUTE + 5),
-            (BASE + 61 * MINUTE + 3, BASE + 149 * MINUTE),
-        ]
-        ranges += [
+        ranges = RANGES + [
             (BASE + rng.randrange(-3 * MINUTE, 30 * MINUTE), BASE + rng.randrange(31 * MINUTE, 33 * MINUTE))
             for _ in range(5)
         ]
@@ -145,6 +205,39 @@ class RollupTests(SqliteTestCase):
         yield self.assertAgrees(ranges, True)
         yield self.store.deleteOld(cutoff=None, maxBytes=1, chunk=500)
         yield self.assertAgrees(ranges, True)
+
+    @inlineCallbacks
+    def test_edgeMinutes(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Records on either side of minute boundaries, in a range starting
+        and ending inside minutes: the store's histogram and tops count
+        exactly the records in the range, those of the partial minutes too.
+        """
+        records = [
+            Record(BASE + m * MINUTE + offset, T0, level, source, service, "m", None)
+            for m in range(6)
+            for offset, level, source, service in (
+                (-1, 3, "h1", "api"), (0, 4, "h2", "web"), (1, 6, "h1", "db"), (MINUTE // 2, 7, "h2", "api")
+            )
+        ]
+        yield self.fill(records)
+        for since, until in ((BASE + 1, BASE + 5 * MINUTE), (BASE, BASE + 5 * MINUTE + 1), (BASE + 2, BASE + 4 * MINUTE - 1)):
+            inRange = [r for r in records if since <= r.ts < until]
+            query = Query(since=since, until=until)
+            counts = yield self.store.histogram(query, BASE, MINUTE)
+            expected: dict[tuple[int, int], int] = {}
+            for r in inRange:
+                key = ((r.ts - BASE) // MINUTE, r.level)
+                expected[key] = expected.get(key, 0) + 1
+            self.assertEqual(counts, expected, (since, until))
+            for column, index in (("level", 2), ("source", 3), ("service", 4)):
+                top = yield self.store.top(query, column)
+                wanted: dict[Any, int] = {}
+                for r in inRange:
+                    wanted[r[index]] = wanted.get(r[index], 0) + 1
+                self.assertEqual(top, wanted, (since, until, column))
+            fast = yield self.both(lambda sql, q=query: rollupHistogram(sql, q, BASE, MINUTE))
+            self.assertIsNotNone(fast)
 
     @inlineCallbacks
     def test_storeAnswersFromRollup(self) -> Generator[Deferred[Any], Any, None]:
@@ -165,23 +258,35 @@ class RollupTests(SqliteTestCase):
 
     @inlineCallbacks
     def test_backfill(self) -> Generator[Deferred[Any], Any, None]:
-        """A database made before the rollup (schema 3) gets it filled from its records at start."""
+        """A database made before the rollup gets it filled from its records at start."""
         rng = random.Random(7)
         records = randomRecords(rng, 400)
-        path = self.mktemp()
-        store = self.startStore(path)
-        yield store.append(records)
-        yield store.stopService()
-        conn = connect(path)
+        location = self.newLocation()
+        yield self.fill(records, location)
+        yield self.store.stopService()
+        self.makeOlderSchema(location)
+        self.store = self.startStore(location)
+        yield self.assertAgrees([(BASE - 5 * MINUTE, BASE + 40 * MINUTE), (None, None)], True)
+
+
+class SqliteRollupTests(RollupTestsMixin, SqliteTestCase):
+    def newLocation(self) -> str:
+        return self.mktemp()
+
+    def rollupSQL(self, conn: Any) -> RollupSQL:
+        from logsvc.store.sqlite.rollup import SqliteRollupSQL
+
+        return SqliteRollupSQL(conn)
+
+    def makeOlderSchema(self, location: str) -> None:
+        from logsvc.store.sqlite.connection import connect
+
+        conn = connect(location)
         conn.execute("DROP TRIGGER logs_rollup_delete")
-        conn.execute("DROP TABLE rollup_service")
-        conn.execute("DROP TABLE rollup_source")
-        for table in ("rollup_level", "rollup_level_hour", "rollup_service_hour", "rollup_source_hour"):
+        for table in countRecords([]):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("PRAGMA user_version=3")
         conn.close()
-        self.store = self.startStore(path)
-        yield self.assertAgrees([(BASE - 5 * MINUTE, BASE + 40 * MINUTE)], True)
 
     def test_negativeMinutes(self) -> None:
         """Times before 1970 fall in the minute that floors them, in Python and in SQL alike."""
@@ -191,3 +296,97 @@ class RollupTests(SqliteTestCase):
         for ts in (-1, -MINUTE, -MINUTE - 1, 0, MINUTE - 1, MINUTE, -7 * MINUTE + 3):
             (sql,) = conn.execute(f"SELECT {MINUTE_SQL.format(ts='?')}".replace("?", str(ts))).fetchone()
             self.assertEqual(sql, ts // MINUTE, ts)
+
+
+class PostgresRollupTests(RollupTestsMixin, PostgresTestCase):
+    timeout = 120
+
+    def newLocation(self) -> str:
+        return makeDatabase(self)
+
+    def rollupSQL(self, conn: Any) -> RollupSQL:
+        from logsvc.store.postgres.rollup import PostgresRollupSQL
+
+        return PostgresRollupSQL(conn)
+
+    def makeOlderSchema(self, location: str) -> None:
+        from logsvc.store.postgres.connection import connect
+
+        with connect(location) as conn:
+            for table in countRecords([]):
+                conn.execute(f"DROP TABLE {table}")
+            conn.execute("UPDATE logsvc_meta SET version = 1")
+
+    @inlineCallbacks
+    def test_backfill(self) -> Generator[Deferred[Any], Any, None]:
+        """A database of schema 1 gets the rollup filled from its records at start, and says version 2."""
+        yield RollupTestsMixin.test_backfill(self)
+        from logsvc.store.postgres.connection import SCHEMA_VERSION
+
+        version = yield self.store.read(lambda conn: conn.execute("SELECT version FROM logsvc_meta").fetchone()[0])
+        self.assertEqual((version, SCHEMA_VERSION), (2, 2))
+
+    def test_negativeMinutes(self) -> None:
+        """Times before 1970 fall in the minute that floors them, in Python and in SQL alike."""
+        from logsvc.store.postgres.connection import MINUTE_SQL, connect
+
+        with connect(makeDatabase(self)) as conn:
+            for ts in (-1, -MINUTE, -MINUTE - 1, 0, MINUTE - 1, MINUTE, -7 * MINUTE + 3, 2**62 + 1):
+                (sql,) = conn.execute(f"SELECT {MINUTE_SQL.format(ts='%s::bigint')}", [ts]).fetchone()
+                self.assertEqual(sql, ts // MINUTE, ts)
+
+    @inlineCallbacks
+    def test_twoNodes(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Two stores (nodes) on one database appending at once into the same
+        minutes: every batch commits (no deadlock), and the counts equal
+        the records'.
+        """
+        url = makeDatabase(self)
+        a, b = self.startStore(url), self.startStore(url)
+        self.store = a
+        rng = random.Random(8)
+        records = randomRecords(rng, 4000, (0, 20 * MINUTE))
+        appends = [
+            (a if n % 2 else b).append(records[start : start + 50]) for n, start in enumerate(range(0, len(records), 50))
+        ]
+        yield gatherResults(appends)
+        total = yield b.count()
+        self.assertEqual(total, len(records))
+        yield self.assertAgrees([(BASE, BASE + 20 * MINUTE), (BASE + 5, BASE + 19 * MINUTE + 7), (None, None)], True)
+        self.store = b
+        yield self.assertAgrees([(BASE + 3 * MINUTE + 1, BASE + 11 * MINUTE)], True)
+
+    @inlineCallbacks
+    def test_droppedDays(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Retention dropping whole day partitions and trimming the day that
+        straddles the cutoff takes their counts out, minute and hour tables
+        alike, while another node goes on appending.
+        """
+        from logsvc.store.postgres.connection import DAY, connect, ensurePartitions
+
+        url = makeDatabase(self)
+        today = BASE - BASE % DAY
+        self.startStore(url)
+        with connect(url) as conn:
+            ensurePartitions(conn, now=today - 3 * DAY, ahead=4)
+        rng = random.Random(9)
+        records = randomRecords(rng, 3000, (-3 * DAY, 3 * MINUTE))
+        yield self.fill(records, url)
+        other = self.startStore(url)
+        cutoff = today - DAY + 13 * 3600 * 1_000_000 + 17
+        while True:
+            appended = other.append(randomRecords(rng, 100, (0, 3 * MINUTE)))
+            deleted = yield self.store.deleteOld(cutoff=cutoff, maxBytes=None, chunk=200)
+            yield appended
+            if deleted < 200:
+                break
+        ranges: list[tuple[int | None, int | None]] = [(None, None), (today - 3 * DAY, BASE + 5 * MINUTE), (cutoff - 7, BASE)]
+        yield self.assertAgrees(ranges, True)
+        counted = yield self.store.read(
+            lambda conn: conn.execute(
+                "SELECT sum(n)::bigint FROM rollup_level_hour WHERE minute < %s", [cutoff // MINUTE - 60]
+            ).fetchone()[0]
+        )
+        self.assertIsNone(counted)

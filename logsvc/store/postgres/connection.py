@@ -19,8 +19,11 @@ from typing import Any
 import psycopg
 from psycopg import conninfo
 
+from logsvc.store.rollup import ROLLUPS, rollupKey
+
 #: The schema version this logsvc makes and reads (C{logsvc_meta.version}).
-SCHEMA_VERSION = 1
+#: Version 2 added the counts per minute (L{logsvc.store.postgres.rollup}).
+SCHEMA_VERSION = 2
 
 #: Advisory lock keys (one 64-bit space per database): schema changes and
 #: partition making, and retention (one node at a time).
@@ -103,6 +106,42 @@ _SCHEMA = [
 ]
 
 
+#: C{floor(ts / MINUTE)} in SQL, exact (PostgreSQL's integer division
+#: truncates toward zero; a time before 1970 floors).
+MINUTE_SQL = "floor({ts}::numeric / 60000000)::bigint"
+
+#: The counts per minute and per hour (L{logsvc.store.rollup}).  A lower
+#: fill factor leaves room in each page for the writers' updates of the
+#: current minute's rows to stay on their page (HOT updates).
+ROLLUP_SCHEMA = [
+    f"CREATE TABLE IF NOT EXISTS {table} (minute bigint NOT NULL, level smallint NOT NULL,"
+    + ("" if column is None else f" {column} text NOT NULL,")
+    + f" n bigint NOT NULL, PRIMARY KEY ({rollupKey(column)})) WITH (fillfactor = 70)"
+    for table, (column, _) in ROLLUPS.items()
+]
+
+
+def _bucketSQL(minute: str, minutes: int) -> str:
+    return minute if minutes == 1 else f"({minute} - (({minute} % {minutes}) + {minutes}) % {minutes})"
+
+
+#: Fill the counts from the records already stored (a database made before
+#: they existed): the records are read once, counted by minute and every
+#: key into a temporary table, from which each table's rows are summed.
+BACKFILL = [
+    *(f"DELETE FROM {table}" for table in ROLLUPS),
+    "CREATE TEMPORARY TABLE logsvc_backfill ON COMMIT DROP AS"
+    f" SELECT {MINUTE_SQL.format(ts='ts')} AS minute, level, service, source, count(*) AS n"
+    " FROM logs GROUP BY 1, 2, 3, 4",
+    *(
+        f"INSERT INTO {table} ({rollupKey(column)}, n) SELECT {_bucketSQL('minute', minutes)}, level,"
+        + ("" if column is None else f" {column},")
+        + f" sum(n) FROM logsvc_backfill GROUP BY {'1, 2' if column is None else '1, 2, 3'}"
+        for table, (column, minutes) in ROLLUPS.items()
+    ),
+]
+
+
 def displayURL(url: str) -> str:
     """
     @return: C{url} fit for logs, C{/health} and errors: the password, in the
@@ -165,12 +204,21 @@ def createSchema(conn: psycopg.Connection[Any], *, now: int) -> None:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [SCHEMA_LOCK])
         exists = conn.execute("SELECT to_regclass('logsvc_meta') IS NOT NULL").fetchone()
+        version = None
         if exists and exists[0]:
             row = conn.execute("SELECT version FROM logsvc_meta").fetchone()
-            if row is not None and row[0] > SCHEMA_VERSION:
-                raise SchemaError(f"database schema version {row[0]} is newer than {SCHEMA_VERSION}")
-        for statement in _SCHEMA:
+            version = None if row is None else row[0]
+            if version is not None and version > SCHEMA_VERSION:
+                raise SchemaError(f"database schema version {version} is newer than {SCHEMA_VERSION}")
+        for statement in [*_SCHEMA, *ROLLUP_SCHEMA]:
             conn.execute(statement)
+        if version is not None and version < 2:
+            # Records stored before the counts existed: count them once,
+            # holding the commit counter so no commit (of a node still
+            # running an older logsvc) falls between the statements.
+            conn.execute("SELECT last_id FROM logsvc_position FOR UPDATE")
+            for statement in BACKFILL:
+                conn.execute(statement)
         conn.execute(
             "INSERT INTO logsvc_meta (one, version) VALUES (1, %s)"
             " ON CONFLICT (one) DO UPDATE SET version = excluded.version",

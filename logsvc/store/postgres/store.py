@@ -64,13 +64,12 @@ from logsvc.store.postgres.plan import (
     selectAfterId,
     selectCommitted,
     selectCount,
-    selectHistogram,
     selectNDJSON,
     selectPage,
     selectTimeRange,
-    selectTop,
 )
 from logsvc.store.postgres.retention import dataSize, deleteOld
+from logsvc.store.postgres.rollup import addCounts, countStored, readHistogram, readTop
 from logsvc.store.postgres.search import vectorText
 from logsvc.store.writequeue import Turn, WriteQueue
 from logsvc.times import nowMicros
@@ -411,6 +410,8 @@ class PostgresStore(Service):
                 first = reserveIds(conn, len(records))
                 with conn.cursor() as cursor:
                     copyRows(cursor, first, records)
+                # In the same transaction: the counts agree with the records.
+                addCounts(conn, countStored(records))
                 conn.execute("SELECT pg_notify(%s, %s)", [COMMIT_CHANNEL, str(first + len(records) - 1)])
                 if self.beforeCommit is not None:
                     self.beforeCommit(first)
@@ -509,13 +510,13 @@ class PostgresStore(Service):
         """
         See L{IStore.histogram}.
         """
-        return self.read(lambda conn: selectHistogram(conn, query, origin, width))
+        return self.read(lambda conn: readHistogram(conn, query, origin, width))
 
     def top(self, query: Query, column: str) -> Deferred[dict[Any, int]]:
         """
         See L{IStore.top}.
         """
-        return self.read(lambda conn: selectTop(conn, query, column))
+        return self.read(lambda conn: readTop(conn, query, column))
 
     def timeRange(self, query: Query) -> Deferred[tuple[int, int] | None]:
         """

@@ -20,33 +20,12 @@ from logsvc.query import QueryError
 from logsvc.record import Record
 from logsvc.search_syntax import parseSearch
 from logsvc.store.base import StoreError
+from logsvc.store.rollup import ROLLUPS, rollupKey
 
 SCHEMA_VERSION = 6
 
-#: Microseconds in a rollup minute.
-MINUTE = 60_000_000
-
 #: C{floor(ts / MINUTE)} in SQL (SQLite's division truncates toward zero).
 MINUTE_SQL = "(CASE WHEN {ts} >= 0 THEN {ts} / 60000000 ELSE -((59999999 - {ts}) / 60000000) END)"
-
-#: The rollup's tables (L{logsvc.store.sqlite.rollup}): the column each
-#: counts by besides its time bucket and level, and the bucket's length in
-#: minutes (the hour tables' C{minute} is the first minute of the hour).
-ROLLUPS: dict[str, tuple[str | None, int]] = {
-    "rollup_level": (None, 1),
-    "rollup_service": ("service", 1),
-    "rollup_source": ("source", 1),
-    "rollup_level_hour": (None, 60),
-    "rollup_service_hour": ("service", 60),
-    "rollup_source_hour": ("source", 60),
-}
-
-
-def rollupKey(column: str | None) -> str:
-    """
-    @return: the key columns of the rollup table counting by C{column}.
-    """
-    return "minute, level" + ("" if column is None else f", {column}")
 
 
 def _bucketSQL(ts: str, minutes: int) -> str:

@@ -1,0 +1,225 @@
+# -*- test-case-name: tests.test_store_rollup -*-
+"""
+The counts per minute (L{logsvc.store.rollup}) in PostgreSQL: six tables
+beside C{logs} (made by L{logsvc.store.postgres.connection.createSchema}).
+
+Kept in the transactions that change the records, so the counts agree with
+the records in every snapshot: the writer adds each batch's counts after its
+C{COPY} (L{addCounts}), retention takes out what it deletes or drops
+(L{logsvc.store.postgres.retention}).  Each batch is counted in Python
+first (one row per key) and each table's rows go in one statement, sorted
+by key; several nodes' writers take turns at the commit counter anyway
+(L{logsvc.store.postgres.store}), and the fixed order keeps any other
+writer of the same rows (retention) from deadlocking with them.
+
+Reads (L{readHistogram}, L{readTop}) take the counts and the partial
+minutes at the range's edges from one C{REPEATABLE READ} snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+
+from logsvc.query import Query
+from logsvc.record import Record
+from logsvc.search_syntax import And, Column, Node, Not, Or
+from logsvc.store.postgres.connection import DAY
+from logsvc.store.postgres.plan import selectHistogram, selectTop
+from logsvc.store.rollup import (
+    MINUTE,
+    ROLLUPS,
+    Counts,
+    countRows,
+    rollupHistogram,
+    rollupKey,
+    rollupTop,
+)
+
+_TYPES = {"minute": "bigint", "level": "smallint", "service": "text", "source": "text", "n": "bigint"}
+
+
+def _upsert(table: str, column: str | None) -> str:
+    names = rollupKey(column).split(", ") + ["n"]
+    arrays = ", ".join(f"%s::{_TYPES[name]}[]" for name in names)
+    return (
+        f"INSERT INTO {table} AS counted ({', '.join(names)}) SELECT * FROM unnest({arrays})"
+        f" ON CONFLICT ({rollupKey(column)}) DO UPDATE SET n = counted.n + excluded.n"
+    )
+
+
+_UPSERT = {table: _upsert(table, column) for table, (column, _) in ROLLUPS.items()}
+
+
+def _text(value: str) -> str:
+    # As the COPY stores it: PostgreSQL text holds no NUL character.
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def countStored(records: Iterable[Record]) -> Counts:
+    """
+    L{countRows} of records as C{COPY} stores them.
+    """
+    return countRows((r.ts, r.level, _text(r.service), _text(r.source)) for r in records)
+
+
+def addCounts(conn: psycopg.Connection[Any], counts: Counts) -> None:
+    """
+    Add C{counts} (negative for records deleted) to the tables, in the
+    current transaction, each table's rows in one statement in key order.
+    """
+    for table, rows in counts.items():
+        if rows:
+            conn.execute(_UPSERT[table], [list(column) for column in zip(*rows, strict=True)])
+
+
+def forgetDay(conn: psycopg.Connection[Any], day: int) -> None:
+    """
+    Delete the counts of day C{day} (since the epoch; its partition was
+    dropped), in the current transaction.
+    """
+    low, high = day * DAY // MINUTE, (day + 1) * DAY // MINUTE
+    for table in ROLLUPS:
+        conn.execute(f"DELETE FROM {table} WHERE minute >= %s AND minute < %s", [low, high])
+
+
+def takeOut(conn: psycopg.Connection[Any], deleted: list[tuple[int, int, str, str]]) -> None:
+    """
+    Take records deleted in the current transaction out of the counts (and
+    the rows that fall to 0 with them).
+
+    @param deleted: C{(ts, level, service, source)} of each.
+    """
+    if not deleted:
+        return
+    addCounts(conn, countRows(deleted, -1))
+    low = min(ts for ts, _, _, _ in deleted) // MINUTE
+    high = max(ts for ts, _, _, _ in deleted) // MINUTE + 1
+    for table, (_, minutes) in ROLLUPS.items():
+        conn.execute(
+            f"DELETE FROM {table} WHERE minute >= %s AND minute < %s AND n = 0",
+            [low - low % minutes, high],
+        )
+
+
+_OPS = {"=": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+class _Inexact(Exception):
+    pass
+
+
+def _condition(node: Node) -> tuple[str, list[Any]]:
+    if isinstance(node, (And, Or)):
+        parts: list[str] = []
+        params: list[Any] = []
+        for child in node.children:
+            sql, p = _condition(child)
+            parts.append(f"({sql})")
+            params.extend(p)
+        if not parts:
+            return ("true" if isinstance(node, And) else "false"), []
+        return (" AND " if isinstance(node, And) else " OR ").join(parts), params
+    if isinstance(node, Not):
+        sql, params = _condition(node.child)
+        return f"NOT ({sql})", params
+    if not isinstance(node, Column) or node.name not in ("level", "service", "source"):
+        raise _Inexact()
+    if isinstance(node.value, str) and "\x00" in node.value:
+        # No stored value holds NUL (it is stored as U+FFFD): the records decide.
+        raise _Inexact()
+    if node.op == "exists":
+        return f"{node.name} <> ''", []
+    if node.op == "prefix":
+        return f"starts_with({node.name}, %s)", [node.value]
+    if node.op not in _OPS:
+        raise _Inexact()
+    if node.name == "level" or node.op == "=":
+        return f"{node.name} {_OPS[node.op]} %s", [node.value]
+    # Strings compare by code point, as the matcher does.
+    return f'{node.name} COLLATE "C" {_OPS[node.op]} %s', [node.value]
+
+
+def _where(low: int | None, high: int | None, where: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    if low is not None:
+        conditions.append("minute >= %s")
+        params.append(low)
+    if high is not None:
+        conditions.append("minute < %s")
+        params.append(high)
+    if where[0]:
+        conditions.append(f"({where[0]})")
+        params.extend(where[1])
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+
+class PostgresRollupSQL:
+    """
+    L{logsvc.store.rollup.RollupSQL} on a PostgreSQL connection.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def condition(self, node: Node) -> tuple[str, list[Any]] | None:
+        try:
+            sql, params = _condition(node)
+        except _Inexact:
+            return None
+        return ("", []) if sql == "true" else (sql, params)
+
+    def sumSlots(
+        self, table: str, low: int, high: int, where: tuple[str, list[Any]], originMinute: int, perSlot: int
+    ) -> Iterable[tuple[int, int, int]]:
+        clause, params = _where(low, high, where)
+        return self.conn.execute(
+            f"SELECT (minute - %s) / %s, level, sum(n)::bigint FROM {table}{clause} GROUP BY 1, 2",
+            [originMinute, perSlot, *params],
+        ).fetchall()
+
+    def sumValues(
+        self, table: str, low: int | None, high: int | None, where: tuple[str, list[Any]], column: str
+    ) -> Iterable[tuple[Any, int]]:
+        clause, params = _where(low, high, where)
+        return self.conn.execute(f"SELECT {column}, sum(n)::bigint FROM {table}{clause} GROUP BY 1", params).fetchall()
+
+    def recordsHistogram(self, query: Query, origin: int, width: int) -> dict[tuple[int, int], int]:
+        return selectHistogram(self.conn, query, origin, width)
+
+    def recordsTop(self, query: Query, column: str) -> dict[Any, int]:
+        return selectTop(self.conn, query, column)
+
+
+def _inSnapshot(conn: psycopg.Connection[Any], read: Any) -> Any:
+    # The counts and the records' edges from one snapshot.
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return read()
+
+
+def readHistogram(conn: psycopg.Connection[Any], query: Query, origin: int, width: int) -> dict[tuple[int, int], int]:
+    """
+    L{selectHistogram}'s answer, from the counts where they can answer.
+    """
+
+    def read() -> dict[tuple[int, int], int]:
+        counts = rollupHistogram(PostgresRollupSQL(conn), query, origin, width)
+        return selectHistogram(conn, query, origin, width) if counts is None else counts
+
+    return _inSnapshot(conn, read)  # type: ignore[no-any-return]
+
+
+def readTop(conn: psycopg.Connection[Any], query: Query, column: str) -> dict[Any, int]:
+    """
+    L{selectTop}'s answer, from the counts where they can answer.
+    """
+
+    def read() -> dict[Any, int]:
+        counts = rollupTop(PostgresRollupSQL(conn), query, column)
+        return selectTop(conn, query, column) if counts is None else counts
+
+    return _inSnapshot(conn, read)  # type: ignore[no-any-return]

@@ -1,0 +1,291 @@
+# -*- test-case-name: tests.test_store_rollup -*-
+"""
+Counts per minute, whatever the backend: which tables there are, how a
+batch of records is counted into them, and how a histogram or a top of a
+query is answered from them, so the default view's histogram and top
+values cost what the minutes cost, not what the records in them cost.
+
+Six tables, by time bucket (a minute, or an hour) and level, and for two of
+each, by service or by source besides: C{rollup_level}, C{rollup_service},
+C{rollup_source} and the same with C{_hour}.  C{minute} is
+C{floor(ts / MINUTE)} (in the hour tables, the first minute of the hour).
+Each backend keeps them in its records' database, in the transaction that
+stores or deletes the records, so the counts always agree with the records
+in the same snapshot (L{logsvc.store.sqlite.rollup},
+L{logsvc.store.postgres.rollup}).
+
+A histogram or a top of a query whose filters are only the time range and
+terms on C{level}, C{service} or C{source} (plain arguments or the same
+terms in C{q}, but not C{service} and C{source} together) is answered from
+the tables for the whole minutes of its range (whole hours from the hour
+tables where the slots allow) and from the records for the range's partial
+minutes at its edges (L{rollupHistogram}, L{rollupTop}); any other query
+reads the records (they return L{None}).  The SQL stays with each backend
+(L{RollupSQL}); this module decides what to ask.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any, Protocol
+
+from logsvc.query import Query
+from logsvc.record import Record
+from logsvc.search_syntax import And, Column, Node, Not, Or, conjunction
+
+#: Microseconds in a rollup minute.
+MINUTE = 60_000_000
+
+#: The tables: the column each counts by besides its time bucket and level,
+#: and the bucket's length in minutes (the hour tables' C{minute} is the
+#: first minute of the hour).  In this order, a writer touches them.
+ROLLUPS: dict[str, tuple[str | None, int]] = {
+    "rollup_level": (None, 1),
+    "rollup_service": ("service", 1),
+    "rollup_source": ("source", 1),
+    "rollup_level_hour": (None, 60),
+    "rollup_service_hour": ("service", 60),
+    "rollup_source_hour": ("source", 60),
+}
+
+
+def rollupKey(column: str | None) -> str:
+    """
+    @return: the key columns of the rollup table counting by C{column}.
+    """
+    return "minute, level" + ("" if column is None else f", {column}")
+
+
+#: One table's changes: C{(minute, level, n)} or C{(minute, level, value, n)}
+#: rows, one per key, sorted by key.
+Counts = dict[str, list[tuple[Any, ...]]]
+
+
+def countRows(rows: Iterable[tuple[int, int, str, str]], sign: int = 1) -> Counts:
+    """
+    Count records into the tables' rows.
+
+    @param rows: C{(ts, level, service, source)} of each record.
+    @param sign: 1 for records stored, -1 for records deleted.
+    @return: each table's rows (L{Counts}), sorted by key: every writer
+        updates rows in this one order, so two transactions updating the
+        same rows cannot deadlock.
+    """
+    perMinute: Counter[tuple[int, int, str, str]] = Counter(
+        (ts // MINUTE, level, service, source) for ts, level, service, source in rows
+    )
+    tables: dict[str, Counter[tuple[Any, ...]]] = {table: Counter() for table in ROLLUPS}
+    level, service, source = tables["rollup_level"], tables["rollup_service"], tables["rollup_source"]
+    levelHour, serviceHour = tables["rollup_level_hour"], tables["rollup_service_hour"]
+    sourceHour = tables["rollup_source_hour"]
+    for (minute, lv, sv, so), n in perMinute.items():
+        hour = minute - minute % 60
+        level[minute, lv] += n
+        service[minute, lv, sv] += n
+        source[minute, lv, so] += n
+        levelHour[hour, lv] += n
+        serviceHour[hour, lv, sv] += n
+        sourceHour[hour, lv, so] += n
+    return {table: [(*key, sign * n) for key, n in sorted(counted.items())] for table, counted in tables.items()}
+
+
+def countRecords(records: Iterable[Record]) -> Counts:
+    """
+    L{countRows} of records being stored.
+    """
+    return countRows((r.ts, r.level, r.service, r.source) for r in records)
+
+
+def _columns(node: Node) -> set[str] | None:
+    """
+    @return: the columns C{node} tests when it tests only C{level},
+        C{service} and C{source} (what the rollup holds), else L{None}.
+    """
+    if isinstance(node, Column):
+        return {node.name} if node.name in ("level", "service", "source") else None
+    if isinstance(node, Not):
+        return _columns(node.child)
+    if isinstance(node, (And, Or)):
+        found: set[str] = set()
+        for child in node.children:
+            names = _columns(child)
+            if names is None:
+                return None
+            found |= names
+        return found
+    return None
+
+
+def rollupCondition(query: Query, column: str | None) -> tuple[str, Node] | None:
+    """
+    @param column: the column a top counts by, or L{None} for a histogram.
+    @return: the minute table answering C{query} and its filters but the
+        time range (over C{level}, C{service}, C{source}), or L{None} when
+        the rollup cannot answer.
+    """
+    if query.fields:
+        return None
+    plain = [n for n in query.plainFilters() if not (isinstance(n, Column) and n.name == "ts")]
+    node = conjunction([*plain, query.search])
+    names = _columns(node)
+    if names is None:
+        return None
+    if column in ("service", "source"):
+        names.add(column)
+    if {"service", "source"} <= names:
+        return None
+    table = "rollup_source" if "source" in names else "rollup_service" if "service" in names else "rollup_level"
+    return table, node
+
+
+def wholeMinutes(query: Query) -> tuple[int | None, int | None]:
+    """
+    @return: the first minute wholly in C{query}'s time range and the first
+        after it (L{None} for an open end).
+    """
+    first = None if query.since is None else -(-query.since // MINUTE)
+    end = None if query.until is None else query.until // MINUTE
+    return first, end
+
+
+def minuteParts(table: str, first: int, end: int, *, hours: bool) -> list[tuple[str, int, int]]:
+    """
+    @return: C{(table, first, end)} minute ranges covering C{[first, end)}:
+        whole hours from the hour table when C{hours}, the rest by minute.
+    """
+    low = -(-first // 60) * 60
+    high = end // 60 * 60
+    if not hours or low >= high:
+        return [(table, first, end)]
+    parts = [(table + "_hour", low, high)]
+    if first < low:
+        parts.append((table, first, low))
+    if high < end:
+        parts.append((table, high, end))
+    return parts
+
+
+def edgeQueries(query: Query, first: int | None, end: int | None) -> list[Query]:
+    """
+    @return: queries for the partial minutes at the range's edges.
+    """
+    edges = []
+    if first is not None and query.since is not None and query.since < first * MINUTE:
+        edges.append(replace(query, until=first * MINUTE, cursor=None))
+    if end is not None and query.until is not None and end * MINUTE < query.until:
+        edges.append(replace(query, since=end * MINUTE, cursor=None))
+    return edges
+
+
+class RollupSQL(Protocol):
+    """
+    A backend's reads for L{rollupHistogram} and L{rollupTop}, in one
+    snapshot with each other.
+    """
+
+    def condition(self, node: Node) -> tuple[str, list[Any]] | None:
+        """
+        @return: C{node} as an exact SQL condition over a rollup table's
+            C{level}, C{service} and C{source} (an empty string for no
+            condition) with its parameters, or L{None} when SQL cannot
+            decide it exactly.
+        """
+
+    def sumSlots(
+        self, table: str, low: int, high: int, where: tuple[str, list[Any]], originMinute: int, perSlot: int
+    ) -> Iterable[tuple[int, int, int]]:
+        """
+        @return: C{(slot, level, n)} summed over C{table}'s rows of minutes
+            in C{[low, high)} meeting C{where}, slot C{(minute -
+            originMinute) / perSlot}.
+        """
+
+    def sumValues(
+        self, table: str, low: int | None, high: int | None, where: tuple[str, list[Any]], column: str
+    ) -> Iterable[tuple[Any, int]]:
+        """
+        @return: C{(value of column, n)} summed over C{table}'s rows of
+            minutes in C{[low, high)} (L{None}: open) meeting C{where}.
+        """
+
+    def recordsHistogram(self, query: Query, origin: int, width: int) -> dict[tuple[int, int], int]:
+        """
+        @return: the histogram of C{query} read from the records.
+        """
+
+    def recordsTop(self, query: Query, column: str) -> dict[Any, int]:
+        """
+        @return: the top of C{query} by C{column} read from the records.
+        """
+
+
+def _add(counts: dict[Any, int], key: Any, n: int) -> None:
+    if n:
+        counts[key] = counts.get(key, 0) + n
+
+
+def rollupHistogram(sql: RollupSQL, query: Query, origin: int, width: int) -> dict[tuple[int, int], int] | None:
+    """
+    A histogram (C{{(slot, level): count}}, slot C{n} holding C{ts} in
+    C{[origin + n * width, origin + (n + 1) * width)}) from the rollup, when
+    it can answer (see the module docstring) and the slots are whole
+    minutes.
+
+    @return: the counts, or L{None}.
+    """
+    if query.since is None or query.until is None or width % MINUTE or origin % MINUTE:
+        return None
+    found = rollupCondition(query, None)
+    first, end = wholeMinutes(query)
+    if found is None or first is None or end is None or first >= end:
+        return None
+    table, node = found
+    where = sql.condition(node)
+    if where is None:
+        return None
+    perSlot = width // MINUTE
+    counts: dict[tuple[int, int], int] = {}
+    hours = perSlot % 60 == 0 and (origin // MINUTE) % 60 == 0
+    for part, low, high in minuteParts(table, first, end, hours=hours):
+        for slot, level, n in sql.sumSlots(part, low, high, where, origin // MINUTE, perSlot):
+            _add(counts, (slot, level), n)
+    for edge in edgeQueries(query, first, end):
+        for key, n in sql.recordsHistogram(edge, origin, width).items():
+            _add(counts, key, n)
+    return counts
+
+
+def rollupTop(sql: RollupSQL, query: Query, column: str) -> dict[Any, int] | None:
+    """
+    A top (C{{value: count}}) of C{query} by C{column} from the rollup, when
+    it can answer.
+
+    @return: the counts, or L{None}.
+    """
+    found = rollupCondition(query, column)
+    if found is None:
+        return None
+    first, end = wholeMinutes(query)
+    if first is not None and end is not None and first >= end:
+        return None
+    table, node = found
+    where = sql.condition(node)
+    if where is None:
+        return None
+    parts: list[tuple[str, int | None, int | None]]
+    if first is None and end is None:
+        parts = [(table + "_hour", None, None)]
+    elif first is None or end is None:
+        parts = [(table, first, end)]
+    else:
+        parts = list(minuteParts(table, first, end, hours=True))
+    counts: dict[Any, int] = {}
+    for part, low, high in parts:
+        for value, n in sql.sumValues(part, low, high, where, column):
+            _add(counts, value, n)
+    for edge in edgeQueries(query, first, end):
+        for value, n in sql.recordsTop(edge, column).items():
+            _add(counts, value, n)
+    return counts
