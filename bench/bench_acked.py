@@ -29,7 +29,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.harness import BenchServer, freePort, lineChunks, sendAcked, timedTCPIngest, timedThreads  # noqa: E402
+from bench.harness import BenchServer, lineChunks, sendAcked, timedTCPIngest, timedThreads  # noqa: E402
+from tests.ports import freePort  # noqa: E402
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 PATHS = ["/api/v1/items", "/api/v1/users", "/login", "/checkout", "/search"]

@@ -36,9 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_acked import makeLines  # noqa: E402
 
-from bench.harness import BenchServer, freePort, sendAcked, timedThreads  # noqa: E402
+from bench.harness import BenchServer, sendAcked, timedThreads  # noqa: E402
 from logsvc.record import Record  # noqa: E402
 from logsvc.store.sqlite.connection import INSERT_SQL, connect, createSchema  # noqa: E402
+from tests.ports import freePort  # noqa: E402
 
 DAY = 86_400_000_000
 

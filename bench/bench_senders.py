@@ -58,8 +58,11 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import BenchServer, freePort, sendTCP, timedPosts, timedTCPIngest  # noqa: E402
-from tests.e2e.server import freeUDPPort  # noqa: E402
+from bench.harness import BenchServer, sendTCP, timedPosts, timedTCPIngest  # noqa: E402
+from tests.ports import (
+    freePort,  # noqa: E402
+    freeUDPPort,  # noqa: E402
+)
 
 SERVICES = ["api", "web", "db", "auth", "billing", "search", "queue", "mailer"]
 HOSTS = [f"node-{n:02d}" for n in range(12)]

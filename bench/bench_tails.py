@@ -29,8 +29,9 @@ from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.harness import BenchServer, freePort  # noqa: E402
+from bench.harness import BenchServer  # noqa: E402
 from logsvc.query import MAX_QUERY_REGEXES, MAX_QUERY_SLOW_TERMS, MAX_QUERY_TERMS  # noqa: E402
+from tests.ports import freePort  # noqa: E402
 
 VOCABULARY = [f"w{n}" for n in range(5000)]
 

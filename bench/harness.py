@@ -24,7 +24,8 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from logsvc.store.sqlite.searchindex import searchPath  # noqa: E402
-from tests.e2e.server import TWISTD, TwistdServer, freePort  # noqa: E402
+from tests.e2e.server import TWISTD, TwistdServer  # noqa: E402
+from tests.ports import freePort  # noqa: E402
 
 __all__ = ["ROOT", "TWISTD", "BenchServer", "freePort", "lineChunks", "sendAcked", "sendTCP", "timedPosts", "timedTCPIngest", "timedThreads"]
 

@@ -15,11 +15,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 
 from twisted.trial.unittest import SkipTest
+
+from tests.ports import freePort
 
 INSTALL = "apt-get install postgresql"
 
@@ -40,12 +41,6 @@ def binary(name: str) -> str | None:
     return None
 
 
-def _freePort() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Cluster:
     """
     One cluster in C{directory} (its data in C{data/}, its socket and log
@@ -62,7 +57,7 @@ class Cluster:
         if port is None and os.path.exists(portFile):
             with open(portFile) as f:
                 port = int(f.read())
-        self.port = port if port is not None else _freePort()
+        self.port = port if port is not None else freePort()
 
     @property
     def url(self) -> str:

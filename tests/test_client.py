@@ -22,7 +22,7 @@ from logsvc.ingest.tcp import HTTP_HINT, IngestFactory
 from logsvc.pipeline import Pipeline
 from logsvc.store.memory import MemoryStore
 from logsvc.testing import MemoryLogService
-from tests.e2e.server import freePort
+from tests.ports import freePort
 
 
 class LogClientTests(SynchronousTestCase):

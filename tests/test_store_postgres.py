@@ -374,7 +374,7 @@ class URLTests(TestCase):
         """
         from logsvc.startup import NotReady
         from logsvc.store.postgres.store import PostgresStore
-        from tests.e2e.server import freePort
+        from tests.ports import freePort
 
         store = PostgresStore(f"postgresql://ann:s3cret@127.0.0.1:{freePort()}/logs?connect_timeout=2")
         error = self.assertRaises(NotReady, store.startService)
@@ -421,7 +421,7 @@ class StartTests(PostgresTestCase):
         """A start retried after the server became reachable opens the store."""
         from logsvc.startup import NotReady
         from logsvc.store.postgres.store import PostgresStore
-        from tests.e2e.server import freePort
+        from tests.ports import freePort
 
         url = makeDatabase(self)
         store = PostgresStore(f"postgresql://u@127.0.0.1:{freePort()}/x?connect_timeout=2")

@@ -45,7 +45,9 @@ class ReadLanesTests(TestCase):
         started = time.monotonic()
         failure = yield self.assertFailure(lanes.read(slow), QueryTimeout)
         took = time.monotonic() - started
-        self.assertTrue(0.4 < took < 3.0, took)
+        # The upper bound only says the read was interrupted rather than run
+        # to its end (many seconds), with room for a loaded machine.
+        self.assertTrue(0.4 < took < 10.0, took)
         self.assertEqual(failure.seconds, 0.5)
         self.assertIn("narrow it", str(failure))
         self.assertEqual((lanes.moved, lanes.timedOut), (1, 1))
@@ -53,17 +55,19 @@ class ReadLanesTests(TestCase):
     @inlineCallbacks
     def test_cheapNotBehindExpensive(self) -> Any:
         """While expensive reads hold every slow-lane thread, a cheap read still answers at once on the quick lane."""
-        lanes = self.lanes(searchTimeout=1.5, quickSeconds=0.05, threads=(1, 2))
+        lanes = self.lanes(searchTimeout=5, quickSeconds=0.05, threads=(1, 2))
         expensive = [lanes.read(slow) for _ in range(4)]
+        finished: list[Deferred[Any]] = []
         for d in expensive:
             d.addErrback(lambda f: f.trap(QueryTimeout))
+            d.addBoth(lambda _, d=d: finished.append(d))
         # Let them all leave the quick lane.
         yield deferLater(0.5)
-        started = time.monotonic()
         answer = yield lanes.read(cheap)
-        took = time.monotonic() - started
         self.assertEqual(answer, 42)
-        self.assertLess(took, 0.3)
+        # Answered while every expensive read still runs (each takes its
+        # whole 5 s budget; a wall-clock bound would fail on a loaded machine).
+        self.assertEqual(finished, [])
         yield gatherResults(expensive)
 
     @inlineCallbacks

@@ -22,29 +22,13 @@ from typing import TypeVar
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.ports import freePort
+
 #: The project root, put first on the subprocess's path so it runs this tree.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 #: How to run twistd with this interpreter (the console script may not be on PATH).
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def freePort() -> int:
-    """
-    @return: a TCP port on 127.0.0.1 that was free a moment ago.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def freeUDPPort() -> int:
-    """
-    @return: a UDP port on 127.0.0.1 that was free a moment ago.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TwistdServer:

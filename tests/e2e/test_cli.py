@@ -23,7 +23,8 @@ from logsvc.cli import run
 from logsvc.ingest.tcp import IngestFactory
 from logsvc.pipeline import Pipeline
 from logsvc.store.memory import MemoryStore
-from tests.e2e.server import ROOT, TwistdServer, freePort
+from tests.e2e.server import ROOT, TwistdServer
+from tests.ports import freePort
 
 CLI = [sys.executable, "-c", "from logsvc.cli import main; main()"]
 

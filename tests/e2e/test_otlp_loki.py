@@ -14,9 +14,10 @@ from typing import Any
 import cramjam
 from twisted.trial.unittest import TestCase
 
-from tests.e2e.server import TwistdServer, freePort, startWithTokens
+from tests.e2e.server import TwistdServer, startWithTokens
 from tests.e2e.test_senders import storedRows
 from tests.e2e.trust import makeCertificate
+from tests.ports import freePort
 from tests.test_formats_loki import PROMTAIL_PUSH
 
 

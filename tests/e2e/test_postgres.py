@@ -386,7 +386,8 @@ class StartBeforeServerTests(TestCase):
         """A user the server does not know ends twistd with one line naming --db, no password, no traceback."""
         import subprocess
 
-        from tests.e2e.server import ROOT, TWISTD, freePort
+        from tests.e2e.server import ROOT, TWISTD
+        from tests.ports import freePort
 
         url = makeDatabase(self)
         parts = urllib.parse.urlsplit(url)

@@ -13,7 +13,8 @@ import urllib.request
 
 from twisted.trial.unittest import TestCase
 
-from tests.e2e.server import TwistdServer, freePort
+from tests.e2e.server import TwistdServer
+from tests.ports import freePort
 
 
 class ProxiedTests(TestCase):

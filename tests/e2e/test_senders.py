@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.e2e.server import TwistdServer, freePort, startWithTokens
+from tests.e2e.server import TwistdServer, startWithTokens
+from tests.ports import freePort
 
 LOGGER = shutil.which("logger") or "/usr/bin/logger"
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"

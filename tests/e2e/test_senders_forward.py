@@ -18,8 +18,9 @@ from twisted.trial.unittest import TestCase
 
 from logsvc.formats.forward import EventTime, packEventTime
 from logsvc.ingest.forward import sharedKeyDigest
-from tests.e2e.server import TwistdServer, freePort, startWithTokens
+from tests.e2e.server import TwistdServer, startWithTokens
 from tests.e2e.test_senders import storedRows
+from tests.ports import freePort
 
 
 class ForwardServerTestCase(TestCase):

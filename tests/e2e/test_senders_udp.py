@@ -16,8 +16,9 @@ import urllib.request
 
 from twisted.trial.unittest import TestCase
 
-from tests.e2e.server import ROOT, TWISTD, TwistdServer, freeUDPPort
+from tests.e2e.server import ROOT, TWISTD, TwistdServer
 from tests.e2e.test_senders import LOGGER, need, startRsyslog, storedRows
+from tests.ports import freeUDPPort
 
 
 class UDPServerTestCase(TestCase):

@@ -12,8 +12,9 @@ import time
 
 from twisted.trial.unittest import SkipTest, TestCase
 
-from tests.e2e.server import TwistdServer, freePort
+from tests.e2e.server import TwistdServer
 from tests.e2e.test_senders import storedRows
+from tests.ports import freePort
 
 
 class ElasticsearchClientTests(TestCase):

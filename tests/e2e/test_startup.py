@@ -18,17 +18,12 @@ import urllib.request
 
 from twisted.trial.unittest import TestCase
 
-from tests.e2e.server import ROOT, TWISTD, TwistdServer, freePort
+from tests.e2e.server import ROOT, TWISTD, TwistdServer
+from tests.ports import freePort, freeUDPPort
 
 #: The user twistd switches to (C{--uid}/C{--gid}) when the tests run as
 #: root, so file permissions apply.
 NOBODY = 65534
-
-
-def freeUDPPort() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class StartupFailureTests(TestCase):

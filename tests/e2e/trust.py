@@ -18,7 +18,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from tests.e2e.server import TwistdServer, freePort
+from tests.e2e.server import TwistdServer
+from tests.ports import freePort
 
 
 def makeCertificate(directory: str) -> tuple[str, str]:
