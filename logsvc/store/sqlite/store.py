@@ -140,6 +140,8 @@ class SqliteStore(Service):
         self._vacuumChecked = False
         self._waitingForSpace: str | None = None
         self._retryCall: Any = None
+        #: Fires once a writer open in progress after a full disk has ended.
+        self._reopening: Deferred[Any] | None = None
         #: Degraded while the writer cannot open (a full disk).
         self.writerHealth = ComponentHealth("store_writer")
 
@@ -253,18 +255,36 @@ class SqliteStore(Service):
         self._retryCall = None
         if not self.running:
             return
-        error = self._openWriter()
-        if error is not None:
-            self._waitForSpace(error, attempt)
-            return
-        try:
-            self._startHelpers()
-        except StartupError as e:
+        # Opening waits for the writer's and the indexer's first open, on a
+        # disk that was full a moment ago: wait on a thread of its own, not
+        # on the reactor (reads, tails and /health go on meanwhile).
+        reopened: Deferred[BaseException | None] = Deferred()
+        self._reopening = reopened
+
+        def reopen() -> None:
+            error = self._openWriter()
+            if error is None:
+                try:
+                    self._startHelpers()
+                except StartupError as e:
+                    error = e
+            self._reactor.callFromThread(reopened.callback, error)
+
+        threading.Thread(target=reopen, name="logsvc-sqlite-reopen", daemon=True).start()
+        reopened.addCallback(self._writerReopened, attempt)
+
+    def _writerReopened(self, error: BaseException | None, attempt: int) -> None:
+        self._reopening = None
+        if isinstance(error, StartupError):
             # The writer was stopped with it; reads go on, writes stay off.
             self.running = 1
-            self._waitingForSpace = str(e)
-            self.writerHealth.set(DEGRADED, str(e))
-            self.log.error("{path}: {error}; restart logsvc once it is fixed", path=self.path, error=e)
+            self._waitingForSpace = str(error)
+            self.writerHealth.set(DEGRADED, str(error))
+            self.log.error("{path}: {error}; restart logsvc once it is fixed", path=self.path, error=error)
+            return
+        if error is not None:
+            if self.running:
+                self._waitForSpace(error, attempt)
             return
         self._waitingForSpace = None
         self._lanes.reconnect()
@@ -280,6 +300,12 @@ class SqliteStore(Service):
         if self._retryCall is not None:
             self._retryCall.cancel()
             self._retryCall = None
+        if self._reopening is not None:
+            # Stop once the open in progress has ended, whichever way.
+            return self._reopening.addCallback(lambda _: self._stopOpened())
+        return self._stopOpened()
+
+    def _stopOpened(self) -> Deferred[None]:
         if self._writerDone is None:
             # Never opened (the disk stayed full): nothing was queued.
             if self._waitingForSpace is not None:
