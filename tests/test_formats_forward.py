@@ -150,6 +150,28 @@ class MappingTests(SynchronousTestCase):
         self.assertEqual(fields(record), {"a": 1, "tag": "t"})
 
 
+    def test_plainRecordsAsTheGeneralRules(self) -> None:
+        """
+        Records without aliases or nested fields (mapped without the general
+        rules) give the same record, fields in the same order, as with them:
+        a record's own tag wins, source and time keys follow the tag, an
+        unknown level is kept after them, log is a field beside message.
+        """
+        for record in (
+            {"log": "x", "stream": "stdout", "time": "t", "source": "stderr", "level": "verbose"},
+            {"message": "m", "log": "l", "tag": "own", "ts": 1, "@timestamp": 2, "level": "WARN"},
+            {"a": {"b": [1, 2]}, "message": None},
+        ):
+            withAlias = {**record, "fields": {}}  # an empty nested map: the general rules, nothing more
+            fast = forwardRecord("t", EventTime(T, 5000), dict(record), PEER, RECEIVED)
+            general = forwardRecord("t", EventTime(T, 5000), withAlias, PEER, RECEIVED)
+            self.assertEqual(fast, general, record)
+        self.assertEqual(
+            forwardRecord("t", T, {"log": "x", "time": "t", "source": "stderr", "level": "verbose", "k": 1}, PEER, RECEIVED).fields,
+            '{"k":1,"tag":"t","source":"stderr","time":"t","level":"verbose"}',
+        )
+
+
 class HostileTests(SynchronousTestCase):
     def test_msgpackBomb(self) -> None:
         """A header claiming four billion elements is refused before anything is allocated."""

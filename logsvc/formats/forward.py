@@ -33,14 +33,22 @@ Pure: no Twisted.  Every decoder here is bounded (L{unpacker}).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
 
 from logsvc.formats import Rejection
 from logsvc.formats.compression import InflateError, inflate
-from logsvc.record import Record, RecordError, normalize, parseTimestamp
+from logsvc.record import (
+    INFO,
+    Record,
+    RecordError,
+    dumpFields,
+    keptLevel,
+    normalize,
+    parseTimestamp,
+)
 
 __all__ = [
     "DECODE_ERRORS",
@@ -103,8 +111,12 @@ _unpackEventTime = struct.Struct(">II").unpack
 def _extHook(code: int, data: bytes) -> Any:
     if code == 0 and len(data) == 8:
         seconds, nanoseconds = _unpackEventTime(data)
-        return EventTime(seconds, nanoseconds)
+        # int.__new__ skips EventTime's Python-level __new__: once per entry.
+        return _newInt(EventTime, seconds * 1_000_000 + nanoseconds // 1000)
     return msgpack.ExtType(code, data)
+
+
+_newInt = int.__new__
 
 
 def packEventTime(obj: Any) -> Any:
@@ -168,9 +180,8 @@ def _decoded(value: Any) -> Any:
 
 def _time(value: Any) -> int:
     if type(value) is EventTime:
-        # Microseconds already: only the range is checked (by the shared
-        # rule, on whole seconds, which it reads as seconds).
-        parseTimestamp(value // 1_000_000, "time")
+        # Microseconds already, and in range: 32-bit unsigned seconds and
+        # nanoseconds (1970 to 2106) are times the store takes.
         return int(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return parseTimestamp(value, "time")
@@ -187,6 +198,12 @@ def forwardRecord(tag: str, time: Any, record: Any, peer: str, received: int) ->
     if not isinstance(record, dict):
         raise RecordError(f"record must be a map, not {type(record).__name__}")
     ts = _time(time)
+    if _GENERAL_KEYS.isdisjoint(record):
+        message = record.get("message", _ABSENT)
+        if message is _ABSENT:
+            message = record.get("log", "")
+        if type(message) is str:
+            return _plainRecord(tag, ts, record, message, peer, received)
     obj = dict(record)
     if "message" not in obj and "msg" not in obj and "log" in obj:
         obj["message"] = obj.pop("log")
@@ -211,6 +228,49 @@ def forwardRecord(tag: str, time: Any, record: Any, peer: str, received: int) ->
 
 _newRecord = tuple.__new__
 
+#: Keys whose reading takes the record model's general rules (aliases of
+#: message, level, source and service; a nested fields map): a record
+#: without any of them (Fluent Bit's, Docker's and most fluent-logger
+#: records) is mapped by L{_plainRecord}.
+_GENERAL_KEYS = frozenset({"msg", "severity", "levelname", "host", "hostname", "service", "app", "logger", "fields"})
+
+#: Keys kept in fields after the tag, in this order, where the general path
+#: puts them too: C{source} (Docker's stdout/stderr) and the time keys.
+_MOVED_KEYS = ("source", *_TIME_KEYS)
+
+_ABSENT = object()
+
+
+def _plainRecord(tag: str, ts: int, record: dict[Any, Any], message: str, peer: str, received: int) -> Record:
+    """
+    L{forwardRecord} for a record without L{_GENERAL_KEYS} whose message
+    (C{message}, else C{log}) is a string: the same record, with the
+    general path's work (alias lookups, a second copy, the nested fields
+    merge) left out.  This runs once per entry and is most of forward's cost.
+    """
+    fields = dict(record)
+    pop = fields.pop
+    if pop("message", _ABSENT) is _ABSENT:
+        pop("log", None)
+    level = pop("level", None)
+    fields.setdefault("tag", tag)
+    for key in _MOVED_KEYS:
+        if key in fields:
+            fields[key] = pop(key)
+    return _newRecord(
+        Record,
+        (
+            ts,
+            received,
+            # After the fields above: an unknown level is kept in them.
+            INFO if level is None else keptLevel(level, fields),
+            peer,
+            tag,
+            message,
+            dumpFields(fields),
+        ),
+    )
+
 
 class ForwardMessage:
     """
@@ -222,7 +282,7 @@ class ForwardMessage:
     @ivar raw: whether the entries' strings are still bytes.
     """
 
-    def __init__(self, tag: str, entries: list[tuple[Any, Any]], chunk: Any, *, raw: bool = False) -> None:
+    def __init__(self, tag: str, entries: Sequence[Sequence[Any]], chunk: Any, *, raw: bool = False) -> None:
         self.tag = tag
         self.entries = entries
         self.chunk = chunk
@@ -247,20 +307,24 @@ class ForwardMessage:
         return records, rejected
 
 
-def _packedEntries(data: bytes, maxBytes: int) -> Iterator[tuple[Any, Any]]:
+def _packedEntries(data: bytes, maxBytes: int) -> list[Any]:
+    """
+    @return: the C{[time, record]} entries of a packed stream.
+    @raise DecodeError: when the stream is corrupt, ends inside an entry or
+        holds something else than a pair.
+    """
     stream = unpacker(maxBytes)
     try:
         stream.feed(data)
-        for entry in stream:
-            if not isinstance(entry, (list, tuple)) or len(entry) != 2:
-                raise DecodeError("packed entry is not a [time, record] pair")
-            yield entry[0], entry[1]
-        if stream.tell() != len(data):
-            raise DecodeError(f"packed entries end inside an entry ({len(data) - stream.tell()} bytes left)")
+        entries = list(stream)
     except DECODE_ERRORS as e:
-        if isinstance(e, DecodeError):
-            raise
         raise DecodeError(f"packed entries: {type(e).__name__}: {e}") from None
+    for entry in entries:
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+            raise DecodeError("packed entry is not a [time, record] pair")
+    if stream.tell() != len(data):
+        raise DecodeError(f"packed entries end inside an entry ({len(data) - stream.tell()} bytes left)")
+    return entries
 
 
 def decodeMessage(message: Any, *, maxBytes: int) -> ForwardMessage | None:
@@ -310,7 +374,7 @@ def decodeMessage(message: Any, *, maxBytes: int) -> ForwardMessage | None:
                     data = inflate(data, "gzip", maxBytes)
                 except InflateError as e:
                     raise DecodeError(f"CompressedPackedForward: {e}") from None
-            entries = list(_packedEntries(data, maxBytes))
+            entries = _packedEntries(data, maxBytes)
             raw = False
         else:
             raise DecodeError(f"unknown forward mode: second element is {type(second).__name__}")
