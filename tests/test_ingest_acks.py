@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
@@ -29,9 +30,9 @@ def plainFactory(pipeline: Pipeline, **kw: Any) -> IngestFactory:
     return IngestFactory(pipeline, tokens=kw.pop("tokens", Tokens()), **kw)
 
 
-def connect(factory: Any) -> tuple[Any, StringTransport]:
+def connect(factory: Any, host: str = "192.0.2.1") -> tuple[Any, StringTransport]:
     protocol = factory.buildProtocol(None)
-    transport = StringTransport(peerAddress=None)
+    transport = StringTransport(peerAddress=IPv4Address("TCP", host, 40000))
     protocol.makeConnection(transport)
     return protocol, transport
 
@@ -165,6 +166,56 @@ class AckedIngestTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "paused")
         self.store.release()
         self.assertEqual(transport.producerState, "producing")
+
+
+class SenderShareTests(SynchronousTestCase):
+    """
+    A sender (its token, else its peer address) is held to one share of the
+    pipeline however many connections it opens; other senders are not.
+    """
+
+    def setUp(self) -> None:
+        self.store = HeldStore()
+        self.pipeline = Pipeline(self.store, reactor=Clock(), delay=0)
+
+    def test_connectionsOfOnePeerShareOneShare(self) -> None:
+        """Two connections of one peer past their common share both pause; a third peer's does not; all resume once durable."""
+        factory = plainFactory(self.pipeline, connectionShare=4)
+        first, firstTransport = connect(factory, "192.0.2.1")
+        second, secondTransport = connect(factory, "192.0.2.1")
+        other, otherTransport = connect(factory, "192.0.2.2")
+        first.dataReceived(b"a\nb\n")
+        self.assertEqual(firstTransport.producerState, "producing")
+        second.dataReceived(b"c\nd\n")
+        self.assertEqual((firstTransport.producerState, secondTransport.producerState), ("paused", "paused"))
+        other.dataReceived(b"e\nf\n")
+        self.assertEqual(otherTransport.producerState, "producing")
+        self.assertEqual(factory.shares.inflight("peer:192.0.2.1"), 4)
+        self.store.release()
+        self.assertEqual((firstTransport.producerState, secondTransport.producerState), ("producing", "producing"))
+        self.assertEqual(factory.shares.inflight("peer:192.0.2.1"), 0)
+        self.assertEqual(len(self.store.rows), 6)
+
+    def test_tokensAreSendersBehindOneAddress(self) -> None:
+        """With tokens, two tokens behind one address are two senders: one past its share does not pause the other."""
+        tokens = Tokens.fromPairs([("ingest", "in-one"), ("ingest", "in-two")])
+        factory = plainFactory(self.pipeline, connectionShare=2, tokens=tokens)
+        one, oneTransport = connect(factory, "192.0.2.1")
+        two, twoTransport = connect(factory, "192.0.2.1")
+        one.dataReceived(b"AUTH in-one\na\nb\n")
+        two.dataReceived(b"AUTH in-two\nc\n")
+        self.assertEqual((oneTransport.producerState, twoTransport.producerState), ("paused", "producing"))
+        self.store.release()
+        self.assertEqual(oneTransport.producerState, "producing")
+
+    def test_closedConnectionsForgotten(self) -> None:
+        """Once a sender's connections are closed and its records durable, nothing of it is kept."""
+        factory = plainFactory(self.pipeline, connectionShare=4)
+        protocol, _ = connect(factory, "192.0.2.7")
+        protocol.dataReceived(b"a\n")
+        protocol.connectionLost(None)
+        self.store.release()
+        self.assertEqual((factory.shares._inflight, factory.shares._connections), ({}, {}))
 
 
 class TokenLineTests(SynchronousTestCase):

@@ -168,6 +168,8 @@ class ForwardProtocol(IngestProtocol):
             self._refuseHandshake("shared_key mismatch")
             return
         self._authenticated = True
+        # The token names the sender for its share (IngestProtocol.senderKey).
+        self.auth.token = key
         self._tokenHeld = self.factory.tokens.hold(key, INGEST, self._revoked)
         server = self.factory.hostname
         self._send(["PONG", True, "", server, sharedKeyDigest(salt, server.encode(), self._nonce, key)])

@@ -16,9 +16,11 @@ A connection whose first line is an HTTP request line (C{GET /logs HTTP/1.1}:
 an HTTP client pointed at the ingest port by mistake) is answered with a
 one-line hint (L{HTTP_HINT}) and closed; nothing of it is stored.
 
-Each connection may have at most C{connectionShare} undurable records in the
-pipeline; past that only it stops being read.  L{IngestFactory} holds what the
-connections share and tracks them so a stop can drain them.
+Each sender (its token, else its peer address) may have at most
+C{connectionShare} undurable records in the pipeline on one listener, however
+many connections it opens; past that only its connections stop being read
+(L{SenderShares}).  L{IngestFactory} holds what the connections share and
+tracks them so a stop can drain them.
 """
 
 from __future__ import annotations
@@ -83,8 +85,6 @@ class IngestProtocol(LineFramer):
     _refused = False
     #: Oversize lines of the current read not yet counted in an ack entry.
     _exceeded = 0
-    #: This connection's records submitted and not yet durable.
-    _inflight = 0
     _peerRead = False
     #: Ends the note that this connection holds its token (L{Tokens.hold}).
     _tokenHeld: Callable[[], None] | None = None
@@ -169,25 +169,21 @@ class IngestProtocol(LineFramer):
 
     def _held(self, count: int, d: Deferred[int]) -> Deferred[int]:
         """
-        Hold this connection to its share of the pipeline: past
-        C{factory.connectionShare} undurable records of its own (0: no
-        share), reading pauses until half of them are durable.  One flooding
-        sender then delays others by at most its share, not the whole queue.
+        Hold this connection's sender to its share of the pipeline
+        (L{SenderShares}): one flooding sender then delays others by at most
+        its share, not the whole queue, however many connections it opens.
         """
-        share = self.factory.connectionShare
-        if not share:
+        if not self.factory.connectionShare:
             return d
-        self._inflight += count
-        if self._inflight >= share:
-            self.gate.pause("share")
+        return self.factory.shares.hold(self.senderKey(), self, count, d)
 
-        def release(result: Any) -> Any:
-            self._inflight -= count
-            if self._inflight <= share // 2:
-                self.gate.resume("share")
-            return result
-
-        return d.addBoth(release)
+    def senderKey(self) -> str:
+        """
+        @return: who sends on this connection, for its share: its token when
+            it authenticated with one, else its peer's address.
+        """
+        token = self.auth.token
+        return f"peer:{self.peer}" if token is None else f"token:{token.hex()}"
 
     def _notStored(self, failure: Failure) -> None:
         # Counted by the sink; the sender is not told (it gets no acks).
@@ -251,10 +247,76 @@ class IngestProtocol(LineFramer):
         self.factory.connectionClosed(self)
 
 
+class SenderShares:
+    """
+    The undurable records of each sender on one listener, so that a sender
+    (a token, else a peer address; L{IngestProtocol.senderKey}) past its
+    share stops being read on all of its connections until half of its
+    records are durable.  Reactor thread only.
+    """
+
+    def __init__(self, share: Callable[[], int]) -> None:
+        """
+        @param share: the most undurable records one sender may have.
+        """
+        self._share = share
+        self._inflight: dict[str, int] = {}
+        self._connections: dict[str, set[IngestProtocol]] = {}
+
+    def inflight(self, sender: str) -> int:
+        """
+        @return: C{sender}'s records submitted and not yet durable.
+        """
+        return self._inflight.get(sender, 0)
+
+    def hold(self, sender: str, protocol: IngestProtocol, count: int, d: Deferred[int]) -> Deferred[int]:
+        """
+        Count C{count} records of C{sender}, submitted on C{protocol}, until
+        C{d} fires; pause C{sender}'s connections while it is past its share.
+
+        @return: C{d}, its result unchanged.
+        """
+        share = self._share()
+        connections = self._connections.setdefault(sender, set())
+        connections.add(protocol)
+        inflight = self._inflight[sender] = self._inflight.get(sender, 0) + count
+        if inflight >= share:
+            for connection in connections:
+                connection.gate.pause("share")
+
+        def release(result: Any) -> Any:
+            left = self._inflight[sender] - count
+            if left:
+                self._inflight[sender] = left
+            else:
+                del self._inflight[sender]
+            connections = self._connections.get(sender)
+            if connections is not None:
+                if left <= share // 2:
+                    for connection in connections:
+                        connection.gate.resume("share")
+                if not connections and not left:
+                    del self._connections[sender]
+            return result
+
+        return d.addBoth(release)
+
+    def forget(self, protocol: IngestProtocol) -> None:
+        """
+        C{protocol} closed: it is no longer paused or resumed for its sender.
+        """
+        sender = protocol.senderKey()
+        connections = self._connections.get(sender)
+        if connections is not None:
+            connections.discard(protocol)
+            if not connections and sender not in self._inflight:
+                del self._connections[sender]
+
+
 def defaultConnectionShare(pipeline: Pipeline) -> int:
     """
-    @return: the records one connection may have undurable in C{pipeline}
-        by default: a quarter of its C{maxPending}.
+    @return: the records one sender may have undurable in C{pipeline} by
+        default: a quarter of its C{maxPending}.
     """
     return max(1, pipeline.maxPending // 4)
 
@@ -286,9 +348,10 @@ class IngestFactory(Factory):
         @param tokens: the tokens the first line must hold (when enabled).
         @param acknowledge: write C{OK <n>} acknowledgements.
         @param clock: schedules acknowledgements (default: the reactor).
-        @param connectionShare: most undurable records one connection may
-            have in the pipeline before it stops being read (0: no share;
-            see L{defaultConnectionShare}).
+        @param connectionShare: most undurable records one sender (a token,
+            else a peer address) may have in the pipeline before its
+            connections stop being read (0: no share; see
+            L{defaultConnectionShare}).
         """
         self.pipeline = pipeline
         self.sink = IngestSink(pipeline, transport)
@@ -302,6 +365,7 @@ class IngestFactory(Factory):
             from twisted.internet import reactor as clock
         self.clock = clock
         self.connectionShare = connectionShare
+        self.shares = SenderShares(lambda: self.connectionShare)
         self.connections: set[IngestProtocol] = set()
         #: (reason, controller) pairs: each controller pauses and resumes the
         #: connections registered with it (C{registerProducer}).
@@ -319,6 +383,7 @@ class IngestFactory(Factory):
 
     def connectionClosed(self, protocol: IngestProtocol) -> None:
         self.connections.discard(protocol)
+        self.shares.forget(protocol)
         self.metrics.connections.dec()
         for name, controller in self.flowControllers:
             controller.unregisterProducer(protocol.gate.producer(name))
