@@ -455,6 +455,27 @@ class SearchBudgetTests(PostgresTestCase):
         self.assertEqual(rows, [])
 
 
+class WorkLimitTests(PostgresTestCase):
+    """The matcher's work limit holds on PostgreSQL as on SQLite."""
+
+    @inlineCallbacks
+    def test_regexPastTheLimit(self) -> Generator[Deferred[Any], Any, None]:
+        """A regular expression that must check more records than WORK_LIMIT fails with a clear error; narrowed by a service, it runs."""
+        from logsvc.store import base
+
+        self.patch(base, "WORK_LIMIT", 50)
+        store = self.startStore()
+        yield store.append(
+            [record(f"line {n}", service="rare" if n % 40 == 0 else "common", ts=T0 + n) for n in range(200)]
+        )
+        # Nothing matches, so every record is checked.
+        failure = yield self.assertFailure(store.query(Query(q='~"line 9\\d\\d"', limit=10)), base.WorkLimitExceeded)
+        self.assertEqual(failure.param, "q")
+        self.assertIn("more than 50 records", str(failure))
+        rows = yield store.query(Query(q='~"line \\d+"', services=("rare",), limit=None))
+        self.assertEqual(len(rows), 5)
+
+
 class EnvironmentTests(PostgresTestCase):
     """libpq's environment variables apply to --db as to any libpq client."""
 

@@ -400,7 +400,7 @@ class WorkLimitTests(SqliteTestCase):
     @inlineCallbacks
     def test_regexPastTheLimit(self) -> Generator[Deferred[Any], Any, None]:
         """A regular expression that must check more records than WORK_LIMIT fails with a clear error; narrowed by a word, it runs."""
-        from logsvc.store.sqlite import connection as module
+        from logsvc.store import base as module
 
         self.patch(module, "WORK_LIMIT", 50)
         store = self.startStore()

@@ -12,6 +12,8 @@ from typing import Any
 
 from zope.interface import Attribute, Interface
 
+from logsvc.query import QueryError
+
 #: A stored row: columns as in L{logsvc.record.ROW_COLUMNS}.
 Row = tuple[Any, ...]
 
@@ -49,6 +51,29 @@ class QueryTimeout(StoreError):
             f"the search took longer than its budget of {self.seconds:g} s (--search-timeout) and was stopped;"
             " narrow it: a shorter time range (since/until), a level, service or source, a field filter,"
             " or rarer words in q"
+        )
+
+
+#: Most records one request may check with the Python matcher (what a
+#: store's SQL cannot decide: regular expressions, phrases past the index,
+#: comparisons on strings, text in the records the index does not hold
+#: yet); past it the request fails with L{WorkLimitExceeded}.  The same on
+#: every store.
+WORK_LIMIT = 1_000_000
+
+
+class WorkLimitExceeded(QueryError):
+    """
+    A request would check more records with the Python matcher than
+    L{WORK_LIMIT}.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            "q",
+            f"the query had to check more than {limit:,} records one by one (a regular expression,"
+            " a comparison or a phrase the index cannot decide); narrow it with words, field terms"
+            " or a shorter time range",
         )
 
 

@@ -11,7 +11,9 @@ only (words, phrases, prefixes, AND, OR, exclusions); the rare record
 without one (see L{logsvc.store.postgres.search}) is read as a candidate and
 decided by the matcher (L{Query.matches}).  A C{q} with other terms (field
 terms, comparisons, regular expressions) is, for now, decided by the
-matcher over every record the other filters select.
+matcher over every record the other filters select.  Either way the matcher
+checks at most L{logsvc.store.base.WORK_LIMIT} candidates per read, as on
+SQLite; past it the read fails with L{WorkLimitExceeded}.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from logsvc.pagesize import pageCut, takeRows
 from logsvc.query import Query, fieldNumber
 from logsvc.record import renderRow
 from logsvc.search_syntax import EVERYTHING
-from logsvc.store.base import Row
+from logsvc.store import base
+from logsvc.store.base import Row, WorkLimitExceeded
 from logsvc.store.postgres.search import isTextOnly, queryText
 
 COLUMNS = "id, ts, received, level, source, service, message, fields"
@@ -107,6 +110,9 @@ class Plan:
         self.unvectored: tuple[str, list[Any]] | None = None
         self.checkAll = False
         self._matches = cachedMatcher(search)
+        #: Candidates checked by the matcher so far, bounded like SQLite's.
+        self.checked = 0
+        self._workLimit = base.WORK_LIMIT
         if search == EVERYTHING:
             self.vectored = (_where(where), params)
             self.either = self.vectored
@@ -131,7 +137,13 @@ class Plan:
     def matches(self, row: Row) -> bool:
         """
         @return: whether a candidate C{row} matches C{q}.
+
+        @raise WorkLimitExceeded: past L{logsvc.store.base.WORK_LIMIT}
+            candidates checked by this plan (one read of one request).
         """
+        self.checked += 1
+        if self.checked > self._workLimit:
+            raise WorkLimitExceeded(self._workLimit)
         return self._matches(row)
 
 

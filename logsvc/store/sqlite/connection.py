@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import quote
 
 from logsvc.matcher import Predicate, compileMatcher, decodeFields, fieldMatches
-from logsvc.query import QueryError
 from logsvc.record import Record
 from logsvc.search_syntax import parseSearch
-from logsvc.store.base import StoreError
+from logsvc.store import base
+from logsvc.store.base import StoreError, WorkLimitExceeded
 from logsvc.store.rollup import ROLLUPS, rollupKey
 
 SCHEMA_VERSION = 6
@@ -254,28 +254,7 @@ def createSchema(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
-#: Most records one request may check with the Python matcher (what the
-#: SQL cannot decide: regular expressions, phrases past the index,
-#: comparisons on strings, text in the records the index does not hold
-#: yet); past it the request fails with L{WorkLimitExceeded}.
-WORK_LIMIT = 1_000_000
-
 _work = threading.local()
-
-
-class WorkLimitExceeded(QueryError):
-    """
-    A request would check more records with the Python matcher than
-    L{WORK_LIMIT}.
-    """
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            "q",
-            f"the query had to check more than {limit:,} records one by one (a regular expression,"
-            " a comparison or a phrase the index cannot decide); narrow it with words, field terms"
-            " or a shorter time range",
-        )
 
 
 @functools.lru_cache(maxsize=256)
@@ -304,7 +283,7 @@ def registerFunctions(conn: sqlite3.Connection) -> None:
     Give C{conn} the SQL functions logsvc's queries use:
     C{logsvc_match(q, id, ts, received, level, source, service, message,
     fields)} (the compiled matcher of C{q}, L{logsvc.matcher}; it counts
-    against L{WORK_LIMIT} inside L{workLimit}) and
+    against L{logsvc.store.base.WORK_LIMIT} inside L{withWorkLimit}) and
     C{logsvc_field(fields, key, value)} (L{fieldMatches}).
     """
     conn.create_function("logsvc_match", 9, _matchFunction, deterministic=True)
@@ -314,12 +293,12 @@ def registerFunctions(conn: sqlite3.Connection) -> None:
 def withWorkLimit(conn: sqlite3.Connection, run: Callable[[], Any], limit: int | None = None) -> Any:
     """
     Run C{run()} (statements on C{conn}, on this thread) allowing the
-    Python matcher C{limit} records (by default L{WORK_LIMIT}).
+    Python matcher C{limit} records (by default L{logsvc.store.base.WORK_LIMIT}).
 
     @raise WorkLimitExceeded: when the statements needed more.
     """
     if limit is None:
-        limit = WORK_LIMIT
+        limit = base.WORK_LIMIT
     _work.remaining = _work.limit = limit
     _work.exceeded = False
     try:
