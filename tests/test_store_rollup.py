@@ -18,7 +18,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.query import Query
 from logsvc.record import Record
-from logsvc.store.rollup import MINUTE, RollupSQL, countRecords, rollupHistogram, rollupTop
+from logsvc.store.rollup import (
+    MINUTE,
+    RollupSQL,
+    countRecords,
+    edgeParts,
+    rollupHistogram,
+    rollupTop,
+)
 from tests.pgtests import makeDatabase
 from tests.storetests import T0
 from tests.test_store_postgres import PostgresTestCase
@@ -108,6 +115,34 @@ class CountRecordsTests(SynchronousTestCase):
         self.assertEqual(
             counts["rollup_service_hour"], [(-60, 6, "api", 1), (hour, 6, "api", 1), (hour + 60, 3, "web", 2)]
         )
+
+
+class EdgePartsTests(SynchronousTestCase):
+    def test_edgesReadTheShorterSide(self) -> None:
+        """
+        A partial minute at an edge is read from the records when it is at
+        most half a minute long; a longer one is its whole minute from the
+        rollup less the records of the rest of that minute, outside the range.
+        """
+        second = MINUTE // 60
+        m = BASE // MINUTE
+        short = Query(since=BASE + 50 * second, until=BASE + 10 * MINUTE + 30 * second)
+        self.assertEqual(
+            edgeParts(short, m + 1, m + 10),
+            (m + 1, m + 10, [replace(short, until=BASE + MINUTE), replace(short, since=BASE + 10 * MINUTE)], []),
+        )
+        long = Query(since=BASE + 10 * second, until=BASE + 10 * MINUTE + 40 * second)
+        self.assertEqual(
+            edgeParts(long, m + 1, m + 10),
+            (m, m + 11, [], [
+                replace(long, since=BASE, until=long.since), replace(long, since=long.until, until=BASE + 11 * MINUTE)
+            ]),
+        )
+        aligned = Query(since=BASE, until=BASE + 10 * MINUTE)
+        self.assertEqual(edgeParts(aligned, m, m + 10), (m, m + 10, [], []))
+        self.assertEqual(edgeParts(Query(), None, None), (None, None, [], []))
+        openEnded = Query(since=long.since)
+        self.assertEqual(edgeParts(openEnded, m + 1, None), (m, None, [], [Query(since=BASE, until=long.since)]))
 
 
 class RollupTestsMixin:
@@ -221,7 +256,10 @@ class RollupTestsMixin:
             )
         ]
         yield self.fill(records)
-        for since, until in ((BASE + 1, BASE + 5 * MINUTE), (BASE, BASE + 5 * MINUTE + 1), (BASE + 2, BASE + 4 * MINUTE - 1)):
+        for since, until in (
+            (BASE + 1, BASE + 5 * MINUTE), (BASE, BASE + 5 * MINUTE + 1), (BASE + 2, BASE + 4 * MINUTE - 1),
+            (BASE + MINUTE // 2, BASE + 3 * MINUTE + MINUTE // 2 + 1), (BASE + MINUTE // 2 + 1, BASE + 3 * MINUTE + MINUTE // 2),
+        ):
             inRange = [r for r in records if since <= r.ts < until]
             query = Query(since=since, until=until)
             counts = yield self.store.histogram(query, BASE, MINUTE)

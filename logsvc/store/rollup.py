@@ -19,7 +19,8 @@ terms on C{level}, C{service} or C{source} (plain arguments or the same
 terms in C{q}, but not C{service} and C{source} together) is answered from
 the tables for the whole minutes of its range (whole hours from the hour
 tables where the slots allow) and from the records for the range's partial
-minutes at its edges (L{rollupHistogram}, L{rollupTop}); any other query
+minutes at its edges, at most half a minute of records each (L{edgeParts},
+L{rollupHistogram}, L{rollupTop}); any other query
 reads the records (they return L{None}).  The SQL stays with each backend
 (L{RollupSQL}); this module decides what to ask.
 """
@@ -167,16 +168,38 @@ def minuteParts(table: str, first: int, end: int, *, hours: bool) -> list[tuple[
     return parts
 
 
-def edgeQueries(query: Query, first: int | None, end: int | None) -> list[Query]:
+def edgeParts(
+    query: Query, first: int | None, end: int | None
+) -> tuple[int | None, int | None, list[Query], list[Query]]:
     """
-    @return: queries for the partial minutes at the range's edges.
+    How to count the partial minutes at the edges of C{query}'s range, whose
+    whole minutes are C{[first, end)}, reading as few records as the times
+    alone tell: a partial minute is read from the records when it is at
+    most half a minute long; otherwise its whole minute comes from the
+    rollup and the records of the rest of that minute, outside the range,
+    are taken away.  So an edge costs at most half a minute of records, and
+    one at "now" (nothing after it) next to nothing, however dense the
+    records.
+
+    @return: the whole minutes to read from the rollup (C{first} and C{end},
+        widened by a minute at such an edge), the queries whose records
+        add, and those whose records subtract.
     """
-    edges = []
+    add: list[Query] = []
+    subtract: list[Query] = []
     if first is not None and query.since is not None and query.since < first * MINUTE:
-        edges.append(replace(query, until=first * MINUTE, cursor=None))
+        if first * MINUTE - query.since <= MINUTE // 2:
+            add.append(replace(query, until=first * MINUTE, cursor=None))
+        else:
+            first -= 1
+            subtract.append(replace(query, since=first * MINUTE, until=query.since, cursor=None))
     if end is not None and query.until is not None and end * MINUTE < query.until:
-        edges.append(replace(query, since=end * MINUTE, cursor=None))
-    return edges
+        if query.until - end * MINUTE <= MINUTE // 2:
+            add.append(replace(query, since=end * MINUTE, cursor=None))
+        else:
+            end += 1
+            subtract.append(replace(query, since=query.until, until=end * MINUTE, cursor=None))
+    return first, end, add, subtract
 
 
 class RollupSQL(Protocol):
@@ -245,16 +268,19 @@ def rollupHistogram(sql: RollupSQL, query: Query, origin: int, width: int) -> di
     where = sql.condition(node)
     if where is None:
         return None
+    first, end, add, subtract = edgeParts(query, first, end)
+    assert first is not None and end is not None  # widening keeps a bound a bound
     perSlot = width // MINUTE
     counts: dict[tuple[int, int], int] = {}
     hours = perSlot % 60 == 0 and (origin // MINUTE) % 60 == 0
     for part, low, high in minuteParts(table, first, end, hours=hours):
         for slot, level, n in sql.sumSlots(part, low, high, where, origin // MINUTE, perSlot):
             _add(counts, (slot, level), n)
-    for edge in edgeQueries(query, first, end):
-        for key, n in sql.recordsHistogram(edge, origin, width).items():
-            _add(counts, key, n)
-    return counts
+    for edges, sign in ((add, 1), (subtract, -1)):
+        for edge in edges:
+            for key, n in sql.recordsHistogram(edge, origin, width).items():
+                _add(counts, key, sign * n)
+    return {key: n for key, n in counts.items() if n}
 
 
 def rollupTop(sql: RollupSQL, query: Query, column: str) -> dict[Any, int] | None:
@@ -274,6 +300,7 @@ def rollupTop(sql: RollupSQL, query: Query, column: str) -> dict[Any, int] | Non
     where = sql.condition(node)
     if where is None:
         return None
+    first, end, add, subtract = edgeParts(query, first, end)
     parts: list[tuple[str, int | None, int | None]]
     if first is None and end is None:
         parts = [(table + "_hour", None, None)]
@@ -285,7 +312,8 @@ def rollupTop(sql: RollupSQL, query: Query, column: str) -> dict[Any, int] | Non
     for part, low, high in parts:
         for value, n in sql.sumValues(part, low, high, where, column):
             _add(counts, value, n)
-    for edge in edgeQueries(query, first, end):
-        for value, n in sql.recordsTop(edge, column).items():
-            _add(counts, value, n)
-    return counts
+    for edges, sign in ((add, 1), (subtract, -1)):
+        for edge in edges:
+            for value, n in sql.recordsTop(edge, column).items():
+                _add(counts, value, sign * n)
+    return {value: n for value, n in counts.items() if n}

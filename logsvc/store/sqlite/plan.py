@@ -665,8 +665,11 @@ def selectHistogram(
     plan = buildPlan(query, useIndex=useIndex)
     if not plan.indexed and len(plan.parts) == 1 and query.since is not None and query.until is not None:
         levels = range(0, (7 if query.level is None else query.level) + 1)
+        # Only the slots the range touches (an edge of a long histogram is
+        # one slot, however far from the origin).
+        firstSlot = (query.since - origin) // width
         slots = -(-(query.until - origin) // width)
-        if slots * len(levels) <= HISTOGRAM_RANGES:
+        if (slots - firstSlot) * len(levels) <= HISTOGRAM_RANGES:
             # One index range per (level, slot), counted without sorting:
             # a GROUP BY of every row through a temporary B-tree is far slower.
             # The slot's bounds (clipped to since/until) must be the only ones
@@ -675,7 +678,7 @@ def selectHistogram(
             joiner = " AND " if " WHERE " in part else " WHERE "
             sql = f"SELECT count(*) {part}{joiner}level = ? AND ts >= ? AND ts < ?"
             for level in levels:
-                for slot in range(slots):
+                for slot in range(firstSlot, slots):
                     start = max(origin + slot * width, query.since)
                     end = min(origin + (slot + 1) * width, query.until)
                     (n,) = conn.execute(sql, [*params, level, start, end]).fetchone()
