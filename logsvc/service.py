@@ -27,6 +27,7 @@ from logsvc.config import LogsvcConfig
 from logsvc.formats.gelf import parseGelfFrames
 from logsvc.health import DOWN, OK, ComponentHealth, HealthRegistry
 from logsvc.ingest.forward import ForwardFactory
+from logsvc.ingest.heartbeat import HeartbeatService
 from logsvc.ingest.sink import IngestSink
 from logsvc.ingest.tcp import IngestFactory, defaultConnectionShare
 from logsvc.ingest.udp import DatagramIngest, UDPListenerService, parseUDPEndpoint
@@ -401,7 +402,7 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
     http.setName("http")
     top.addChild(http, option="http", value=config.http)
 
-    def listen(name: str, endpoint: str, factory: Any) -> None:
+    def listen(name: str, endpoint: str, factory: Any) -> ListenerService:
         listener = DrainingListenerService(
             serverFromString(reactor, endpoint),
             protection.guardIngest(factory),
@@ -411,6 +412,7 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
         )
         listener.setName(name)
         top.addChild(listener, option=name, value=endpoint)
+        return listener
 
     tcpOptions: dict[str, Any] = dict(
         maxLineLength=config.maxLine,
@@ -436,7 +438,11 @@ def makeService(config: LogsvcConfig, reactor: Any = None) -> IService:
         top.addChild(otlp, option="otlp-grpc", value=config.otlpGrpc)
     if config.forward is not None:
         share = defaultConnectionShare(pipeline)
-        listen("forward", config.forward, ForwardFactory(pipeline, tokens=protection.tokens, connectionShare=share))
+        forward = listen(
+            "forward", config.forward, ForwardFactory(pipeline, tokens=protection.tokens, connectionShare=share)
+        )
+        # After the listener: the heartbeat takes the port number it bound.
+        HeartbeatService(lambda: forward.port, reactor=reactor).setServiceParent(top)
     if config.udp is not None:
         udp = UDPListenerService(
             parseUDPEndpoint(config.udp),

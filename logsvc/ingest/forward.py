@@ -20,7 +20,8 @@ acknowledgements in place of C{OK <n>}.
     C{{"ack": chunk}} once its entries are durable (or refused for good); a
     store failure closes the connection unanswered, so the sender resends.
   - Heartbeats: C{nil} values are taken and ignored; a TCP connect and close
-    (Fluentd's default heartbeat) costs nothing.
+    (Fluentd's default heartbeat) costs nothing.  Fluentd's UDP heartbeat
+    is answered beside this listener (L{logsvc.ingest.heartbeat}).
 """
 
 from __future__ import annotations

@@ -53,6 +53,27 @@ class FluentLoggerTests(ForwardServerTestCase):
         self.assertLess(abs(rows[0]["ts"] - time.time() * 1_000_000), 600 * 1_000_000)
 
 
+class UDPHeartbeatTests(ForwardServerTestCase):
+    def test_heartbeat(self) -> None:
+        """
+        Fluentd's UDP heartbeat (one NUL byte to the forward port's number
+        over UDP) is answered with one NUL byte from that port.
+        """
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(5)
+            answer = None
+            # UDP: a datagram may be lost on a loaded machine; Fluentd too
+            # sends one per heartbeat interval.
+            for _ in range(6):
+                s.sendto(b"\0", ("127.0.0.1", self.forwardPort))
+                try:
+                    answer = s.recvfrom(128)
+                    break
+                except TimeoutError:
+                    continue
+        self.assertEqual(answer, (b"\0", ("127.0.0.1", self.forwardPort)))
+
+
 class PackedForwardTests(ForwardServerTestCase):
     def test_packedWithAck(self) -> None:
         """A PackedForward chunk with require_ack (Fluent Bit's frame) is acked with its chunk id once stored."""
