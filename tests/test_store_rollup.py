@@ -428,3 +428,21 @@ class PostgresRollupTests(RollupTestsMixin, PostgresTestCase):
             ).fetchone()[0]
         )
         self.assertIsNone(counted)
+
+    @inlineCallbacks
+    def test_nulCharacter(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A service holding NUL is counted as it is stored (U+FFFD), with the
+        records that already say U+FFFD in the same batch, in one row.
+        """
+        records = [
+            Record(BASE + 5, T0, 3, "h\x00", "a\x00", "m", None),
+            Record(BASE + 6, T0, 3, "h\ufffd", "a\ufffd", "m", None),
+        ]
+        yield self.fill(records)
+        query = Query(since=BASE - MINUTE, until=BASE + 2 * MINUTE)
+        top = yield self.store.top(query, "service")
+        self.assertEqual(top, {"a\ufffd": 2})
+        top = yield self.store.top(replace(query, q='service:"a\x00"'), "source")
+        self.assertEqual(top, {})
+        yield self.assertAgrees([(BASE, BASE + MINUTE), (None, None)], True)

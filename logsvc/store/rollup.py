@@ -28,8 +28,9 @@ reads the records (they return L{None}).  The SQL stays with each backend
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from operator import itemgetter
 from typing import Any, Protocol
 
 from logsvc.query import Query
@@ -64,12 +65,16 @@ def rollupKey(column: str | None) -> str:
 Counts = dict[str, list[tuple[Any, ...]]]
 
 
-def countRows(rows: Iterable[tuple[int, int, str, str]], sign: int = 1) -> Counts:
+def countRows(
+    rows: Iterable[tuple[int, int, str, str]], sign: int = 1, *, clean: Callable[[str], str] | None = None
+) -> Counts:
     """
     Count records into the tables' rows.
 
     @param rows: C{(ts, level, service, source)} of each record.
     @param sign: 1 for records stored, -1 for records deleted.
+    @param clean: what the backend stores for a service or source (applied
+        once per distinct value, not per record).
     @return: each table's rows (L{Counts}), sorted by key: every writer
         updates rows in this one order, so two transactions updating the
         same rows cannot deadlock.
@@ -82,6 +87,8 @@ def countRows(rows: Iterable[tuple[int, int, str, str]], sign: int = 1) -> Count
     levelHour, serviceHour = tables["rollup_level_hour"], tables["rollup_service_hour"]
     sourceHour = tables["rollup_source_hour"]
     for (minute, lv, sv, so), n in perMinute.items():
+        if clean is not None:
+            sv, so = clean(sv), clean(so)
         hour = minute - minute % 60
         level[minute, lv] += n
         service[minute, lv, sv] += n
@@ -92,11 +99,16 @@ def countRows(rows: Iterable[tuple[int, int, str, str]], sign: int = 1) -> Count
     return {table: [(*key, sign * n) for key, n in sorted(counted.items())] for table, counted in tables.items()}
 
 
-def countRecords(records: Iterable[Record]) -> Counts:
+#: C{(ts, level, service, source)} of a record.
+_KEY = itemgetter(Record._fields.index("ts"), Record._fields.index("level"), Record._fields.index("service"),
+                  Record._fields.index("source"))
+
+
+def countRecords(records: Iterable[Record], *, clean: Callable[[str], str] | None = None) -> Counts:
     """
     L{countRows} of records being stored.
     """
-    return countRows((r.ts, r.level, r.service, r.source) for r in records)
+    return countRows(map(_KEY, records), clean=clean)
 
 
 def _columns(node: Node) -> set[str] | None:

@@ -142,6 +142,18 @@ BACKFILL = [
 ]
 
 
+def fillCounts(conn: psycopg.Connection[Any]) -> None:
+    """
+    Count the records stored into the counts per minute afresh (a database
+    made before they existed, or filled without logsvc's writer), in the
+    current transaction, holding the commit counter so that no commit falls
+    between its statements.
+    """
+    conn.execute("SELECT last_id FROM logsvc_position FOR UPDATE")
+    for statement in BACKFILL:
+        conn.execute(statement)
+
+
 def displayURL(url: str) -> str:
     """
     @return: C{url} fit for logs, C{/health} and errors: the password, in the
@@ -216,9 +228,7 @@ def createSchema(conn: psycopg.Connection[Any], *, now: int) -> None:
             # Records stored before the counts existed: count them once,
             # holding the commit counter so no commit (of a node still
             # running an older logsvc) falls between the statements.
-            conn.execute("SELECT last_id FROM logsvc_position FOR UPDATE")
-            for statement in BACKFILL:
-                conn.execute(statement)
+            fillCounts(conn)
         conn.execute(
             "INSERT INTO logsvc_meta (one, version) VALUES (1, %s)"
             " ON CONFLICT (one) DO UPDATE SET version = excluded.version",

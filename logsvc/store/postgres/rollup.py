@@ -32,6 +32,7 @@ from logsvc.store.rollup import (
     MINUTE,
     ROLLUPS,
     Counts,
+    countRecords,
     countRows,
     rollupHistogram,
     rollupKey,
@@ -60,9 +61,9 @@ def _text(value: str) -> str:
 
 def countStored(records: Iterable[Record]) -> Counts:
     """
-    L{countRows} of records as C{COPY} stores them.
+    L{countRecords} of records as C{COPY} stores them.
     """
-    return countRows((r.ts, r.level, _text(r.service), _text(r.source)) for r in records)
+    return countRecords(records, clean=_text)
 
 
 def addCounts(conn: psycopg.Connection[Any], counts: Counts) -> None:
