@@ -261,6 +261,64 @@ def _add(counts: dict[Any, int], key: Any, n: int) -> None:
         counts[key] = counts.get(key, 0) + n
 
 
+def _withEdges(
+    counts: dict[Any, int], add: list[Query], subtract: list[Query], read: Callable[[Query], dict[Any, int]]
+) -> dict[Any, int]:
+    """
+    @return: C{counts} with what C{read} counts of the C{add} queries' records
+        added and of the C{subtract} queries' taken away, keys at 0 left out.
+    """
+    for edges, sign in ((add, 1), (subtract, -1)):
+        for edge in edges:
+            for key, n in read(edge).items():
+                _add(counts, key, sign * n)
+    return {key: n for key, n in counts.items() if n}
+
+
+def rangeClause(
+    low: int | None, high: int | None, where: tuple[str, list[Any]], mark: str
+) -> tuple[str, list[Any]]:
+    """
+    @param where: a condition from L{RollupSQL.condition}.
+    @param mark: the backend's parameter placeholder (C{?}, C{%s}).
+    @return: the C{WHERE} clause (or C{""}) selecting a rollup table's rows
+        of minutes in C{[low, high)} (L{None}: open) that meet C{where}, and
+        its parameters.
+    """
+    conditions: list[str] = []
+    params: list[Any] = []
+    if low is not None:
+        conditions.append(f"minute >= {mark}")
+        params.append(low)
+    if high is not None:
+        conditions.append(f"minute < {mark}")
+        params.append(high)
+    if where[0]:
+        conditions.append(f"({where[0]})")
+        params.extend(where[1])
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+
+def _answerable(
+    sql: RollupSQL, query: Query, column: str | None
+) -> tuple[str, tuple[str, list[Any]], int | None, int | None] | None:
+    """
+    @return: the minute table answering C{query} (a top by C{column}, or a
+        histogram), its condition in C{sql}'s terms and C{query}'s whole
+        minutes (L{wholeMinutes}); L{None} when the rollup cannot answer or
+        the range holds no whole minute.
+    """
+    found = rollupCondition(query, column)
+    first, end = wholeMinutes(query)
+    if found is None or (first is not None and end is not None and first >= end):
+        return None
+    table, node = found
+    where = sql.condition(node)
+    if where is None:
+        return None
+    return table, where, first, end
+
+
 def rollupHistogram(sql: RollupSQL, query: Query, origin: int, width: int) -> dict[tuple[int, int], int] | None:
     """
     A histogram (C{{(slot, level): count}}, slot C{n} holding C{ts} in
@@ -272,14 +330,10 @@ def rollupHistogram(sql: RollupSQL, query: Query, origin: int, width: int) -> di
     """
     if query.since is None or query.until is None or width % MINUTE or origin % MINUTE:
         return None
-    found = rollupCondition(query, None)
-    first, end = wholeMinutes(query)
-    if found is None or first is None or end is None or first >= end:
+    found = _answerable(sql, query, None)
+    if found is None:
         return None
-    table, node = found
-    where = sql.condition(node)
-    if where is None:
-        return None
+    table, where, first, end = found
     first, end, add, subtract = edgeParts(query, first, end)
     assert first is not None and end is not None  # widening keeps a bound a bound
     perSlot = width // MINUTE
@@ -288,11 +342,7 @@ def rollupHistogram(sql: RollupSQL, query: Query, origin: int, width: int) -> di
     for part, low, high in minuteParts(table, first, end, hours=hours):
         for slot, level, n in sql.sumSlots(part, low, high, where, origin // MINUTE, perSlot):
             _add(counts, (slot, level), n)
-    for edges, sign in ((add, 1), (subtract, -1)):
-        for edge in edges:
-            for key, n in sql.recordsHistogram(edge, origin, width).items():
-                _add(counts, key, sign * n)
-    return {key: n for key, n in counts.items() if n}
+    return _withEdges(counts, add, subtract, lambda edge: sql.recordsHistogram(edge, origin, width))
 
 
 def rollupTop(sql: RollupSQL, query: Query, column: str) -> dict[Any, int] | None:
@@ -302,16 +352,10 @@ def rollupTop(sql: RollupSQL, query: Query, column: str) -> dict[Any, int] | Non
 
     @return: the counts, or L{None}.
     """
-    found = rollupCondition(query, column)
+    found = _answerable(sql, query, column)
     if found is None:
         return None
-    first, end = wholeMinutes(query)
-    if first is not None and end is not None and first >= end:
-        return None
-    table, node = found
-    where = sql.condition(node)
-    if where is None:
-        return None
+    table, where, first, end = found
     first, end, add, subtract = edgeParts(query, first, end)
     parts: list[tuple[str, int | None, int | None]]
     if first is None and end is None:
@@ -324,8 +368,4 @@ def rollupTop(sql: RollupSQL, query: Query, column: str) -> dict[Any, int] | Non
     for part, low, high in parts:
         for value, n in sql.sumValues(part, low, high, where, column):
             _add(counts, value, n)
-    for edges, sign in ((add, 1), (subtract, -1)):
-        for edge in edges:
-            for value, n in sql.recordsTop(edge, column).items():
-                _add(counts, value, sign * n)
-    return {value: n for value, n in counts.items() if n}
+    return _withEdges(counts, add, subtract, lambda edge: sql.recordsTop(edge, column))

@@ -34,6 +34,7 @@ from logsvc.store.rollup import (
     Counts,
     countRecords,
     countRows,
+    rangeClause,
     rollupHistogram,
     rollupKey,
     rollupTop,
@@ -143,21 +144,6 @@ def _condition(node: Node) -> tuple[str, list[Any]]:
     return f'{node.name} COLLATE "C" {_OPS[node.op]} %s', [node.value]
 
 
-def _where(low: int | None, high: int | None, where: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
-    conditions: list[str] = []
-    params: list[Any] = []
-    if low is not None:
-        conditions.append("minute >= %s")
-        params.append(low)
-    if high is not None:
-        conditions.append("minute < %s")
-        params.append(high)
-    if where[0]:
-        conditions.append(f"({where[0]})")
-        params.extend(where[1])
-    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
-
-
 class PostgresRollupSQL:
     """
     L{logsvc.store.rollup.RollupSQL} on a PostgreSQL connection.
@@ -176,7 +162,7 @@ class PostgresRollupSQL:
     def sumSlots(
         self, table: str, low: int, high: int, where: tuple[str, list[Any]], originMinute: int, perSlot: int
     ) -> Iterable[tuple[int, int, int]]:
-        clause, params = _where(low, high, where)
+        clause, params = rangeClause(low, high, where, "%s")
         return self.conn.execute(
             f"SELECT (minute - %s) / %s, level, sum(n)::bigint FROM {table}{clause} GROUP BY 1, 2",
             [originMinute, perSlot, *params],
@@ -185,7 +171,7 @@ class PostgresRollupSQL:
     def sumValues(
         self, table: str, low: int | None, high: int | None, where: tuple[str, list[Any]], column: str
     ) -> Iterable[tuple[Any, int]]:
-        clause, params = _where(low, high, where)
+        clause, params = rangeClause(low, high, where, "%s")
         return self.conn.execute(f"SELECT {column}, sum(n)::bigint FROM {table}{clause} GROUP BY 1", params).fetchall()
 
     def recordsHistogram(self, query: Query, origin: int, width: int) -> dict[tuple[int, int], int]:

@@ -18,7 +18,14 @@ from typing import Any
 from logsvc.query import Query
 from logsvc.record import Record
 from logsvc.search_syntax import Node
-from logsvc.store.rollup import ROLLUPS, countRecords, rollupHistogram, rollupKey, rollupTop
+from logsvc.store.rollup import (
+    ROLLUPS,
+    countRecords,
+    rangeClause,
+    rollupHistogram,
+    rollupKey,
+    rollupTop,
+)
 from logsvc.store.sqlite.plan import selectHistogram, selectTop, translate
 
 _UPSERT = {
@@ -35,21 +42,6 @@ def addToRollup(conn: sqlite3.Connection, records: list[Record]) -> None:
     """
     for table, rows in countRecords(records).items():
         conn.executemany(_UPSERT[table], rows)
-
-
-def _minuteRange(low: int | None, high: int | None, where: tuple[str, list[Any]]) -> tuple[str, list[Any]]:
-    conditions: list[str] = []
-    params: list[Any] = []
-    if low is not None:
-        conditions.append("minute >= ?")
-        params.append(low)
-    if high is not None:
-        conditions.append("minute < ?")
-        params.append(high)
-    if where[0]:
-        conditions.append(where[0])
-        params.extend(where[1])
-    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
 class SqliteRollupSQL:
@@ -70,7 +62,7 @@ class SqliteRollupSQL:
     def sumSlots(
         self, table: str, low: int, high: int, where: tuple[str, list[Any]], originMinute: int, perSlot: int
     ) -> Iterable[tuple[int, int, int]]:
-        clause, params = _minuteRange(low, high, where)
+        clause, params = rangeClause(low, high, where, "?")
         return self.conn.execute(
             f"SELECT (minute - ?) / ?, level, sum(n) FROM {table}{clause} GROUP BY 1, 2",
             [originMinute, perSlot, *params],
@@ -79,7 +71,7 @@ class SqliteRollupSQL:
     def sumValues(
         self, table: str, low: int | None, high: int | None, where: tuple[str, list[Any]], column: str
     ) -> Iterable[tuple[Any, int]]:
-        clause, params = _minuteRange(low, high, where)
+        clause, params = rangeClause(low, high, where, "?")
         return self.conn.execute(f"SELECT {column}, sum(n) FROM {table}{clause} GROUP BY 1", params)
 
     def recordsHistogram(self, query: Query, origin: int, width: int) -> dict[tuple[int, int], int]:
