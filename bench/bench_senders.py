@@ -74,16 +74,6 @@ class Server(BenchServer):
     A fresh ``twistd -n logsvc`` in its own directory.
     """
 
-    def cpuSeconds(self) -> float:
-        """
-        @return: the CPU time the server process used so far (all its
-            threads, user and system), seconds.
-        """
-        assert self.process is not None
-        with open(f"/proc/{self.process.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 
 #: A measured run: records/s (wall clock), and the server's CPU time per
 #: record in microseconds (which a loaded machine changes much less).

@@ -57,6 +57,16 @@ class BenchServer(TwistdServer):
         finally:
             conn.close()
 
+    def cpuSeconds(self) -> float:
+        """
+        @return: the CPU time the server process used so far (all its
+            threads, user and system), seconds.
+        """
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def count(self) -> int:
         """
         @return: the records in the store, read straight from the file (0
