@@ -122,3 +122,23 @@ class BatchTests(SynchronousTestCase):
         """Any datagram becomes a record or a rejection with a reason; nothing raises."""
         records, rejected = parseDatagrams([(data, PEER)], RECEIVED)
         self.assertEqual(len(records) + len(rejected), 1)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.one_of(
+            st.binary(max_size=100).map(lambda b: b"<" + b),
+            st.binary(max_size=100).map(lambda b: b"<13>" + b),
+            st.sampled_from([RFC5424, RFC3164, b"<13>", b"<13>\n\x00", b"<html>\r\n", b"<1a>x"]),
+        ),
+        st.sampled_from([b"", b"\n", b"\r\n", b"\x00", b"\n\x00\r", b" "]),
+    )
+    def test_batchSameAsOne(self, data: bytes, ending: bytes) -> None:
+        """A datagram in a batch (where syslog goes straight to its parser) gives what it gives alone."""
+        data += ending
+        records, rejected = parseDatagrams([(data, PEER)], RECEIVED)
+        try:
+            alone = parseDatagram(data, PEER, RECEIVED)
+        except RecordError as e:
+            self.assertEqual((records, rejected), ([], [(PEER, (data, str(e)))]))
+        else:
+            self.assertEqual((records, rejected), ([alone], []))

@@ -5,12 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.formats.detect import parseLine, parseLines
-from logsvc.formats.syslog import facilityName, parseSyslog
+from logsvc.formats.syslog import (
+    _COMMON_3164,
+    _COMMON_5424,
+    _common3164,
+    _common5424,
+    facilityName,
+    parseSyslog,
+    parseSyslogText,
+)
 from logsvc.record import Record
 
 RECEIVED = 1_795_000_000_000_000  # 2026-11-18T08:26:40Z
@@ -280,3 +288,164 @@ class DetectTests(SynchronousTestCase):
         """
         record = parse(b"<14>1 - - - - - - " + message.encode())
         self.assertEqual(record.message, message.rstrip("\r\n\x00"))
+
+
+#: Characters that decide between the common shapes and the general way:
+#: separators, what JSON escapes, what SD syntax means, non-ASCII.
+_TRICKY = st.sampled_from(list(' "\\[]=:-.\t\n\r\x00\x01\x1f\x7f\ufeff\u00e9\u0663\u00b2\u2003'))
+_SIMPLE_WORD = st.text(alphabet=st.sampled_from("abcXYZ019-_.@/"), min_size=1, max_size=6)
+# Mostly what the common shapes take, so that both ways are compared often.
+_WORD = st.one_of(
+    st.just("-"),
+    _SIMPLE_WORD,
+    _SIMPLE_WORD,
+    st.text(alphabet=st.one_of(st.sampled_from("ab1"), _TRICKY), min_size=0, max_size=6),
+)
+# Mostly valid, so that most stamps are read.
+_DIGITS = st.one_of(st.integers(0, 59), st.integers(0, 59), st.integers(0, 99)).map(lambda n: f"{n:02d}")
+
+
+@st.composite
+def _stamps5424(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["nil", "utc", "utc", "offset", "offset", "odd", "any"]))
+    if kind == "nil":
+        return "-"
+    if kind == "any":
+        return draw(st.text(max_size=30))
+    year = draw(st.integers(1970, 2100) | st.integers(1, 9999))
+    date = f"{year:04d}-{draw(st.integers(1, 12) | st.integers(0, 13)):02d}-{draw(st.integers(1, 28) | st.integers(0, 32)):02d}"
+    clock = f"{draw(st.integers(0, 23) | st.integers(0, 25)):02d}:{draw(_DIGITS)}:{draw(_DIGITS)}"
+    fraction = draw(
+        st.just("")
+        | st.text(alphabet="0123456789", min_size=1, max_size=9).map(lambda f: "." + f)
+        | st.text(alphabet="0123456789", min_size=0, max_size=11).map(lambda f: "." + f)
+    )
+    if kind == "utc":
+        zone = "Z"
+    elif kind == "offset":
+        zone = draw(st.sampled_from("+-")) + f"{draw(st.integers(0, 14) | st.integers(0, 25)):02d}:{draw(_DIGITS)}"
+    else:
+        zone = draw(st.sampled_from(["z", "", "+0100", "+01:00:00", "Z "]))
+    separator = draw(st.sampled_from(["T", "T", "T", "t", " "]))
+    return date + separator + clock + fraction + zone
+
+
+@st.composite
+def _structuredData(draw: st.DrawFn) -> str:
+    kind = draw(st.sampled_from(["nil", "elements", "elements", "elements", "any"]))
+    if kind == "nil":
+        return "-"
+    if kind == "any":
+        return draw(st.text(max_size=20))
+    elements = []
+    for _ in range(draw(st.sampled_from([1, 1, 1, 2]))):
+        params = []
+        for _ in range(draw(st.integers(0, 5))):
+            name = draw(st.sampled_from(["id", "path", "k", "id", "path", "k", "a b", "x=y"]))
+            value = draw(
+                st.text(alphabet=st.sampled_from("v1/ ]["), max_size=6)
+                | st.text(alphabet=st.one_of(st.sampled_from("v1/ "), _TRICKY), max_size=6)
+            )
+            params.append(f"{draw(st.sampled_from([' ', ' ', ' ', '  ']))}{name}=\"{value}\"")
+        sdID = draw(st.sampled_from(["req@32473", "meta", "req@32473", "meta", "a\"b", "x\\y", "\u00e9t\u00e9"]))
+        elements.append(f"[{sdID}{''.join(params)}{draw(st.sampled_from(['', '', '', ' ']))}]")
+    return "".join(elements)
+
+
+@st.composite
+def _messages5424(draw: st.DrawFn) -> bytes:
+    pri = draw(st.one_of(st.integers(0, 191), st.integers(192, 999)).map(str) | st.just("\u0661\u0664"))
+    version = draw(st.sampled_from(["1", "1", "1", "1", "2"]))
+    header = " ".join([draw(_stamps5424()), *(draw(_WORD) for _ in range(4)), draw(_structuredData())])
+    tail = draw(st.sampled_from(["", " ", " ", " ", "  ", "x"])) + draw(st.text(max_size=12))
+    ending = draw(st.sampled_from(["", "\n", "\r\n", "\x00"]))
+    return f"<{pri}>{version} {header}{tail}{ending}".encode()
+
+
+@st.composite
+def _messages3164(draw: st.DrawFn) -> bytes:
+    pri = draw(st.one_of(st.integers(0, 191), st.integers(192, 999)).map(str))
+    month = draw(st.sampled_from(["Jan", "Feb", "Nov", "Dec", "Jan", "Feb", "Nov", "Dec", "Foo", "nov"]))
+    day = draw(st.integers(0, 33))
+    padding = draw(st.sampled_from([" ", " ", "  ", "   "]))
+    clock = f"{draw(st.integers(0, 23) | st.integers(0, 25)):02d}:{draw(_DIGITS)}:{draw(_DIGITS)}"
+    fraction = draw(st.sampled_from(["", "", ".5", ".123456", ".1234567"]))
+    host = draw(_WORD | st.sampled_from(["web-1", "web-1", "app:", "app[1]:", ""]))
+    tag = draw(st.sampled_from(["cron[123]:", "cron:", "cron[]:", "cron[a b]:", "su", "x[\u00e9]:", "a\"b[1\\]:", ""]))
+    message = draw(st.text(max_size=12))
+    return f"<{pri}>{month}{padding}{day}{padding[1:]} {clock}{fraction} {host} {tag} {message}".encode()
+
+
+class CommonShapeTests(SynchronousTestCase):
+    """
+    L{parseSyslog} reads the common RFC 5424 and RFC 3164 shapes with one
+    regular expression and no dictionary; every record it makes so is the
+    record the general way (L{parseSyslogText}) makes.
+    """
+
+    def assertSameAsGeneral(self, data: bytes) -> None:
+        for zone in (UTC, None):
+            expected = parseSyslogText(data.decode("utf-8", "replace"), "10.0.0.9", RECEIVED, zone=zone)
+            self.assertEqual(parseSyslog(data, "10.0.0.9", RECEIVED, zone=zone), expected)
+
+    def test_commonShapesTaken(self) -> None:
+        """
+        What rsyslog, logger and the senders' benchmarks write takes the
+        common way, and gives the general way's record.
+        """
+        for data in (
+            b"<187>1 2026-11-22T10:00:00.000400+01:00 node-02 queue 9376 ID0 - GET /login answered 404",
+            b'<190>1 2026-11-22T10:00:00Z node-07 web 5678 ID1 [req@32473 id="1" path="/search"] GET /',
+            b'<13>1 2026-11-22T10:00:00.1Z h a - - [o@1 a="1" b="" c="\xc3\xa9" d="x]y"]',
+            b"<14>1 - - - - - - hello",
+            b"<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - It's time.",
+        ):
+            text = data.decode()
+            match = _COMMON_5424.match(text)
+            assert match is not None, data
+            self.assertIsNotNone(_common5424(match, text, "p", RECEIVED), data)
+            self.assertSameAsGeneral(data)
+        for data in (
+            b"<13>Nov  2 07:03:12 host cron[123]: hello world",
+            b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick",
+            b"<30>Nov 22 10:00:00.123 web nginx hello",
+        ):
+            text = data.decode()
+            match = _COMMON_3164.match(text)
+            assert match is not None, data
+            self.assertIsNotNone(_common3164(match, text, "p", RECEIVED, UTC), data)
+            self.assertSameAsGeneral(data)
+
+    @settings(max_examples=1500)
+    @given(_messages5424())
+    @example(b'<14>1 2026-11-22T10:00:00Z h a 1 M [o@1 k="1" k="2"] m')
+    @example(b'<14>1 2026-11-22T10:00:00Z h a 1 M [o@1 a="1" k="2" k="3"] m')
+    @example(b'<14>1 2026-11-22T10:00:00Z h a 1 M [o@1 k="1" a="1" b="3" k="3"] m')
+    @example(b'<14>1 2026-11-22T10:00:00Z h a 1 M [o@1 a="1" b="2" c="3" d="4" e="5"] m')
+    @example(b'<14>1 2026-11-22T10:00:00Z h a 1 M [o@1 a="1"][p@2 b="2"] m')
+    @example(b'<14>1 2026-11-22T10:00:00Z h a 1 M [o@1 a="1"]m')
+    @example(b"<14>1 2026-11-22T10:00:00Z h a 1 M -m")
+    @example(b"<14>1 2026-11-22T10:00:00Z h a 1 M -\r\nm")
+    @example(b"<14>1 2026-02-30T10:00:00Z h a 1 M - m")
+    @example(b"<14>1 2026-11-22T10:00:00.1234567891Z h a 1 M - m")
+    @example(b"<192>1 2026-11-22T10:00:00Z h a 1 M - m")
+    def test_rfc5424SameAsGeneral(self, data: bytes) -> None:
+        """
+        Any RFC 5424-like message, well formed or not, gives the general
+        way's record.
+        """
+        self.assertSameAsGeneral(data)
+
+    @settings(max_examples=1500)
+    @given(_messages3164())
+    @example(b"<13>Feb 30 10:00:00 h cron[1]: m")
+    @example(b"<13>Nov 22 24:00:00 h cron[1]: m")
+    @example(b"<192>Nov 22 10:00:00 h cron[1]: m")
+    @example(b"<13>Nov 22 10:00:00 h: cron[1]: m")
+    @example(b"<13>Nov 22 10:00:00 h cron[x\"y]: m")
+    def test_rfc3164SameAsGeneral(self, data: bytes) -> None:
+        """
+        Any RFC 3164-like message, well formed or not, gives the general
+        way's record.
+        """
+        self.assertSameAsGeneral(data)

@@ -24,6 +24,7 @@ from logsvc.formats.compression import InflateError, inflate, sniffCompression
 from logsvc.formats.detect import parseLine
 from logsvc.formats.gelf import gelfRecord, isGelf
 from logsvc.formats.jsonline import loadJSON
+from logsvc.formats.syslog import looksLikeSyslog, parseSyslog
 from logsvc.record import Record, RecordError, normalize
 
 __all__ = ["MAX_INFLATED", "parseDatagram", "parseDatagrams"]
@@ -75,6 +76,14 @@ def parseDatagrams(
     rejected: list[tuple[str, Rejection]] = []
     append = records.append
     for data, peer in datagrams:
+        if data[:1] == b"<":
+            # Syslog, the most common datagram, straight to its parser
+            # (which never raises): what parseDatagram and parseLine would
+            # do with it, without their other checks.
+            data = data.rstrip(b"\n\x00\r")
+            if looksLikeSyslog(data):
+                append(parseSyslog(data, peer, received))
+                continue
         try:
             append(parseDatagram(data, peer, received, maxInflated=maxInflated))
         except RecordError as e:
