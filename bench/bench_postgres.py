@@ -13,7 +13,15 @@ can be counted.
    CPU seconds per record of each node and of PostgreSQL; one SQLite node
    over TCP for the node CPU comparison.
 3. Query latencies over HTTP on a store of C{--records} records (the probes
-   of C{bench/bench_search.py}), PostgreSQL next to SQLite.
+   of C{bench/bench_search.py}), PostgreSQL next to SQLite.  The PostgreSQL
+   store is a cluster of its own kept in C{--cache} (C{bench/out/}, ignored
+   by git) and reused by later runs with the same C{--records}: filled once
+   (the records of C{bench_search.py}'s store, COPYed through logsvc's
+   writer rows in 1,000,000-record transactions with the indexes made
+   afterwards), marked filled, then only started and stopped.  The SQLite
+   store is C{bench_search.py}'s cache (C{--sqlite-db}, by default
+   C{search-RECORDS-v1.sqlite3} in C{--cache}), filled the same way if
+   missing.
 4. Tail latency across nodes: tails on node B, records sent to node A over
    TCP at C{--tail-rate} records/s.
 5. Search index choice: tsvector (logsvc's words) + GIN against pg_trgm's
@@ -22,7 +30,8 @@ can be counted.
 The machine it runs on may be shared: a few runs, the spread reported.
 
 Usage: python bench/bench_postgres.py [--records 1000000] [--ingest-records 300000]
-       [--tail-rate 10000] [--tail-seconds 10] [--runs 15]
+       [--tail-rate 10000] [--tail-seconds 10] [--runs 15] [--cache bench/out]
+       [--sqlite-db PATH] [--only raw,ingest,queries,tail,search]
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 import psycopg
@@ -44,14 +54,25 @@ import psycopg
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.bench_search import DAY, END, SPAN, fillStore, generate, rawLine, tailLatency, timed  # noqa: E402
+from bench.bench_search import (  # noqa: E402
+    DAY,
+    END,
+    GENERATOR_VERSION,
+    SPAN,
+    fillStore,
+    generate,
+    rawLine,
+    tailLatency,
+    timed,
+)
 from bench.harness import BenchServer  # noqa: E402
 from logsvc.record import Record  # noqa: E402
-from logsvc.store.postgres.connection import connect, createSchema  # noqa: E402
+from logsvc.store.postgres.connection import connect, createSchema, fillCounts  # noqa: E402
 from logsvc.store.postgres.search import vectorText  # noqa: E402
-from logsvc.store.postgres.store import _COPY, reserveIds  # noqa: E402
+from logsvc.store.postgres.store import _COPY, copyRows, reserveIds  # noqa: E402
 from tests.e2e.server import TwistdServer  # noqa: E402
 from tests.pgcluster import Cluster  # noqa: E402
+from tests.ports import freePort  # noqa: E402
 
 SETTINGS = "-c shared_buffers=256MB -c max_wal_size=4GB -c checkpoint_timeout=15min -c synchronous_commit=on"
 SERVER_OPTIONS = ("--min-free-disk", "1MiB")
@@ -91,6 +112,100 @@ def copyRecords(url: str, records: Iterator[Record], batch: int = 10_000) -> tup
     return len(rows), time.perf_counter() - started
 
 
+#: The database of the cached query store, in its own cluster.
+QUERY_DATABASE = "queries"
+
+#: Records per transaction when filling the cached query store.
+FILL_TRANSACTION = 1_000_000
+
+
+def fillQueryStore(url: str, count: int) -> None:
+    """
+    Fill an empty logsvc database with C{count} records of
+    L{bench.bench_search.generate} (the same as C{bench_search.py}'s store):
+    the indexes are dropped, the rows COPYed as logsvc's writer makes them
+    (L{copyRows}: ids from the counter, search vectors) in
+    L{FILL_TRANSACTION}-record transactions, then the schema is made again
+    (L{createSchema} remakes the indexes it names, each built once over
+    every row rather than row by row), and the tables vacuumed and analysed.
+    """
+    started = time.perf_counter()
+    records = (r for r, _ in generate(count, END - SPAN))
+    with connect(url) as conn:
+        indexes = [row[0] for row in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'logs'")]
+        for name in indexes:
+            conn.execute(f"DROP INDEX {name}")
+        conn.commit()
+        done = 0
+        while chunk := list(islice(records, FILL_TRANSACTION)):
+            with conn.transaction():
+                first = reserveIds(conn, len(chunk))
+                with conn.cursor() as cursor:
+                    copyRows(cursor, first, chunk)
+            done += len(chunk)
+            elapsed = time.perf_counter() - started
+            print(f"   {done:,} records COPYed in {elapsed:,.0f} s ({done / elapsed:,.0f} records/s)", flush=True)
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        indexed = time.perf_counter()
+        createSchema(conn, now=END)
+        # The COPY bypassed logsvc's writer, which keeps the counts.
+        fillCounts(conn)
+        conn.commit()
+        print(f"   indexes and counts made in {time.perf_counter() - indexed:,.0f} s", flush=True)
+    with connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
+
+
+def cachedQueryStore(cache: str, count: int) -> tuple[Cluster, str]:
+    """
+    Start the cluster that holds the C{count}-record query store, kept in
+    C{cache} and reused; the first time, make it and fill it
+    (L{fillQueryStore}), then mark it filled.  A cluster without the mark
+    (an interrupted fill) is made again.
+
+    @return: the running cluster (the caller stops it) and the store's URL.
+    """
+    directory = os.path.join(cache, f"pg-search-{count}-v{GENERATOR_VERSION}")
+    filled = os.path.join(directory, "filled")
+    if os.path.exists(filled):
+        print(f"== reusing {directory}")
+        cluster = Cluster(directory, port=freePort())
+        cluster.start(SETTINGS)
+        return cluster, cluster.url.rsplit("/", 1)[0] + "/" + QUERY_DATABASE
+    shutil.rmtree(directory, ignore_errors=True)
+    cluster = Cluster(directory)
+    cluster.create()
+    cluster.start(SETTINGS)
+    try:
+        url = database(cluster, QUERY_DATABASE)
+        print(f"== filling {count:,} records into {directory}", flush=True)
+        started = time.perf_counter()
+        fillQueryStore(url, count)
+        print(f"filled in {time.perf_counter() - started:,.0f} s", flush=True)
+    except BaseException:
+        cluster.stop()
+        raise
+    open(filled, "w").close()
+    return cluster, url
+
+
+def cachedSqliteStore(path: str, count: int) -> str:
+    """
+    @return: C{path}, the SQLite store of C{bench_search.py} with C{count}
+        records, filled first (as C{bench_search.py} does) unless marked
+        filled (C{PATH.done}).
+    """
+    if not os.path.exists(path + ".done"):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        print(f"== filling {count:,} records into {path}", flush=True)
+        fillStore(path, (r for r, _ in generate(count, END - SPAN)))
+        open(path + ".done", "w").close()
+    return path
+
+
 def lastId(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT last_id FROM logsvc_position").fetchone()
@@ -121,9 +236,10 @@ def sendHTTP(port: int, lines: list[bytes], size: int = 1000) -> None:
 
 
 def ingest(
-    cluster: Cluster, nodes: int, transport: str, lines: list[bytes], work: str
+    cluster: Cluster, nodes: int, transport: str, lines: list[bytes], work: str, senders: int
 ) -> tuple[float, list[float], float]:
     """
+    @param senders: TCP connections or keep-alive HTTP clients per node.
     @return: records/s to committed, CPU seconds per record of each node,
         and of PostgreSQL.
     """
@@ -134,23 +250,22 @@ def ingest(
     try:
         before = [processCPU(s.process.pid) for s in servers]  # type: ignore[union-attr]
         pgBefore = cluster.cpuSeconds()
-        senders = []
-        perSender = 2
-        parts = nodes * perSender
+        threads = []
+        parts = nodes * senders
         for n in range(parts):
             server = servers[n % nodes]
             part = lines[n::parts]
             if transport == "tcp":
-                senders.append(threading.Thread(target=sendTCP, args=(server.tcpPort, part)))
+                threads.append(threading.Thread(target=sendTCP, args=(server.tcpPort, part)))
             else:
-                senders.append(threading.Thread(target=sendHTTP, args=(server.httpPort, part)))
+                threads.append(threading.Thread(target=sendHTTP, args=(server.httpPort, part)))
         started = time.perf_counter()
-        for t in senders:
+        for t in threads:
             t.start()
         while lastId(url) < len(lines):
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
-        for t in senders:
+        for t in threads:
             t.join()
         # Each node took an equal share of the records.
         cpu = [(processCPU(s.process.pid) - b) / (len(lines) / nodes) for s, b in zip(servers, before, strict=True)]  # type: ignore[union-attr]
@@ -257,6 +372,36 @@ def compareSearch(cluster: Cluster, count: int) -> None:
             print(f"{label:32s} newest 100: tsvector {times['tsvector']:8.1f} ms   pg_trgm {times['pg_trgm']:8.1f} ms (superset, to confirm)")
 
 
+def queries(options: Any, work: str) -> None:
+    """
+    Print the query probes' latencies on the cached stores, PostgreSQL next
+    to SQLite.
+    """
+    os.makedirs(options.cache, exist_ok=True)
+    cluster, url = cachedQueryStore(options.cache, options.records)
+    try:
+        print(f"== HTTP latency on {options.records:,} records ({options.runs} runs each): median / p95 ms,"
+              " PostgreSQL | SQLite", flush=True)
+        pgServer = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "pg-queries"), db=url, timeout=900)
+        try:
+            pgFigures = probe(pgServer, options.runs)
+        finally:
+            pgServer.stop()
+    finally:
+        cluster.stop()
+    sqlitePath = options.sqlite_db or os.path.join(
+        options.cache, f"search-{options.records}-v{GENERATOR_VERSION}.sqlite3"
+    )
+    sqliteServer = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "sqlite-queries"),
+                               db=cachedSqliteStore(sqlitePath, options.records), timeout=900)
+    try:
+        sqliteFigures = probe(sqliteServer, options.runs)
+    finally:
+        sqliteServer.stop()
+    for (label, m1, p1, n1), (_, m2, p2, n2) in zip(pgFigures, sqliteFigures, strict=True):
+        print(f"{label:44s} {m1:8.1f} {p1:8.1f} | {m2:8.1f} {p2:8.1f}   ({n1:,} | {n2:,} found)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -266,15 +411,36 @@ def main() -> None:
     parser.add_argument("--tail-seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--only", default="raw,ingest,queries,tail,search")
+    parser.add_argument("--tcp-connections", type=int, default=2, help="TCP senders per node")
+    parser.add_argument("--http-clients", type=int, default=8,
+                        help="keep-alive HTTP clients per node, each posting 1,000-record bodies")
+    parser.add_argument("--nodes", default="1,2,3", help="node counts of the ingest runs")
+    parser.add_argument("--transports", default="tcp,http", help="transports of the ingest runs")
+    parser.add_argument("--cache", default=os.path.join(ROOT, "bench", "out"),
+                        help="where the query stores are kept between runs")
+    parser.add_argument("--sqlite-db", help="the SQLite query store (default: bench_search.py's, in --cache)")
     options = parser.parse_args()
     only = set(options.only.split(","))
     work = tempfile.mkdtemp(prefix="logsvc-bench-pg-")
+    try:
+        if only - {"queries"}:
+            onThrowawayCluster(options, only, work)
+        if "queries" in only:
+            queries(options, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def onThrowawayCluster(options: Any, only: set[str], work: str) -> None:
+    """
+    Run the parts other than the queries on a cluster made for this run and
+    removed after it.
+    """
     cluster = Cluster(tempfile.mkdtemp(prefix="logsvc-bench-pgdata-"))
     cluster.create()
     cluster.start(SETTINGS)
     try:
-        start = END - SPAN
-        pairs = list(generate(options.ingest_records, start, seed=3))
+        pairs = list(generate(options.ingest_records, END - SPAN, seed=3))
         lines = [rawLine(r, f) for r, f in pairs]
         limit = None
         if "raw" in only:
@@ -288,32 +454,13 @@ def main() -> None:
             print(f"== logsvc ingest of {len(lines):,} records (senders on the same machine)")
             rate, cpu = sqliteIngest(lines, work)
             print(f"SQLite, 1 node, TCP: {rate:,.0f} records/s; node {cpu * 1e6:.1f} us CPU/record (indexing included)")
-            for transport in ("tcp", "http"):
-                for nodes in (1, 2, 3):
-                    rate, cpus, pg = ingest(cluster, nodes, transport, lines, work)
+            for transport in options.transports.split(","):
+                for nodes in (int(n) for n in options.nodes.split(",")):
+                    senders = options.tcp_connections if transport == "tcp" else options.http_clients
+                    rate, cpus, pg = ingest(cluster, nodes, transport, lines, work, senders)
                     share = f" ({rate / limit:.2f} of the COPY limit)" if limit else ""
-                    print(f"PostgreSQL, {nodes} node(s), {transport.upper()}: {rate:,.0f} records/s{share};"
+                    print(f"PostgreSQL, {nodes} node(s), {transport.upper()} ({senders} per node): {rate:,.0f} records/s{share};"
                           f" nodes {', '.join(f'{c * 1e6:.1f}' for c in cpus)} us CPU/record; PostgreSQL {pg * 1e6:.1f} us CPU/record")
-        if "queries" in only:
-            url = database(cluster, "queries")
-            n, seconds = copyRecords(url, (r for r, _ in generate(options.records, start)))
-            with connect(url, autocommit=True) as conn:
-                conn.execute("VACUUM ANALYZE logs")
-            print(f"== HTTP latency on {n:,} records ({options.runs} runs each): median / p95 ms, PostgreSQL | SQLite")
-            pgServer = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "pg-queries"), db=url)
-            try:
-                pgFigures = probe(pgServer, options.runs)
-            finally:
-                pgServer.stop()
-            sqlitePath = os.path.join(work, "queries.sqlite3")
-            fillStore(sqlitePath, (r for r, _ in generate(options.records, start)))
-            sqliteServer = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "sqlite-queries"), db=sqlitePath)
-            try:
-                sqliteFigures = probe(sqliteServer, options.runs)
-            finally:
-                sqliteServer.stop()
-            for (label, m1, p1, n1), (_, m2, p2, n2) in zip(pgFigures, sqliteFigures, strict=True):
-                print(f"{label:44s} {m1:8.1f} {p1:8.1f} | {m2:8.1f} {p2:8.1f}   ({n1:,} | {n2:,} found)")
         if "tail" in only:
             url = database(cluster, "tail")
             a = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "tail-a"), db=url)
@@ -331,7 +478,6 @@ def main() -> None:
     finally:
         cluster.stop()
         cluster.remove()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
