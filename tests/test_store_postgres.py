@@ -85,6 +85,77 @@ class PostgresUnvectoredSearchTests(PostgresSearchTests):
         return self.startStore()
 
 
+class PostgresMixedVectorTests(PostgresTestCase):
+    """
+    A page of a search merges, in order, the records SQL decides (those
+    with a search vector) with those the matcher decides (without one),
+    whether the page is read in one statement or through cursors.
+    """
+
+    def setUp(self) -> None:
+        from logsvc.store.postgres import search as searchModule, store as storeModule
+
+        vectorText = searchModule.vectorText
+        # Every third record is stored as one whose words do not fit a vector.
+        self.patch(storeModule, "vectorText",
+                   lambda message, service: None if message.endswith("0") else vectorText(message, service))
+        self.store = self.startStore()
+        messages = [f"disk full {n}{n % 3}" for n in range(30)]
+        messages += [f"all fine {n}" for n in range(10)]
+        self.records = [record(m, ts=T0 + n * SECOND) for n, m in enumerate(messages)]
+        self.expected = [m for m in messages if m.startswith("disk")]
+
+    @inlineCallbacks
+    def pages(self, q: str, order: str, limit: int) -> Generator[Deferred[Any], Any, list[list[str]]]:
+        """
+        @return: the messages of every page of C{q}, walked by cursor.
+        """
+        yield self.store.append(self.records)
+        pages: list[list[str]] = []
+        cursor = None
+        for _ in range(50):
+            rows = yield self.store.query(Query(q=q, order=order, limit=limit, cursor=cursor))
+            pages.append([row[6] for row in rows[:limit]])
+            if len(rows) <= limit:
+                return pages
+            cursor = (rows[limit - 1][1], rows[limit - 1][0])
+        raise AssertionError("paging did not end")
+
+    @inlineCallbacks
+    def test_onePerPage(self) -> Generator[Deferred[Any], Any, None]:
+        """Pages read in one statement hold both kinds, in order, each once."""
+        pages = yield self.pages("disk", "desc", 4)
+        self.assertEqual([m for page in pages for m in page], self.expected[::-1])
+        self.assertTrue(any(m.endswith("0") for m in pages[0]) and any(not m.endswith("0") for m in pages[0]))
+
+    @inlineCallbacks
+    def test_manyCandidates(self) -> Generator[Deferred[Any], Any, None]:
+        """With more unvectored candidates than one statement takes, cursors read the page, the same."""
+        from logsvc.store.postgres import plan
+
+        self.patch(plan, "FETCH", 5)
+        pages = yield self.pages("disk", "asc", 3)
+        self.assertEqual([m for page in pages for m in page], self.expected)
+
+    @inlineCallbacks
+    def test_sparseInTransaction(self) -> Generator[Deferred[Any], Any, None]:
+        """The hit count's planner settings end with it, in or out of a transaction."""
+        from logsvc.store.postgres.plan import Plan, _sparse
+
+        yield self.store.append(self.records)
+
+        def count(conn: Any) -> list[Any]:
+            found = [_sparse(conn, Plan(Query(q="disk")))]
+            with conn.transaction():
+                found.append(_sparse(conn, Plan(Query(q="disk"))))
+                found.append(conn.execute("SHOW enable_indexscan").fetchone()[0])
+            found.append(conn.execute("SHOW enable_seqscan").fetchone()[0])
+            return found
+
+        found = yield self.store.read(count)
+        self.assertEqual(found, [True, True, "on", "on"])
+
+
 def _wait(condition: Any, timeout: float = 20.0) -> Deferred[None]:
     """
     @return: a Deferred firing once C{condition()} is true (polled on the

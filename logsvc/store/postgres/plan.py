@@ -167,11 +167,17 @@ def _read(conn: psycopg.Connection[Any], plan: Plan, order: Order, limit: int | 
     Matching rows in C{order}, read lazily and taken by L{takeRows}'s rule:
     C{limit + 1} rows at most, fewer past L{PAGE_BYTES}.
 
+    A page that fits one fetch (L{_readPage}) is one statement; a longer
+    one, or one the matcher decides, is read through server-side cursors.
     When SQL decides the vectored records (C{q} text only, or empty), they
     are one statement with the page's C{LIMIT} (so the planner knows how few
     are wanted), and the rare unvectored candidates another, checked here;
     the two are merged in order.
     """
+    if limit is not None and limit < FETCH and not plan.checkAll:
+        page = _readPage(conn, plan, order, limit)
+        if page is not None:
+            return page
     most = None if limit is None else f" LIMIT {int(limit) + 1}"
     with conn.transaction():
         if plan.checkAll:
@@ -200,6 +206,43 @@ def _read(conn: psycopg.Connection[Any], plan: Plan, order: Order, limit: int | 
         return takeRows(heapq.merge(vectored, unvectored, key=order.key, reverse=order.descending), limit)
 
 
+def _readPage(conn: psycopg.Connection[Any], plan: Plan, order: Order, limit: int) -> list[Row] | None:
+    """
+    A page of fewer than L{FETCH} records SQL decides, in one statement
+    outside any transaction (a search's first counts its index hits,
+    L{_sparse}): no server-side cursor, whose C{BEGIN}, C{DECLARE},
+    C{FETCH}, C{CLOSE} and C{COMMIT} are a round trip each, and a wait for
+    the scheduler each on a busy machine.  It holds no more rows than one
+    C{FETCH} would.  The unvectored candidates come in the same statement
+    (flagged), at most L{FETCH} of them.
+
+    @return: the rows as L{takeRows} takes them, or L{None} when there may
+        be more unvectored candidates than that (read them through a
+        cursor).
+    """
+    most = f" LIMIT {int(limit) + 1}"
+    where, params = plan.vectored
+    if plan.unvectored is None:
+        rows = [tuple(row) for row in conn.execute(f"SELECT {COLUMNS} FROM logs {where} ORDER BY {order.sql}{most}", params)]
+        return takeRows(rows, limit)
+    orderSQL = order.unindexed if _sparse(conn, plan) else order.sql
+    candidatesWhere, candidatesParams = plan.unvectored
+    sql = (
+        f"(SELECT {COLUMNS}, true FROM logs {where} ORDER BY {orderSQL}{most})"
+        f" UNION ALL (SELECT {COLUMNS}, false FROM logs {candidatesWhere} ORDER BY {order.sql} LIMIT {FETCH})"
+    )
+    vectored: list[Row] = []
+    candidates: list[Row] = []
+    for *row, exact in conn.execute(sql, [*params, *candidatesParams]):
+        (vectored if exact else candidates).append(tuple(row))
+    if len(candidates) >= FETCH:
+        return None
+    matched = [row for row in candidates if plan.matches(row)]
+    vectored.sort(key=order.key, reverse=order.descending)
+    matched.sort(key=order.key, reverse=order.descending)
+    return takeRows(heapq.merge(vectored, matched, key=order.key, reverse=order.descending), limit)
+
+
 #: A page search whose index hits are fewer is read from the hits and
 #: sorted; with more, in time order (the first page's worth comes soon).
 SPARSE_HITS = 3000
@@ -210,15 +253,25 @@ def _sparse(conn: psycopg.Connection[Any], plan: Plan) -> bool:
     @return: whether the search index names fewer than L{SPARSE_HITS}
         records for C{plan}, counted through the index alone (a bitmap
         scan, whatever the planner guesses of the words' frequency).
+
+    One round trip: the planner settings and the count go as one string
+    (parameters bound by the client), which the server runs as one implicit
+    transaction, so C{SET LOCAL} ends with it; in a transaction already
+    open, the settings are put back after.
     """
     where, params = plan.vectored
-    with conn.transaction():
-        conn.execute("SET LOCAL enable_seqscan = off")
-        conn.execute("SET LOCAL enable_indexscan = off")
-        row = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM logs {where} LIMIT {SPARSE_HITS}) AS hits", params).fetchone()
-        # Called inside the read's transaction, where SET LOCAL would last.
-        conn.execute("RESET enable_seqscan")
-        conn.execute("RESET enable_indexscan")
+    cursor = psycopg.ClientCursor(conn)
+    inTransaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+    cursor.execute(
+        "SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off;"
+        f" SELECT count(*) FROM (SELECT 1 FROM logs {where} LIMIT {SPARSE_HITS}) AS hits"
+        + ("; RESET enable_seqscan; RESET enable_indexscan" if inTransaction else ""),
+        params,
+    )
+    while cursor.pgresult is not None and cursor.pgresult.status != psycopg.pq.ExecStatus.TUPLES_OK:
+        if not cursor.nextset():
+            break
+    row = cursor.fetchone()
     return bool(row is not None and row[0] < SPARSE_HITS)
 
 
