@@ -390,6 +390,8 @@ def queries(options: Any, work: str) -> None:
             pgServer.stop()
     finally:
         cluster.stop()
+    for label, median, p95, found in pgFigures:
+        print(f"{label:44s} {median:8.1f} {p95:8.1f} | (PostgreSQL; {found:,} found)", flush=True)
     sqlitePath = options.sqlite_db or os.path.join(
         options.cache, f"search-{options.records}-v{GENERATOR_VERSION}.sqlite3"
     )
