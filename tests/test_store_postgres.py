@@ -93,7 +93,8 @@ class PostgresMixedVectorTests(PostgresTestCase):
     """
 
     def setUp(self) -> None:
-        from logsvc.store.postgres import search as searchModule, store as storeModule
+        from logsvc.store.postgres import search as searchModule
+        from logsvc.store.postgres import store as storeModule
 
         vectorText = searchModule.vectorText
         # Every third record is stored as one whose words do not fit a vector.
