@@ -22,8 +22,8 @@ the store, so loss shows.  Prints records/s for:
   in one datagram each (graypy's default); GELF in chunks (messages of about
   12 KB, zlib-compressed into 5 chunks of at most 1,420 bytes, graypy's chunk
   size), also as bytes/s against plain lines' bytes/s.  The sender keeps the
-  messages not yet stored under 6 MiB of receive buffer (polling the store),
-  so the kernel's buffer never overflows and the rate is the server's;
+  server socket's receive queue under 6 MiB (reading ``/proc/net/udp``), so
+  the kernel's buffer never overflows and the rate is the server's;
 - Fluent forward (``--forward``): PackedForward messages of 1,000 entries
   (EventTime, ``log`` and two more keys), as Fluent Bit sends them, 4
   connections;
@@ -338,31 +338,45 @@ def waitStored(server: BenchServer, expected: int, stall: float = 5.0) -> tuple[
         time.sleep(0.02)
 
 
-#: What a queued datagram costs in the kernel's receive buffer beyond its
-#: payload (Linux's sk_buff), bytes, roughly.
-DATAGRAM_OVERHEAD = 768
+def receiveQueue(port: int, tables: tuple[str, ...] = ("/proc/net/udp", "/proc/net/udp6")) -> int:
+    """
+    @return: the bytes waiting in the receive queue of the UDP socket bound
+        to C{port} on this host (its C{rx_queue} in C{/proc/net/udp}: the
+        datagrams with the kernel's bookkeeping, as the receive buffer
+        counts them), 0 when it is not found.
+    """
+    local = f":{port:04X}"
+    for table in tables:
+        with open(table) as lines:
+            next(lines, None)
+            for line in lines:
+                columns = line.split()
+                if columns[1].endswith(local):
+                    return int(columns[4].split(":")[1], 16)
+    return 0
 
 
-def sendWindowed(server: BenchServer, port: int, messages: list[list[bytes]], window: int = 6 * 1024 * 1024) -> None:
+def sendWindowed(port: int, messages: list[list[bytes]], window: int = 6 * 1024 * 1024, burst: int = 256) -> None:
     """
-    Send each message's datagrams, keeping the messages sent beyond what the
-    store holds under C{window} bytes of receive buffer (payload and
-    L{DATAGRAM_OVERHEAD} each), well inside the buffer granted.
+    Send each message's datagrams as fast as the server takes them: after
+    every C{burst} datagrams, wait while the server socket's receive queue
+    (L{receiveQueue}) holds more than C{window} bytes, well inside the
+    buffer granted, so the kernel drops nothing and the rate is the
+    server's.  The datagrams are made before the clock starts; sending
+    costs this process a system call each.
     """
-    base = server.lastId()
-    costs = [0]
-    for datagrams in messages:
-        costs.append(costs[-1] + sum(len(d) + DATAGRAM_OVERHEAD for d in datagrams))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
         address = ("127.0.0.1", port)
-        stored = 0
-        for n, datagrams in enumerate(messages):
-            while costs[n] - costs[stored] > window:
-                time.sleep(0.001)
-                stored = min(n, server.lastId() - base)
+        sent = 0
+        for datagrams in messages:
             for datagram in datagrams:
                 s.sendto(datagram, address)
+            sent += len(datagrams)
+            if sent >= burst:
+                sent = 0
+                while receiveQueue(port) > window:
+                    time.sleep(0.0005)
 
 
 def udpRate(messages: list[list[bytes]]) -> tuple[Rate, float]:
@@ -376,7 +390,7 @@ def udpRate(messages: list[list[bytes]]) -> tuple[Rate, float]:
     try:
         count = len(messages)
         size = sum(len(d) for datagrams in messages for d in datagrams)
-        sender = threading.Thread(target=sendWindowed, args=(server, server.udpPort, messages))
+        sender = threading.Thread(target=sendWindowed, args=(server.udpPort, messages))
         cpu = server.cpuSeconds()
         started = time.perf_counter()
         sender.start()
