@@ -35,6 +35,8 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
 from logsvc.auth import TokenFileError, readTokenFile
+from logsvc.extras import OTLP_GRPC
+from logsvc.ingest.otlpgrpc import grpcAddress
 from logsvc.ingest.tcp import DEFAULT_MAX_LINE
 from logsvc.ingest.udp import parseUDPEndpoint
 from logsvc.limits import DEFAULT_IDLE_TIMEOUT, FD_RESERVE
@@ -167,12 +169,9 @@ def grpcEndpoint(text: str) -> str:
 
     @return: C{text}, unchanged.
     """
-    # Imported here: it imports grpcio (when installed), which only
-    # --otlp-grpc needs.
-    from logsvc.ingest.otlpgrpc import MISSING, grpcAddress
-
-    if MISSING is not None:
-        raise ValueError(MISSING)
+    missing = OTLP_GRPC.missing()
+    if missing is not None:
+        raise ValueError(missing)
     grpcAddress(text)
     return text
 

@@ -16,6 +16,7 @@ from logsvc.limits import DEFAULT_IDLE_TIMEOUT
 from logsvc.tap import Options as TapOptions
 from logsvc.web.guard import DEFAULT_REQUEST_TIMEOUT, DEFAULT_STALL_TIMEOUT
 from logsvc.web.ingest import DEFAULT_MAX_BODY
+from tests.test_extras import withoutModule
 
 
 class DefaultsTests(SynchronousTestCase):
@@ -194,6 +195,13 @@ class ErrorTests(SynchronousTestCase):
         """An ssl: endpoint whose key file is missing fails at parse time, naming the file."""
         message = self.error("--http", "ssl:8443:privateKey=/nonexistent/key.pem")
         self.assertIn("cannot read /nonexistent/key.pem: no such file or directory", message)
+
+    def test_otlpGrpcWithoutExtra(self) -> None:
+        """Without grpcio (its import made to fail), --otlp-grpc is a one-line error naming the pip command."""
+        withoutModule(self, "grpc")
+        message = self.error("--otlp-grpc", "tcp:4317")
+        self.assertTrue(message.startswith("--otlp-grpc tcp:4317: OTLP/gRPC needs the extra logsvc[otlp] ("), message)
+        self.assertTrue(message.endswith("pip install 'logsvc[otlp]'"), message)
 
     def test_tcpAuthNeedsTokens(self) -> None:
         """--tcp-auth token without a token file is refused."""

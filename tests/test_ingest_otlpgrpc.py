@@ -28,6 +28,7 @@ from logsvc.record import Record
 from logsvc.store.base import StoreError
 from logsvc.store.memory import MemoryStore
 from tests.e2e.trust import makeCertificate
+from tests.test_extras import withoutModule
 from tests.test_formats_otlp import exportRequest
 
 
@@ -77,6 +78,16 @@ class AddressTests(SynchronousTestCase):
         self.assertEqual(peerHost("ipv6:[::1]:5000"), "::1")
         self.assertEqual(peerHost("unix:/tmp/x"), "unix")
         self.assertEqual(peerHost("weird"), "unknown")
+
+
+class MissingExtraTests(SynchronousTestCase):
+    def test_refused(self) -> None:
+        """Without grpcio (its import made to fail) the listener is refused, naming the pip command."""
+        withoutModule(self, "grpc")
+        pipeline = Pipeline(MemoryStore())
+        with self.assertRaises(EndpointError) as caught:
+            OTLPGrpcService("tcp:0:interface=127.0.0.1", pipeline, maxMessage=1024)
+        self.assertIn("pip install 'logsvc[otlp]'", str(caught.exception))
 
 
 class ServiceTests(TestCase):

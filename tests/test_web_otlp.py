@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, fail
 from logsvc.record import Record
 from logsvc.store.base import StoreError
 from tests.shippers import ShipperTestCase
+from tests.test_extras import withoutModule
 from tests.test_formats_otlp import GOLDEN, exportRequest
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -98,3 +99,38 @@ class OTLPHTTPTests(ShipperTestCase):
         code, answer, _ = self.request("POST", "/v1/logs", exportRequest(LogRecord()), PROTOBUF)
         self.assertEqual(code, 503)
         self.assertIn("disk full", answer["error"])
+
+
+class MissingExtraTests(ShipperTestCase):
+    """
+    Without the extra logsvc[otlp] (its import made to fail in process).
+    """
+
+    def test_501(self) -> None:
+        """
+        Both paths answer 501 with a JSON error naming the pip command, for
+        either encoding; nothing is stored.
+        """
+        withoutModule(self, "opentelemetry.proto.collector.logs.v1.logs_service_pb2")
+        body = exportRequest(LogRecord(body=AnyValue(string_value="lost?")))
+        for path in ("/v1/logs", "/otlp/v1/logs"):
+            for headers in (PROTOBUF, JSON):
+                code, answer, response = self.request("POST", path, body, headers)
+                self.assertEqual(code, 501)
+                self.assertEqual(response.headers.getRawHeaders("content-type"), ["application/json"])
+                self.assertIn("pip install 'logsvc[otlp]'", answer["error"])
+        self.assertEqual(self.rows(), [])
+
+    def test_warnedWhenBuilt(self) -> None:
+        """Building the tree without the extra logs a warning naming the pip command."""
+        from twisted.logger import globalLogPublisher
+
+        from logsvc.web.otlp import otlpTree
+
+        withoutModule(self, "opentelemetry.proto.collector.logs.v1.logs_service_pb2")
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        otlpTree(self.service.pipeline, maxBody=1024)
+        [warning] = [e for e in events if e.get("log_namespace") == "logsvc.web.otlp"]
+        self.assertIn("pip install 'logsvc[otlp]'", str(warning["why"]))

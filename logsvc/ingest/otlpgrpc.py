@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
@@ -36,25 +36,17 @@ from twisted.logger import Logger
 
 from logsvc.admission import Refused, senderFor
 from logsvc.auth import INGEST, Tokens, authorizationToken
+from logsvc.extras import OTLP_GRPC
 from logsvc.ingest.sink import IngestSink
 from logsvc.pipeline import Pipeline
 from logsvc.startup import StartupError
 from logsvc.store.base import StoreError
 from logsvc.times import nowMicros
 
+if TYPE_CHECKING:
+    from logsvc.formats.otlp import OTLPBatch
+
 log = Logger()
-
-#: Why OTLP/gRPC is unavailable: L{None} when grpcio and the bindings import.
-MISSING: str | None
-try:
-    import grpc
-    from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-
-    from logsvc.formats.otlp import OTLPBatch, exportResponse, requestRecords
-except ImportError as e:  # pragma: no cover - exercised only without the extra
-    MISSING = f"needs grpcio and opentelemetry-proto ({e}): pip install 'logsvc[otlp]'"
-else:
-    MISSING = None
 
 #: Seconds in-flight RPCs get to finish when the listener stops.
 STOP_GRACE = 5.0
@@ -114,6 +106,8 @@ def serverCredentials(keywords: dict[str, str]) -> Any:
         C{extraCertChain} intermediates appended to it.
     @raise OSError: when a file cannot be read.
     """
+    import grpc
+
     with open(keywords["privateKey"], "rb") as f:
         key = f.read()
     certificate = key
@@ -189,6 +183,10 @@ class OTLPLogsServicer:
         """
         grpcio's thread: the RPC.
         """
+        import grpc
+
+        from logsvc.formats.otlp import exportResponse, requestRecords
+
         peer = peerHost(context.peer())
         batch = requestRecords(request, peer, nowMicros())
         authorization: bytes | None = None
@@ -238,10 +236,11 @@ class OTLPGrpcService(Service):
         @param description: the endpoint string (see L{grpcAddress}).
         @param maxMessage: the largest request grpcio takes, in bytes.
         @raise EndpointError: when the description cannot be served, or
-            grpcio is missing.
+            grpcio or the bindings are missing (L{OTLP_GRPC}).
         """
-        if MISSING is not None:
-            raise EndpointError(MISSING)
+        missing = OTLP_GRPC.missing()
+        if missing is not None:
+            raise EndpointError(missing)
         if reactor is None:
             from twisted.internet import reactor as _reactor
 
@@ -267,6 +266,9 @@ class OTLPGrpcService(Service):
         Service.privilegedStartService(self)
         if self._server is not None:
             return
+        import grpc
+        from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+
         server = grpc.server(
             ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="logsvc-otlp-grpc"),
             options=[

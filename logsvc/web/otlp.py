@@ -12,7 +12,9 @@ OTLP's C{google.rpc.Status}: exporters only log an error body, and the
 status code carries the retry decision (503 is retryable, 400/413/415 not).
 
 Without the extra C{logsvc[otlp]} (C{opentelemetry-proto}) the endpoint
-answers 501 naming it, and a line saying so is logged when the tree is built.
+answers 501 naming it (L{logsvc.extras.OTLP}), and a line saying so is
+logged when the tree is built; the bindings are imported only once they are
+known to be there.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from twisted.logger import Logger
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
+from logsvc.extras import OTLP
 from logsvc.pipeline import Pipeline
 from logsvc.record import Record
 from logsvc.web.body import ShipperEndpoint
@@ -36,17 +39,6 @@ log = Logger()
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
-#: Why OTLP is unavailable: L{None} when the bindings import.
-MISSING: str | None
-try:
-    from google.protobuf.json_format import MessageToDict
-
-    from logsvc.formats.otlp import exportResponse, parseOTLPJSON, parseOTLPProtobuf
-except ImportError as e:  # pragma: no cover - exercised only without the extra
-    MISSING = f"OTLP needs the opentelemetry-proto package ({e}): pip install 'logsvc[otlp]'"
-else:
-    MISSING = None
-
 
 class OTLPLogs(ShipperEndpoint):
     """
@@ -56,8 +48,9 @@ class OTLPLogs(ShipperEndpoint):
     transport = "otlp"
 
     def render_POST(self, request: Request) -> object:
-        if MISSING is not None:
-            return errorBody(request, 501, MISSING)
+        missing = OTLP.missing()
+        if missing is not None:
+            return errorBody(request, 501, missing)
         kind = contentType(request)
         if kind not in (PROTOBUF, JSON):
             return self.bodyError(
@@ -66,6 +59,8 @@ class OTLPLogs(ShipperEndpoint):
         return super().render_POST(request)
 
     def parse(self, request: Request, body: bytes, peer: str, received: int) -> tuple[list[Record], Any]:
+        from logsvc.formats.otlp import parseOTLPJSON, parseOTLPProtobuf
+
         kind = contentType(request)
         parser = parseOTLPProtobuf if kind == PROTOBUF else parseOTLPJSON
         batch = parser(body, peer, received)
@@ -74,6 +69,10 @@ class OTLPLogs(ShipperEndpoint):
         return batch.records, (batch, kind)
 
     def stored(self, request: Request, parsed: Any, first: int) -> bytes:
+        from google.protobuf.json_format import MessageToDict
+
+        from logsvc.formats.otlp import exportResponse
+
         batch, kind = parsed
         response = exportResponse(batch)
         request.setResponseCode(200)
@@ -89,7 +88,8 @@ def otlpTree(pipeline: Pipeline, *, maxBody: int) -> tuple[IResource, IResource]
     @return: the C{v1} subtree (holding C{logs}) and the C{otlp} subtree
         (holding C{v1/logs}), sharing one endpoint.
     """
-    if MISSING is not None:
-        log.warn("POST /v1/logs answers 501: {why}", why=MISSING)
+    missing = OTLP.missing()
+    if missing is not None:
+        log.warn("POST /v1/logs answers 501: {why}", why=missing)
     logs = OTLPLogs(pipeline, maxBody=maxBody)
     return Branch.path([b"logs"], logs), Branch.path([b"v1", b"logs"], logs)

@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -30,6 +31,9 @@ class StartupFailureTests(TestCase):
     """
     C{twistd -n logsvc} with one mistake each.
     """
+
+    #: How twistd is run.
+    twistdCommand = TWISTD
 
     def setUp(self) -> None:
         # twistd running as another user (--uid) must reach the files, and
@@ -54,7 +58,7 @@ class StartupFailureTests(TestCase):
         if uid is not None:
             twistdOptions += [f"--uid={uid}", f"--gid={uid}"]
         command = [
-            *TWISTD, *twistdOptions, "logsvc",
+            *self.twistdCommand, *twistdOptions, "logsvc",
             "--tcp", f"tcp:{freePort()}:interface=127.0.0.1",
             "--http", f"tcp:{freePort()}:interface=127.0.0.1",
             "--db", db or self.db,
@@ -140,6 +144,24 @@ class StartupFailureTests(TestCase):
             f"--otlp-grpc {endpoint}: cannot listen (address already in use, or not on this machine)",
             "--otlp-grpc",
             endpoint,
+        )
+
+    def test_otlpGrpcWithoutExtra(self) -> None:
+        """
+        Without grpcio (its import made to fail in the twistd process, as
+        when the extra logsvc[otlp] is not installed), --otlp-grpc is one
+        line naming the pip command.
+        """
+        self.twistdCommand = [
+            sys.executable, "-c", "import sys; sys.modules['grpc'] = None; from twisted.scripts.twistd import run; run()"
+        ]  # fmt: skip
+        endpoint = f"tcp:{freePort()}:interface=127.0.0.1"
+        code, output = self.twistd("--otlp-grpc", endpoint)
+        self.assertNotEqual(code, 0)
+        self.assertEqual(
+            output.strip(),
+            f"twistd logsvc: --otlp-grpc {endpoint}: OTLP/gRPC needs the extra logsvc[otlp]"
+            " (import of grpc halted; None in sys.modules): pip install 'logsvc[otlp]'",
         )
 
     def test_udpPortInUse(self) -> None:
