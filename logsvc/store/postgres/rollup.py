@@ -40,14 +40,25 @@ from logsvc.store.rollup import (
     rollupTop,
 )
 
-_TYPES = {"minute": "bigint", "level": "smallint", "service": "text", "source": "text", "n": "bigint"}
+#: Where a transaction's counts wait for their upserts: a temporary table
+#: of the session, emptied at each commit.  C{COPY} into it and one
+#: C{INSERT ... SELECT} per table cost about half as much, in the node and
+#: in the server, as the same rows sent as arrays to C{unnest}.
+_STAGE = "logsvc_counts"
+
+_STAGE_TABLE = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (counts smallint NOT NULL, minute bigint NOT NULL,"
+    " level smallint NOT NULL, value text, n bigint NOT NULL) ON COMMIT DELETE ROWS"
+)
+
+_TABLES = list(ROLLUPS)
 
 
 def _upsert(table: str, column: str | None) -> str:
-    names = rollupKey(column).split(", ") + ["n"]
-    arrays = ", ".join(f"%s::{_TYPES[name]}[]" for name in names)
     return (
-        f"INSERT INTO {table} AS counted ({', '.join(names)}) SELECT * FROM unnest({arrays})"
+        f"INSERT INTO {table} AS counted ({rollupKey(column)}, n)"
+        f" SELECT minute, level,{'' if column is None else ' value,'} n FROM {_STAGE}"
+        f" WHERE counts = {_TABLES.index(table)} ORDER BY {'1, 2' if column is None else '1, 2, 3'}"
         f" ON CONFLICT ({rollupKey(column)}) DO UPDATE SET n = counted.n + excluded.n"
     )
 
@@ -70,11 +81,23 @@ def countStored(records: Iterable[Record]) -> Counts:
 def addCounts(conn: psycopg.Connection[Any], counts: Counts) -> None:
     """
     Add C{counts} (negative for records deleted) to the tables, in the
-    current transaction, each table's rows in one statement in key order.
+    current transaction: every row copied in one C{COPY}, then each
+    table's rows upserted in one statement, in key order.
     """
+    if not any(counts.values()):
+        return
+    conn.execute(_STAGE_TABLE)
+    with conn.cursor() as cursor, cursor.copy(f"COPY {_STAGE} FROM STDIN") as copy:
+        for index, table in enumerate(_TABLES):
+            if ROLLUPS[table][0] is None:
+                for minute, level, n in counts[table]:
+                    copy.write_row((index, minute, level, None, n))
+            else:
+                for row in counts[table]:
+                    copy.write_row((index, *row))
     for table, rows in counts.items():
         if rows:
-            conn.execute(_UPSERT[table], [list(column) for column in zip(*rows, strict=True)])
+            conn.execute(_UPSERT[table])
 
 
 def forgetDay(conn: psycopg.Connection[Any], day: int) -> None:
