@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
+from hypothesis import example, given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from logsvc.formats.gelf import gelfRecord, parseGelfBody, parseGelfFrames
 from logsvc.formats.jsonline import DocumentError, JSONSyntaxError
-from logsvc.record import RecordError
+from logsvc.record import RecordError, keptLevel, parseTimestamp
 
 
 class GelfRecordTests(SynchronousTestCase):
@@ -35,6 +39,45 @@ class GelfRecordTests(SynchronousTestCase):
         """
         for bad in ({}, {"short_message": "m", "timestamp": "x"}, [1]):
             self.assertRaises(RecordError, gelfRecord, bad, "p", 5)
+
+    @given(
+        st.one_of(st.none(), st.integers(-3, 60), st.floats(-1, 9), st.booleans(), st.sampled_from(["3", "warn", "x"])),
+        st.one_of(
+            st.none(),
+            st.integers(-10, 10**12),
+            st.floats(-1e3, 1e12),
+            st.floats(),
+            st.sampled_from([1e11, 1e11 - 0.5, float("inf"), float("nan"), True, "1795000000.5", "x"]),
+        ),
+    )
+    @example(8, None)
+    @example(7, 1795000000.003)
+    @example(-1, 1795000000.001)
+    @example(0.0, 0)
+    @example(7.0, 99999999999.99999)
+    def test_levelAndTimeByTheRules(self, level: Any, timestamp: Any) -> None:
+        """
+        Any level and timestamp map as the general rules say: a syslog
+        severity (an integral float too), else info with the value in
+        fields; the time as L{parseTimestamp} reads it, or a refusal.
+        """
+        message: dict[str, Any] = {"version": "1.1", "short_message": "m"}
+        if level is not None:
+            message["level"] = level
+        if timestamp is not None:
+            message["timestamp"] = timestamp
+        fields: dict[str, Any] = {}
+        expectedLevel = int(level) if isinstance(level, float) and level.is_integer() else level
+        if isinstance(expectedLevel, int) and not isinstance(expectedLevel, bool) and not 0 <= expectedLevel <= 7:
+            fields["level"], expectedLevel = expectedLevel, None
+        expectedLevel = keptLevel(expectedLevel, fields)
+        try:
+            expectedTs = 5 if timestamp is None else parseTimestamp(timestamp, "timestamp")
+        except RecordError:
+            self.assertRaises(RecordError, gelfRecord, message, "p", 5)
+            return
+        record = gelfRecord(message, "p", 5)
+        self.assertEqual((record.ts, record.level, orjson.loads(record.fields or "{}")), (expectedTs, expectedLevel, fields))
 
     def test_unknownLevelKept(self) -> None:
         """

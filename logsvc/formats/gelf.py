@@ -62,34 +62,54 @@ def gelfRecord(message: Any, peer: str, received: int) -> Record:
             raise RecordError("short_message: missing")
         short, full = full, None
     level = obj.pop("level", None)
-    if isinstance(level, float) and level.is_integer():
-        level = int(level)
     timestamp = obj.pop("timestamp", None)
     host = obj.pop("host", None)
     service = ""
-    for key in SERVICE_KEYS:
-        if key in obj:
-            service = _text(obj.pop(key))
-            break
+    if not _SERVICE_KEY_SET.isdisjoint(obj):
+        for key in SERVICE_KEYS:
+            if key in obj:
+                service = _text(obj.pop(key))
+                break
     fields: dict[str, Any] = {}
     if full is not None:
         fields["full_message"] = _text(full)
     for key, value in obj.items():
         name = key[1:] if key.startswith("_") and len(key) > 1 else key
         fields.setdefault(name, value)
-    if isinstance(level, int) and not isinstance(level, bool) and not 0 <= level <= 7:
-        # GELF levels are syslog severities: never Python's 10..50.
-        fields["level"] = level
-        level = None
-    return Record(
-        received if timestamp is None else parseTimestamp(timestamp, "timestamp"),
-        received,
-        keptLevel(level, fields),
-        peer if host is None or host == "" else _text(host),
-        service,
-        _text(short),
-        dumpFields(fields),
+    # The common level and time (a syslog severity; epoch seconds since
+    # 1970 and before the year 5138) without the general parsers' calls:
+    # the same values they give.
+    if type(level) is not int or not 0 <= level <= 7:
+        if isinstance(level, float) and level.is_integer():
+            level = int(level)
+        if isinstance(level, int) and not isinstance(level, bool) and not 0 <= level <= 7:
+            # GELF levels are syslog severities: never Python's 10..50.
+            fields["level"] = level
+            level = None
+        level = keptLevel(level, fields)
+    if timestamp is None:
+        ts = received
+    elif type(timestamp) in _NUMBERS and 0 <= timestamp < 1e11:
+        ts = int(round(timestamp * 1_000_000))
+    else:
+        ts = parseTimestamp(timestamp, "timestamp")
+    return _newRecord(
+        Record,
+        (
+            ts,
+            received,
+            level,
+            peer if host is None or host == "" else _text(host),
+            service,
+            _text(short),
+            dumpFields(fields),
+        ),
     )
+
+
+_SERVICE_KEY_SET = frozenset(SERVICE_KEYS)
+_NUMBERS = (int, float)
+_newRecord = tuple.__new__
 
 
 def parseGelfBody(data: bytes, peer: str, received: int) -> list[Record]:
