@@ -13,8 +13,9 @@ records, and what the search index costs ingest.
    the UI's default view (the last 24 h of the store: histogram, newest
    100, facets of level, service, source, field names and a field's top
    values), each request and their total, for 24 h (ending at the store's
-   newest record, and ending half a minute into a minute: the partial
-   minutes' worst case) and, on a store spanning more, for the week; and the query
+   newest record, the same starting half a minute into a minute, and 24 h
+   ending half a minute into a minute: the partial minutes' worst cases)
+   and, on a store spanning more, for the week; and the query
    language over the last 24 h: field terms, comparisons holding for 1 % to
    20 % of the records, OR, a narrowed regular expression, and a regular
    expression alone (past the work limit: the time to its 400).
@@ -473,15 +474,24 @@ def queries(options: Any, work: str, everything: bool) -> None:
     server = Server(*SERVER_OPTIONS, directory=work, db=db)
     try:
         day = {"since": formatMicros(until - DAY), "until": formatMicros(until)}
-        # The partial minutes at a window's edges are read from the records
-        # (at most half a minute each; see logsvc.store.sqlite.rollup): a
-        # window whose ends are half a minute into their minutes is the
-        # costliest for them.
+        # The partial minutes at a window's edges are read from the records,
+        # at most half a minute each, none at an edge with no record beyond
+        # it (see logsvc.store.rollup.edgeParts): a view ending now costs
+        # the most when it starts half a minute into a minute; a window
+        # ending in the past, when both of its ends do.
         halfway = (until - 1) // MINUTE * MINUTE + MINUTE // 2
         if halfway > until:
             halfway -= MINUTE
+        # (Half a minute into the window's first minute, so that on a store
+        # whose records begin 24 h before its newest there are records
+        # before the start.)
+        startHalfway = {"since": formatMicros((until - DAY) // MINUTE * MINUTE + MINUTE // 2), "until": day["until"]}
         dayHalfway = {"since": formatMicros(halfway - DAY), "until": formatMicros(halfway)}
-        views = [("24h to the newest record", day), ("24h, edges half a minute in (their worst case)", dayHalfway)]
+        views = [
+            ("24h to the newest record", day),
+            ("the same, starting half a minute into a minute", startHalfway),
+            ("24h in the past, both ends half a minute in", dayHalfway),
+        ]
         if span > DAY:
             views.append(("7d to the newest record", {"since": formatMicros(until - 7 * DAY), "until": day["until"]}))
         if not everything:

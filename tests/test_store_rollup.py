@@ -141,6 +141,17 @@ class EdgePartsTests(SynchronousTestCase):
         aligned = Query(since=BASE, until=BASE + 10 * MINUTE)
         self.assertEqual(edgeParts(aligned, m, m + 10), (m, m + 10, [], []))
         self.assertEqual(edgeParts(Query(), None, None), (None, None, [], []))
+        # With a lookup that finds nothing outside the range, no edge reads records.
+        asked: list[tuple[int, int]] = []
+
+        def nothing(since: int, until: int) -> bool:
+            asked.append((since, until))
+            return False
+
+        self.assertEqual(edgeParts(short, m + 1, m + 10, nothing), (m, m + 11, [], []))
+        self.assertEqual(asked, [(BASE, short.since), (short.until, BASE + 11 * MINUTE)])
+        self.assertEqual(edgeParts(short, m + 1, m + 10, lambda since, until: True), edgeParts(short, m + 1, m + 10))
+        self.assertEqual(edgeParts(long, m + 1, m + 10, nothing), edgeParts(long, m + 1, m + 10))
         openEnded = Query(since=long.since)
         self.assertEqual(edgeParts(openEnded, m + 1, None), (m, None, [], [Query(since=BASE, until=long.since)]))
 
@@ -259,6 +270,8 @@ class RollupTestsMixin:
         for since, until in (
             (BASE + 1, BASE + 5 * MINUTE), (BASE, BASE + 5 * MINUTE + 1), (BASE + 2, BASE + 4 * MINUTE - 1),
             (BASE + MINUTE // 2, BASE + 3 * MINUTE + MINUTE // 2 + 1), (BASE + MINUTE // 2 + 1, BASE + 3 * MINUTE + MINUTE // 2),
+            # The rest of the first minute holds no record: that minute is whole.
+            (BASE - MINUTE // 3, BASE + 3 * MINUTE + 7),
         ):
             inRange = [r for r in records if since <= r.ts < until]
             query = Query(since=since, until=until)

@@ -181,18 +181,22 @@ def minuteParts(table: str, first: int, end: int, *, hours: bool) -> list[tuple[
 
 
 def edgeParts(
-    query: Query, first: int | None, end: int | None
+    query: Query, first: int | None, end: int | None, anyRecords: Callable[[int, int], bool] | None = None
 ) -> tuple[int | None, int | None, list[Query], list[Query]]:
     """
     How to count the partial minutes at the edges of C{query}'s range, whose
-    whole minutes are C{[first, end)}, reading as few records as the times
-    alone tell: a partial minute is read from the records when it is at
-    most half a minute long; otherwise its whole minute comes from the
-    rollup and the records of the rest of that minute, outside the range,
-    are taken away.  So an edge costs at most half a minute of records, and
-    one at "now" (nothing after it) next to nothing, however dense the
-    records.
+    whole minutes are C{[first, end)}, reading as few records as one can
+    tell without counting them: the rest of an edge's minute, outside the
+    range, when it holds no record at all (an edge at "now", nothing after
+    it), costs nothing: the whole minute comes from the rollup.  Otherwise a
+    partial minute is read from the records when it is at most half a
+    minute long, and else its whole minute comes from the rollup less the
+    records of the rest of that minute.  So an edge reads at most half a
+    minute of records, however dense they are.
 
+    @param anyRecords: whether any record (whatever C{query}'s filters) has
+        C{ts} in C{[since, until)}: a lookup in the time index, in the
+        snapshot the rollup is read in; L{None} to decide by the times alone.
     @return: the whole minutes to read from the rollup (C{first} and C{end},
         widened by a minute at such an edge), the queries whose records
         add, and those whose records subtract.
@@ -200,17 +204,23 @@ def edgeParts(
     add: list[Query] = []
     subtract: list[Query] = []
     if first is not None and query.since is not None and query.since < first * MINUTE:
-        if first * MINUTE - query.since <= MINUTE // 2:
-            add.append(replace(query, until=first * MINUTE, cursor=None))
-        else:
+        outside = replace(query, since=(first - 1) * MINUTE, until=query.since, cursor=None)
+        if first * MINUTE - query.since > MINUTE // 2:
             first -= 1
-            subtract.append(replace(query, since=first * MINUTE, until=query.since, cursor=None))
-    if end is not None and query.until is not None and end * MINUTE < query.until:
-        if query.until - end * MINUTE <= MINUTE // 2:
-            add.append(replace(query, since=end * MINUTE, cursor=None))
+            subtract.append(outside)
+        elif anyRecords is not None and not anyRecords((first - 1) * MINUTE, query.since):
+            first -= 1
         else:
+            add.append(replace(query, until=first * MINUTE, cursor=None))
+    if end is not None and query.until is not None and end * MINUTE < query.until:
+        outside = replace(query, since=query.until, until=(end + 1) * MINUTE, cursor=None)
+        if query.until - end * MINUTE > MINUTE // 2:
             end += 1
-            subtract.append(replace(query, since=query.until, until=end * MINUTE, cursor=None))
+            subtract.append(outside)
+        elif anyRecords is not None and not anyRecords(query.until, (end + 1) * MINUTE):
+            end += 1
+        else:
+            add.append(replace(query, since=end * MINUTE, cursor=None))
     return first, end, add, subtract
 
 
@@ -253,6 +263,12 @@ class RollupSQL(Protocol):
     def recordsTop(self, query: Query, column: str) -> dict[Any, int]:
         """
         @return: the top of C{query} by C{column} read from the records.
+        """
+
+    def anyRecords(self, since: int, until: int) -> bool:
+        """
+        @return: whether any record has C{ts} in C{[since, until)}, whatever
+            its other columns (one lookup in the time index).
         """
 
 
@@ -334,7 +350,7 @@ def rollupHistogram(sql: RollupSQL, query: Query, origin: int, width: int) -> di
     if found is None:
         return None
     table, where, first, end = found
-    first, end, add, subtract = edgeParts(query, first, end)
+    first, end, add, subtract = edgeParts(query, first, end, sql.anyRecords)
     assert first is not None and end is not None  # widening keeps a bound a bound
     perSlot = width // MINUTE
     counts: dict[tuple[int, int], int] = {}
@@ -356,7 +372,7 @@ def rollupTop(sql: RollupSQL, query: Query, column: str) -> dict[Any, int] | Non
     if found is None:
         return None
     table, where, first, end = found
-    first, end, add, subtract = edgeParts(query, first, end)
+    first, end, add, subtract = edgeParts(query, first, end, sql.anyRecords)
     parts: list[tuple[str, int | None, int | None]]
     if first is None and end is None:
         parts = [(table + "_hour", None, None)]

@@ -203,6 +203,10 @@ class PostgresRollupSQL:
     def recordsTop(self, query: Query, column: str) -> dict[Any, int]:
         return selectTop(self.conn, query, column)
 
+    def anyRecords(self, since: int, until: int) -> bool:
+        found = self.conn.execute("SELECT 1 FROM logs WHERE ts >= %s AND ts < %s LIMIT 1", [since, until]).fetchone()
+        return found is not None
+
 
 def _inSnapshot(conn: psycopg.Connection[Any], read: Any) -> Any:
     # The counts and the records' edges from one snapshot.

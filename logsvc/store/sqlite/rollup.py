@@ -80,6 +80,10 @@ class SqliteRollupSQL:
     def recordsTop(self, query: Query, column: str) -> dict[Any, int]:
         return selectTop(self.conn, query, column, useIndex=self.useIndex)
 
+    def anyRecords(self, since: int, until: int) -> bool:
+        found = self.conn.execute("SELECT 1 FROM logs WHERE ts >= ? AND ts < ? LIMIT 1", [since, until]).fetchone()
+        return found is not None
+
 
 def _inSnapshot(conn: sqlite3.Connection, read: Any) -> Any:
     # The rollup and the records' edges from one snapshot.
