@@ -1,0 +1,119 @@
+"""
+Parsing benchmark: the CPU time one process spends turning each sender's
+wire bytes into records, per record, for the bodies ``bench_senders.py``
+sends (plain lines, OTLP protobuf, Loki snappy protobuf, Fluent forward
+PackedForward).  No server, no store: what the reactor thread pays per
+record before anything is stored, which a loaded machine changes much less
+than a wall-clock rate (``time.process_time``, the best of several rounds).
+
+Usage: python bench/bench_mapping.py [--records 50000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.bench_senders import (  # noqa: E402
+    forwardPayloads,
+    lineFramed,
+    lokiBodies,
+    makeMessages,
+    otlpBodies,
+    plainLine,
+)
+from logsvc.formats.detect import parseLines  # noqa: E402
+from logsvc.formats.forward import decodeMessage, unpacker  # noqa: E402
+from logsvc.formats.loki import parseLokiProtobuf  # noqa: E402
+from logsvc.formats.otlp import parseOTLPProtobuf  # noqa: E402
+from logsvc.web.body import unsnappy  # noqa: E402
+
+PEER = "127.0.0.1"
+RECEIVED = 1_795_000_000_000_000
+LIMIT = 16 * 1024 * 1024
+
+
+def plainCase(count: int) -> Callable[[], int]:
+    chunks = [chunk.split(b"\n") for chunk in lineFramed(makeMessages(plainLine, count))]
+
+    def run() -> int:
+        return sum(len(parseLines(lines, PEER, RECEIVED)[0]) for lines in chunks)
+
+    return run
+
+
+def otlpCase(count: int) -> Callable[[], int]:
+    bodies = otlpBodies(count)
+
+    def run() -> int:
+        return sum(len(parseOTLPProtobuf(body, PEER, RECEIVED).records) for body in bodies)
+
+    return run
+
+
+def lokiCase(count: int) -> Callable[[], int]:
+    bodies = lokiBodies(count)
+
+    def run() -> int:
+        return sum(len(parseLokiProtobuf(unsnappy(body, LIMIT), PEER, RECEIVED)) for body in bodies)
+
+    return run
+
+
+def forwardCase(count: int) -> Callable[[], int]:
+    """
+    The listener's work: the connection's raw stream decoder, then each
+    message decoded and its entries mapped.
+    """
+    messages = [message for connection in forwardPayloads(count) for message in connection]
+
+    def run() -> int:
+        stored = 0
+        stream = unpacker(LIMIT, raw=True)
+        for message in messages:
+            stream.feed(message)
+            for value in stream:
+                decoded = decodeMessage(value, maxBytes=LIMIT)
+                assert decoded is not None
+                stored += len(decoded.records(PEER, RECEIVED)[0])
+        return stored
+
+    return run
+
+
+CASES: dict[str, Callable[[int], Callable[[], int]]] = {
+    "plain lines": plainCase,
+    "OTLP protobuf (decode and map)": otlpCase,
+    "Loki protobuf (unsnappy, decode, map)": lokiCase,
+    "Fluent forward PackedForward": forwardCase,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=50_000, help="records per case")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per case (the best is printed)")
+    args = parser.parse_args()
+    print(f"{args.records:,} records per case, best of {args.rounds} rounds, CPU time of this process")
+    baseline = None
+    for name, make in CASES.items():
+        run = make(args.records)
+        best = float("inf")
+        for _ in range(args.rounds):
+            started = time.process_time()
+            made = run()
+            best = min(best, time.process_time() - started)
+        if made != args.records:
+            raise RuntimeError(f"{name}: {made} records of {args.records}")
+        perRecord = best * 1e6 / args.records
+        baseline = baseline or perRecord
+        print(f"{name:40s} {perRecord:6.2f} us/record   {perRecord / baseline:5.1f} x plain lines")
+
+
+if __name__ == "__main__":
+    main()
