@@ -339,6 +339,32 @@ class SqliteRollupTests(RollupTestsMixin, SqliteTestCase):
         conn.execute("PRAGMA user_version=3")
         conn.close()
 
+    @inlineCallbacks
+    def test_edgeTopsFromIndexes(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        An edge's top by level or service, counted in index ranges (one per
+        level, one per (level, service) pair of the minutes' counts), equals
+        the records' top, after retention's deletes too, and when there are
+        more pairs than it counts one by one.
+        """
+        from logsvc.store.sqlite import rollup
+        from logsvc.store.sqlite.plan import selectTop
+
+        rng = random.Random(8)
+        yield self.fill(randomRecords(rng, 2000))
+        yield self.store.deleteOld(cutoff=BASE + 10 * MINUTE + 123, maxBytes=None, chunk=300)
+        ranges = [(BASE + 10 * MINUTE + 5, BASE + 10 * MINUTE + MINUTE // 2), (BASE + 3, BASE + 90 * MINUTE + 7)]
+        ranges += [(BASE + rng.randrange(0, 140 * MINUTE), 0) for _ in range(5)]
+        for most in (rollup._MOST_PAIRS, 1):
+            self.patch(rollup, "_MOST_PAIRS", most)
+            for since, until in ranges:
+                query = Query(since=since, until=until or since + rng.randrange(1, 2 * MINUTE))
+                for column in ("level", "service", "source"):
+                    fast, slow = yield self.both(
+                        lambda sql, q=query, c=column: (sql.recordsTop(q, c), selectTop(sql.conn, q, c))
+                    )
+                    self.assertEqual(fast, slow, (query, column, most))
+
     def test_negativeMinutes(self) -> None:
         """Times before 1970 fall in the minute that floors them, in Python and in SQL alike."""
         from logsvc.store.sqlite.connection import MINUTE_SQL
