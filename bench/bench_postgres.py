@@ -309,12 +309,21 @@ PROBES = [
 ]
 
 
-def probe(server: Any, runs: int) -> list[tuple[str, float, float, int]]:
+def probe(server: Any, runs: int, cluster: Cluster | None = None) -> list[tuple[str, float, float, int, float]]:
+    """
+    Time each of L{PROBES} C{runs} times over HTTP (after one untimed run).
+
+    @return: per probe: its label, median and p95 milliseconds, the records
+        (or total) found, and the CPU milliseconds per request spent by the
+        node and, given its C{cluster}, by PostgreSQL (all its processes).
+    """
     found = []
     for label, path, params in PROBES:
         server.get(path, params)
+        cpu = processCPU(server.process.pid) + (cluster.cpuSeconds() if cluster else 0.0)
         median, p95, n = timed(server, path, params, runs)
-        found.append((label, median, p95, n))
+        cpu = processCPU(server.process.pid) + (cluster.cpuSeconds() if cluster else 0.0) - cpu
+        found.append((label, median, p95, n, cpu * 1000 / runs))
     return found
 
 
@@ -385,13 +394,13 @@ def queries(options: Any, work: str) -> None:
               " PostgreSQL | SQLite", flush=True)
         pgServer = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "pg-queries"), db=url, timeout=900)
         try:
-            pgFigures = probe(pgServer, options.runs)
+            pgFigures = probe(pgServer, options.runs, cluster)
         finally:
             pgServer.stop()
     finally:
         cluster.stop()
-    for label, median, p95, found in pgFigures:
-        print(f"{label:44s} {median:8.1f} {p95:8.1f} | (PostgreSQL; {found:,} found)", flush=True)
+    for label, median, p95, found, cpu in pgFigures:
+        print(f"{label:44s} {median:8.1f} {p95:8.1f} {cpu:6.1f} | (PostgreSQL; {found:,} found)", flush=True)
     sqlitePath = options.sqlite_db or os.path.join(
         options.cache, f"search-{options.records}-v{GENERATOR_VERSION}.sqlite3"
     )
@@ -401,8 +410,10 @@ def queries(options: Any, work: str) -> None:
         sqliteFigures = probe(sqliteServer, options.runs)
     finally:
         sqliteServer.stop()
-    for (label, m1, p1, n1), (_, m2, p2, n2) in zip(pgFigures, sqliteFigures, strict=True):
-        print(f"{label:44s} {m1:8.1f} {p1:8.1f} | {m2:8.1f} {p2:8.1f}   ({n1:,} | {n2:,} found)")
+    print("== median / p95 / CPU ms per request (node and server), PostgreSQL | SQLite", flush=True)
+    for (label, m1, p1, n1, c1), (_, m2, p2, n2, c2) in zip(pgFigures, sqliteFigures, strict=True):
+        print(f"{label:44s} {m1:8.1f} {p1:8.1f} {c1:6.1f} | {m2:8.1f} {p2:8.1f} {c2:6.1f}   ({n1:,} | {n2:,} found)")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 def main() -> None:
