@@ -548,6 +548,36 @@ class WorkLimitTests(PostgresTestCase):
         self.assertEqual(len(rows), 5)
 
 
+    @inlineCallbacks
+    def test_termsNarrow(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        The field, column and text terms q ANDs at its top are looked up in
+        SQL, so the matcher checks only the records they select: a field term
+        or a comparison beside them runs where it alone would pass the limit.
+        """
+        from logsvc.store import base
+
+        self.patch(base, "WORK_LIMIT", 50)
+        store = self.startStore()
+        yield store.append(
+            [record(f"line {n}" + (" rare" if n % 40 == 0 else ""), service="api" if n % 10 == 0 else "web",
+                    ts=T0 + n, fields={"user": "u7" if n % 40 == 0 else f"u{n + 1000}", "status": n})
+             for n in range(200)]
+        )
+        for q, expected in (
+            ("user:u7", [0, 40, 80, 120, 160]),
+            ("user:u7 status>=100", [120, 160]),
+            ("rare status<100", [0, 40, 80]),
+            ('service:api ~"line 1\\d\\d$"', [100, 110, 130, 140, 150, 170, 180, 190]),
+            ("service<b status>150", [160, 170, 180, 190]),
+        ):
+            rows = yield store.query(Query(q=q, limit=None, order="asc"))
+            self.assertEqual([row[1] - T0 for row in rows], expected, q)
+            counts = yield store.histogram(Query(q=q), T0, 1000)
+            self.assertEqual(sum(counts.values()), len(expected), q)
+        yield self.assertFailure(store.query(Query(q="status>=100", limit=None)), base.WorkLimitExceeded)
+
+
 class EnvironmentTests(PostgresTestCase):
     """libpq's environment variables apply to --db as to any libpq client."""
 

@@ -10,8 +10,9 @@ Records with a search vector are decided by SQL alone when C{q} is text
 only (words, phrases, prefixes, AND, OR, exclusions); the rare record
 without one (see L{logsvc.store.postgres.search}) is read as a candidate and
 decided by the matcher (L{Query.matches}).  A C{q} with other terms (field
-terms, comparisons, regular expressions) is, for now, decided by the
-matcher over every record the other filters select.  Either way the matcher
+terms, comparisons, regular expressions) is decided by the matcher over the
+records the other filters select, narrowed in SQL by the terms C{q} ANDs at
+its top that an index or a column can test (L{narrowing}).  Either way the matcher
 checks at most L{logsvc.store.base.WORK_LIMIT} candidates per read, as on
 SQLite; past it the read fails with L{WorkLimitExceeded}.
 """
@@ -30,7 +31,7 @@ from logsvc.matcher import cachedMatcher
 from logsvc.pagesize import pageCut, takeRows
 from logsvc.query import Query, fieldNumber
 from logsvc.record import renderRow
-from logsvc.search_syntax import EVERYTHING
+from logsvc.search_syntax import EVERYTHING, And, Column, Field, Node
 from logsvc.store import base
 from logsvc.store.base import Row, WorkLimitExceeded
 from logsvc.store.postgres.search import isTextOnly, queryText
@@ -59,22 +60,79 @@ def buildWhere(query: Query) -> tuple[list[str], list[Any]]:
             where.append(f"{column} = ANY(%s)")
             params.append(list(values))
     for key, expected in query.fields:
-        number = fieldNumber(expected)
-        # The fields index narrows (containment of each value the filter can
-        # mean); logsvc_field decides.
-        looks = [orjson.dumps({key: expected}).decode()]
-        if number is not None:
-            looks.append(orjson.dumps({key: number}).decode())
-        if expected in _JSON_WORDS:
-            looks.append(orjson.dumps({key: _JSON_WORDS[expected]}).decode())
-        where.append("(" + " OR ".join(["logsvc_jsonb(fields) @> %s::jsonb"] * len(looks)) + ")")
-        params.extend(looks)
-        where.append("logsvc_field(fields, %s, %s, %s::numeric)")
-        params.extend([key, expected, None if number is None else repr(number)])
+        _fieldCondition(key, expected, where, params)
     return where, params
 
 
+def _fieldCondition(key: str, expected: str, where: list[str], params: list[Any]) -> None:
+    """
+    Add to C{where} and C{params} the conditions true exactly when
+    L{logsvc.query.fieldMatches} (C{field.KEY=value}, a field term
+    C{KEY:value}).
+    """
+    number = fieldNumber(expected)
+    # The fields index narrows (containment of each value the filter can
+    # mean); logsvc_field decides.
+    looks = [orjson.dumps({key: expected}).decode()]
+    if number is not None:
+        looks.append(orjson.dumps({key: number}).decode())
+    if expected in _JSON_WORDS:
+        looks.append(orjson.dumps({key: _JSON_WORDS[expected]}).decode())
+    where.append("(" + " OR ".join(["logsvc_jsonb(fields) @> %s::jsonb"] * len(looks)) + ")")
+    params.extend(looks)
+    where.append("logsvc_field(fields, %s, %s, %s::numeric)")
+    params.extend([key, expected, None if number is None else repr(number)])
+
+
 _JSON_WORDS = {"true": True, "false": False, "null": None}
+
+_COLUMN_OPS = {"=": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def narrowing(search: Node) -> tuple[list[str], list[Any]]:
+    """
+    SQL conditions true for every record C{search} matches (a superset, for
+    a C{q} the matcher decides): one for each term that C{q} ANDs at its
+    top and that SQL can test through an index or a column, so the matcher
+    reads those records only rather than every record the other filters
+    select.  Field terms C{KEY:value} become the fields index's lookup (as
+    C{field.KEY=value} does), column terms (C{service:billing},
+    C{level>=error}) the column's test, text terms the search vector's
+    (or no vector); other terms (comparisons of fields, regular
+    expressions, OR, NOT) narrow nothing.
+
+    @return: the conditions (to be joined with AND) and their parameters.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    for term in search.children if isinstance(search, And) else (search,):
+        if any(isinstance(text, str) and "\x00" in text for text in (getattr(term, "key", ""), getattr(term, "value", ""))):
+            # No stored text holds NUL (see logsvc.store.postgres.store),
+            # and PostgreSQL takes none in a parameter: the matcher decides.
+            continue
+        if isinstance(term, Field) and term.op == "=":
+            _fieldCondition(term.key, term.value, where, params)
+        elif isinstance(term, Column) and term.name in _COLUMNS_NARROWED:
+            if term.op in _COLUMN_OPS:
+                # Strings compare by code point, as the matcher compares
+                # them: the C collation's byte order of UTF-8.
+                collate = ' COLLATE "C"' if isinstance(term.value, str) else ""
+                where.append(f"{term.name}{collate} {_COLUMN_OPS[term.op]} %s")
+                params.append(term.value)
+            elif term.op == "prefix":
+                value = str(term.value)
+                where.append(f"left({term.name}, %s) = %s")
+                params.extend([len(value), value])
+            elif term.op == "exists":
+                where.append(f"{term.name} <> ''")
+        elif isTextOnly(term):
+            where.append("(words @@ %s::tsquery OR words IS NULL)")
+            params.append(queryText(term))
+    return where, params
+
+
+#: The columns a column term may name, as SQL.
+_COLUMNS_NARROWED = ("id", "ts", "received", "level", "source", "service")
 
 
 def cursorCondition(query: Query) -> tuple[list[str], list[Any]]:
@@ -125,7 +183,9 @@ class Plan:
             self.checkAll = True
             vectored = ["false"]
             vectoredParams = []
-            unvectored = where or ["true"]
+            narrowed, narrowedParams = narrowing(search)
+            unvectored = where + narrowed or ["true"]
+            params = params + narrowedParams
         self.vectored = (_where(vectored), vectoredParams)
         self.unvectored = (_where(unvectored), params)
         #: Every candidate: the vectored matches and the unvectored ones.
