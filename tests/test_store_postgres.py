@@ -146,9 +146,9 @@ class PostgresMixedVectorTests(PostgresTestCase):
         yield self.store.append(self.records)
 
         def count(conn: Any) -> list[Any]:
-            found = [_sparse(conn, Plan(Query(q="disk")))]
+            found = [_sparse(conn, Plan(Query(q="disk")).vectored)]
             with conn.transaction():
-                found.append(_sparse(conn, Plan(Query(q="disk"))))
+                found.append(_sparse(conn, Plan(Query(q="disk")).vectored))
                 found.append(conn.execute("SHOW enable_indexscan").fetchone()[0])
             found.append(conn.execute("SHOW enable_seqscan").fetchone()[0])
             return found

@@ -89,7 +89,7 @@ _JSON_WORDS = {"true": True, "false": False, "null": None}
 _COLUMN_OPS = {"=": "=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
-def narrowing(search: Node) -> tuple[list[str], list[Any]]:
+def narrowing(search: Node) -> tuple[list[str], list[Any], bool]:
     """
     SQL conditions true for every record C{search} matches (a superset, for
     a C{q} the matcher decides): one for each term that C{q} ANDs at its
@@ -101,10 +101,13 @@ def narrowing(search: Node) -> tuple[list[str], list[Any]]:
     (or no vector); other terms (comparisons of fields, regular
     expressions, OR, NOT) narrow nothing.
 
-    @return: the conditions (to be joined with AND) and their parameters.
+    @return: the conditions (to be joined with AND), their parameters, and
+        whether some are field or text terms (how common their values are,
+        the planner cannot tell).
     """
     where: list[str] = []
     params: list[Any] = []
+    blind = False
     for term in search.children if isinstance(search, And) else (search,):
         if any(isinstance(text, str) and "\x00" in text for text in (getattr(term, "key", ""), getattr(term, "value", ""))):
             # No stored text holds NUL (see logsvc.store.postgres.store),
@@ -112,6 +115,7 @@ def narrowing(search: Node) -> tuple[list[str], list[Any]]:
             continue
         if isinstance(term, Field) and term.op == "=":
             _fieldCondition(term.key, term.value, where, params)
+            blind = True
         elif isinstance(term, Column) and term.name in _COLUMNS_NARROWED:
             if term.op in _COLUMN_OPS:
                 # Strings compare by code point, as the matcher compares
@@ -128,7 +132,8 @@ def narrowing(search: Node) -> tuple[list[str], list[Any]]:
         elif isTextOnly(term):
             where.append("(words @@ %s::tsquery OR words IS NULL)")
             params.append(queryText(term))
-    return where, params
+            blind = True
+    return where, params, blind
 
 
 #: The columns a column term may name, as SQL.
@@ -157,6 +162,13 @@ class Plan:
 
     @ivar checkAll: every candidate needs the matcher (C{q} is not text
         only), not only the unvectored ones.
+    @ivar narrowed: the conditions (and their parameters) by which C{q}'s
+        own terms narrow the candidates (L{narrowing}), or L{None}.
+    @ivar narrowedBlind: some of them are field or text terms, how common
+        which the planner cannot tell: a page decides how to read them
+        (L{_dense}).
+    @ivar plain: the C{WHERE} clause of the filters other than C{q}, and
+        its parameters.
     """
 
     def __init__(self, query: Query, extra: tuple[list[str], list[Any]] = ([], [])) -> None:
@@ -167,6 +179,9 @@ class Plan:
         search = query.search
         self.unvectored: tuple[str, list[Any]] | None = None
         self.checkAll = False
+        self.narrowed: tuple[list[str], list[Any]] | None = None
+        self.narrowedBlind = False
+        self.plain: tuple[str, list[Any]] = (_where(where), params)
         self._matches = cachedMatcher(search)
         #: Candidates checked by the matcher so far, bounded like SQLite's.
         self.checked = 0
@@ -183,7 +198,9 @@ class Plan:
             self.checkAll = True
             vectored = ["false"]
             vectoredParams = []
-            narrowed, narrowedParams = narrowing(search)
+            narrowed, narrowedParams, self.narrowedBlind = narrowing(search)
+            if narrowed:
+                self.narrowed = (narrowed, narrowedParams)
             unvectored = where + narrowed or ["true"]
             params = params + narrowedParams
         self.vectored = (_where(vectored), vectoredParams)
@@ -242,15 +259,30 @@ def _read(conn: psycopg.Connection[Any], plan: Plan, order: Order, limit: int | 
     with conn.transaction():
         if plan.checkAll:
             where, params = plan.either
+            orderSQL = order.sql
+            if plan.narrowedBlind and limit is not None:
+                if _dense(conn, plan, order):
+                    # Walking the records in order meets a page's worth
+                    # soon: the matcher alone decides them, as SQL testing
+                    # the terms on every record walked (parsing its fields
+                    # as jsonb) would cost more than it saves.
+                    where, params = plan.plain
+                else:
+                    # Few candidates: read them through the indexes and
+                    # sort (the planner, which cannot tell how rare a
+                    # field's value is, is told so).
+                    conn.execute("SET LOCAL enable_seqscan = off")
+                    conn.execute("SET LOCAL enable_indexscan = off")
+                    orderSQL = order.unindexed
             rows = (
                 tuple(row)
-                for row in _stream(conn, f"SELECT {COLUMNS} FROM logs {where} ORDER BY {order.sql}", params, "all")
+                for row in _stream(conn, f"SELECT {COLUMNS} FROM logs {where} ORDER BY {orderSQL}", params, "all")
                 if plan.matches(row)
             )
             return takeRows(rows, limit)
         where, params = plan.vectored
         orderSQL = order.sql
-        if plan.unvectored is not None and limit is not None and _sparse(conn, plan):
+        if plan.unvectored is not None and limit is not None and _sparse(conn, plan.vectored):
             # Few hits: read them all through the search index and sort,
             # rather than walk the time index hoping to meet them soon.
             orderSQL = order.unindexed
@@ -285,7 +317,7 @@ def _readPage(conn: psycopg.Connection[Any], plan: Plan, order: Order, limit: in
     if plan.unvectored is None:
         rows = [tuple(row) for row in conn.execute(f"SELECT {COLUMNS} FROM logs {where} ORDER BY {order.sql}{most}", params)]
         return takeRows(rows, limit)
-    orderSQL = order.unindexed if _sparse(conn, plan) else order.sql
+    orderSQL = order.unindexed if _sparse(conn, plan.vectored) else order.sql
     candidatesWhere, candidatesParams = plan.unvectored
     sql = (
         f"(SELECT {COLUMNS}, true FROM logs {where} ORDER BY {orderSQL}{most})"
@@ -307,19 +339,48 @@ def _readPage(conn: psycopg.Connection[Any], plan: Plan, order: Order, limit: in
 #: sorted; with more, in time order (the first page's worth comes soon).
 SPARSE_HITS = 3000
 
+#: Records a narrowed page samples in its order (L{_dense}), and the share
+#: of them its terms must select for the page to be read in that order.
+SAMPLE = 500
+DENSE_SHARE = 0.01
 
-def _sparse(conn: psycopg.Connection[Any], plan: Plan) -> bool:
+
+def _dense(conn: psycopg.Connection[Any], plan: Plan, order: Order) -> bool:
     """
-    @return: whether the search index names fewer than L{SPARSE_HITS}
-        records for C{plan}, counted through the index alone (a bitmap
-        scan, whatever the planner guesses of the words' frequency).
+    @return: whether C{plan}'s narrowing terms select at least
+        L{DENSE_SHARE} of the first L{SAMPLE} records of its plain filters
+        in C{order}: then walking them in that order meets a page's
+        candidates soon (reading about C{limit / share} records), where
+        reading every candidate and sorting would cost about the share of
+        all records.  Sampled in order (a few milliseconds) rather than
+        counted through the indexes, which for a common value would cost as
+        much as reading it.
+    """
+    assert plan.narrowed is not None
+    where, params = plan.plain
+    narrowed, narrowedParams = plan.narrowed
+    row = conn.execute(
+        f"SELECT count(*) FROM (SELECT {COLUMNS}, words FROM logs {where} ORDER BY {order.sql} LIMIT {SAMPLE})"
+        f" AS newest WHERE {' AND '.join(narrowed)}",
+        [*params, *narrowedParams],
+    ).fetchone()
+    return bool(row is not None and row[0] >= SAMPLE * DENSE_SHARE)
+
+
+def _sparse(conn: psycopg.Connection[Any], condition: tuple[str, list[Any]]) -> bool:
+    """
+    @param condition: a C{WHERE} clause and its parameters (a plan's
+        C{vectored}, or its narrowed candidates).
+    @return: whether the indexes name fewer than L{SPARSE_HITS} records
+        for C{condition}, counted through them alone (a bitmap scan,
+        whatever the planner guesses of the words' frequency).
 
     One round trip: the planner settings and the count go as one string
     (parameters bound by the client), which the server runs as one implicit
     transaction, so C{SET LOCAL} ends with it; in a transaction already
     open, the settings are put back after.
     """
-    where, params = plan.vectored
+    where, params = condition
     cursor = psycopg.ClientCursor(conn)
     inTransaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
     cursor.execute(
