@@ -577,6 +577,34 @@ class WorkLimitTests(PostgresTestCase):
             self.assertEqual(sum(counts.values()), len(expected), q)
         yield self.assertFailure(store.query(Query(q="status>=100", limit=None)), base.WorkLimitExceeded)
 
+    @inlineCallbacks
+    def test_narrowedPages(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Pages narrowed by field or text terms hold the same records whether
+        the sample finds the terms common (the matcher walks the records in
+        order) or rare (the candidates are read through the indexes and
+        sorted).
+        """
+        from logsvc.store.postgres import plan
+
+        store = self.startStore()
+        yield store.append(
+            [record(f"line {n}" + (" rare" if n % 40 == 0 else ""), ts=T0 + n,
+                    fields={"user": "u7" if n % 40 == 0 else f"u{n + 1000}", "status": n}) for n in range(200)]
+        )
+        for share in (0.0, 2.0):
+            self.patch(plan, "DENSE_SHARE", share)
+            for q, expected in (("user:u7", [160, 120, 80, 40, 0]), ("rare status<100", [80, 40, 0])):
+                seen: list[int] = []
+                query = Query(q=q, limit=2)
+                for _ in range(10):
+                    rows = yield store.query(query)
+                    seen.extend(row[1] - T0 for row in rows[:2])
+                    if len(rows) <= 2:
+                        break
+                    query = query.after(rows[1][1], rows[1][0])
+                self.assertEqual(seen, expected, (q, share))
+
 
 class EnvironmentTests(PostgresTestCase):
     """libpq's environment variables apply to --db as to any libpq client."""
