@@ -306,6 +306,17 @@ PROBES = [
     ('phrase ("no route to host")', "/logs", {"q": '"no route to host"', "limit": "100"}),
     ("field filter (field.user=u4242)", "/logs", {"field.user": "u4242", "limit": "100"}),
     ("24h /stats histogram (1h)", "/stats", {"since": str((END - DAY) / 1e6), "until": str(END / 1e6), "interval": "1h"}),
+    # The query language, newest 100 of the last 24 h (as bench_search.py's).
+    *(
+        (label, "/logs", {"since": str((END - DAY) / 1e6), "until": str(END / 1e6), "q": q, "limit": "100"})
+        for label, q in (
+            ("q=user:u4242 (24h, rare field term)", "user:u4242"),
+            ("q=status:500 (24h, field term, 20%)", "status:500"),
+            ("q=status>=500 (24h, comparison, 20%)", "status>=500"),
+            ("q=pid>39600 (24h, comparison, 1%)", "pid>39600"),
+            ("q=service:billing level>=error (24h)", "service:billing level>=error"),
+        )
+    ),
 ]
 
 
@@ -416,6 +427,10 @@ def queries(options: Any, work: str) -> None:
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
+def _counts(text: str) -> list[int]:
+    return [int(n) for n in text.split(",")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -425,9 +440,9 @@ def main() -> None:
     parser.add_argument("--tail-seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--only", default="raw,ingest,queries,tail,search")
-    parser.add_argument("--tcp-connections", type=int, default=2, help="TCP senders per node")
-    parser.add_argument("--http-clients", type=int, default=8,
-                        help="keep-alive HTTP clients per node, each posting 1,000-record bodies")
+    parser.add_argument("--tcp-connections", type=_counts, default=[2], help="TCP senders per node (a list: a run each)")
+    parser.add_argument("--http-clients", type=_counts, default=[8],
+                        help="keep-alive HTTP clients per node, each posting 1,000-record bodies (a list: a run each)")
     parser.add_argument("--nodes", default="1,2,3", help="node counts of the ingest runs")
     parser.add_argument("--transports", default="tcp,http", help="transports of the ingest runs")
     parser.add_argument("--cache", default=os.path.join(ROOT, "bench", "out"),
@@ -468,13 +483,18 @@ def onThrowawayCluster(options: Any, only: set[str], work: str) -> None:
             print(f"== logsvc ingest of {len(lines):,} records (senders on the same machine)")
             rate, cpu = sqliteIngest(lines, work)
             print(f"SQLite, 1 node, TCP: {rate:,.0f} records/s; node {cpu * 1e6:.1f} us CPU/record (indexing included)")
-            for transport in options.transports.split(","):
-                for nodes in (int(n) for n in options.nodes.split(",")):
-                    senders = options.tcp_connections if transport == "tcp" else options.http_clients
-                    rate, cpus, pg = ingest(cluster, nodes, transport, lines, work, senders)
-                    share = f" ({rate / limit:.2f} of the COPY limit)" if limit else ""
-                    print(f"PostgreSQL, {nodes} node(s), {transport.upper()} ({senders} per node): {rate:,.0f} records/s{share};"
-                          f" nodes {', '.join(f'{c * 1e6:.1f}' for c in cpus)} us CPU/record; PostgreSQL {pg * 1e6:.1f} us CPU/record")
+            runs = [
+                (transport, nodes, senders)
+                for transport in options.transports.split(",")
+                for nodes in (int(n) for n in options.nodes.split(","))
+                for senders in (options.tcp_connections if transport == "tcp" else options.http_clients)
+            ]
+            for transport, nodes, senders in runs:
+                rate, cpus, pg = ingest(cluster, nodes, transport, lines, work, senders)
+                share = f" ({rate / limit:.2f} of the COPY limit)" if limit else ""
+                print(f"PostgreSQL, {nodes} node(s), {transport.upper()} ({senders} per node): {rate:,.0f} records/s{share};"
+                      f" nodes {', '.join(f'{c * 1e6:.1f}' for c in cpus)} us CPU/record; PostgreSQL {pg * 1e6:.1f} us CPU/record",
+                      flush=True)
         if "tail" in only:
             url = database(cluster, "tail")
             a = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "tail-a"), db=url)
