@@ -155,12 +155,14 @@ class MappingTests(SynchronousTestCase):
         Records without aliases or nested fields (mapped without the general
         rules) give the same record, fields in the same order, as with them:
         a record's own tag wins, source and time keys follow the tag, an
-        unknown level is kept after them, log is a field beside message.
+        unknown level is kept after them, log is a field beside message, a
+        key that is not a string is kept as its text.
         """
         for record in (
             {"log": "x", "stream": "stdout", "time": "t", "source": "stderr", "level": "verbose"},
             {"message": "m", "log": "l", "tag": "own", "ts": 1, "@timestamp": 2, "level": "WARN"},
             {"a": {"b": [1, 2]}, "message": None},
+            {1: "a key that is no string", "log": "l"},
         ):
             withAlias = {**record, "fields": {}}  # an empty nested map: the general rules, nothing more
             fast = forwardRecord("t", EventTime(T, 5000), dict(record), PEER, RECEIVED)

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgpack
+import orjson
 
 from logsvc.formats import Rejection
 from logsvc.formats.compression import InflateError, inflate
@@ -237,6 +238,7 @@ _GENERAL_KEYS = frozenset({"msg", "severity", "levelname", "host", "hostname", "
 #: Keys kept in fields after the tag, in this order, where the general path
 #: puts them too: C{source} (Docker's stdout/stderr) and the time keys.
 _MOVED_KEYS = ("source", *_TIME_KEYS)
+_MOVED = frozenset(_MOVED_KEYS)
 
 _ABSENT = object()
 
@@ -254,9 +256,10 @@ def _plainRecord(tag: str, ts: int, record: dict[Any, Any], message: str, peer: 
         pop("log", None)
     level = pop("level", None)
     fields.setdefault("tag", tag)
-    for key in _MOVED_KEYS:
-        if key in fields:
-            fields[key] = pop(key)
+    if not _MOVED.isdisjoint(fields):
+        for key in _MOVED_KEYS:
+            if key in fields:
+                fields[key] = pop(key)
     return _newRecord(
         Record,
         (
@@ -267,9 +270,20 @@ def _plainRecord(tag: str, ts: int, record: dict[Any, Any], message: str, peer: 
             peer,
             tag,
             message,
-            dumpFields(fields),
+            _fieldsText(fields),
         ),
     )
+
+
+def _fieldsText(fields: dict[Any, Any]) -> str | None:
+    """
+    L{dumpFields}, trying first without orjson's slower option for keys
+    that are not strings (a msgpack map may have them; few do).
+    """
+    try:
+        return orjson.dumps(fields).decode("utf-8")
+    except TypeError:
+        return dumpFields(fields)
 
 
 class ForwardMessage:
