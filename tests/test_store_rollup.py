@@ -365,6 +365,70 @@ class SqliteRollupTests(RollupTestsMixin, SqliteTestCase):
                     )
                     self.assertEqual(fast, slow, (query, column, most))
 
+    @inlineCallbacks
+    def test_topsOverDays(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Tops over several days (whole days from the counts per day, the
+        hours and minutes around them from theirs) equal the records' tops,
+        after retention's deletes too.
+        """
+        from logsvc.store.sqlite.plan import selectTop
+
+        rng = random.Random(9)
+        day = 1440 * MINUTE
+        start = BASE - BASE % day
+        yield self.fill(randomRecords(rng, 3000, (-day // 2, 3 * day + day // 3)))
+        ranges: list[tuple[int | None, int | None]] = [
+            (start, start + 2 * day), (start - 7, start + 3 * day + 5 * MINUTE + 3), (None, None),
+            (start + day // 3 + 11, None), (None, start + 2 * day + 61 * MINUTE),
+        ]
+        ranges += [(start + rng.randrange(-day, day), start + rng.randrange(2 * day, 4 * day)) for _ in range(5)]
+
+        @inlineCallbacks
+        def check() -> Generator[Deferred[Any], Any, None]:
+            for since, until in ranges:
+                for q in ("", "service:api OR service:db", "level>=warning", "-source:h1"):
+                    query = Query(since=since, until=until, q=q)
+                    for column in ("service", "source", "level"):
+                        fast, slow = yield self.both(
+                            lambda sql, q=query, c=column: (rollupTop(sql, q, c), selectTop(sql.conn, q, c))
+                        )
+                        if expectRollup(query, column):
+                            self.assertIsNotNone(fast, (query, column))
+                            self.assertEqual(fast, slow, (query, column))
+
+        yield check()
+        yield self.store.deleteOld(cutoff=start + day // 2 + 17, maxBytes=None, chunk=300)
+        yield check()
+
+    @inlineCallbacks
+    def test_daysFilledFromHours(self) -> Generator[Deferred[Any], Any, None]:
+        """A database of schema version 6 (no counts per day) gets them summed from its counts per hour at start."""
+        from logsvc.store.sqlite.connection import DAY_ROLLUPS, connect
+
+        rng = random.Random(10)
+        day = 1440 * MINUTE
+        records = randomRecords(rng, 500, (-day, 2 * day))
+        path = self.mktemp()
+        store = self.startStore(path)
+        yield store.append(records)
+        yield store.stopService()
+        conn = connect(path)
+        for table in DAY_ROLLUPS:
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version=6")
+        conn.close()
+        self.store = self.startStore(path)
+        counts = yield self.store.top(Query(since=BASE - day, until=BASE + day), "source")
+        expected: dict[str, int] = {}
+        for r in records:
+            if BASE - day <= r.ts < BASE + day:
+                expected[r.source] = expected.get(r.source, 0) + 1
+        self.assertEqual(counts, expected)
+        conn = connect(path)
+        self.assertEqual(conn.execute("SELECT sum(n) FROM rollup_source_day").fetchone()[0], len(records))
+        conn.close()
+
     def test_negativeMinutes(self) -> None:
         """Times before 1970 fall in the minute that floors them, in Python and in SQL alike."""
         from logsvc.store.sqlite.connection import MINUTE_SQL

@@ -22,7 +22,19 @@ from logsvc.store import base
 from logsvc.store.base import StoreError, WorkLimitExceeded
 from logsvc.store.rollup import ROLLUPS, rollupKey
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+
+#: Counts per day (SQLite's own, besides the shared tables of
+#: L{logsvc.store.rollup}), for top values over days: the column each
+#: counts by and the hour table they are summed from.  C{minute} is the
+#: first minute of the (UTC) day.
+DAY_ROLLUPS: dict[str, tuple[str, str]] = {
+    "rollup_service_day": ("service", "rollup_service_hour"),
+    "rollup_source_day": ("source", "rollup_source_hour"),
+}
+
+#: Minutes in a day.
+DAY_MINUTES = 1440
 
 #: C{floor(ts / MINUTE)} in SQL (SQLite's division truncates toward zero).
 MINUTE_SQL = "(CASE WHEN {ts} >= 0 THEN {ts} / 60000000 ELSE -((59999999 - {ts}) / 60000000) END)"
@@ -33,12 +45,17 @@ def _bucketSQL(ts: str, minutes: int) -> str:
     return minute if minutes == 1 else f"({minute} - (({minute} % {minutes}) + {minutes}) % {minutes})"
 
 
+#: Every count table: the column it counts by and its bucket in minutes.
+_ALL_ROLLUPS: dict[str, tuple[str | None, int]] = {
+    **ROLLUPS, **{table: (column, DAY_MINUTES) for table, (column, _) in DAY_ROLLUPS.items()}
+}
+
 ROLLUP_SCHEMA = [
     *(
         f"CREATE TABLE IF NOT EXISTS {table} (minute INTEGER NOT NULL, level INTEGER NOT NULL,"
         + ("" if column is None else f" {column} TEXT NOT NULL,")
         + f" n INTEGER NOT NULL, PRIMARY KEY ({rollupKey(column)})) WITHOUT ROWID"
-        for table, (column, _) in ROLLUPS.items()
+        for table, (column, _) in _ALL_ROLLUPS.items()
     ),
     "DROP TRIGGER IF EXISTS logs_rollup_delete",
     "CREATE TRIGGER logs_rollup_delete AFTER DELETE ON logs BEGIN"
@@ -46,9 +63,20 @@ ROLLUP_SCHEMA = [
         f" UPDATE {table} SET n = n - 1 WHERE minute = {_bucketSQL('old.ts', minutes)} AND level = old.level"
         + ("" if column is None else f" AND {column} = old.{column}")
         + ";"
-        for table, (column, minutes) in ROLLUPS.items()
+        for table, (column, minutes) in _ALL_ROLLUPS.items()
     )
     + " END",
+]
+
+#: Fill the counts per day from the counts per hour (a database of schema
+#: version 6, and after L{BACKFILL}).
+DAY_FILL = [
+    *(f"DELETE FROM {table}" for table in DAY_ROLLUPS),
+    *(
+        f"INSERT INTO {table} SELECT minute - ((minute % {DAY_MINUTES}) + {DAY_MINUTES}) % {DAY_MINUTES}, level,"
+        f" {column}, sum(n) FROM {hours} GROUP BY 1, 2, 3"
+        for table, (column, hours) in DAY_ROLLUPS.items()
+    ),
 ]
 
 #: Fill the rollup from the records already stored (a database made before
@@ -89,7 +117,8 @@ _SCHEMA = [
     "DROP TABLE IF EXISTS logs_search",
     "DROP TABLE IF EXISTS search_state",
     # Version 4: counts per minute (logsvc.store.sqlite.rollup); versions 5
-    # and 6 added tables, so each fills the counts from the records again.
+    # and 6 added tables, so each fills the counts from the records again;
+    # version 7 added the counts per day, summed from those per hour.
     *ROLLUP_SCHEMA,
 ]
 
@@ -249,6 +278,10 @@ def createSchema(conn: sqlite3.Connection) -> None:
     if 0 < version < 6:
         # Records stored before the rollup existed: count them once.
         for statement in BACKFILL:
+            conn.execute(statement)
+    if 0 < version < 7:
+        # Version 7 added the counts per day, summed from those per hour.
+        for statement in DAY_FILL:
             conn.execute(statement)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     conn.execute("COMMIT")

@@ -2,7 +2,9 @@
 """
 The counts per minute (L{logsvc.store.rollup}) in SQLite: the six tables
 live in the records file (made by
-L{logsvc.store.sqlite.connection.createSchema}).  The writer adds each
+L{logsvc.store.sqlite.connection.createSchema}), with two of SQLite's own,
+counts per day by service and by source, from which a top over days reads
+its whole days.  The writer adds each
 batch's counts in the batch's own transaction (L{addToRollup}); a trigger
 takes deleted records out (retention), so the counts always agree with the
 records in the same snapshot.  Rows whose count fell to 0 stay (they add
@@ -12,6 +14,7 @@ nothing).
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +30,7 @@ from logsvc.store.rollup import (
     rollupKey,
     rollupTop,
 )
+from logsvc.store.sqlite.connection import DAY_MINUTES, DAY_ROLLUPS
 from logsvc.store.sqlite.plan import selectHistogram, selectTop, translate
 
 _UPSERT = {
@@ -34,14 +38,31 @@ _UPSERT = {
     f" ON CONFLICT ({rollupKey(column)}) DO UPDATE SET n = n + excluded.n"
     for table, (column, _) in ROLLUPS.items()
 }
+_UPSERT.update(
+    {
+        table: f"INSERT INTO {table} ({rollupKey(column)}, n) VALUES (?, ?, ?, ?)"
+        f" ON CONFLICT ({rollupKey(column)}) DO UPDATE SET n = n + excluded.n"
+        for table, (column, _) in DAY_ROLLUPS.items()
+    }
+)
+
+#: The table of counts per day summing each table of counts per hour.
+_DAY_OF_HOURS = {hours: table for table, (_, hours) in DAY_ROLLUPS.items()}
 
 
 def addToRollup(conn: sqlite3.Connection, records: list[Record]) -> None:
     """
     Count C{records} into the rollup, in the current transaction (the one
-    that inserts them).
+    that inserts them): the shared tables, and the days summed from their
+    hours.
     """
-    for table, rows in countRecords(records).items():
+    counts = countRecords(records)
+    for hours, days in _DAY_OF_HOURS.items():
+        perDay: Counter[tuple[int, int, str]] = Counter()
+        for hour, level, value, n in counts[hours]:
+            perDay[hour - hour % DAY_MINUTES, level, value] += n
+        counts[days] = [(*key, n) for key, n in sorted(perDay.items())]
+    for table, rows in counts.items():
         conn.executemany(_UPSERT[table], rows)
 
 
@@ -70,6 +91,23 @@ class SqliteRollupSQL:
         )
 
     def sumValues(
+        self, table: str, low: int | None, high: int | None, where: tuple[str, list[Any]], column: str
+    ) -> Iterable[tuple[Any, int]]:
+        days = _DAY_OF_HOURS.get(table)
+        dayLow = None if low is None else -(-low // DAY_MINUTES) * DAY_MINUTES
+        dayHigh = None if high is None else high // DAY_MINUTES * DAY_MINUTES
+        if days is None or (dayLow is not None and dayHigh is not None and dayLow >= dayHigh):
+            return self._sumValues(table, low, high, where, column)
+        # Whole days from the counts per day (a week's top reads 7 rows per
+        # key, not 168), the hours around them from the counts per hour.
+        rows = list(self._sumValues(days, dayLow, dayHigh, where, column))
+        if low is not None and dayLow is not None and low < dayLow:
+            rows += self._sumValues(table, low, dayLow, where, column)
+        if high is not None and dayHigh is not None and dayHigh < high:
+            rows += self._sumValues(table, dayHigh, high, where, column)
+        return rows
+
+    def _sumValues(
         self, table: str, low: int | None, high: int | None, where: tuple[str, list[Any]], column: str
     ) -> Iterable[tuple[Any, int]]:
         clause, params = rangeClause(low, high, where, "?")
