@@ -252,18 +252,28 @@ def ingest(
         before = [processCPU(s.process.pid) for s in servers]  # type: ignore[union-attr]
         pgBefore = cluster.cpuSeconds()
         threads = []
+        failures: list[BaseException] = []
+
+        def send(target: Any, *args: Any) -> None:
+            try:
+                target(*args)
+            except BaseException as e:
+                failures.append(e)
+
         parts = nodes * senders
         for n in range(parts):
             server = servers[n % nodes]
             part = lines[n::parts]
             if transport == "tcp":
-                threads.append(threading.Thread(target=sendTCP, args=(server.tcpPort, part)))
+                threads.append(threading.Thread(target=send, args=(sendTCP, server.tcpPort, part)))
             else:
-                threads.append(threading.Thread(target=sendHTTP, args=(server.httpPort, part)))
+                threads.append(threading.Thread(target=send, args=(sendHTTP, server.httpPort, part)))
         started = time.perf_counter()
         for t in threads:
             t.start()
         while lastId(url) < len(lines):
+            if failures:
+                raise RuntimeError(f"a sender failed: {failures[0]!r}")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         for t in threads:
@@ -427,6 +437,23 @@ def queries(options: Any, work: str) -> None:
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
+def liveRecords(count: int, rate: float) -> list[tuple[Record, dict[str, Any]]]:
+    """
+    @return: C{count} records of L{generate} (with their fields) timed as
+        live ingest at C{rate} records/s times them: one after another
+        over C{count / rate} seconds ending at L{END}, rather than spread
+        over the week (3 s apart for 200,000), which would make each batch
+        span hundreds of minutes, and so hundreds of rows of the counts per
+        minute to update, where live ingest touches a minute or two.
+    """
+    span = int(count / rate * 1e6)
+    found = []
+    for n, (r, fields) in enumerate(generate(count, END - SPAN, seed=3)):
+        ts = END - span + n * span // count
+        found.append((r._replace(ts=ts, received=ts + (r.received - r.ts)), fields))
+    return found
+
+
 def _counts(text: str) -> list[int]:
     return [int(n) for n in text.split(",")]
 
@@ -443,6 +470,8 @@ def main() -> None:
     parser.add_argument("--tcp-connections", type=_counts, default=[2], help="TCP senders per node (a list: a run each)")
     parser.add_argument("--http-clients", type=_counts, default=[8],
                         help="keep-alive HTTP clients per node, each posting 1,000-record bodies (a list: a run each)")
+    parser.add_argument("--ingest-rate", type=float, default=20_000,
+                        help="records/s the ingest records are timed as arriving at (their ts)")
     parser.add_argument("--nodes", default="1,2,3", help="node counts of the ingest runs")
     parser.add_argument("--transports", default="tcp,http", help="transports of the ingest runs")
     parser.add_argument("--cache", default=os.path.join(ROOT, "bench", "out"),
@@ -469,7 +498,7 @@ def onThrowawayCluster(options: Any, only: set[str], work: str) -> None:
     cluster.create()
     cluster.start(SETTINGS)
     try:
-        pairs = list(generate(options.ingest_records, END - SPAN, seed=3))
+        pairs = liveRecords(options.ingest_records, options.ingest_rate)
         lines = [rawLine(r, f) for r, f in pairs]
         limit = None
         if "raw" in only:
