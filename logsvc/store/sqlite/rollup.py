@@ -74,6 +74,17 @@ class SqliteRollupSQL:
     def __init__(self, conn: sqlite3.Connection, *, useIndex: bool = True) -> None:
         self.conn = conn
         self.useIndex = useIndex
+        self._days: bool | None = None
+
+    def _hasDays(self) -> bool:
+        # A database of schema version 6 read while its writer cannot open
+        # (a full disk) has no counts per day yet.
+        if self._days is None:
+            found = self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [next(iter(DAY_ROLLUPS))]
+            ).fetchone()
+            self._days = found is not None
+        return self._days
 
     def condition(self, node: Node) -> tuple[str, list[Any]] | None:
         sql, params, exact = translate(node)
@@ -96,7 +107,7 @@ class SqliteRollupSQL:
         days = _DAY_OF_HOURS.get(table)
         dayLow = None if low is None else -(-low // DAY_MINUTES) * DAY_MINUTES
         dayHigh = None if high is None else high // DAY_MINUTES * DAY_MINUTES
-        if days is None or (dayLow is not None and dayHigh is not None and dayLow >= dayHigh):
+        if days is None or (dayLow is not None and dayHigh is not None and dayLow >= dayHigh) or not self._hasDays():
             return self._sumValues(table, low, high, where, column)
         # Whole days from the counts per day (a week's top reads 7 rows per
         # key, not 168), the hours around them from the counts per hour.
