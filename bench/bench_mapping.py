@@ -56,6 +56,23 @@ def otlpCase(count: int) -> Callable[[], int]:
     return run
 
 
+def otlpDecodeCase(count: int) -> Callable[[], int]:
+    """
+    Only the bindings' decoding of the same requests (upb, in C), for
+    comparison with the mapping.
+    """
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    bodies = otlpBodies(count)
+
+    def run() -> int:
+        for body in bodies:
+            ExportLogsServiceRequest.FromString(body)
+        return count
+
+    return run
+
+
 def lokiCase(count: int) -> Callable[[], int]:
     bodies = lokiBodies(count)
 
@@ -89,6 +106,7 @@ def forwardCase(count: int) -> Callable[[], int]:
 CASES: dict[str, Callable[[int], Callable[[], int]]] = {
     "plain lines": plainCase,
     "OTLP protobuf (decode and map)": otlpCase,
+    "OTLP protobuf (decode only)": otlpDecodeCase,
     "Loki protobuf (unsnappy, decode, map)": lokiCase,
     "Fluent forward PackedForward": forwardCase,
 }
