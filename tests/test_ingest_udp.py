@@ -6,6 +6,7 @@ loopback socket.
 
 from __future__ import annotations
 
+import errno
 import socket
 import zlib
 from typing import Any
@@ -20,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from logsvc.ingest.sink import IngestSink
 from logsvc.ingest.udp import (
+    BatchReadingPort,
     DatagramIngest,
     UDPAddress,
     UDPListenerService,
@@ -150,6 +152,67 @@ class DatagramIngestTests(ProtocolTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
+class FakeSocket:
+    """A socket whose recvfrom returns the queued datagrams, then raises."""
+
+    def __init__(self, datagrams: list[bytes], end: int = errno.EAGAIN) -> None:
+        self.datagrams = list(datagrams)
+        self.end = end
+        self.sizes: list[int] = []
+
+    def recvfrom(self, size: int) -> tuple[bytes, tuple[str, int]]:
+        self.sizes.append(size)
+        if not self.datagrams:
+            raise OSError(self.end, "no more")
+        return self.datagrams.pop(0), PEER
+
+
+class BatchReadingTests(ProtocolTestCase):
+    def batchPort(self, fake: FakeSocket, protocol: Any = None) -> BatchReadingPort:
+        port = BatchReadingPort(0, protocol or self.protocol, "127.0.0.1", 65535, Clock())
+        port.socket = fake  # type: ignore[assignment]
+        return port
+
+    def test_oneListPerRead(self) -> None:
+        """A read hands every datagram to the protocol in one list; it is stored in one append at once, chunks reassembled, then the socket rests."""
+        big = orjson.dumps({"version": "1.1", "host": "h", "short_message": "c" * 3000})
+        chunks = chunked(big, 1000)
+        self.batchPort(FakeSocket([b"<14>app: one", *chunks, b"two"])).doRead()
+        self.assertEqual(self.store.appendSizes, [3])
+        self.assertEqual(self.messages(), ["one", "c" * 3000, "two"])
+        self.assertEqual([row[4] for row in self.store.rows], ["192.0.2.9", "h", "192.0.2.9"])
+        self.assertEqual(self.protocol.received, 2 + len(chunks))
+        self.assertFalse(self.protocol.transport.reading)  # type: ignore[attr-defined]
+
+    def test_readBounded(self) -> None:
+        """One read stops after maxThroughput bytes; the rest waits for the next."""
+        fake = FakeSocket([b"x" * 1000] * 10)
+        port = self.batchPort(fake)
+        port.maxThroughput = 3000
+        port.doRead()
+        self.assertEqual((self.store.appendSizes, len(fake.datagrams)), ([3], 7))
+        self.assertEqual(set(fake.sizes), {65535})
+
+    def test_errorsAsTwisted(self) -> None:
+        """A refusal ends a read quietly; another socket error is raised once what was read is taken."""
+        self.batchPort(FakeSocket([b"a"], errno.ECONNREFUSED)).doRead()
+        self.assertEqual(self.messages(), ["a"])
+        port = self.batchPort(FakeSocket([b"b"], errno.EBADF))
+        self.assertRaises(OSError, port.doRead)
+        self.assertEqual(self.messages(), ["a", "b"])
+
+    def test_protocolFailureLogged(self) -> None:
+        """A protocol that fails on a read is logged; the port reads on."""
+
+        class Failing:
+            def datagramsReceived(self, datagrams: list[tuple[bytes, str]]) -> None:
+                raise ZeroDivisionError()
+
+        port = self.batchPort(FakeSocket([b"a"]), Failing())
+        port.doRead()
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
 class EndpointTests(SynchronousTestCase):
     def test_forms(self) -> None:
         """udp:PORT, udp:PORT:interface=ADDR, udp:port=PORT and escaped IPv6 interfaces parse."""
@@ -197,6 +260,7 @@ class ListenerTests(TestCase):
             flowControllers=[("pipeline", pipeline)],
         )
         service.startService()
+        self.assertIsInstance(service.port, BatchReadingPort)
         address = service.port.getHost()
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(sender.close)

@@ -11,9 +11,10 @@ did not take in time is lost without anyone being told.  So:
     it at C{net.core.rmem_max} unless the process may raise it with
     C{SO_RCVBUFFORCE}); the size granted is logged at start and exported;
   - datagrams are parsed and submitted in one batch per reactor turn, not one
-    pipeline submission each, and after a turn that read some the socket
-    rests 5 ms, so at any rate reads come in batches, not one wakeup per
-    datagram;
+    pipeline submission each (on a POSIX reactor, L{BatchReadingPort} hands
+    the protocol each read's datagrams as one list, not one call each), and
+    after a turn that read some the socket rests 5 ms, so at any rate reads
+    come in batches, not one wakeup per datagram;
   - while the pipeline is full (or the disk low) the socket is not read: the
     kernel buffer is the queue, and what overflows it is the kernel's drop,
     counted by the kernel (C{/proc/net/udp}'s drops column, exported as
@@ -30,11 +31,14 @@ from __future__ import annotations
 
 import os
 import socket
+from errno import EAGAIN, ECONNREFUSED, EINTR, EWOULDBLOCK
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet import udp
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -48,6 +52,7 @@ from logsvc.times import nowMicros
 
 __all__ = [
     "DEFAULT_RECEIVE_BUFFER",
+    "BatchReadingPort",
     "DatagramIngest",
     "UDPAddress",
     "UDPListenerService",
@@ -205,14 +210,8 @@ class DatagramIngest(DatagramProtocol):
         self.received += 1
         peer = addr[0] if isinstance(addr, tuple) else "unknown"
         if data[:2] == CHUNK_MAGIC:
-            try:
-                whole = self.chunks.add(data, peer, self.clock.seconds())
-            except ChunkError as e:
-                self.sink.reject([(data[:64], str(e))], peer=peer, quota=self.quota, reason="chunk_invalid")
-                return
+            whole = self._chunkReceived(data, peer)
             if whole is None:
-                if self._expiryCall is None and len(self.chunks):
-                    self._expiryCall = self.clock.callLater(1.0, self._expire)
                 return
             data = whole
         self._batch.append((data, peer))
@@ -220,6 +219,37 @@ class DatagramIngest(DatagramProtocol):
             # At the end of this reactor turn (the port reads up to 256 KiB
             # of datagrams per turn).
             self._flushCall = self.clock.callLater(0, self._turnEnded)
+
+    def datagramsReceived(self, datagrams: list[tuple[bytes, str]]) -> None:
+        """
+        Take the datagrams of one read, each with its sender's host, and
+        submit them (L{BatchReadingPort} calls this once per read, where
+        Twisted's port calls L{datagramReceived} once per datagram).
+        """
+        self.received += len(datagrams)
+        batch = self._batch
+        for datagram in datagrams:
+            if datagram[0][:2] == CHUNK_MAGIC:
+                whole = self._chunkReceived(*datagram)
+                if whole is not None:
+                    batch.append((whole, datagram[1]))
+            else:
+                batch.append(datagram)
+        self._turnEnded()
+
+    def _chunkReceived(self, data: bytes, peer: str) -> bytes | None:
+        """
+        @return: the whole message once C{data} completes it, else L{None}
+            (a chunk that cannot be taken is counted and logged).
+        """
+        try:
+            whole = self.chunks.add(data, peer, self.clock.seconds())
+        except ChunkError as e:
+            self.sink.reject([(data[:64], str(e))], peer=peer, quota=self.quota, reason="chunk_invalid")
+            return None
+        if whole is None and self._expiryCall is None and len(self.chunks):
+            self._expiryCall = self.clock.callLater(1.0, self._expire)
+        return whole
 
     def _turnEnded(self) -> None:
         self._flushCall = None
@@ -296,6 +326,52 @@ class DatagramIngest(DatagramProtocol):
 
     def stopProducing(self) -> None:
         pass
+
+
+#: What ends a read without an error: nothing more to read, a signal, and
+#: (for an unconnected socket, as Twisted's port does) an ICMP refusal.
+_READ_ENDS = frozenset((EAGAIN, EINTR, EWOULDBLOCK, ECONNREFUSED))
+
+
+class BatchReadingPort(udp.Port):
+    """
+    Twisted's UDP port (what a POSIX reactor's C{listenUDP} makes) but for
+    its read: the datagrams of one read (up to C{maxThroughput} bytes) go to
+    the protocol's L{DatagramIngest.datagramsReceived} as one list of
+    (datagram, sender's host), where Twisted's calls C{datagramReceived} and
+    builds a tuple per datagram.  Listening only (not connected), as the
+    UDP listener does.
+    """
+
+    log = Logger()
+    protocol: DatagramIngest
+
+    def doRead(self) -> None:
+        recvfrom = self.socket.recvfrom
+        size = self.maxPacketSize
+        limit = self.maxThroughput
+        datagrams: list[tuple[bytes, str]] = []
+        append = datagrams.append
+        read = 0
+        failure: OSError | None = None
+        try:
+            while read < limit:
+                data, addr = recvfrom(size)
+                read += len(data)
+                append((data, addr[0]))
+        except OSError as e:
+            if e.errno not in _READ_ENDS:
+                failure = e
+        if datagrams:
+            try:
+                self.protocol.datagramsReceived(datagrams)
+            except Exception:
+                # As Twisted's port does: the error is logged, the port reads on.
+                self.log.failure("UDP datagrams not taken")
+        if failure is not None:
+            # As Twisted's port does (the reactor then closes the port),
+            # once what was read is taken.
+            raise failure
 
 
 class UDPCollector:
@@ -378,7 +454,16 @@ class UDPListenerService(Service):
         @raise CannotListenError: when it cannot.
         """
         Service.privilegedStartService(self)
-        if self.port is None:
+        if self.port is not None:
+            return
+        if isinstance(self.reactor, PosixReactorBase):
+            # What its listenUDP does, with the port that reads in batches.
+            port = BatchReadingPort(
+                self.address.port, self.protocol, self.address.interface, MAX_DATAGRAM, self.reactor
+            )
+            port.startListening()
+            self.port = port
+        else:
             self.port = self.reactor.listenUDP(
                 self.address.port, self.protocol, interface=self.address.interface, maxPacketSize=MAX_DATAGRAM
             )
