@@ -445,6 +445,38 @@ class SqliteRollupTests(RollupTestsMixin, SqliteTestCase):
             self.assertEqual(sql, ts // MINUTE, ts)
 
 
+    def test_upsertsInStatements(self) -> None:
+        """
+        Counts written a statement per table (padded to a power of two rows
+        with zero counts, split past the rows one statement holds) are the
+        counts, added to what the tables held.
+        """
+        from logsvc.store.sqlite.connection import connect, createSchema
+        from logsvc.store.sqlite.rollup import MAX_UPSERT_ROWS, addToRollup
+
+        conn = connect(self.mktemp())
+        createSchema(conn)
+        rng = random.Random(3)
+        many = [
+            Record(BASE + n * MINUTE, T0, n % 8, f"h{n % 7}", f"s{n}", "m", None)
+            for n in range(MAX_UPSERT_ROWS + 300)
+        ]
+        batches = [randomRecords(rng, 17), many, randomRecords(rng, 1), many[:5]]
+        expected: dict[str, dict[tuple[Any, ...], int]] = {}
+        for batch in batches:
+            conn.execute("BEGIN")
+            addToRollup(conn, batch)
+            conn.execute("COMMIT")
+            for table, rows in countRecords(batch).items():
+                counts = expected.setdefault(table, {})
+                for *key, n in rows:
+                    counts[tuple(key)] = counts.get(tuple(key), 0) + n
+        for table, counts in expected.items():
+            stored = {tuple(row[:-1]): row[-1] for row in conn.execute(f"SELECT * FROM {table}")}
+            self.assertEqual(stored, counts, table)
+        conn.close()
+
+
 class PostgresRollupTests(RollupTestsMixin, PostgresTestCase):
     timeout = 120
 
