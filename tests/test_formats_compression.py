@@ -6,7 +6,7 @@ import gzip
 import zlib
 from collections.abc import Callable
 
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -57,7 +57,7 @@ class InflateTests(SynchronousTestCase):
         self.assertGreater(len(data), _STEP)
         self.assertEqual(inflate(data, "zlib", len(plain)), plain)
 
-    @settings(max_examples=500)
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(_payloads(), st.sampled_from([0, 10, 299, 300, 5000, 1 << 20]))
     @example((gzip.compress(b"m") + b"\x00", "gzip"), 100)
     @example((gzip.compress(b"m") * 2, "gzip"), 100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from hypothesis import example, given
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -40,6 +40,7 @@ class GelfRecordTests(SynchronousTestCase):
         for bad in ({}, {"short_message": "m", "timestamp": "x"}, [1]):
             self.assertRaises(RecordError, gelfRecord, bad, "p", 5)
 
+    @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         st.one_of(st.none(), st.integers(-3, 60), st.floats(-1, 9), st.booleans(), st.sampled_from(["3", "warn", "x"])),
         st.one_of(

@@ -24,7 +24,7 @@ from logsvc.formats.compression import InflateError, inflate, sniffCompression
 from logsvc.formats.detect import parseLine
 from logsvc.formats.gelf import gelfRecord, isGelf
 from logsvc.formats.jsonline import loadJSON
-from logsvc.formats.syslog import looksLikeSyslog, parseSyslog
+from logsvc.formats.syslog import commonSyslog, looksLikeSyslog, parseSyslogText
 from logsvc.record import Record, RecordError, normalize
 
 __all__ = ["MAX_INFLATED", "parseDatagram", "parseDatagrams"]
@@ -81,8 +81,12 @@ def parseDatagrams(
             # (which never raises): what parseDatagram and parseLine would
             # do with it, without their other checks.
             data = data.rstrip(b"\n\x00\r")
-            if looksLikeSyslog(data):
-                append(parseSyslog(data, peer, received))
+            text = data.decode("utf-8", "replace")
+            record = commonSyslog(text, peer, received)
+            if record is None and looksLikeSyslog(data):
+                record = parseSyslogText(text, peer, received)
+            if record is not None:
+                append(record)
                 continue
         try:
             append(parseDatagram(data, peer, received, maxInflated=maxInflated))

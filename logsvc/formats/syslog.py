@@ -390,22 +390,24 @@ def parseSyslog(data: bytes, peer: str, received: int, *, zone: tzinfo | None = 
     @param zone: see L{parse3164}.
     """
     text = data.decode("utf-8", "replace")
-    # The shapes nearly every sender writes take one regular expression and
-    # no dictionary (L{_common5424}, L{_common3164}); whatever they do not
-    # settle goes the general way, which gives the same record for what
-    # they do settle (tests.test_formats_syslog holds them to that).
+    return commonSyslog(text, peer, received, zone) or parseSyslogText(text, peer, received, zone=zone)
+
+
+def commonSyslog(text: str, peer: str, received: int, zone: tzinfo | None = None) -> Record | None:
+    """
+    L{parseSyslog}'s record of a decoded message in one of the shapes nearly
+    every sender writes, each read by one regular expression and without a
+    dictionary (L{_common5424}, L{_common3164}); L{None} for anything else,
+    for the general way (L{parseSyslogText}), which gives the same record for
+    what this settles (tests.test_formats_syslog holds them to that).
+    """
     match = _COMMON_5424.match(text)
     if match is not None:
-        record = _common5424(match, text, peer, received)
-        if record is not None:
-            return record
-    else:
-        match = _COMMON_3164.match(text)
-        if match is not None:
-            record = _common3164(match, text, peer, received, zone)
-            if record is not None:
-                return record
-    return parseSyslogText(text, peer, received, zone=zone)
+        return _common5424(match, text, peer, received)
+    match = _COMMON_3164.match(text)
+    if match is not None:
+        return _common3164(match, text, peer, received, zone)
+    return None
 
 
 def parseSyslogText(text: str, peer: str, received: int, *, zone: tzinfo | None = None) -> Record:
