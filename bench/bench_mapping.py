@@ -2,7 +2,7 @@
 Parsing benchmark: the CPU time one process spends turning each sender's
 wire bytes into records, per record, for the bodies ``bench_senders.py``
 sends (plain lines, OTLP protobuf, Loki snappy protobuf, Fluent forward
-PackedForward).  No server, no store: what the reactor thread pays per
+PackedForward, and UDP datagrams: RFC 5424, RFC 3164, zlib GELF).  No server, no store: what the reactor thread pays per
 record before anything is stored, which a loaded machine changes much less
 than a wall-clock rate (``time.process_time``, the best of several rounds).
 
@@ -21,12 +21,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.bench_senders import (  # noqa: E402
     forwardPayloads,
+    gelfMessages,
     lineFramed,
     lokiBodies,
     makeMessages,
     otlpBodies,
     plainLine,
+    rfc3164,
+    rfc5424,
 )
+from logsvc.formats.datagram import parseDatagrams  # noqa: E402
 from logsvc.formats.detect import parseLines  # noqa: E402
 from logsvc.formats.forward import decodeMessage, unpacker  # noqa: E402
 from logsvc.formats.loki import parseLokiProtobuf  # noqa: E402
@@ -103,12 +107,33 @@ def forwardCase(count: int) -> Callable[[], int]:
     return run
 
 
+def datagramCase(make: Callable[[int], list[bytes]]) -> Callable[[int], Callable[[], int]]:
+    """
+    The UDP listener's work for the datagrams C{make} makes: one batch per
+    read of about 1,700 (what 256 KiB holds), parsed together.
+    """
+
+    def case(count: int) -> Callable[[], int]:
+        datagrams = [(datagram, PEER) for datagram in make(count)]
+        reads = [datagrams[i : i + 1700] for i in range(0, count, 1700)]
+
+        def run() -> int:
+            return sum(len(parseDatagrams(read, RECEIVED)[0]) for read in reads)
+
+        return run
+
+    return case
+
+
 CASES: dict[str, Callable[[int], Callable[[], int]]] = {
     "plain lines": plainCase,
     "OTLP protobuf (decode and map)": otlpCase,
     "OTLP protobuf (decode only)": otlpDecodeCase,
     "Loki protobuf (unsnappy, decode, map)": lokiCase,
     "Fluent forward PackedForward": forwardCase,
+    "RFC 5424 datagrams": datagramCase(lambda count: makeMessages(rfc5424, count)),
+    "RFC 3164 datagrams": datagramCase(lambda count: makeMessages(rfc3164, count)),
+    "GELF zlib datagrams": datagramCase(lambda count: [d for (d,) in gelfMessages(count)]),
 }
 
 

@@ -63,9 +63,18 @@ class BenchServer(TwistdServer):
             threads, user and system), seconds.
         """
         assert self.process is not None
-        with open(f"/proc/{self.process.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpuSeconds(f"/proc/{self.process.pid}/stat")
+
+    def reactorCpuSeconds(self) -> float:
+        """
+        @return: the CPU time the server's main thread (the reactor's: its
+            thread id is the process id) used so far, seconds; the rest of
+            L{cpuSeconds} is the store's threads' (writer, search indexer,
+            checkpointer) and the readers'.
+        """
+        assert self.process is not None
+        pid = self.process.pid
+        return _cpuSeconds(f"/proc/{pid}/task/{pid}/stat")
 
     def count(self) -> int:
         """
@@ -138,6 +147,15 @@ class BenchServer(TwistdServer):
         if self._owned:
             shutil.rmtree(self.directory, ignore_errors=True)
         return status
+
+
+def _cpuSeconds(statPath: str) -> float:
+    """
+    @return: user and system CPU seconds from a C{/proc} C{stat} file.
+    """
+    with open(statPath) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _readInt(path: str, sql: str) -> int | None:
