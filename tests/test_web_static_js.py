@@ -21,6 +21,7 @@ _SCRIPT = r"""
 import assert from "node:assert/strict";
 import { addFilter, filterFor, filterTerm, quoteValue, searchedWords, splitTerms } from "./querytext.js";
 import { TimeError, describeRange, isRelative, parseMoment, resolveRange, timeTicks, tickLabel, UNITS } from "./timerange.js";
+import { countInto } from "./histogram.js";
 
 const cases = {
   quoteValue() {
@@ -118,6 +119,33 @@ const cases = {
     assert.deepEqual(tickLabel(Date.UTC(2026, 11, 4, 1), 2 * UNITS.h, "local", Date.UTC(2026, 11, 3, 23)), ["02:00"]);
     assert.deepEqual(tickLabel(Date.UTC(2026, 11, 4, 1, 0, 30), 30 * UNITS.s, "utc", null), ["01:00:30", "12-04"]);
   },
+  countInto() {
+    const at = (minutes) => new Date(Date.UTC(2026, 11, 4, 12, minutes)).toISOString();
+    const ms = (minutes) => Date.UTC(2026, 11, 4, 12, minutes);
+    const fresh = () => [0, 15].map((m) => ({ start: ms(m), end: ms(m + 15), count: 1, levels: { info: 1 } }));
+    const range = { since: ms(5), until: ms(20) };
+    const records = [
+      { ts: at(3), level: "info" }, // before the range
+      { ts: at(16), level: "error" }, // in the last bucket
+      { ts: at(31), level: "info" }, // past the end: a new bucket when growing
+      { ts: "not a time", level: "info" },
+    ];
+    let buckets = fresh();
+    const fixed = countInto(buckets, range, 15 * UNITS.m, records, false);
+    assert.equal(fixed.counted, 1);
+    assert.deepEqual(fixed.range, range);
+    assert.deepEqual(buckets.map((b) => [b.count, b.levels]), [[1, { info: 1 }], [2, { info: 1, error: 1 }]]);
+    buckets = fresh();
+    const grown = countInto(buckets, range, 15 * UNITS.m, records, true);
+    assert.equal(grown.counted, 2);
+    assert.deepEqual(grown.range, { since: ms(5), until: ms(31) + 1 });
+    assert.deepEqual(buckets.map((b) => [b.start, b.count]), [[ms(0), 1], [ms(15), 2], [ms(30), 1]]);
+    assert.deepEqual(buckets[2].levels, { info: 1 });
+    buckets = [];
+    const empty = countInto(buckets, range, 15 * UNITS.m, [{ ts: at(47), level: "debug" }], true);
+    assert.equal(empty.counted, 1);
+    assert.deepEqual(buckets.map((b) => [b.start, b.end, b.count]), [[ms(35), ms(50), 1]]);
+  },
 };
 
 const failed = [];
@@ -131,15 +159,16 @@ console.log(JSON.stringify({ ran: Object.keys(cases).length, failed }));
 class PureModuleTests(TestCase):
     def test_query_text_and_time_ranges(self) -> None:
         """
-        C{querytext.js} and C{timerange.js} give the documented answers for
-        every case of the script (quoting, filter terms, the words
-        highlighted, relative and absolute times, ranges, axis ticks).
+        C{querytext.js}, C{timerange.js} and C{histogram.js}'s counting give
+        the documented answers for every case of the script (quoting, filter
+        terms, the words highlighted, relative and absolute times, ranges,
+        axis ticks, the tail's records counted into the bars).
         """
         if NODE is None:
             raise SkipTest("node is not installed (apt-get install nodejs)")
         directory = os.path.abspath(self.mktemp())
         os.makedirs(directory)
-        for name in ("querytext.js", "timerange.js"):
+        for name in ("querytext.js", "timerange.js", "histogram.js"):
             shutil.copy(os.path.join(STATIC_DIR, name), directory)
         # node reads .js files as ES modules in a "module" package.
         with open(os.path.join(directory, "package.json"), "w") as f:
@@ -156,4 +185,4 @@ class PureModuleTests(TestCase):
         self.assertEqual(result.returncode, 0, result.stderr.decode())
         outcome = json.loads(result.stdout)
         self.assertEqual(outcome["failed"], [])
-        self.assertEqual(outcome["ran"], 9)
+        self.assertEqual(outcome["ran"], 10)

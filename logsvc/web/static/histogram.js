@@ -37,6 +37,40 @@ function intervalMs(text) {
   return found ? Number(found[1]) * UNITS[found[2]] : UNITS.m;
 }
 
+/**
+ * Count records into histogram buckets (the live tail's, after the stats
+ * were read): a record inside `range` adds to its bucket; one past its end,
+ * when `grow`, widens the range to take it, adding buckets of `width` ms
+ * after the last.  Records before the range, or past a fixed end, are not
+ * counted.  Changes `buckets` ({start, end, count, levels}) in place.
+ *
+ * @returns {counted, range}: how many records were counted, and the range
+ *     (widened or not).
+ */
+export function countInto(buckets, range, width, records, grow) {
+  let counted = 0;
+  for (const record of records) {
+    const t = Date.parse(record.ts);
+    if (Number.isNaN(t) || t < range.since) continue;
+    if (t >= range.until) {
+      if (!grow) continue;
+      range = { ...range, until: t + 1 };
+    }
+    let bucket = buckets.find((b) => b.start <= t && t < b.end);
+    while (!bucket) {
+      const last = buckets[buckets.length - 1];
+      const start = last ? last.end : range.since + Math.floor((t - range.since) / width) * width;
+      const added = { start, end: start + width, count: 0, levels: {} };
+      buckets.push(added);
+      if (t < added.end) bucket = added;
+    }
+    bucket.count += 1;
+    bucket.levels[record.level] = (bucket.levels[record.level] || 0) + 1;
+    counted += 1;
+  }
+  return { counted, range };
+}
+
 export class Histogram {
   /**
    * @param box the element to draw in.
@@ -77,11 +111,7 @@ export class Histogram {
 
   /**
    * Count records that arrived after the stats were read (the live tail's)
-   * into their bars: a record inside the window adds to its bar; one past
-   * the window's end, when `grow` (a window that ends now), widens the
-   * window to take it, adding bars of the same interval after the last.
-   * Records before the window, or past a fixed end, are not counted.
-   * Redraws at most once per frame.
+   * into their bars (see countInto); redraws at most once per frame.
    *
    * @param records records as the API returns them (ts, level).
    * @param grow whether the window's end follows the newest record.
@@ -89,27 +119,8 @@ export class Histogram {
    */
   addRecords(records, grow) {
     if (!this.stats) return 0;
-    const width = intervalMs(this.stats.interval);
-    let counted = 0;
-    for (const record of records) {
-      const t = Date.parse(record.ts);
-      if (Number.isNaN(t) || t < this.range.since) continue;
-      if (t >= this.range.until) {
-        if (!grow) continue;
-        this.range = { ...this.range, until: t + 1 };
-      }
-      let bucket = this.buckets.find((b) => b.start <= t && t < b.end);
-      while (!bucket) {
-        const last = this.buckets[this.buckets.length - 1];
-        const start = last ? last.end : this.range.since + Math.floor((t - this.range.since) / width) * width;
-        const added = { start, end: start + width, count: 0, levels: {} };
-        this.buckets.push(added);
-        if (t < added.end) bucket = added;
-      }
-      bucket.count += 1;
-      bucket.levels[record.level] = (bucket.levels[record.level] || 0) + 1;
-      counted += 1;
-    }
+    const { counted, range } = countInto(this.buckets, this.range, intervalMs(this.stats.interval), records, grow);
+    this.range = range;
     if (counted && !this.redrawing) {
       this.redrawing = true;
       requestAnimationFrame(() => {
