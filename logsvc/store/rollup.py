@@ -60,35 +60,44 @@ def rollupKey(column: str | None) -> str:
     return "minute, level" + ("" if column is None else f", {column}")
 
 
+#: Records counted by C{(minute, level, service, source)}.
+Keys = Counter[tuple[int, int, str, str]]
+
 #: One table's changes: C{(minute, level, n)} or C{(minute, level, value, n)}
-#: rows, one per key, sorted by key.
+#: rows, one per key.
 Counts = dict[str, list[tuple[Any, ...]]]
 
+#: C{(ts, level, service, source)} of a record.
+_KEY = itemgetter(Record._fields.index("ts"), Record._fields.index("level"), Record._fields.index("service"),
+                  Record._fields.index("source"))
 
-def countRows(
-    rows: Iterable[tuple[int, int, str, str]], sign: int = 1, *, clean: Callable[[str], str] | None = None
-) -> Counts:
+
+def countKeys(rows: Iterable[tuple[int, int, str, str]]) -> Keys:
     """
-    Count records into the tables' rows.
-
     @param rows: C{(ts, level, service, source)} of each record.
-    @param sign: 1 for records stored, -1 for records deleted.
-    @param clean: what the backend stores for a service or source (applied
-        once per distinct value, not per record).
-    @return: each table's rows (L{Counts}), sorted by key: every writer
-        updates rows in this one order, so two transactions updating the
-        same rows cannot deadlock.
+    @return: how many records each C{(minute, level, service, source)}
+        holds: every table's rows are sums of these.
     """
-    perMinute: Counter[tuple[int, int, str, str]] = Counter(
-        (ts // MINUTE, level, service, source) for ts, level, service, source in rows
-    )
+    return Counter((ts // MINUTE, level, service, source) for ts, level, service, source in rows)
+
+
+def countRecords(records: Iterable[Record]) -> Keys:
+    """
+    L{countKeys} of records being stored.
+    """
+    return countKeys(map(_KEY, records))
+
+
+def tableRows(keys: Keys, sign: int = 1) -> Counts:
+    """
+    @param sign: 1 for records stored, -1 for records deleted.
+    @return: each table's rows (L{Counts}) summed from C{keys}.
+    """
     tables: dict[str, Counter[tuple[Any, ...]]] = {table: Counter() for table in ROLLUPS}
     level, service, source = tables["rollup_level"], tables["rollup_service"], tables["rollup_source"]
     levelHour, serviceHour = tables["rollup_level_hour"], tables["rollup_service_hour"]
     sourceHour = tables["rollup_source_hour"]
-    for (minute, lv, sv, so), n in perMinute.items():
-        if clean is not None:
-            sv, so = clean(sv), clean(so)
+    for (minute, lv, sv, so), n in keys.items():
         hour = minute - minute % 60
         level[minute, lv] += n
         service[minute, lv, sv] += n
@@ -96,19 +105,7 @@ def countRows(
         levelHour[hour, lv] += n
         serviceHour[hour, lv, sv] += n
         sourceHour[hour, lv, so] += n
-    return {table: [(*key, sign * n) for key, n in sorted(counted.items())] for table, counted in tables.items()}
-
-
-#: C{(ts, level, service, source)} of a record.
-_KEY = itemgetter(Record._fields.index("ts"), Record._fields.index("level"), Record._fields.index("service"),
-                  Record._fields.index("source"))
-
-
-def countRecords(records: Iterable[Record], *, clean: Callable[[str], str] | None = None) -> Counts:
-    """
-    L{countRows} of records being stored.
-    """
-    return countRows(map(_KEY, records), clean=clean)
+    return {table: [(*key, sign * n) for key, n in counted.items()] for table, counted in tables.items()}
 
 
 def _columns(node: Node) -> set[str] | None:

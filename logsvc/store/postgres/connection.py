@@ -127,7 +127,11 @@ ROLLUP_SCHEMA = [
 ]
 
 
-def _bucketSQL(minute: str, minutes: int) -> str:
+def bucketSQL(minute: str, minutes: int) -> str:
+    """
+    @return: SQL of the first minute of the C{minutes}-long bucket holding
+        C{minute} (an SQL expression).
+    """
     return minute if minutes == 1 else f"({minute} - (({minute} % {minutes}) + {minutes}) % {minutes})"
 
 
@@ -140,7 +144,7 @@ BACKFILL = [
     f" SELECT {MINUTE_SQL.format(ts='ts')} AS minute, level, service, source, count(*) AS n"
     " FROM logs GROUP BY 1, 2, 3, 4",
     *(
-        f"INSERT INTO {table} ({rollupKey(column)}, n) SELECT {_bucketSQL('minute', minutes)}, level,"
+        f"INSERT INTO {table} ({rollupKey(column)}, n) SELECT {bucketSQL('minute', minutes)}, level,"
         + ("" if column is None else f" {column},")
         + f" sum(n) FROM logsvc_backfill GROUP BY {'1, 2' if column is None else '1, 2, 3'}"
         for table, (column, minutes) in ROLLUPS.items()

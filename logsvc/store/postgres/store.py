@@ -69,8 +69,9 @@ from logsvc.store.postgres.plan import (
     selectTimeRange,
 )
 from logsvc.store.postgres.retention import dataSize, deleteOld
-from logsvc.store.postgres.rollup import addCounts, countStored, readHistogram, readTop
+from logsvc.store.postgres.rollup import addCounts, readHistogram, readTop
 from logsvc.store.postgres.search import vectorText
+from logsvc.store.rollup import countRecords
 from logsvc.store.writequeue import Turn, WriteQueue
 from logsvc.times import nowMicros
 
@@ -411,7 +412,7 @@ class PostgresStore(Service):
                 with conn.cursor() as cursor:
                     copyRows(cursor, first, records)
                 # In the same transaction: the counts agree with the records.
-                addCounts(conn, countStored(records))
+                addCounts(conn, countRecords(records))
                 conn.execute("SELECT pg_notify(%s, %s)", [COMMIT_CHANNEL, str(first + len(records) - 1)])
                 if self.beforeCommit is not None:
                     self.beforeCommit(first)

@@ -31,6 +31,7 @@ from logsvc.store.rollup import (
     rollupHistogram,
     rollupKey,
     rollupTop,
+    tableRows,
 )
 from logsvc.store.sqlite.connection import DAY_MINUTES, DAY_ROLLUPS
 from logsvc.store.sqlite.plan import selectHistogram, selectTop, translate
@@ -74,12 +75,12 @@ def addToRollup(conn: sqlite3.Connection, records: list[Record]) -> None:
     a power of two rows with its first key again and a count of 0, which
     adds nothing, so the connection compiles few statements.
     """
-    counts = countRecords(records)
+    counts = tableRows(countRecords(records))
     for hours, days in _DAY_OF_HOURS.items():
         perDay: Counter[tuple[int, int, str]] = Counter()
         for hour, level, value, n in counts[hours]:
             perDay[hour - hour % DAY_MINUTES, level, value] += n
-        counts[days] = [(*key, n) for key, n in sorted(perDay.items())]
+        counts[days] = [(*key, n) for key, n in perDay.items()]
     cursor = conn.cursor()
     for table, rows in counts.items():
         for start in range(0, len(rows), MAX_UPSERT_ROWS):
