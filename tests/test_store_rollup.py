@@ -469,7 +469,7 @@ class SqliteRollupTests(RollupTestsMixin, SqliteTestCase):
             conn.execute("BEGIN")
             addToRollup(conn, batch)
             conn.execute("COMMIT")
-            for table, rows in countRecords(batch).items():
+            for table, rows in tableRows(countRecords(batch)).items():
                 counts = expected.setdefault(table, {})
                 for *key, n in rows:
                     counts[tuple(key)] = counts.get(tuple(key), 0) + n
