@@ -182,7 +182,22 @@ class BatchReadingTests(ProtocolTestCase):
         self.assertEqual(self.messages(), ["one", "c" * 3000, "two"])
         self.assertEqual([row[4] for row in self.store.rows], ["192.0.2.9", "h", "192.0.2.9"])
         self.assertEqual(self.protocol.received, 2 + len(chunks))
-        self.assertFalse(self.protocol.transport.reading)  # type: ignore[attr-defined]
+        self.assertFalse(self.port.reading)
+
+    def test_restsLongerWhenDrained(self) -> None:
+        """A read that emptied the socket rests drainedInterval; one stopped at the port's limit rests readInterval."""
+        self.batchPort(FakeSocket([b"a"])).doRead()
+        self.clock.advance(self.protocol.readInterval)
+        self.assertFalse(self.port.reading)
+        self.clock.advance(self.protocol.drainedInterval - self.protocol.readInterval)
+        self.assertTrue(self.port.reading)
+        port = self.batchPort(FakeSocket([b"x" * 1000] * 4))
+        port.maxThroughput = 2000
+        port.doRead()
+        self.assertFalse(self.port.reading)
+        self.clock.advance(self.protocol.readInterval)
+        self.assertTrue(self.port.reading)
+        self.assertEqual(self.messages(), ["a", "x" * 1000, "x" * 1000])
 
     def test_readBounded(self) -> None:
         """One read stops after maxThroughput bytes; the rest waits for the next."""
@@ -205,7 +220,7 @@ class BatchReadingTests(ProtocolTestCase):
         """A protocol that fails on a read is logged; the port reads on."""
 
         class Failing:
-            def datagramsReceived(self, datagrams: list[tuple[bytes, str]]) -> None:
+            def datagramsReceived(self, datagrams: list[tuple[bytes, str]], drained: bool) -> None:
                 raise ZeroDivisionError()
 
         port = self.batchPort(FakeSocket([b"a"]), Failing())

@@ -185,14 +185,24 @@ class DatagramIngest(DatagramProtocol):
         chunkTimeout: float = 5.0,
         maxPendingChunkBytes: int = 32 * 1024 * 1024,
         readInterval: float = 0.005,
+        drainedInterval: float = 0.025,
     ) -> None:
         """
         @param readInterval: seconds the socket rests after each turn that
             read something, so the next read takes many datagrams at once
             (see L{flush}).
+        @param drainedInterval: seconds it rests instead after a read of
+            L{BatchReadingPort} that emptied it (a moderate rate): the next
+            read, and the store's next transaction, then hold several times
+            as many records, which costs far less CPU per record (measured:
+            RFC 5424 at 20,000 datagrams/s, about 20 us of the server's CPU
+            per record against 28 us resting 5 ms).  A record waits that
+            much longer before it is stored; a read that stopped at the
+            port's limit (a high rate) rests only C{readInterval}.
         """
         self.sink = sink
         self.readInterval = readInterval
+        self.drainedInterval = drainedInterval
         self.clock = clock
         self.maxInflated = maxInflated
         self.received = 0
@@ -220,11 +230,14 @@ class DatagramIngest(DatagramProtocol):
             # of datagrams per turn).
             self._flushCall = self.clock.callLater(0, self._turnEnded)
 
-    def datagramsReceived(self, datagrams: list[tuple[bytes, str]]) -> None:
+    def datagramsReceived(self, datagrams: list[tuple[bytes, str]], drained: bool = False) -> None:
         """
         Take the datagrams of one read, each with its sender's host, and
         submit them (L{BatchReadingPort} calls this once per read, where
         Twisted's port calls L{datagramReceived} once per datagram).
+
+        @param drained: whether the read emptied the socket (then it rests
+            C{drainedInterval}, else C{readInterval}).
         """
         self.received += len(datagrams)
         batch = self._batch
@@ -235,7 +248,7 @@ class DatagramIngest(DatagramProtocol):
                     batch.append((whole, datagram[1]))
             else:
                 batch.append(datagram)
-        self._turnEnded()
+        self._turnEnded(self.drainedInterval if drained else self.readInterval)
 
     def _chunkReceived(self, data: bytes, peer: str) -> bytes | None:
         """
@@ -251,17 +264,23 @@ class DatagramIngest(DatagramProtocol):
             self._expiryCall = self.clock.callLater(1.0, self._expire)
         return whole
 
-    def _turnEnded(self) -> None:
+    def _turnEnded(self, rest: float | None = None) -> None:
+        """
+        Submit what was read, then rest the socket C{rest} seconds
+        (C{readInterval} when not given).
+        """
         self._flushCall = None
         self.flush()
-        if self.readInterval > 0 and self._restCall is None and self.transport is not None:
+        if rest is None:
+            rest = self.readInterval
+        if rest > 0 and self._restCall is None and self.transport is not None:
             # Rest the socket briefly: datagrams wait in the kernel buffer
             # and the next read takes them together.  Read one at a time,
             # each costs a wakeup, a parse call and a pipeline submission,
             # several times the parse itself; under CPU contention that
             # decides whether 20,000/s keep up.
             self.gate.pause("rest")
-            self._restCall = self.clock.callLater(self.readInterval, self._rested)
+            self._restCall = self.clock.callLater(rest, self._rested)
 
     def _rested(self) -> None:
         self._restCall = None
@@ -364,7 +383,7 @@ class BatchReadingPort(udp.Port):
                 failure = e
         if datagrams:
             try:
-                self.protocol.datagramsReceived(datagrams)
+                self.protocol.datagramsReceived(datagrams, read < limit)
             except Exception:
                 # As Twisted's port does: the error is logged, the port reads on.
                 self.log.failure("UDP datagrams not taken")
