@@ -316,6 +316,18 @@ PROBES = [
     ('phrase ("no route to host")', "/logs", {"q": '"no route to host"', "limit": "100"}),
     ("field filter (field.user=u4242)", "/logs", {"field.user": "u4242", "limit": "100"}),
     ("24h /stats histogram (1h)", "/stats", {"since": str((END - DAY) / 1e6), "until": str(END / 1e6), "interval": "1h"}),
+    # The rest of the UI's default view from the counts per minute: the
+    # histogram at the UI's interval and the facets, over a day whose edges
+    # fall inside minutes (as "the last 24 h" does).
+    *(
+        (label, "/stats", {"since": str((END - DAY + 29_500_000) / 1e6), "until": str((END + 29_500_000) / 1e6), **extra})
+        for label, extra in (
+            ("24h /stats histogram (auto), mid-minute edges", {}),
+            ("24h facet level, mid-minute edges", {"by": "level"}),
+            ("24h facet service, mid-minute edges", {"by": "service"}),
+            ("24h facet source, mid-minute edges", {"by": "source"}),
+        )
+    ),
     # The query language, newest 100 of the last 24 h (as bench_search.py's).
     *(
         (label, "/logs", {"since": str((END - DAY) / 1e6), "until": str(END / 1e6), "q": q, "limit": "100"})
