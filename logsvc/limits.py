@@ -12,6 +12,7 @@ Limits that keep one client from hurting another.
 from __future__ import annotations
 
 import resource
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet.interfaces import IPushProducer
@@ -315,13 +316,23 @@ class UnauthenticatedBudget:
     @ivar evicted: connections dropped to make room for newer ones.
     """
 
-    def __init__(self, maximum: int, perPeer: int = DEFAULT_UNAUTHENTICATED_PER_PEER) -> None:
+    def __init__(
+        self,
+        maximum: int,
+        perPeer: int = DEFAULT_UNAUTHENTICATED_PER_PEER,
+        *,
+        sharedAddress: Callable[[str], bool] | None = None,
+    ) -> None:
         """
         @param perPeer: most places one address may hold; never more than
             half of C{maximum}, so one address cannot take every place.
+        @param sharedAddress: whether an address stands for many clients
+            (a trusted load balancer or proxy, C{--trusted-proxies}): its
+            connections are held to C{maximum} only, not to C{perPeer}.
         """
         self.maximum = maximum
         self.perPeer = min(perPeer, max(1, maximum // 2))
+        self.sharedAddress = sharedAddress
         self.refused = 0
         self.evicted = 0
         self._waiting: dict[GuardedProtocol, str] = {}
@@ -333,7 +344,7 @@ class UnauthenticatedBudget:
             itself (its address holds fewer than C{perPeer}); when the
             listener's share is full, the oldest waiting is dropped.
         """
-        if self._byPeer.get(peer, 0) >= self.perPeer:
+        if self._byPeer.get(peer, 0) >= self.perPeer and not (self.sharedAddress and self.sharedAddress(peer)):
             self.refused += 1
             return False
         while len(self._waiting) >= self.maximum:

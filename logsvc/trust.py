@@ -25,6 +25,7 @@ from logsvc.limits import (
 )
 from logsvc.pipeline import Pipeline
 from logsvc.retention import DiskFloor, RetentionService
+from logsvc.web.forwarded import isTrusted
 from logsvc.web.guard import Guard, GuardResource
 
 log = Logger()
@@ -184,9 +185,15 @@ class Protection:
         @return: a listener's budget of connections that have not proved
             themselves yet: an eighth of the connection budget (at least 4),
             so four listeners' together leave half of it to authenticated
-            clients.
+            clients; a trusted proxy's address is not held to one
+            address's share.
         """
-        return UnauthenticatedBudget(max(4, (self.budget.maximum or 1024) // 8))
+        proxies = self.config.trustedProxies or ()
+        return UnauthenticatedBudget(
+            max(4, (self.budget.maximum or 1024) // 8),
+            # A load balancer's connections all come from its address.
+            sharedAddress=(lambda peer: isTrusted(peer, proxies)) if proxies else None,
+        )
 
     def guardIngest(self, factory: Any) -> GuardedFactory:
         """

@@ -91,6 +91,31 @@ class DeadlineTests(SynchronousTestCase):
         # Established: its place is free for the address again.
         self.assertIsNotNone(self.connect(factory, 1)[0])
 
+    def test_trustedProxyNotHeldToAnAddressShare(self) -> None:
+        """A trusted load balancer's address, which stands for many clients, may open more than one address's share; others stay held to it."""
+        from logsvc.web.forwarded import isTrusted, parseTrustedProxies
+
+        proxies = parseTrustedProxies("192.0.2.1")
+        budget = UnauthenticatedBudget(100, perPeer=3, sharedAddress=lambda address: isTrusted(address, proxies))
+        factory = self.tcp(unauthenticated=budget)
+        self.assertTrue(all(self.connect(factory, 1)[0] is not None for _ in range(10)))
+        self.assertTrue(all(self.connect(factory, 2)[0] is not None for _ in range(3)))
+        self.assertIsNone(self.connect(factory, 2)[0])
+
+    def test_trustedProxiesOption(self) -> None:
+        """--trusted-proxies exempts those addresses from the per-address share of every listener's budget."""
+        from logsvc.config import parseConfig
+        from logsvc.trust import Protection
+
+        config = parseConfig("--trusted-proxies", "10.0.0.5")
+        budget = Protection(config, self.pipeline, self.store, self.clock).unauthenticatedBudget()
+        for _ in range(budget.perPeer + 2):
+            self.assertTrue(budget.admits("10.0.0.5"))
+            budget.enter(Silent(), "10.0.0.5")  # type: ignore[arg-type]
+        for _ in range(budget.perPeer):
+            budget.enter(Silent(), "10.0.0.6")  # type: ignore[arg-type]
+        self.assertFalse(budget.admits("10.0.0.6"))
+
     def test_listenerShareEvictsOldest(self) -> None:
         """When a listener's unauthenticated connections are all taken, a new one replaces the oldest, which is dropped."""
         factory = self.tcp(unauthenticated=UnauthenticatedBudget(3, perPeer=1))

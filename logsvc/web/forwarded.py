@@ -43,7 +43,11 @@ def parseTrustedProxies(text: str) -> tuple[Network, ...]:
 parseTrustedProxies.coerceDoc = "Comma-separated addresses or networks."  # type: ignore[attr-defined]
 
 
-def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+def isTrusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    """
+    @return: whether C{address} (an IP address, IPv6 possibly in brackets)
+        is in one of the C{trusted} networks.
+    """
     try:
         ip = ipaddress.ip_address(address.strip().strip("[]"))
     except ValueError:
@@ -60,7 +64,7 @@ def forwardedClient(peer: str, header: bytes | None, trusted: tuple[Network, ...
         keep C{peer} (it is not a trusted proxy, or no usable address was
         forwarded).
     """
-    if not trusted or header is None or not _trusted(peer, trusted):
+    if not trusted or header is None or not isTrusted(peer, trusted):
         return None
     hops = [hop.strip() for hop in header.decode("latin-1").split(",") if hop.strip()]
     for hop in reversed(hops):
@@ -69,6 +73,6 @@ def forwardedClient(peer: str, header: bytes | None, trusted: tuple[Network, ...
         except ValueError:
             # Not an address: nothing to its left can be believed.
             return None
-        if not _trusted(hop, trusted):
+        if not isTrusted(hop, trusted):
             return hop.strip("[]")
     return None
