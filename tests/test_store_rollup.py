@@ -573,6 +573,27 @@ class PostgresRollupTests(RollupTestsMixin, PostgresTestCase):
         self.assertIsNone(counted)
 
     @inlineCallbacks
+    def test_severalPartitionsInOneStep(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A retention step that trims two partitions (the default one, holding
+        records far in the past, and the day straddling the cutoff) takes
+        each partition's records out of the counts once.
+        """
+        from logsvc.store.postgres.connection import DAY, connect, ensurePartitions
+
+        url = makeDatabase(self)
+        self.startStore(url)
+        with connect(url) as conn:
+            ensurePartitions(conn, now=BASE, ahead=1)
+        rng = random.Random(10)
+        old = [r._replace(ts=r.ts - 400 * DAY) for r in randomRecords(rng, 300, (0, 30 * MINUTE))]
+        yield self.fill([*old, *randomRecords(rng, 600, (0, 30 * MINUTE))], url)
+        cutoff = BASE + 10 * MINUTE + 7
+        deleted = yield self.store.deleteOld(cutoff=cutoff, maxBytes=None, chunk=10_000)
+        self.assertGreater(deleted, 300)
+        yield self.assertAgrees([(None, None), (BASE - 400 * DAY, BASE + 31 * MINUTE), (cutoff - 5, BASE + 20 * MINUTE)], True)
+
+    @inlineCallbacks
     def test_nulCharacter(self) -> Generator[Deferred[Any], Any, None]:
         """
         A service holding NUL is counted as it is stored (U+FFFD), with the

@@ -7,8 +7,9 @@ Kept in the transactions that change the records, so the counts agree with
 the records in every snapshot: the writer adds each batch's counts after its
 C{COPY} (L{addCounts}), retention takes out what it deletes or drops
 (L{logsvc.store.postgres.retention}).  Each batch is counted in Python
-first (one row per key) and each table's rows go in one statement, sorted
-by key; several nodes' writers take turns at the commit counter anyway
+by (minute, level, service, source), copied into a temporary table and
+summed from it into each table by one statement, in key order; several
+nodes' writers take turns at the commit counter anyway
 (L{logsvc.store.postgres.store}), and the fixed order keeps any other
 writer of the same rows (retention) from deadlocking with them.
 
@@ -88,6 +89,9 @@ def addCounts(conn: psycopg.Connection[Any], keys: Keys, sign: int = 1) -> None:
             copy.write_row((minute, level, _text(service), _text(source), sign * n))
     for statement in _UPSERT:
         conn.execute(statement)
+    # Emptied now, not only at commit: a transaction may add counts again
+    # (retention trims several partitions in one step).
+    conn.execute(f"DELETE FROM {_STAGE}")
 
 
 def forgetDay(conn: psycopg.Connection[Any], day: int) -> None:
