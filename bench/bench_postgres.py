@@ -67,7 +67,7 @@ from bench.bench_search import (  # noqa: E402
 )
 from bench.harness import BenchServer  # noqa: E402
 from logsvc.record import Record  # noqa: E402
-from logsvc.store.postgres.connection import BACKFILL, connect, createSchema  # noqa: E402
+from logsvc.store.postgres.connection import connect, createSchema, fillCounts  # noqa: E402
 from logsvc.store.postgres.search import vectorText  # noqa: E402
 from logsvc.store.postgres.store import _COPY, copyRows, reserveIds  # noqa: E402
 from tests.e2e.server import TwistdServer  # noqa: E402
@@ -152,8 +152,7 @@ def fillQueryStore(url: str, count: int) -> None:
         indexed = time.perf_counter()
         createSchema(conn, now=END)
         # The COPY bypassed logsvc's writer, which keeps the counts.
-        for statement in BACKFILL:
-            conn.execute(statement)
+        fillCounts(conn)
         conn.commit()
         print(f"   indexes and counts made in {time.perf_counter() - indexed:,.0f} s", flush=True)
     with connect(url, autocommit=True) as conn:
