@@ -29,9 +29,14 @@ can be counted.
 
 The machine it runs on may be shared: a few runs, the spread reported.
 
+With C{--window-hours 24} the C{--records} of the query stores are spread
+over 24 h instead of 7 days (issue 13's dense stores, each cached under its
+own name, e.g. C{pg-search-10000000-24h-v1}); C{--only view} prints only
+the UI's default view on the PostgreSQL one.
+
 Usage: python bench/bench_postgres.py [--records 1000000] [--ingest-records 300000]
        [--tail-rate 10000] [--tail-seconds 10] [--runs 15] [--cache bench/out]
-       [--sqlite-db PATH] [--only raw,ingest,queries,tail,search]
+       [--sqlite-db PATH] [--window-hours 24] [--only raw,ingest,queries,view,tail,search]
 """
 
 from __future__ import annotations
@@ -57,11 +62,15 @@ sys.path.insert(0, ROOT)
 from bench.bench_search import (  # noqa: E402
     DAY,
     END,
-    GENERATOR_VERSION,
     SPAN,
+    addWindowOption,
+    dayViews,
+    defaultView,
     fillStore,
     generate,
     rawLine,
+    storePath,
+    storeSpan,
     tailLatency,
     timed,
 )
@@ -122,10 +131,11 @@ QUERY_DATABASE = "queries"
 FILL_TRANSACTION = 1_000_000
 
 
-def fillQueryStore(url: str, count: int) -> None:
+def fillQueryStore(url: str, count: int, span: int = SPAN) -> None:
     """
     Fill an empty logsvc database with C{count} records of
-    L{bench.bench_search.generate} (the same as C{bench_search.py}'s store):
+    L{bench.bench_search.generate} spread over the C{span} microseconds
+    ending at L{END} (the same as C{bench_search.py}'s store):
     the indexes are dropped, the rows COPYed as logsvc's writer makes them
     (L{copyRows}: ids from the counter, search vectors) in
     L{FILL_TRANSACTION}-record transactions, then the schema is made again
@@ -133,7 +143,7 @@ def fillQueryStore(url: str, count: int) -> None:
     every row rather than row by row), and the tables vacuumed and analysed.
     """
     started = time.perf_counter()
-    records = (r for r, _ in generate(count, END - SPAN))
+    records = (r for r, _ in generate(count, END - span, span=span))
     with connect(url) as conn:
         indexes = [row[0] for row in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'logs'")]
         for name in indexes:
@@ -160,16 +170,20 @@ def fillQueryStore(url: str, count: int) -> None:
         conn.execute("CHECKPOINT")
 
 
-def cachedQueryStore(cache: str, count: int) -> tuple[Cluster, str]:
+def cachedQueryStore(options: Any) -> tuple[Cluster, str]:
     """
-    Start the cluster that holds the C{count}-record query store, kept in
-    C{cache} and reused; the first time, make it and fill it
-    (L{fillQueryStore}), then mark it filled.  A cluster without the mark
-    (an interrupted fill) is made again.
+    Start the cluster that holds the query store of C{options.records}
+    records (over C{options.window_hours}, by default the week:
+    L{storeSpan}), kept in C{options.cache} and reused; the first time,
+    make it and fill it (L{fillQueryStore}), then mark it filled.  A
+    cluster without the mark (an interrupted fill) is made again.
 
     @return: the running cluster (the caller stops it) and the store's URL.
     """
-    directory = os.path.join(cache, f"pg-search-{count}-v{GENERATOR_VERSION}")
+    os.makedirs(options.cache, exist_ok=True)
+    name, span = storeSpan(options)
+    count = options.records
+    directory = os.path.join(options.cache, f"pg-search-{name}")
     filled = os.path.join(directory, "filled")
     if os.path.exists(filled):
         print(f"== reusing {directory}")
@@ -182,9 +196,9 @@ def cachedQueryStore(cache: str, count: int) -> tuple[Cluster, str]:
     cluster.start(SETTINGS)
     try:
         url = database(cluster, QUERY_DATABASE)
-        print(f"== filling {count:,} records into {directory}", flush=True)
+        print(f"== filling {count:,} records over {span / 3.6e9:g} h into {directory}", flush=True)
         started = time.perf_counter()
-        fillQueryStore(url, count)
+        fillQueryStore(url, count, span)
         print(f"filled in {time.perf_counter() - started:,.0f} s", flush=True)
     except BaseException:
         cluster.stop()
@@ -193,18 +207,19 @@ def cachedQueryStore(cache: str, count: int) -> tuple[Cluster, str]:
     return cluster, url
 
 
-def cachedSqliteStore(path: str, count: int) -> str:
+def cachedSqliteStore(path: str, count: int, span: int = SPAN) -> str:
     """
     @return: C{path}, the SQLite store of C{bench_search.py} with C{count}
-        records, filled first (as C{bench_search.py} does) unless marked
-        filled (C{PATH.done}).
+        records over the C{span} microseconds ending at L{END}, filled
+        first (as C{bench_search.py} does) unless marked filled
+        (C{PATH.done}).
     """
     if not os.path.exists(path + ".done"):
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(path + suffix):
                 os.remove(path + suffix)
         print(f"== filling {count:,} records into {path}", flush=True)
-        fillStore(path, (r for r, _ in generate(count, END - SPAN)))
+        fillStore(path, (r for r, _ in generate(count, END - span, span=span)))
         open(path + ".done", "w").close()
     return path
 
@@ -422,8 +437,7 @@ def queries(options: Any, work: str) -> None:
     Print the query probes' latencies on the cached stores, PostgreSQL next
     to SQLite.
     """
-    os.makedirs(options.cache, exist_ok=True)
-    cluster, url = cachedQueryStore(options.cache, options.records)
+    cluster, url = cachedQueryStore(options)
     try:
         print(f"== HTTP latency on {options.records:,} records ({options.runs} runs each): median / p95 ms,"
               " PostgreSQL | SQLite", flush=True)
@@ -436,11 +450,9 @@ def queries(options: Any, work: str) -> None:
         cluster.stop()
     for label, median, p95, found, cpu in pgFigures:
         print(f"{label:44s} {median:8.1f} {p95:8.1f} {cpu:6.1f} | (PostgreSQL; {found:,} found)", flush=True)
-    sqlitePath = options.sqlite_db or os.path.join(
-        options.cache, f"search-{options.records}-v{GENERATOR_VERSION}.sqlite3"
-    )
+    sqlitePath, span = storePath(options)
     sqliteServer = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "sqlite-queries"),
-                               db=cachedSqliteStore(sqlitePath, options.records), timeout=900)
+                               db=cachedSqliteStore(options.sqlite_db or sqlitePath, options.records, span), timeout=900)
     try:
         sqliteFigures = probe(sqliteServer, options.runs)
     finally:
@@ -448,6 +460,36 @@ def queries(options: Any, work: str) -> None:
     print("== median / p95 / CPU ms per request (node and server), PostgreSQL | SQLite", flush=True)
     for (label, m1, p1, n1, c1), (_, m2, p2, n2, c2) in zip(pgFigures, sqliteFigures, strict=True):
         print(f"{label:44s} {m1:8.1f} {p1:8.1f} {c1:6.1f} | {m2:8.1f} {p2:8.1f} {c2:6.1f}   ({n1:,} | {n2:,} found)")
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+def view(options: Any, work: str) -> None:
+    """
+    Print the UI's default view (L{bench.bench_search.defaultView}: the
+    histogram at the auto interval, the newest 100, the facets, the field
+    names and a field's top values) on the cached PostgreSQL query store,
+    over the 24 h ending at its newest record and the same starting half a
+    minute into a minute (the view's worst case at now), with the CPU per
+    view of the node and of PostgreSQL (all its processes) together.
+    """
+    cluster, url = cachedQueryStore(options)
+    try:
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT max(ts) FROM logs").fetchone()
+        until = int(row[0]) + 1
+        server = BenchServer(*SERVER_OPTIONS, directory=os.path.join(work, "pg-view"), db=url, timeout=900)
+        try:
+            figures = [
+                defaultView(server, f"PostgreSQL, {options.records:,} records, {label}", window, options.runs,
+                            lambda: server.cpuSeconds() + cluster.cpuSeconds())
+                for label, window in dayViews(until)[:2]
+            ]
+        finally:
+            server.stop()
+    finally:
+        cluster.stop()
+    print("== default view, sum of medians / node and PostgreSQL CPU ms per view: "
+          + "; ".join(f"{total:.1f} / {cpu:.1f}" for total, cpu in figures))
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
@@ -480,7 +522,9 @@ def main() -> None:
     parser.add_argument("--tail-rate", type=int, default=10_000)
     parser.add_argument("--tail-seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--only", default="raw,ingest,queries,tail,search")
+    parser.add_argument("--only", default="raw,ingest,queries,tail,search",
+                        help="parts to run (comma-separated): raw, ingest, queries, view (only the UI's default"
+                             " view on the cached store), tail, search")
     parser.add_argument("--tcp-connections", type=_counts, default=[2], help="TCP senders per node (a list: a run each)")
     parser.add_argument("--http-clients", type=_counts, default=[8],
                         help="keep-alive HTTP clients per node, each posting 1,000-record bodies (a list: a run each)")
@@ -491,14 +535,17 @@ def main() -> None:
     parser.add_argument("--cache", default=os.path.join(ROOT, "bench", "out"),
                         help="where the query stores are kept between runs")
     parser.add_argument("--sqlite-db", help="the SQLite query store (default: bench_search.py's, in --cache)")
+    addWindowOption(parser)
     options = parser.parse_args()
     only = set(options.only.split(","))
     work = tempfile.mkdtemp(prefix="logsvc-bench-pg-")
     try:
-        if only - {"queries"}:
+        if only - {"queries", "view"}:
             onThrowawayCluster(options, only, work)
         if "queries" in only:
             queries(options, work)
+        if "view" in only:
+            view(options, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -49,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -354,9 +354,7 @@ def main() -> None:
     parser.add_argument("--tail-seconds", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--cache", default=os.path.join(ROOT, "bench", "out"))
-    parser.add_argument("--window-hours", type=float, default=None,
-                        help="spread --records over this many hours instead of 7 days (a dense store, cached"
-                             " under its own name)")
+    addWindowOption(parser)
     parser.add_argument("--parts", default="ingest,queries,tail",
                         help="which parts to run (comma-separated): ingest, queries, view (fill or reuse the"
                              " store and print only the default view over its last 24 h), tail")
@@ -416,17 +414,35 @@ def ingest(options: Any, work: str, start: int) -> None:
     del lines
 
 
-def storePath(options: Any) -> tuple[str, int]:
+def addWindowOption(parser: argparse.ArgumentParser) -> None:
     """
-    @return: the cached store's path for C{options} (its record count and,
-        for a dense store, its span in the name) and the span of its
-        records in microseconds, which end at L{END}.
+    Add C{--window-hours} (read by L{storeSpan}) to C{parser}.
+    """
+    parser.add_argument("--window-hours", type=float, default=None,
+                        help="spread --records over this many hours instead of 7 days (a dense store, cached"
+                             " under its own name)")
+
+
+def storeSpan(options: Any) -> tuple[str, int]:
+    """
+    @return: the name of the cached store for C{options} without its
+        suffix (its record count and, for a dense store, its span in
+        hours) and the span of its records in microseconds, which end at
+        L{END}.
     """
     if options.window_hours is None:
-        return os.path.join(options.cache, f"search-{options.records}-v{GENERATOR_VERSION}.sqlite3"), SPAN
+        return f"{options.records}-v{GENERATOR_VERSION}", SPAN
     hours = f"{options.window_hours:g}"
-    span = int(options.window_hours * 3600 * 1_000_000)
-    return os.path.join(options.cache, f"search-{options.records}-{hours}h-v{GENERATOR_VERSION}.sqlite3"), span
+    return f"{options.records}-{hours}h-v{GENERATOR_VERSION}", int(options.window_hours * 3600 * 1_000_000)
+
+
+def storePath(options: Any) -> tuple[str, int]:
+    """
+    @return: the cached store's path for C{options} (L{storeSpan}'s name)
+        and the span of its records in microseconds.
+    """
+    name, span = storeSpan(options)
+    return os.path.join(options.cache, f"search-{name}.sqlite3"), span
 
 
 def newestTime(db: str) -> int:
@@ -473,25 +489,8 @@ def queries(options: Any, work: str, everything: bool) -> None:
     until = newestTime(db) + 1
     server = Server(*SERVER_OPTIONS, directory=work, db=db)
     try:
-        day = {"since": formatMicros(until - DAY), "until": formatMicros(until)}
-        # The partial minutes at a window's edges are read from the records,
-        # at most half a minute each, none at an edge with no record beyond
-        # it (see logsvc.store.rollup.edgeParts): a view ending now costs
-        # the most when it starts half a minute into a minute; a window
-        # ending in the past, when both of its ends do.
-        halfway = (until - 1) // MINUTE * MINUTE + MINUTE // 2
-        if halfway > until:
-            halfway -= MINUTE
-        # (Half a minute into the window's first minute, so that on a store
-        # whose records begin 24 h before its newest there are records
-        # before the start.)
-        startHalfway = {"since": formatMicros((until - DAY) // MINUTE * MINUTE + MINUTE // 2), "until": day["until"]}
-        dayHalfway = {"since": formatMicros(halfway - DAY), "until": formatMicros(halfway)}
-        views = [
-            ("24h to the newest record", day),
-            ("the same, starting half a minute into a minute", startHalfway),
-            ("24h in the past, both ends half a minute in", dayHalfway),
-        ]
+        views = dayViews(until)
+        day = views[0][1]
         if span > DAY:
             views.append(("7d to the newest record", {"since": formatMicros(until - 7 * DAY), "until": day["until"]}))
         if not everything:
@@ -521,12 +520,49 @@ def queries(options: Any, work: str, everything: bool) -> None:
         server.stop()
 
 
-def defaultView(server: Server, label: str, window: dict[str, str], runs: int) -> None:
+def dayViews(until: int) -> list[tuple[str, dict[str, str]]]:
+    """
+    @param until: one microsecond after the store's newest record (the
+        moment a user opening the UI as it arrived would call "now").
+    @return: the windows of the default view measured, labelled: the 24 h
+        ending at C{until}; the same starting half a minute into a minute;
+        24 h in the past with both ends half a minute into a minute.
+    """
+    day = {"since": formatMicros(until - DAY), "until": formatMicros(until)}
+    # The partial minutes at a window's edges are read from the records,
+    # at most half a minute each, none at an edge with no record beyond
+    # it (see logsvc.store.rollup.edgeParts): a view ending now costs
+    # the most when it starts half a minute into a minute; a window
+    # ending in the past, when both of its ends do.
+    halfway = (until - 1) // MINUTE * MINUTE + MINUTE // 2
+    if halfway > until:
+        halfway -= MINUTE
+    # (Half a minute into the window's first minute, so that on a store
+    # whose records begin 24 h before its newest there are records
+    # before the start.)
+    startHalfway = {"since": formatMicros((until - DAY) // MINUTE * MINUTE + MINUTE // 2), "until": day["until"]}
+    dayHalfway = {"since": formatMicros(halfway - DAY), "until": formatMicros(halfway)}
+    return [
+        ("24h to the newest record", day),
+        ("the same, starting half a minute into a minute", startHalfway),
+        ("24h in the past, both ends half a minute in", dayHalfway),
+    ]
+
+
+def defaultView(server: Server, label: str, window: dict[str, str], runs: int,
+                cpuSeconds: Callable[[], float] | None = None) -> tuple[float, float]:
     """
     Print the UI's default view over C{window}: each request's median and
     p95, and the sum of the medians (the view's server time, requests one
     after another).
+
+    @param cpuSeconds: the CPU seconds the server used so far; by default
+        the node's (L{Server.cpuSeconds}), with a database server its
+        processes' too.
+    @return: the sum of the medians and the server CPU milliseconds per
+        view.
     """
+    cpuSeconds = cpuSeconds or server.cpuSeconds
     parts = [
         ("histogram (auto interval)", "/stats", window),
         ("newest 100", "/logs", {**window, "limit": "100"}),
@@ -541,14 +577,15 @@ def defaultView(server: Server, label: str, window: dict[str, str], runs: int) -
     cpu = 0.0
     for name, path, params in parts:
         server.get(path, params)
-        before = server.cpuSeconds()
+        before = cpuSeconds()
         median, p95, found = timed(server, path, params, runs)
-        cpu += server.cpuSeconds() - before
+        cpu += cpuSeconds() - before
         total += median
         print(f"{name:44s} {median:8.1f} {p95:8.1f}   ({found:,})")
     print(f"{'default view total (sum of medians)':44s} {total:8.1f}")
     # CPU time changes much less than wall-clock time on a loaded machine.
     print(f"{'server CPU per view (mean of ' + str(runs) + ')':44s} {cpu * 1000 / runs:8.1f}")
+    return total, cpu * 1000 / runs
 
 
 def languageProbes(server: Server, window: dict[str, str], runs: int) -> None:
