@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__all__ = ["OTLP", "OTLP_GRPC", "Extra"]
+__all__ = ["LOKI", "OTLP", "OTLP_GRPC", "Extra"]
 
 
 class Extra:
@@ -63,3 +63,7 @@ OTLP_GRPC = Extra(
     "OTLP/gRPC",
     (*OTLP.modules, "grpc", "opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc"),
 )
+
+#: Loki's protobuf push (C{POST /loki/api/v1/push} with
+#: C{application/x-protobuf}): snappy blocks and the protobuf runtime.
+LOKI = Extra("loki", "Loki protobuf", ("cramjam", "google.protobuf.message"))

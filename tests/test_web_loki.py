@@ -8,6 +8,7 @@ import cramjam
 import orjson
 
 from tests.shippers import ShipperTestCase
+from tests.test_extras import withoutModule
 from tests.test_formats_loki import PROMTAIL_PUSH, entry, pushRequest
 
 JSON = {"content-type": "application/json"}
@@ -140,3 +141,30 @@ class LokiPushTests(ShipperTestCase):
         Other paths under /loki are JSON 404s.
         """
         self.assertEqual(self.request("POST", "/loki/api/v1/nope", b"{}", JSON)[0], 404)
+
+
+class LokiWithoutExtraTests(ShipperTestCase):
+    """
+    Without the extra C{logsvc[loki]}, a protobuf push is a 501 naming the
+    command that installs it; JSON pushes still work.
+    """
+
+    def test_withoutCramjam(self) -> None:
+        """Without cramjam: 501, nothing stored."""
+        withoutModule(self, "cramjam")
+        body = bytes(cramjam.snappy.compress_raw(PROMTAIL_PUSH))
+        code, error, _ = self.request("POST", "/loki/api/v1/push", body, PROTOBUF)
+        self.assertEqual(code, 501)
+        self.assertIn("pip install 'logsvc[loki]'", error["error"])
+        self.assertEqual(self.rows(), [])
+
+    def test_withoutProtobuf(self) -> None:
+        """Without the protobuf runtime: 501; a JSON push is stored."""
+        withoutModule(self, "google.protobuf.message")
+        body = bytes(cramjam.snappy.compress_raw(PROMTAIL_PUSH))
+        code, error, _ = self.request("POST", "/loki/api/v1/push", body, PROTOBUF)
+        self.assertEqual(code, 501)
+        self.assertIn("Loki protobuf needs the extra logsvc[loki]", error["error"])
+        json = push({"stream": {"job": "j"}, "values": [["1795000000000000000", "a"]]})
+        self.assertEqual(self.request("POST", "/loki/api/v1/push", json, JSON)[0], 204)
+        self.assertEqual([r["message"] for r in self.rows()], ["a"])

@@ -60,14 +60,14 @@ def unsnappy(data: bytes, limit: int) -> bytes:
     protobuf pushes hold).  The size the block declares is checked against
     C{limit} before anything is decoded.
 
+    cramjam (the extra C{logsvc[loki]}: see L{logsvc.extras.LOKI}) must be
+    installed.
+
     @raise BodyError: 413 when it declares more than C{limit} bytes, 400
-        when it is corrupt or truncated, 501 when cramjam (the extra
-        C{logsvc[loki]}) is not installed.
+        when it is corrupt or truncated.
     """
-    try:
-        from cramjam import DecompressionError, snappy
-    except ImportError as e:
-        raise BodyError(501, f"snappy bodies need cramjam ({e}): pip install 'logsvc[loki]'") from None
+    from cramjam import DecompressionError, snappy
+
     try:
         declared = snappy.decompress_raw_len(data)
         if declared > limit:

@@ -3,7 +3,7 @@ C{POST /loki/api/v1/push}: Loki's push API, answered 204 once durable:
 JSON (C{application/json}), or a snappy-compressed protobuf C{PushRequest}
 (C{application/x-protobuf}, Promtail's and Alloy's default).  The mapping is
 in L{logsvc.formats.loki}.  Without the extra C{logsvc[loki]} (protobuf,
-cramjam) a protobuf push is answered 501 naming it.
+cramjam: L{logsvc.extras.LOKI}) a protobuf push is answered 501 naming it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from twisted.web.resource import IResource
 from twisted.web.server import Request
 
+from logsvc.extras import LOKI
 from logsvc.formats.loki import parseLokiProtobuf, parseLokiPush
 from logsvc.record import Record
 from logsvc.web.body import BodyError, ShipperEndpoint, unsnappy
@@ -32,11 +33,10 @@ class LokiPush(ShipperEndpoint):
     def parse(self, request: Request, body: bytes, peer: str, received: int) -> tuple[list[Record], Any]:
         if contentType(request) != PROTOBUF:
             return parseLokiPush(body, peer, received), None
-        data = unsnappy(body, self.maxBody)
-        try:
-            return parseLokiProtobuf(data, peer, received), None
-        except ImportError as e:
-            raise BodyError(501, f"protobuf pushes need the protobuf package ({e}): pip install 'logsvc[loki]'") from None
+        missing = LOKI.missing()
+        if missing is not None:
+            raise BodyError(501, missing)
+        return parseLokiProtobuf(unsnappy(body, self.maxBody), peer, received), None
 
     def render_POST(self, request: Request) -> object:
         kind = contentType(request)
