@@ -163,6 +163,10 @@ def _epochToMicros(number: float) -> int:
     return int(round(number * 1_000_000))
 
 
+#: The exact types of an epoch number (not bool, which is an int).
+_NUMBERS = (int, float)
+
+
 def parseTimestamp(value: object, key: str = "ts") -> int:
     """
     Parse an RFC 3339 / ISO 8601 string or an epoch number (seconds,
@@ -172,6 +176,10 @@ def parseTimestamp(value: object, key: str = "ts") -> int:
     @return: microseconds since the epoch.
     @raise RecordError: naming C{key} when the value is not a time.
     """
+    if type(value) in _NUMBERS and 0 <= value < 1e11:  # type: ignore[operator]
+        # The common case, epoch seconds after 1970, first: what
+        # _epochToMicros gives it, always within the range checked below.
+        return int(round(value * 1_000_000))  # type: ignore[operator]
     if isinstance(value, bool):
         raise RecordError(f"{key}: cannot parse {value!r}")
     if isinstance(value, (int, float)):

@@ -76,9 +76,8 @@ def gelfRecord(message: Any, peer: str, received: int) -> Record:
     for key, value in obj.items():
         name = key[1:] if key.startswith("_") and len(key) > 1 else key
         fields.setdefault(name, value)
-    # The common level and time (a syslog severity; epoch seconds since
-    # 1970 and before the year 5138) without the general parsers' calls:
-    # the same values they give.
+    # The common level (a syslog severity) without the general parser's
+    # calls: the same value it gives.
     if type(level) is not int or not 0 <= level <= 7:
         if isinstance(level, float) and level.is_integer():
             level = int(level)
@@ -87,12 +86,7 @@ def gelfRecord(message: Any, peer: str, received: int) -> Record:
             fields["level"] = level
             level = None
         level = keptLevel(level, fields)
-    if timestamp is None:
-        ts = received
-    elif type(timestamp) in _NUMBERS and 0 <= timestamp < 1e11:
-        ts = int(round(timestamp * 1_000_000))
-    else:
-        ts = parseTimestamp(timestamp, "timestamp")
+    ts = received if timestamp is None else parseTimestamp(timestamp, "timestamp")
     return _newRecord(
         Record,
         (
@@ -108,7 +102,6 @@ def gelfRecord(message: Any, peer: str, received: int) -> Record:
 
 
 _SERVICE_KEY_SET = frozenset(SERVICE_KEYS)
-_NUMBERS = (int, float)
 _newRecord = tuple.__new__
 
 
