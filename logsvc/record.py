@@ -348,6 +348,12 @@ def dumpFields(fields: dict[str, Any]) -> str | None:
     if not fields:
         return None
     try:
+        # Keys are nearly always strings; orjson's option for other keys
+        # (a msgpack map may have them) costs more on every call.
+        return orjson.dumps(fields).decode("utf-8")
+    except TypeError:
+        pass
+    try:
         return orjson.dumps(fields, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
     except TypeError as e:
         raise RecordError(f"fields: {e}") from None

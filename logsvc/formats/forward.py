@@ -37,7 +37,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgpack
-import orjson
 
 from logsvc.formats import Rejection
 from logsvc.formats.compression import InflateError, inflate
@@ -270,20 +269,9 @@ def _plainRecord(tag: str, ts: int, record: dict[Any, Any], message: str, peer: 
             peer,
             tag,
             message,
-            _fieldsText(fields),
+            dumpFields(fields),
         ),
     )
-
-
-def _fieldsText(fields: dict[Any, Any]) -> str | None:
-    """
-    L{dumpFields}, trying first without orjson's slower option for keys
-    that are not strings (a msgpack map may have them; few do).
-    """
-    try:
-        return orjson.dumps(fields).decode("utf-8")
-    except TypeError:
-        return dumpFields(fields)
 
 
 class ForwardMessage:

@@ -177,19 +177,6 @@ _LEVEL_OF_NUMBER: tuple[int | None, ...] = (None, *(_SEVERITIES[(n - 1) >> 2] fo
 _new = tuple.__new__
 
 
-def _fieldsText(fields: dict[str, Any]) -> str:
-    """
-    L{dumpFields} for fields whose keys are all strings (as OTLP's are),
-    without orjson's slower non-string-key option.
-
-    @raise RecordError: when a value cannot be represented in JSON.
-    """
-    try:
-        return orjson.dumps(fields).decode("utf-8")
-    except TypeError as e:
-        raise RecordError(f"fields: {e}") from None
-
-
 def _mapLogRecords(
     logs: Iterable[LogRecord],
     template: _ResourceTemplate,
@@ -267,7 +254,7 @@ def _mapLogRecords(
                         source,
                         service,
                         message,
-                        baseText if fields is None else _fieldsText(fields),
+                        baseText if fields is None else dumpFields(fields),
                     ),
                 )
             )
