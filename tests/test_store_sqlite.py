@@ -314,8 +314,9 @@ class InsertRecordsTests(SynchronousTestCase):
 
     def test_one_statement_per_chunk(self) -> None:
         """
-        A batch takes one statement per 4,096 records (the last one padded
-        with rows SQLite skips), so the writer wins the GIL back few times.
+        A batch takes one statement per 4,096 records, and the rest at most
+        three (the last one padded with rows SQLite skips), so the writer
+        wins the GIL back few times.
         """
         from logsvc.store.sqlite.connection import MAX_STATEMENT_ROWS, insertRecords
 
@@ -323,13 +324,34 @@ class InsertRecordsTests(SynchronousTestCase):
         createSchema(conn)
         statements: list[str] = []
         conn.set_trace_callback(statements.append)
-        cases = ((1, 1), (3960, 1), (MAX_STATEMENT_ROWS, 1), (MAX_STATEMENT_ROWS + 1, 2))
+        cases = ((1, 1), (2048, 1), (3960, 3), (MAX_STATEMENT_ROWS, 1), (MAX_STATEMENT_ROWS + 1, 2))
         for total, expected in cases:
             del statements[:]
             insertRecords(conn, [Record(n, n, 6, "h", "s", f"m{n}", None) for n in range(total)])
             self.assertEqual(len(statements), expected, total)
         stored = sum(total for total, _ in cases)
         self.assertEqual(conn.execute("SELECT count(*), max(id) FROM logs").fetchone(), (stored, stored))
+
+    def test_padding_is_small(self) -> None:
+        """
+        The statements of a batch are powers of two holding every record,
+        and pad at most a seventh of the records past the last full
+        statement (or up to the smallest statement): padding rows cost the
+        writer CPU like records.
+        """
+        from logsvc.store.sqlite.connection import (
+            MAX_STATEMENT_ROWS,
+            MIN_STATEMENT_ROWS,
+            statementSizes,
+        )
+
+        for count in (*range(0, 300), 2150, 3073, 3960, 4095, 5000, 3 * MAX_STATEMENT_ROWS + 1):
+            sizes = statementSizes(count)
+            self.assertTrue(all(size & (size - 1) == 0 and size >= MIN_STATEMENT_ROWS for size in sizes), sizes)
+            self.assertLessEqual(len([size for size in sizes if size < MAX_STATEMENT_ROWS]), 3, count)
+            self.assertGreaterEqual(sum(sizes), count)
+            self.assertLessEqual(sum(sizes) - count, max(MIN_STATEMENT_ROWS - 1, count % MAX_STATEMENT_ROWS // 7), count)
+        self.assertEqual(statementSizes(2150), [2048, 64, 64])
 
     def test_null_refused_not_skipped(self) -> None:
         """
