@@ -197,6 +197,17 @@ class BatchReadingTests(ProtocolTestCase):
         self.assertTrue(self.port.reading)
         self.assertEqual(self.messages(), ["a", "x" * 1000, "x" * 1000])
 
+    def test_largeDrainedReadReadsOn(self) -> None:
+        """A read that emptied the socket but took restBelow datagrams or more reads on at once."""
+        self.protocol.restBelow = 3
+        self.batchPort(FakeSocket([b"a", b"b"])).doRead()
+        self.assertFalse(self.port.reading)
+        self.clock.advance(self.protocol.drainedInterval)
+        self.assertTrue(self.port.reading)
+        self.batchPort(FakeSocket([b"c", b"d", b"e"])).doRead()
+        self.assertTrue(self.port.reading)
+        self.assertEqual(self.messages(), ["a", "b", "c", "d", "e"])
+
     def test_readBounded(self) -> None:
         """One read stops after maxThroughput bytes; the rest waits for the next."""
         fake = FakeSocket([b"x" * 1000] * 10)
