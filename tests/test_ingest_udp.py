@@ -198,13 +198,34 @@ class BatchReadingTests(ProtocolTestCase):
         self.assertEqual(self.messages(), ["a", "x" * 1000, "x" * 1000])
 
     def test_largeDrainedReadReadsOn(self) -> None:
-        """A read that emptied the socket but took restBelow datagrams or more reads on at once."""
-        self.protocol.restBelow = 3
-        self.batchPort(FakeSocket([b"a", b"b"])).doRead()
-        self.assertFalse(self.port.reading)
+        """A read that emptied the socket but took batchTarget datagrams or more reads on at once."""
+        self.protocol.batchTarget = 3
+        self.batchPort(FakeSocket([b"a", b"b", b"c"])).doRead()
+        self.assertTrue(self.port.reading)
+        self.assertEqual(self.messages(), ["a", "b", "c"])
+
+    def test_restsForTheRestOfABatch(self) -> None:
+        """
+        After a small read that emptied the socket, it rests about as long as
+        the rest of batchTarget datagrams take to come at the rate these came,
+        at most drainedInterval.
+        """
+        self.protocol.batchTarget = 4
+        self.batchPort(FakeSocket([b"a"])).doRead()
         self.clock.advance(self.protocol.drainedInterval)
         self.assertTrue(self.port.reading)
-        self.batchPort(FakeSocket([b"c", b"d", b"e"])).doRead()
+        # Three came in over drainedInterval: one more takes a third of that.
+        self.batchPort(FakeSocket([b"b", b"c", b"d"])).doRead()
+        self.clock.advance(self.protocol.drainedInterval / 3 * 0.9)
+        self.assertFalse(self.port.reading)
+        self.clock.advance(self.protocol.drainedInterval / 3 * 0.2)
+        self.assertTrue(self.port.reading)
+        # One in over a long quiet time: the longest rest, no longer.
+        self.clock.advance(10)
+        self.batchPort(FakeSocket([b"e"])).doRead()
+        self.clock.advance(self.protocol.drainedInterval * 0.9)
+        self.assertFalse(self.port.reading)
+        self.clock.advance(self.protocol.drainedInterval * 0.2)
         self.assertTrue(self.port.reading)
         self.assertEqual(self.messages(), ["a", "b", "c", "d", "e"])
 

@@ -13,10 +13,11 @@ did not take in time is lost without anyone being told.  So:
   - datagrams are parsed and submitted in one batch per reactor turn, not one
     pipeline submission each (on a POSIX reactor, L{BatchReadingPort} hands
     the protocol each read's datagrams as one list, not one call each); a
-    small read that emptied the socket is followed by a rest of 25 ms, so at
-    a moderate rate reads come in batches, not one wakeup per datagram,
-    while a large one, or one that stopped at the port's limit, is followed
-    by the next at once;
+    read that emptied the socket before 1,024 datagrams gathered is followed
+    by a rest about as long as the rest of them would take to come at the
+    rate they came (at most 25 ms), so at a moderate rate reads come in
+    batches, not one wakeup per datagram, while a read of a whole batch, or
+    one that stopped at the port's limit, is followed by the next at once;
   - while the pipeline is full (or the disk low) the socket is not read: the
     kernel buffer is the queue, and what overflows it is the kernel's drop,
     counted by the kernel (C{/proc/net/udp}'s drops column, exported as
@@ -188,35 +189,35 @@ class DatagramIngest(DatagramProtocol):
         maxPendingChunkBytes: int = 32 * 1024 * 1024,
         readInterval: float = 0.005,
         drainedInterval: float = 0.025,
-        restBelow: int = 256,
+        batchTarget: int = 1024,
     ) -> None:
         """
         @param readInterval: seconds the socket rests after each turn that
             read something through Twisted's own port (one datagram a
             call), so the next read takes many at once (see L{flush}).
-        @param drainedInterval: seconds it rests instead after a read of
-            L{BatchReadingPort} that emptied the socket and took fewer than
-            C{restBelow} datagrams (a moderate rate): the next read, and the
-            store's next transaction, then hold several times as many
-            records, which costs far less CPU per record (measured: RFC 5424
-            at 20,000 datagrams/s, about 20 us of the server's CPU per record
-            against 28 us resting 5 ms).  A record waits that much longer
-            before it is stored.
-        @param restBelow: a read of at least this many datagrams, or one that
-            stopped at the port's limit (more is waiting), is a batch
-            already: the next read follows at once.  Resting after it would
-            leave the reactor idle while the kernel's buffer fills (measured:
-            RFC 5424 at the highest rate, 96,600 datagrams/s against 67,700
-            resting 5 ms after a full read; 93,400 against 46,600 resting
-            25 ms after every read that emptied the socket, on a busy
-            machine).  Under a steady high rate the reads shrink as the
-            reactor catches up, until one takes fewer than C{restBelow} and
-            the socket rests.
+        @param drainedInterval: the longest rest after a read of
+            L{BatchReadingPort} that emptied the socket before
+            C{batchTarget} datagrams gathered (a moderate rate): the next
+            read, and the store's next transaction, then hold several times
+            as many records, which costs far less CPU per record (measured:
+            RFC 5424 at 20,000 datagrams/s, about 20 us of the server's CPU
+            per record against 28 us resting 5 ms).  A record waits that
+            much longer before it is stored.
+        @param batchTarget: the datagrams a read should take.  After a read
+            that emptied the socket with fewer, the socket rests about as
+            long as the rest took to arrive at the rate these did (at most
+            C{drainedInterval}); after a read of as many or more, or one
+            that stopped at the port's limit (more is waiting), the next
+            read follows at once.  A fixed rest left the reactor idle at
+            high rates while the kernel's buffer filled (measured: RFC 5424
+            at the highest rate, 96,600 datagrams/s against 67,700 resting
+            5 ms after a read that stopped at the port's limit).
         """
         self.sink = sink
         self.readInterval = readInterval
         self.drainedInterval = drainedInterval
-        self.restBelow = restBelow
+        self.batchTarget = batchTarget
+        self._lastRead: float | None = None
         self.clock = clock
         self.maxInflated = maxInflated
         self.received = 0
@@ -251,7 +252,7 @@ class DatagramIngest(DatagramProtocol):
         Twisted's port calls L{datagramReceived} once per datagram).
 
         @param drained: whether the read emptied the socket (then it rests
-            C{drainedInterval} if it took fewer than C{restBelow}
+            up to C{drainedInterval} if it took fewer than C{batchTarget}
             datagrams, else it reads on at the next reactor turn).
         """
         self.received += len(datagrams)
@@ -263,7 +264,21 @@ class DatagramIngest(DatagramProtocol):
                     batch.append((whole, datagram[1]))
             else:
                 batch.append(datagram)
-        self._turnEnded(self.drainedInterval if drained and len(datagrams) < self.restBelow else 0.0)
+        self._turnEnded(self._restAfter(len(datagrams), drained))
+
+    def _restAfter(self, count: int, drained: bool) -> float:
+        """
+        @return: the seconds to rest after a read of C{count} datagrams (see
+            C{batchTarget}).
+        """
+        now = self.clock.seconds()
+        previous, self._lastRead = self._lastRead, now
+        if not drained or count >= self.batchTarget:
+            return 0.0
+        if previous is None or now <= previous:
+            return self.drainedInterval
+        # These came in over (now - previous): the rest of a batch, at that rate.
+        return min(self.drainedInterval, (now - previous) * (self.batchTarget - count) / count)
 
     def _chunkReceived(self, data: bytes, peer: str) -> bytes | None:
         """
