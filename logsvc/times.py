@@ -50,18 +50,20 @@ _Value = TypeVar("_Value")
 
 class Memo(dict[_Key, _Value]):
     """
-    C{memo[key]} is C{compute(key)}: computed once and kept, up to 4,096
-    keys at a time (then forgotten all at once).  Looking one up is a plain
-    dict subscript, the cheapest thing code run once per record can do; an
-    exception from C{compute} propagates and nothing is kept.
+    C{memo[key]} is C{compute(key)}: computed once and kept, up to C{limit}
+    (by default 4,096) keys at a time (then forgotten all at once).  Looking
+    one up is a plain dict subscript, the cheapest thing code run once per
+    record can do; an exception from C{compute} propagates and nothing is
+    kept.
     """
 
-    def __init__(self, compute: Callable[[_Key], _Value]) -> None:
+    def __init__(self, compute: Callable[[_Key], _Value], *, limit: int = 4096) -> None:
         super().__init__()
         self._compute = compute
+        self._limit = limit
 
     def __missing__(self, key: _Key) -> _Value:
-        if len(self) > 4096:
+        if len(self) > self._limit:
             self.clear()
         value = self[key] = self._compute(key)
         return value

@@ -16,6 +16,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from twisted.trial.unittest import SynchronousTestCase
 
+from logsvc.formats import otlp
 from logsvc.formats.otlp import exportResponse, parseOTLPJSON, parseOTLPProtobuf, severityLevel
 from logsvc.record import Record, RecordError
 from tests.protowire import field
@@ -298,6 +299,118 @@ _otlpKeys = st.sampled_from(
      "spanId", "stringValue", "intValue", "kvlistValue", "arrayValue", "values", "key", "value", "x"]
 )
 _logJSON = st.dictionaries(_otlpKeys, _anyJSON, max_size=5)
+
+
+_KEYS = st.sampled_from(["service.name", "host.name", "scope", "level", "trace_id", "user_id", "a", ""]) | st.text(max_size=6)
+_scalarValues = st.one_of(
+    st.builds(AnyValue),
+    st.builds(AnyValue, string_value=st.sampled_from(["", "api", "web1"]) | st.text(max_size=8)),
+    st.builds(AnyValue, int_value=st.sampled_from([0, 1, -1, 2**63 - 1, -(2**63)]) | st.integers(-(2**63), 2**63 - 1)),
+    st.builds(AnyValue, double_value=st.floats()),
+    st.builds(AnyValue, bool_value=st.booleans()),
+    st.builds(AnyValue, bytes_value=st.binary(max_size=6)),
+)
+
+
+def _nested(children: st.SearchStrategy[AnyValue]) -> st.SearchStrategy[AnyValue]:
+    def kvlist(pairs: list[tuple[str, AnyValue]]) -> AnyValue:
+        value = AnyValue()
+        for key, item in pairs:
+            value.kvlist_value.values.add(key=key, value=item)
+        return value
+
+    def array(items: list[AnyValue]) -> AnyValue:
+        value = AnyValue()
+        value.array_value.values.extend(items)
+        return value
+
+    return st.lists(st.tuples(_KEYS, children), max_size=3).map(kvlist) | st.lists(children, max_size=3).map(array)
+
+
+_anyValues = st.recursive(_scalarValues, _nested, max_leaves=6)
+_attributes = st.lists(st.builds(KeyValue, key=_KEYS, value=_anyValues), max_size=4)
+_ids = st.sampled_from([b"", b"\x01" * 8, bytes(range(16))])
+_logRecords = st.builds(
+    LogRecord,
+    time_unix_nano=st.sampled_from([0, 1_795_000_000_000_000_123]) | st.integers(0, 2**64 - 1),
+    observed_time_unix_nano=st.sampled_from([0, 1_600_000_000_000_000_000]),
+    severity_number=st.integers(-3, 30),
+    severity_text=st.sampled_from(["", "WARN", "error", "verbose", "3", "²"]),
+    body=_anyValues,
+    attributes=_attributes,
+    trace_id=_ids,
+    span_id=_ids,
+    **({"event_name": st.sampled_from(["", "login"])} if otlp._EVENT_NAME else {}),
+)
+
+
+@st.composite
+def _requests(draw: st.DrawFn) -> ExportLogsServiceRequest:
+    """
+    @return: export requests of a few resources (their attributes of every
+        kind, service.name and host.name among them), scopes and records.
+    """
+    request = ExportLogsServiceRequest()
+    for _ in range(draw(st.integers(0, 3))):
+        resourceLogs = request.resource_logs.add()
+        resourceLogs.resource.attributes.extend(draw(_attributes))
+        for _ in range(draw(st.integers(0, 2))):
+            scopeLogs = resourceLogs.scope_logs.add()
+            scopeLogs.scope.name = draw(st.sampled_from(["", "app.db", "level"]))
+            scopeLogs.log_records.extend(draw(st.lists(_logRecords, max_size=4)))
+    return request
+
+
+def plainRecords(request: ExportLogsServiceRequest, peer: str, received: int) -> tuple[list[Record], int]:
+    """
+    @return: the records of C{request} mapped one by one by the plain path
+        (L{otlp.logRecord}), and how many it refused.
+    """
+    records: list[Record] = []
+    refused = 0
+    for resourceLogs in request.resource_logs:
+        for scopeLogs in resourceLogs.scope_logs:
+            template = otlp._ScopeTemplate(resourceLogs.resource, scopeLogs.scope.name)
+            for log in scopeLogs.log_records:
+                try:
+                    records.append(otlp.logRecord(log, template, template.host or peer, received))
+                except RecordError:
+                    refused += 1
+    return records, refused
+
+
+class FastPathTests(SynchronousTestCase):
+    """
+    The protobuf mapping's fast loop (L{otlp._mapLogRecords}, with its
+    templates kept across requests) stores exactly the records the plain
+    one-record mapping (L{otlp.logRecord}) makes.
+    """
+
+    @settings(max_examples=300, deadline=None)
+    @given(_requests())
+    def test_sameRecords(self, request: ExportLogsServiceRequest) -> None:
+        """Any request: the same records, in the same order, field text for field text."""
+        data = request.SerializeToString()
+        for _ in range(2):  # templates computed, then remembered
+            batch = parseOTLPProtobuf(data, PEER, RECEIVED)
+            self.assertEqual((batch.records, batch.rejected), plainRecords(request, PEER, RECEIVED))
+            for record in batch.records:
+                self.assertIs(type(record), Record)
+
+    def test_largeResource(self) -> None:
+        """A resource too large to remember is read for each request, to the same records."""
+        big = "x" * otlp.MEMO_RESOURCE_BYTES
+        body = exportRequest(LogRecord(body=AnyValue(string_value="m")), resource={"service.name": "api", "note": big})
+        before = len(otlp._TEMPLATES)
+        [record] = parseOTLPProtobuf(body, PEER, RECEIVED).records
+        self.assertEqual(len(otlp._TEMPLATES), before)
+        self.assertEqual((record.service, fieldsOf(record)), ("api", {"note": big}))
+
+    def test_peerNotRemembered(self) -> None:
+        """A resource without host.name takes each request's peer, remembered or not."""
+        body = exportRequest(LogRecord(), resource={"service.name": "api"})
+        sources = [parseOTLPProtobuf(body, peer, RECEIVED).records[0].source for peer in ("192.0.2.1", "192.0.2.2")]
+        self.assertEqual(sources, ["192.0.2.1", "192.0.2.2"])
 
 
 class FuzzTests(SynchronousTestCase):

@@ -51,3 +51,10 @@ class MemoTests(SynchronousTestCase):
         for key in range(10_000):
             memo[key]
         self.assertLessEqual(len(memo), 4097)
+
+    def test_limit(self) -> None:
+        """A memo made with a smaller limit starts over past that many keys."""
+        memo: Memo[int, int] = Memo(lambda key: key, limit=10)
+        for key in range(100):
+            self.assertEqual(memo[key], key)
+        self.assertLessEqual(len(memo), 11)
