@@ -63,6 +63,39 @@ class SearchIndexerTests(SynchronousTestCase):
         hits = check.execute("SELECT count(*) FROM logs_search WHERE logs_search MATCH 'common'").fetchone()[0]
         self.assertEqual(hits, 50)
 
+    def test_gathers_records_before_indexing(self) -> None:
+        """
+        While no one waits for the index, the indexer waits for gather
+        records (or gatherSeconds) before a transaction; once that many are
+        committed it indexes without anyone asking, and whenIndexed does
+        not wait for the gathering.
+        """
+        indexer = self.start(0, gather=30, gatherSeconds=WAIT * 10)
+        few = self.append(10)
+        indexer.committed(few)
+        self.assertTrue(fired(indexer.whenIndexed()).wait(WAIT))
+        self.assertEqual(indexer.indexed, few)
+        more = self.append(10)
+        indexer.committed(more)
+        time.sleep(0.2)
+        self.assertEqual(indexer.indexed, few)
+        enough = self.append(20)
+        indexer.committed(enough)
+        deadline = time.monotonic() + WAIT
+        while indexer.indexed < enough and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(indexer.indexed, enough)
+
+    def test_gathers_for_a_while_only(self) -> None:
+        """A few records committed are indexed after gatherSeconds, though no one asks."""
+        indexer = self.start(0, gather=1000, gatherSeconds=0.05)
+        top = self.append(3)
+        indexer.committed(top)
+        deadline = time.monotonic() + WAIT
+        while indexer.indexed < top and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(indexer.indexed, top)
+
     def test_writer_waits_for_lag(self) -> None:
         """waitForLag blocks while the index trails by maxLag or more, and returns once it catches up."""
         indexer = self.start(0, maxLag=10)

@@ -79,6 +79,15 @@ INDEX_CHUNK = 20_000
 #: waits for it.
 MAX_INDEX_LAG = 200_000
 
+#: Records the indexer gathers before a transaction while records keep
+#: coming, for at most L{INDEX_GATHER_SECONDS} after the first: FTS5 writes a
+#: segment per transaction and merges them later, so larger transactions
+#: cost less per record (measured, RFC 5424 records: 2.6 us each in
+#: transactions of 2,000, 2.1 in transactions of 20,000).  Queries scan the
+#: records not yet indexed row by row, so they still see them.
+INDEX_GATHER = 16_384
+INDEX_GATHER_SECONDS = 0.1
+
 #: Seconds the indexer waits before retrying a failed index transaction; the
 #: wait doubles with each failure in a row, up to L{MAX_RETRY_DELAY}.
 RETRY_DELAY = 1.0
@@ -215,15 +224,22 @@ class SearchIndexer(HelperThread):
         reactor: IReactorFromThreads,
         fsync: str = "normal",
         maxLag: int = MAX_INDEX_LAG,
+        gather: int = INDEX_GATHER,
+        gatherSeconds: float = INDEX_GATHER_SECONDS,
         retryDelay: float = RETRY_DELAY,
         maxRetryDelay: float = MAX_RETRY_DELAY,
     ) -> None:
         """
         @param path: the records file; the index lives in L{searchPath}C{(path)}.
+        @param gather: see L{INDEX_GATHER} (at most half of C{maxLag}, so
+            the writer never waits for a gathering indexer).
+        @param gatherSeconds: see L{INDEX_GATHER_SECONDS}.
         """
         super().__init__(reactor)
         self.path = path
         self.maxLag = maxLag
+        self.gather = min(gather, maxLag // 2)
+        self.gatherSeconds = gatherSeconds
         self.failed = False
         self.health = ComponentHealth("search_indexer")
         self._retryDelay = retryDelay
@@ -334,6 +350,18 @@ class SearchIndexer(HelperThread):
                 while not self._stopping and (not self._indexing or self._indexed >= self._top):
                     cond.wait()
                     self._fireWaiters()
+                # Gather a larger transaction (INDEX_GATHER), unless someone
+                # waits for the index (whenIndexed) or it is catching up.
+                deadline = time.monotonic() + self.gatherSeconds
+                while (
+                    not self._stopping
+                    and not self._waiters
+                    and self._indexing
+                    and self._indexed >= self._catchUp
+                    and self._top - self._indexed < self.gather
+                    and (left := deadline - time.monotonic()) > 0
+                ):
+                    cond.wait(left)
                 if self._stopping:
                     return
                 low = self._indexed
