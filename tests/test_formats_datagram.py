@@ -142,3 +142,72 @@ class BatchTests(SynchronousTestCase):
             self.assertEqual((records, rejected), ([], [(PEER, (data, str(e)))]))
         else:
             self.assertEqual((records, rejected), ([alone], []))
+
+
+def _zlibDatagrams() -> st.SearchStrategy[bytes]:
+    """
+    zlib datagrams of every kind: GELF and JSON records, JSON that is not
+    an object or not JSON, invalid UTF-8, truncated, corrupt, with bytes
+    after the stream.
+    """
+    documents = st.one_of(
+        st.just(GELF),
+        st.builds(
+            lambda message, extra: orjson.dumps({"version": "1.1", "short_message": message, **extra}),
+            st.text(max_size=20),
+            st.dictionaries(st.sampled_from(["level", "timestamp", "host", "_x", "x", "_service"]), st.integers(-5, 2**40)),
+        ),
+        st.just(b'{"message": "m", "level": "warning"}'),
+        st.just(b'{"version": "1.1", "short_message": "caf\xe9"}'),
+        st.just(b'{"short_message": "x", "version": "1.1", "a": ' + b"[" * 2000 + b"]" * 2000 + b"}"),
+        st.binary(max_size=100),
+    )
+
+    def damaged(document: bytes, how: int, extra: bytes) -> bytes:
+        data = zlib.compress(document)
+        if how == 1:
+            return data[: max(2, len(data) - 1 - len(extra) % 8)]
+        if how == 2:
+            return data[:-4] + bytes(4)
+        if how == 3:
+            return data + extra
+        return data
+
+    return st.builds(damaged, documents, st.integers(0, 3), st.binary(max_size=8))
+
+
+class ZlibShortcutTests(SynchronousTestCase):
+    """
+    In a batch, zlib datagrams short enough to inflate whole take a shortcut
+    that gives what L{parseDatagram} gives.
+    """
+
+    @settings(max_examples=500, deadline=None)
+    @given(_zlibDatagrams())
+    def test_sameAsOne(self, data: bytes) -> None:
+        """Any zlib datagram gives in a batch what it gives alone: the same record, or the same refusal."""
+        records, rejected = parseDatagrams([(data, PEER)], RECEIVED)
+        try:
+            alone = parseDatagram(data, PEER, RECEIVED)
+        except RecordError as e:
+            self.assertEqual((records, rejected), ([], [(PEER, (data, str(e)))]))
+        else:
+            self.assertEqual((records, rejected), ([alone], []))
+
+    @settings(max_examples=100, deadline=None)
+    @given(st.integers(1, 300_000), st.integers(100, 300))
+    def test_inflationLimit(self, size: int, most: int) -> None:
+        """
+        However a zlib datagram's length stands to the limit, it gives what it
+        gives alone: refused past the limit, never inflated past it.
+        """
+        document = b'{"version": "1.1", "short_message": "' + b"a" * size + b'"}'
+        data = zlib.compress(document, 9)
+        limit = most * 1032
+        records, rejected = parseDatagrams([(data, PEER)], RECEIVED, maxInflated=limit)
+        if len(document) > limit:
+            self.assertEqual(records, [])
+            self.assertIn("inflates past", rejected[0][1][1])
+        else:
+            self.assertEqual([r.message for r in records], ["a" * size])
+            self.assertEqual(records, [parseDatagram(data, PEER, RECEIVED, maxInflated=limit)])

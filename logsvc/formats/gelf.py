@@ -15,8 +15,9 @@ GELF (Graylog Extended Log Format) 1.1 messages: one JSON object each.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -46,10 +47,144 @@ def isGelf(value: Any) -> bool:
 
 def gelfRecord(message: Any, peer: str, received: int) -> Record:
     """
-    Map one decoded GELF message to a record.
+    Map one decoded GELF message to a record.  C{message} is not changed.
 
     @raise RecordError: when it is not an object, has no message, or has an
         invalid timestamp.
+    """
+    if type(message) is dict:
+        record = _commonRecord(message, peer, received)
+        if record is not None:
+            return record
+    return _generalRecord(message, peer, received)
+
+
+class _Shape(NamedTuple):
+    """
+    How L{_commonRecord} maps the messages whose keys are one sequence.
+
+    @ivar standard: the values of C{short_message}, C{level}, C{timestamp},
+        C{host} and the service key (C{short_message} again when there is
+        none).
+    @ivar hasService: whether there is a service key.
+    @ivar fieldNames: the fields' names, in the keys' order.
+    @ivar fieldValues: the fields' values, in that order.
+    """
+
+    standard: Callable[[dict[str, Any]], tuple[Any, ...]]
+    hasService: bool
+    fieldNames: tuple[str, ...]
+    fieldValues: Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+def _shape(keys: tuple[str, ...]) -> _Shape | None:
+    """
+    @return: how to map the messages with C{keys}, or L{None} when
+        L{_commonRecord} does not map them: without one of C{short_message},
+        C{level}, C{timestamp} and C{host}; with a C{full_message}; or with
+        two keys that name one field (C{_x} and C{x}: the general way keeps
+        the first).
+    """
+    if not _COMMON_KEYS.issubset(keys) or "full_message" in keys:
+        return None
+    service = next((key for key in SERVICE_KEYS if key in keys), None)
+    notFields = _STANDARD_KEYS if service is None else _STANDARD_KEYS | {service}
+    fieldKeys = [key for key in keys if key not in notFields]
+    fieldNames = tuple(key[1:] if key.startswith("_") and len(key) > 1 else key for key in fieldKeys)
+    if len(set(fieldNames)) < len(fieldNames):
+        return None
+    return _Shape(
+        itemgetter("short_message", "level", "timestamp", "host", service or "short_message"),
+        service is not None,
+        fieldNames,
+        _valuesOf(fieldKeys),
+    )
+
+
+def _valuesOf(keys: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """
+    @return: a function giving a dict's values of C{keys}, as a tuple.
+    """
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    if keys:
+        (key,) = keys
+        return lambda message: (message[key],)
+    return lambda message: ()
+
+
+_COMMON_KEYS = frozenset(("short_message", "level", "timestamp", "host"))
+#: The keys that are not fields (but a service key).
+_STANDARD_KEYS = frozenset(("version", "short_message", "full_message", "level", "timestamp", "host"))
+#: The shapes of the messages seen, by their keys: a sender writes few.
+_SHAPES: dict[tuple[str, ...], _Shape | None] = {}
+#: The most shapes kept (then forgotten all at once), of at most this many
+#: keys of at most this many characters: a hostile sender's keys cost
+#: memory only that far.
+_MOST_SHAPES = 1024
+_MOST_SHAPE_KEYS = 64
+_MOST_KEY_LENGTH = 64
+
+
+def _commonRecord(message: dict[str, Any], peer: str, received: int) -> Record | None:
+    """
+    L{_generalRecord}'s record for the message nearly every sender writes
+    (graypy, Docker's gelf driver): a non-empty C{short_message} and
+    C{host}, a syslog severity as C{level}, epoch seconds as C{timestamp},
+    a string service if any, no C{full_message}; with the keys' roles
+    worked out once for each sequence of keys (L{_Shape}), as this runs for
+    every GELF datagram on the reactor thread.
+
+    @return: the record, or L{None} for any other message (for the general
+        way to map, or refuse).
+    """
+    keys = tuple(message)
+    shape = _SHAPES.get(keys, _UNKNOWN)
+    if shape is _UNKNOWN:
+        if len(keys) > _MOST_SHAPE_KEYS or max(map(len, keys), default=0) > _MOST_KEY_LENGTH:
+            return None
+        if len(_SHAPES) >= _MOST_SHAPES:
+            _SHAPES.clear()
+        shape = _SHAPES[keys] = _shape(keys)
+    if shape is None:
+        return None
+    short, level, timestamp, host, service = shape.standard(message)
+    if (
+        type(short) is not str
+        or not short
+        or type(level) is not int
+        or not 0 <= level <= 7
+        or (type(timestamp) is not float and type(timestamp) is not int)
+        or not 0 <= timestamp < 1e11
+        or type(host) is not str
+        or not host
+    ):
+        return None
+    if not shape.hasService:
+        service = ""
+    elif type(service) is not str:
+        return None
+    return _newRecord(
+        Record,
+        (
+            # What parseTimestamp gives epoch seconds after 1970.
+            int(round(timestamp * 1_000_000)),
+            received,
+            level,
+            host,
+            service,
+            short,
+            dumpFields(dict(zip(shape.fieldNames, shape.fieldValues(message), strict=True))),
+        ),
+    )
+
+
+_UNKNOWN: Any = object()
+
+
+def _generalRecord(message: Any, peer: str, received: int) -> Record:
+    """
+    L{gelfRecord}, for every message.
     """
     if not isinstance(message, dict):
         raise RecordError("GELF message must be a JSON object")
