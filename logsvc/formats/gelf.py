@@ -67,14 +67,12 @@ class _Shape(NamedTuple):
         C{host} and the service key (C{short_message} again when there is
         none).
     @ivar hasService: whether there is a service key.
-    @ivar fieldNames: the fields' names, in the keys' order.
-    @ivar fieldValues: the fields' values, in that order.
+    @ivar fields: the fields of a message, a new dict in the keys' order.
     """
 
     standard: Callable[[dict[str, Any]], tuple[Any, ...]]
     hasService: bool
-    fieldNames: tuple[str, ...]
-    fieldValues: Callable[[dict[str, Any]], tuple[Any, ...]]
+    fields: Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _shape(keys: tuple[str, ...]) -> _Shape | None:
@@ -90,27 +88,29 @@ def _shape(keys: tuple[str, ...]) -> _Shape | None:
     service = next((key for key in SERVICE_KEYS if key in keys), None)
     notFields = _STANDARD_KEYS if service is None else _STANDARD_KEYS | {service}
     fieldKeys = [key for key in keys if key not in notFields]
-    fieldNames = tuple(key[1:] if key.startswith("_") and len(key) > 1 else key for key in fieldKeys)
+    fieldNames = [key[1:] if key.startswith("_") and len(key) > 1 else key for key in fieldKeys]
     if len(set(fieldNames)) < len(fieldNames):
         return None
     return _Shape(
         itemgetter("short_message", "level", "timestamp", "host", service or "short_message"),
         service is not None,
-        fieldNames,
-        _valuesOf(fieldKeys),
+        _fieldsOf(fieldKeys, fieldNames),
     )
 
 
-def _valuesOf(keys: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+def _fieldsOf(keys: list[str], names: list[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """
-    @return: a function giving a dict's values of C{keys}, as a tuple.
+    @return: a function giving a new dict of a message's values of C{keys},
+        each under its name in C{names}.
     """
     if len(keys) > 1:
-        return itemgetter(*keys)
+        pairs = list(zip(keys, names, strict=True))
+        return lambda message: {name: message[key] for key, name in pairs}
     if keys:
-        (key,) = keys
-        return lambda message: (message[key],)
-    return lambda message: ()
+        # The cheapest way for the commonest number of fields.
+        (key,), (name,) = keys, names
+        return lambda message: {name: message[key]}
+    return lambda message: {}
 
 
 _COMMON_KEYS = frozenset(("short_message", "level", "timestamp", "host"))
@@ -167,14 +167,14 @@ def _commonRecord(message: dict[str, Any], peer: str, received: int) -> Record |
     return _newRecord(
         Record,
         (
-            # What parseTimestamp gives epoch seconds after 1970.
-            int(round(timestamp * 1_000_000)),
+            # What parseTimestamp gives epoch seconds after 1970 (an int).
+            round(timestamp * 1_000_000),
             received,
             level,
             host,
             service,
             short,
-            dumpFields(dict(zip(shape.fieldNames, shape.fieldValues(message), strict=True))),
+            dumpFields(shape.fields(message)),
         ),
     )
 
