@@ -460,3 +460,20 @@ class SiteBodyCapTests(SynchronousTestCase):
         self.assertIn(b"HTTP/1.1 201 ", transport.value())
         self.assertEqual([row[6] for row in service.store.rows], ["fits"])
 
+    def test_form_bodies_left_to_the_endpoint(self) -> None:
+        """
+        The site does not parse POST bodies as forms (each endpoint reads
+        its own body): a malformed multipart body gets the endpoint's JSON
+        415, not twisted.web's plain 400 and a dropped connection.
+        """
+        (service, protocol), transport = self.connect(1000)
+        body = b"garbage"
+        protocol.dataReceived(
+            b"POST /logs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        written = transport.value()
+        self.assertTrue(written.startswith(b"HTTP/1.1 415 "), written)
+        self.assertIn(b'"error":', written)
+        self.assertFalse(transport.disconnecting)
+
