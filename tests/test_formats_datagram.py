@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Callable
 
 import orjson
 from hypothesis import given, settings
@@ -144,9 +145,9 @@ class BatchTests(SynchronousTestCase):
             self.assertEqual((records, rejected), ([alone], []))
 
 
-def _zlibDatagrams() -> st.SearchStrategy[bytes]:
+def _compressedDatagrams() -> st.SearchStrategy[bytes]:
     """
-    zlib datagrams of every kind: GELF and JSON records, JSON that is not
+    zlib and gzip datagrams of every kind (gzip of one member or more): GELF and JSON records, JSON that is not
     an object or not JSON, invalid UTF-8, truncated, corrupt, with bytes
     after the stream.
     """
@@ -163,8 +164,8 @@ def _zlibDatagrams() -> st.SearchStrategy[bytes]:
         st.binary(max_size=100),
     )
 
-    def damaged(document: bytes, how: int, extra: bytes) -> bytes:
-        data = zlib.compress(document)
+    def damaged(document: bytes, compress: Callable[[bytes], bytes], how: int, extra: bytes) -> bytes:
+        data = compress(document)
         if how == 1:
             return data[: max(2, len(data) - 1 - len(extra) % 8)]
         if how == 2:
@@ -173,19 +174,25 @@ def _zlibDatagrams() -> st.SearchStrategy[bytes]:
             return data + extra
         return data
 
-    return st.builds(damaged, documents, st.integers(0, 3), st.binary(max_size=8))
+    return st.builds(
+        damaged,
+        documents,
+        st.sampled_from([zlib.compress, gzip.compress, lambda data: gzip.compress(data) + gzip.compress(b" ")]),
+        st.integers(0, 3),
+        st.binary(max_size=8) | st.sampled_from([b"\x00\x00", gzip.compress(b"{}")]),
+    )
 
 
-class ZlibShortcutTests(SynchronousTestCase):
+class CompressedShortcutTests(SynchronousTestCase):
     """
-    In a batch, zlib datagrams short enough to inflate whole take a shortcut
+    In a batch, zlib and gzip datagrams short enough to inflate whole take a shortcut
     that gives what L{parseDatagram} gives.
     """
 
     @settings(max_examples=500, deadline=None)
-    @given(_zlibDatagrams())
+    @given(_compressedDatagrams())
     def test_sameAsOne(self, data: bytes) -> None:
-        """Any zlib datagram gives in a batch what it gives alone: the same record, or the same refusal."""
+        """Any zlib or gzip datagram gives in a batch what it gives alone: the same record, or the same refusal."""
         records, rejected = parseDatagrams([(data, PEER)], RECEIVED)
         try:
             alone = parseDatagram(data, PEER, RECEIVED)
@@ -195,14 +202,14 @@ class ZlibShortcutTests(SynchronousTestCase):
             self.assertEqual((records, rejected), ([alone], []))
 
     @settings(max_examples=100, deadline=None)
-    @given(st.integers(1, 300_000), st.integers(100, 300))
-    def test_inflationLimit(self, size: int, most: int) -> None:
+    @given(st.integers(1, 300_000), st.integers(100, 300), st.sampled_from([zlib.compress, gzip.compress]))
+    def test_inflationLimit(self, size: int, most: int, compress: Callable[..., bytes]) -> None:
         """
-        However a zlib datagram's length stands to the limit, it gives what it
-        gives alone: refused past the limit, never inflated past it.
+        However a zlib or gzip datagram's length stands to the limit, it gives
+        what it gives alone: refused past the limit, never inflated past it.
         """
         document = b'{"version": "1.1", "short_message": "' + b"a" * size + b'"}'
-        data = zlib.compress(document, 9)
+        data = compress(document, 9)
         limit = most * 1032
         records, rejected = parseDatagrams([(data, PEER)], RECEIVED, maxInflated=limit)
         if len(document) > limit:

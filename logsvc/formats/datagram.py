@@ -19,7 +19,7 @@ Pure: no Twisted.
 
 from __future__ import annotations
 
-from zlib import decompress
+from zlib import MAX_WBITS, decompress, decompressobj
 from zlib import error as zlibError
 
 from orjson import JSONDecodeError, loads
@@ -39,6 +39,8 @@ MAX_INFLATED = 1024 * 1024
 #: The most bytes one byte of deflate data can inflate to (zlib's
 #: documented limit, 1032:1).
 _MOST_INFLATED_PER_BYTE = 1032
+#: zlib's window bits for a gzip stream.
+_GZIP = 16 + MAX_WBITS
 
 
 def parseDatagram(data: bytes, peer: str, received: int, *, maxInflated: int = MAX_INFLATED) -> Record:
@@ -71,20 +73,28 @@ def parseDatagram(data: bytes, peer: str, received: int, *, maxInflated: int = M
     return parseLine(data, peer, received)
 
 
-def _smallZlibRecord(data: bytes, peer: str, received: int, maxInflated: int) -> Record | None:
+def _smallCompressedRecord(data: bytes, peer: str, received: int, maxInflated: int) -> Record | None:
     """
-    L{parseDatagram}'s record for zlib data too short to inflate past
-    C{maxInflated} bytes (at most C{maxInflated // 1032}, as deflate
+    L{parseDatagram}'s record for zlib or gzip data too short to inflate
+    past C{maxInflated} bytes (at most C{maxInflated // 1032}, as deflate
     inflates at most 1,032 times: 258 bytes from 2 bits), in one call of
     each decoder, without the steps that bound longer data: the way of
-    every zlib GELF datagram (graypy's default).
+    every compressed GELF datagram (zlib is graypy's default, gzip Docker's).
 
     @return: the record, or L{None} when zlib or the JSON decoder refuses
-        C{data} (for L{parseDatagram} to say why).
+        C{data}, or it holds more than one gzip member (for
+        L{parseDatagram} to decide).
     @raise RecordError: as L{parseDatagram}.
     """
     try:
-        inflated = decompress(data)
+        if data[0] == 0x78:
+            inflated = decompress(data)
+        else:
+            # zlib.decompress would ignore members after the first.
+            decoder = decompressobj(_GZIP)
+            inflated = decoder.decompress(data)
+            if not decoder.eof or decoder.unused_data:
+                return None
     except zlibError:
         return None
     if len(inflated) > maxInflated:
@@ -111,7 +121,7 @@ def parseDatagrams(
     records: list[Record] = []
     rejected: list[tuple[str, Rejection]] = []
     append = records.append
-    smallZlib = maxInflated // _MOST_INFLATED_PER_BYTE
+    smallCompressed = maxInflated // _MOST_INFLATED_PER_BYTE
     for data, peer in datagrams:
         if data[:1] == b"<":
             # Syslog, the most common datagram, straight to its parser
@@ -125,10 +135,10 @@ def parseDatagrams(
             if record is not None:
                 append(record)
                 continue
-        elif data[:1] == b"x" and len(data) <= smallZlib:
-            # zlib GELF, graypy's default.
+        elif (data[:1] == b"x" or data[:2] == b"\x1f\x8b") and len(data) <= smallCompressed:
+            # Compressed GELF.
             try:
-                record = _smallZlibRecord(data, peer, received, maxInflated)
+                record = _smallCompressedRecord(data, peer, received, maxInflated)
             except RecordError as e:
                 rejected.append((peer, (data, str(e))))
                 continue
