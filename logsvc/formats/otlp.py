@@ -245,10 +245,9 @@ def _mapLogRecords(
             fields: dict[str, Any] | None = None
             if count or traceID or spanID or eventName:
                 fields = baseFields.copy()
-                # A lone attribute is read without a list; a slice (a list)
-                # of several: iterating the container itself ends by raising
-                # IndexError, which costs more than the copy.
-                for kv in (attributes[0],) if count == 1 else attributes[:]:
+                if count == 1:
+                    # A lone attribute is read without a list.
+                    kv = attributes[0]
                     value = kv.value
                     # A non-empty string or a non-zero integer is what a
                     # oneof holds; anything else (an empty string, a zero,
@@ -258,6 +257,16 @@ def _mapLogRecords(
                         kind = value.WhichOneof("value")
                         item = getattr(value, kind) if kind in scalars else anyValue(value)
                     fields[kv.key] = item
+                elif count:
+                    # A slice (a list): iterating the container itself ends
+                    # by raising IndexError, which costs more than the copy.
+                    for kv in attributes[:]:
+                        value = kv.value
+                        item = value.string_value or value.int_value
+                        if not item:
+                            kind = value.WhichOneof("value")
+                            item = getattr(value, kind) if kind in scalars else anyValue(value)
+                        fields[kv.key] = item
                 if traceID:
                     fields["trace_id"] = traceID.hex()
                 if spanID:
@@ -292,7 +301,7 @@ def _mapLogRecords(
                         source,
                         service,
                         message,
-                        baseText if fields is None else dumps(fields).decode("utf-8"),
+                        baseText if fields is None else dumps(fields).decode(),
                     ),
                 )
             )
