@@ -232,7 +232,6 @@ def _mapLogRecords(
     baseFields = template.fields
     baseText = template.fieldsText
     levelOf = _LEVEL_OF_NUMBER
-    scalars = _SCALARS
     eventNames = _EVENT_NAME
     dumps = orjson.dumps
     for log in logs:
@@ -245,28 +244,20 @@ def _mapLogRecords(
             fields: dict[str, Any] | None = None
             if count or traceID or spanID or eventName:
                 fields = baseFields.copy()
+                # A non-empty string or a non-zero integer is what the
+                # value's oneof holds, read without asking its kind; anything
+                # else (an empty string, a zero, another kind, none) is asked.
                 if count == 1:
-                    # A lone attribute is read without a list.
+                    # A lone attribute is read without a list or a loop.
                     kv = attributes[0]
                     value = kv.value
-                    # A non-empty string or a non-zero integer is what a
-                    # oneof holds; anything else (an empty string, a zero,
-                    # another kind, none) is asked for its kind.
-                    item = value.string_value or value.int_value
-                    if not item:
-                        kind = value.WhichOneof("value")
-                        item = getattr(value, kind) if kind in scalars else anyValue(value)
-                    fields[kv.key] = item
+                    fields[kv.key] = value.string_value or value.int_value or anyValue(value)
                 elif count:
                     # A slice (a list): iterating the container itself ends
                     # by raising IndexError, which costs more than the copy.
                     for kv in attributes[:]:
                         value = kv.value
-                        item = value.string_value or value.int_value
-                        if not item:
-                            kind = value.WhichOneof("value")
-                            item = getattr(value, kind) if kind in scalars else anyValue(value)
-                        fields[kv.key] = item
+                        fields[kv.key] = value.string_value or value.int_value or anyValue(value)
                 if traceID:
                     fields["trace_id"] = traceID.hex()
                 if spanID:
