@@ -31,6 +31,20 @@ def fields(record: object) -> dict[str, object]:
     return orjson.loads(record.fields or "{}")  # type: ignore[attr-defined]
 
 
+def assertBatchSameAsOne(test: SynchronousTestCase, data: bytes) -> None:
+    """
+    Assert that C{data} in a batch gives what L{parseDatagram} gives it
+    alone: the same record, or the same refusal.
+    """
+    records, rejected = parseDatagrams([(data, PEER)], RECEIVED)
+    try:
+        alone = parseDatagram(data, PEER, RECEIVED)
+    except RecordError as e:
+        test.assertEqual((records, rejected), ([], [(PEER, (data, str(e)))]))
+    else:
+        test.assertEqual((records, rejected), ([alone], []))
+
+
 class SyslogDatagramTests(SynchronousTestCase):
     def test_rfc5424Endings(self) -> None:
         """An RFC 5424 datagram ending in nothing, LF, NUL or CRLF gives the same record."""
@@ -135,28 +149,23 @@ class BatchTests(SynchronousTestCase):
     )
     def test_batchSameAsOne(self, data: bytes, ending: bytes) -> None:
         """A datagram in a batch (where syslog goes straight to its parser) gives what it gives alone."""
-        data += ending
-        records, rejected = parseDatagrams([(data, PEER)], RECEIVED)
-        try:
-            alone = parseDatagram(data, PEER, RECEIVED)
-        except RecordError as e:
-            self.assertEqual((records, rejected), ([], [(PEER, (data, str(e)))]))
-        else:
-            self.assertEqual((records, rejected), ([alone], []))
+        assertBatchSameAsOne(self, data + ending)
 
 
 def _compressedDatagrams() -> st.SearchStrategy[bytes]:
     """
-    zlib and gzip datagrams of every kind (gzip of one member or more): GELF and JSON records, JSON that is not
-    an object or not JSON, invalid UTF-8, truncated, corrupt, with bytes
-    after the stream.
+    zlib and gzip datagrams of every kind (gzip of one member or more): GELF
+    and JSON records, JSON that is not an object or not JSON, invalid UTF-8,
+    truncated, corrupt, with bytes after the stream.
     """
     documents = st.one_of(
         st.just(GELF),
         st.builds(
             lambda message, extra: orjson.dumps({"version": "1.1", "short_message": message, **extra}),
             st.text(max_size=20),
-            st.dictionaries(st.sampled_from(["level", "timestamp", "host", "_x", "x", "_service"]), st.integers(-5, 2**40)),
+            st.dictionaries(
+                st.sampled_from(["level", "timestamp", "host", "_x", "x", "_service"]), st.integers(-5, 2**40)
+            ),
         ),
         st.just(b'{"message": "m", "level": "warning"}'),
         st.just(b'{"version": "1.1", "short_message": "caf\xe9"}'),
@@ -185,21 +194,15 @@ def _compressedDatagrams() -> st.SearchStrategy[bytes]:
 
 class CompressedShortcutTests(SynchronousTestCase):
     """
-    In a batch, zlib and gzip datagrams short enough to inflate whole take a shortcut
-    that gives what L{parseDatagram} gives.
+    In a batch, zlib and gzip datagrams short enough to inflate whole take a
+    shortcut that gives what L{parseDatagram} gives.
     """
 
     @settings(max_examples=500, deadline=None)
     @given(_compressedDatagrams())
     def test_sameAsOne(self, data: bytes) -> None:
         """Any zlib or gzip datagram gives in a batch what it gives alone: the same record, or the same refusal."""
-        records, rejected = parseDatagrams([(data, PEER)], RECEIVED)
-        try:
-            alone = parseDatagram(data, PEER, RECEIVED)
-        except RecordError as e:
-            self.assertEqual((records, rejected), ([], [(PEER, (data, str(e)))]))
-        else:
-            self.assertEqual((records, rejected), ([alone], []))
+        assertBatchSameAsOne(self, data)
 
     @settings(max_examples=100, deadline=None)
     @given(st.integers(1, 300_000), st.integers(100, 300), st.sampled_from([zlib.compress, gzip.compress]))
