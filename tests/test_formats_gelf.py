@@ -151,8 +151,9 @@ class CommonShapeTests(SynchronousTestCase):
 
     def test_sendersShapes(self) -> None:
         """
-        graypy's message (debugging fields, the deprecated facility) and the
-        benchmark's take the fast way, and give the general way's record.
+        graypy's message (debugging fields, the deprecated facility; with a
+        traceback as full_message too), Docker's and the benchmark's take the
+        fast way, and give the general way's record.
         """
         graypy = {
             "version": "1.0", "host": "vm", "short_message": "hello", "timestamp": 1796427449.748974,
@@ -167,7 +168,8 @@ class CommonShapeTests(SynchronousTestCase):
             "version": "1.1", "host": "h", "short_message": "out", "timestamp": 1795000000, "level": 6,
             "_container_id": "c0ffee", "_container_name": "web", "_tag": "c0ffee",
         }
-        for message in (graypy, bench, docker):
+        traceback = {**graypy, "full_message": "Traceback (most recent call last):\n  ..."}
+        for message in (graypy, bench, docker, traceback):
             before = dict(message)
             record = _commonRecord(message, "p", 5)
             self.assertIsNotNone(record)
@@ -193,6 +195,9 @@ class CommonShapeTests(SynchronousTestCase):
     @example({"short_message": "m", "level": 1, "timestamp": 1, "host": "h", "_": 1, "__": 2})
     @example({"short_message": "m", "level": 1, "timestamp": 1, "host": "h", "_app": 1, "facility": "f"})
     @example({"short_message": "m", "level": 1, "timestamp": 1, "host": "h", "_full_message": "f"})
+    @example({"short_message": "m", "level": 1, "timestamp": 1, "host": "h", "_full_message": "f", "full_message": "g"})
+    @example({"short_message": "m", "level": 1, "timestamp": 1, "host": "h", "full_message": None, "_full_message": "f"})
+    @example({"short_message": "m", "level": 1, "timestamp": 1, "host": "h", "full_message": 5, "_a": 1})
     @example({"short_message": "m", "level": True, "timestamp": 1, "host": "h"})
     @example({"short_message": "m", "level": 1, "timestamp": 1e11, "host": "h"})
     @example({"short_message": "m", "level": 1, "timestamp": float("nan"), "host": "h"})

@@ -67,11 +67,14 @@ class _Shape(NamedTuple):
         C{host} and the service key (C{short_message} again when there is
         none).
     @ivar hasService: whether there is a service key.
-    @ivar fields: the fields of a message, a new dict in the keys' order.
+    @ivar hasFull: whether there is a C{full_message} (a field, placed first).
+    @ivar fields: the other fields of a message, a new dict in the keys'
+        order.
     """
 
     standard: Callable[[dict[str, Any]], tuple[Any, ...]]
     hasService: bool
+    hasFull: bool
     fields: Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -79,21 +82,23 @@ def _shape(keys: tuple[str, ...]) -> _Shape | None:
     """
     @return: how to map the messages with C{keys}, or L{None} when
         L{_commonRecord} does not map them: without one of C{short_message},
-        C{level}, C{timestamp} and C{host}; with a C{full_message}; or with
-        two keys that name one field (C{_x} and C{x}: the general way keeps
-        the first).
+        C{level}, C{timestamp} and C{host}; or with two keys that name one
+        field (C{_x} and C{x}, C{full_message} and C{_full_message}: the
+        general way keeps the first).
     """
-    if not _COMMON_KEYS.issubset(keys) or "full_message" in keys:
+    if not _COMMON_KEYS.issubset(keys):
         return None
+    hasFull = "full_message" in keys
     service = next((key for key in SERVICE_KEYS if key in keys), None)
     notFields = _STANDARD_KEYS if service is None else _STANDARD_KEYS | {service}
     fieldKeys = [key for key in keys if key not in notFields]
     fieldNames = [key[1:] if key.startswith("_") and len(key) > 1 else key for key in fieldKeys]
-    if len(set(fieldNames)) < len(fieldNames):
+    if len(set(fieldNames)) < len(fieldNames) or (hasFull and "full_message" in fieldNames):
         return None
     return _Shape(
         itemgetter("short_message", "level", "timestamp", "host", service or "short_message"),
         service is not None,
+        hasFull,
         _fieldsOf(fieldKeys, fieldNames),
     )
 
@@ -131,7 +136,7 @@ def _commonRecord(message: dict[str, Any], peer: str, received: int) -> Record |
     L{_generalRecord}'s record for the message nearly every sender writes
     (graypy, Docker's gelf driver): a non-empty C{short_message} and
     C{host}, a syslog severity as C{level}, epoch seconds as C{timestamp},
-    a string service if any, no C{full_message}; with the keys' roles
+    a string service if any; with the keys' roles
     worked out once for each sequence of keys (L{_Shape}), as this runs for
     every GELF datagram on the reactor thread.
 
@@ -164,6 +169,11 @@ def _commonRecord(message: dict[str, Any], peer: str, received: int) -> Record |
         service = ""
     elif type(service) is not str:
         return None
+    fields = shape.fields(message)
+    if shape.hasFull:
+        full = message["full_message"]
+        if full is not None:
+            fields = {"full_message": _text(full), **fields}
     return _newRecord(
         Record,
         (
@@ -174,7 +184,7 @@ def _commonRecord(message: dict[str, Any], peer: str, received: int) -> Record |
             host,
             service,
             short,
-            dumpFields(shape.fields(message)),
+            dumpFields(fields),
         ),
     )
 
