@@ -125,7 +125,8 @@ _STANDARD_KEYS = frozenset(("version", "short_message", "full_message", "level",
 _SHAPES: dict[tuple[str, ...], _Shape | None] = {}
 #: The most shapes kept (then forgotten all at once), of at most this many
 #: keys of at most this many characters: a hostile sender's keys cost
-#: memory only that far.
+#: memory only that far (about 20 MB, measured with every shape at its
+#: largest).
 _MOST_SHAPES = 1024
 _MOST_SHAPE_KEYS = 64
 _MOST_KEY_LENGTH = 64
