@@ -430,6 +430,10 @@ class CommonShapeTests(SynchronousTestCase):
     @example(b"<14>1 2026-02-30T10:00:00Z h a 1 M - m")
     @example(b"<14>1 2026-11-22T10:00:00.1234567891Z h a 1 M - m")
     @example(b"<192>1 2026-11-22T10:00:00Z h a 1 M - m")
+    @example(b"<013>1 2026-11-22T10:00:00Z h a 1 M - m")
+    @example(b"<14>1 2026-11-22T10:00:00Z h a 1 M - \xef\xbb\xbfm\r\n\x00")
+    @example(b"<14>1 2026-11-22T10:00:00Z h a 1 M - \xef\xbb\xbf")
+    @example(b"<14>1 2026-11-22T10:00:00Z h a 1 M [o@1 a=\"1\"] ")
     def test_rfc5424SameAsGeneral(self, data: bytes) -> None:
         """
         Any RFC 5424-like message, well formed or not, gives the general
@@ -442,6 +446,7 @@ class CommonShapeTests(SynchronousTestCase):
     @example(b"<13>Feb 30 10:00:00 h cron[1]: m")
     @example(b"<13>Nov 22 24:00:00 h cron[1]: m")
     @example(b"<192>Nov 22 10:00:00 h cron[1]: m")
+    @example(b"<013>Nov 22 10:00:00 h cron[1]: m")
     @example(b"<13>Nov 22 10:00:00 h: cron[1]: m")
     @example(b"<13>Nov 22 10:00:00 h cron[x\"y]: m")
     def test_rfc3164SameAsGeneral(self, data: bytes) -> None:
