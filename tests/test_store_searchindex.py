@@ -81,16 +81,17 @@ class SearchIndexerTests(SynchronousTestCase):
         self.assertEqual(indexer.indexed, few)
         enough = self.append(20)
         indexer.committed(enough)
-        deadline = time.monotonic() + WAIT
-        while indexer.indexed < enough and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.assertEqual(indexer.indexed, enough)
+        self.assertIndexedSoon(indexer, enough)
 
     def test_gathers_for_a_while_only(self) -> None:
         """A few records committed are indexed after gatherSeconds, though no one asks."""
         indexer = self.start(0, gather=1000, gatherSeconds=0.05)
         top = self.append(3)
         indexer.committed(top)
+        self.assertIndexedSoon(indexer, top)
+
+    def assertIndexedSoon(self, indexer: SearchIndexer, top: int) -> None:
+        """Wait up to WAIT seconds for the index to reach C{top}, no one asking."""
         deadline = time.monotonic() + WAIT
         while indexer.indexed < top and time.monotonic() < deadline:
             time.sleep(0.01)
