@@ -139,6 +139,9 @@ class TwistdServer:
                     return
             except OSError:
                 pass
+            if self.process.poll() is not None:
+                # It listened, then ended: no use waiting for the deadline.
+                raise RuntimeError(f"twistd exited {self.process.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"twistd did not answer /health:\n{self.log()}")
             time.sleep(0.05)
