@@ -26,11 +26,10 @@ from orjson import JSONDecodeError, loads
 
 from logsvc.formats import Rejection
 from logsvc.formats.compression import InflateError, inflate, sniffCompression
-from logsvc.formats.detect import parseLine
-from logsvc.formats.gelf import gelfRecord, isGelf
+from logsvc.formats.detect import jsonRecord, parseLine
 from logsvc.formats.jsonline import loadJSON
 from logsvc.formats.syslog import commonSyslog, looksLikeSyslog, parseSyslogText
-from logsvc.record import Record, RecordError, normalize
+from logsvc.record import Record, RecordError
 
 __all__ = ["MAX_INFLATED", "parseDatagram", "parseDatagrams"]
 
@@ -58,10 +57,7 @@ def parseDatagram(data: bytes, peer: str, received: int, *, maxInflated: int = M
             data = inflate(data, kind, maxInflated)
         except InflateError as e:
             raise RecordError(f"compressed GELF: {e}") from None
-        value = loadJSON(data)
-        if isGelf(value):
-            return gelfRecord(value, peer, received)
-        return normalize(value, peer, received)
+        return jsonRecord(loadJSON(data), peer, received)
     # Strip the framing some senders add: LF (rsyslog, logger), NUL, CR.
     end = len(data)
     while end and data[end - 1] in b"\n\x00\r":
@@ -104,9 +100,7 @@ def _smallCompressedRecord(data: bytes, peer: str, received: int, maxInflated: i
         value = loads(inflated)
     except JSONDecodeError:
         return None
-    if isGelf(value):
-        return gelfRecord(value, peer, received)
-    return normalize(value, peer, received)
+    return jsonRecord(value, peer, received)
 
 
 def parseDatagrams(

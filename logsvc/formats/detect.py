@@ -16,7 +16,20 @@ from logsvc.formats.syslog import looksLikeSyslog, parseSyslog
 from logsvc.formats.text import decodeText
 from logsvc.record import INFO, Record, RecordError, normalize
 
-__all__ = ["Rejection", "parseLine", "parseLines"]
+__all__ = ["Rejection", "jsonRecord", "parseLine", "parseLines"]
+
+
+def jsonRecord(value: object, peer: str, received: int) -> Record:
+    """
+    The record of a decoded JSON value: GELF when it says so (L{isGelf}),
+    mapped as L{logsvc.formats.gelf} says, else a logsvc record
+    (L{normalize}).
+
+    @raise RecordError: when it does not map.
+    """
+    if isGelf(value):
+        return gelfRecord(value, peer, received)
+    return normalize(value, peer, received)
 
 
 def parseLine(line: bytes, peer: str, received: int) -> Record:
@@ -39,9 +52,7 @@ def parseLine(line: bytes, peer: str, received: int) -> Record:
         except JSONSyntaxError:
             pass
         else:
-            if isGelf(value):
-                return gelfRecord(value, peer, received)
-            return normalize(value, peer, received)
+            return jsonRecord(value, peer, received)
     elif first == b"<" and looksLikeSyslog(line):
         return parseSyslog(line, peer, received)
     return Record(received, received, INFO, peer, "", decodeText(line), None)
