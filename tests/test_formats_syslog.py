@@ -404,7 +404,7 @@ class CommonShapeTests(SynchronousTestCase):
             text = data.decode()
             match = _COMMON_5424.match(text)
             assert match is not None, data
-            self.assertIsNotNone(_common5424(match, text, "p", RECEIVED), data)
+            self.assertIsNotNone(_common5424(match, "p", RECEIVED), data)
             self.assertSameAsGeneral(data)
         for data in (
             b"<13>Nov  2 07:03:12 host cron[123]: hello world",

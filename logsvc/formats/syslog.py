@@ -403,7 +403,7 @@ def commonSyslog(text: str, peer: str, received: int, zone: tzinfo | None = None
     """
     match = _COMMON_5424.match(text)
     if match is not None:
-        return _common5424(match, text, peer, received)
+        return _common5424(match, peer, received)
     match = _COMMON_3164.match(text)
     if match is not None:
         return _common3164(match, text, peer, received, zone)
@@ -466,7 +466,7 @@ _PRI_PARTS: dict[str, tuple[int, str]] = {
 }
 
 
-def _common5424(match: re.Match[str], text: str, peer: str, received: int) -> Record | None:
+def _common5424(match: re.Match[str], peer: str, received: int) -> Record | None:
     """
     The record of an RFC 5424 message L{_COMMON_5424} matched, or L{None}
     for the general way to decide (a PRI over 191 or with leading zeros, an
