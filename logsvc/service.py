@@ -33,6 +33,7 @@ from logsvc.ingest.tcp import IngestFactory, defaultConnectionShare
 from logsvc.ingest.udp import DatagramIngest, UDPListenerService, parseUDPEndpoint
 from logsvc.metrics import Metrics
 from logsvc.pipeline import Pipeline
+from logsvc.speedups import startupLine
 from logsvc.startup import (
     RETRY_DELAYS,
     NotReady,
@@ -127,9 +128,10 @@ class LogService(MultiService):
 
     def announce(self) -> None:
         """
-        Log one line per listener with its address, the store, and the UI's
-        URL; warn when something listens on all interfaces while anyone may
-        send and read (no tokens).
+        Log one line per listener with its address, the store, the UI's URL,
+        and which parsers run (the optional C module or pure Python, see
+        L{logsvc.speedups}); warn when something listens on all interfaces
+        while anyone may send and read (no tokens).
         """
         everywhere = []
         for child in self:
@@ -154,6 +156,7 @@ class LogService(MultiService):
                 url = f"{scheme}://{_hostPort(host, address[1])}/ui/" if not isinstance(address, str) else None
                 if url is not None:
                     self.log.info("UI: {url}", url=url)
+        self.log.info("{line}", line=startupLine())
         if everywhere and self.openToAll:
             self.log.warn(
                 "{listeners} listen on all interfaces and no --token-file is given: anyone who can reach"

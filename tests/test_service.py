@@ -26,6 +26,7 @@ from logsvc.health import HealthRegistry
 from logsvc.ingest.tcp import IngestFactory, IngestProtocol
 from logsvc.pipeline import Pipeline
 from logsvc.service import DrainingListenerService, ListenerService, LogService, makeService
+from logsvc.speedups import startupLine
 from logsvc.startup import RETRY_DELAYS, NotReady, StartupError, StartupFailed
 from logsvc.store.memory import MemoryStore
 from logsvc.store.sqlite.store import SqliteStore
@@ -378,6 +379,7 @@ class AnnounceTests(SynchronousTestCase):
                 "store: /var/lib/logsvc/db",
                 "--http listening on 0.0.0.0:8080",
                 "UI: http://localhost:8080/ui/",
+                startupLine(),
             ],
         )
 

@@ -19,6 +19,7 @@ import urllib.request
 
 from twisted.trial.unittest import TestCase
 
+from logsvc.speedups import startupLine
 from tests.e2e.server import ROOT, TWISTD, TwistdServer
 from tests.ports import freePort, freeUDPPort
 
@@ -234,8 +235,8 @@ class StartupFailureTests(TestCase):
 class StartedHealthTests(TestCase):
     def test_components(self) -> None:
         """
-        A good start logs one line per listener with its address, the store
-        and the UI's URL, and reports every listener, the store and the
+        A good start logs one line per listener with its address, the store,
+        the UI's URL and which parsers run (C or pure Python), and reports every listener, the store and the
         helper threads ok in /health.
         """
         server = TwistdServer(self.mktemp(), "--gelf", f"tcp:{freePort()}:interface=127.0.0.1", "--udp",
@@ -262,6 +263,8 @@ class StartedHealthTests(TestCase):
             f"--http listening on 127.0.0.1:{server.httpPort}",
             f"UI: http://127.0.0.1:{server.httpPort}/ui/",
             f"store: {server.db}",
+            # The server imports logsvc from the same tree as this test.
+            startupLine(),
         ):
             self.assertEqual(log.count(line + "\n"), 1, line)
         self.assertNotIn("all interfaces", log)
