@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from logsvc.formats import syslog
 from logsvc.formats.detect import parseLine, parseLines
 from logsvc.formats.syslog import (
     _COMMON_3164,
@@ -20,8 +21,10 @@ from logsvc.formats.syslog import (
     parseSyslogText,
 )
 from logsvc.record import Record
+from tests.speedups import requireSpeedups
 
 RECEIVED = 1_795_000_000_000_000  # 2026-11-18T08:26:40Z
+
 
 
 def micros(text: str) -> int:
@@ -385,9 +388,19 @@ class CommonShapeTests(SynchronousTestCase):
     """
 
     def assertSameAsGeneral(self, data: bytes) -> None:
+        """
+        C{data} parses to the general way's record: through the C version
+        of the common shapes when it is built, and through the Python one.
+        """
+        fast = syslog._fastCommon
         for zone in (UTC, None):
             expected = parseSyslogText(data.decode("utf-8", "replace"), "10.0.0.9", RECEIVED, zone=zone)
-            self.assertEqual(parseSyslog(data, "10.0.0.9", RECEIVED, zone=zone), expected)
+            for version in {fast, None}:
+                syslog._fastCommon = version
+                try:
+                    self.assertEqual(parseSyslog(data, "10.0.0.9", RECEIVED, zone=zone), expected)
+                finally:
+                    syslog._fastCommon = fast
 
     def test_commonShapesTaken(self) -> None:
         """
@@ -455,3 +468,65 @@ class CommonShapeTests(SynchronousTestCase):
         way's record.
         """
         self.assertSameAsGeneral(data)
+
+
+class CVersionTests(SynchronousTestCase):
+    """
+    The C version of the common shapes (C{logsvc._speedups.commonSyslog}),
+    where it is built: it takes what senders write, and leaves to Python
+    what it is not sure of.  (L{CommonShapeTests} holds its records to the
+    general way's.)
+    """
+
+    def setUp(self) -> None:
+        self.fast = requireSpeedups().commonSyslog
+        self.assertIs(syslog._fastCommon, self.fast)
+
+    def test_taken(self) -> None:
+        """
+        The shapes of rsyslog, logger and the senders' benchmark are read
+        in C, to the same record as the Python way's.
+        """
+        for data in (
+            b"<187>1 2026-11-22T10:00:00.000400+01:00 node-02 queue 9376 ID0 - GET /login answered 404",
+            b'<190>1 2026-11-22T10:00:00Z node-07 web 5678 ID1 [req@32473 id="1" path="/search"] GET /',
+            b"<14>1 - - - - - - h\xc3\xa9llo\r\n",
+            b"<13>Nov  2 07:03:12 host cron[123]: hello world",
+            b"<30>Nov 22 10:00:00.123 web nginx[]: hello",
+        ):
+            text = data.decode()
+            record = self.fast(text, "10.0.0.9", RECEIVED, UTC)
+            self.assertIsNotNone(record, data)
+            self.assertIs(type(record), Record)
+            self.assertEqual(record, parseSyslogText(text, "10.0.0.9", RECEIVED, zone=UTC))
+
+    def test_leftToPython(self) -> None:
+        """
+        What the C version is not sure of, it leaves to Python (L{None}):
+        text beyond Latin-1, a message without a TAG, fields longer than its
+        buffer, a repeated SD parameter, an offset datetime reads its own way.
+        """
+        for text in (
+            "<14>1 2026-11-22T10:00:00Z h a - - - \u2603",
+            "<14>1 2026-11-22T10:00:00Z h a - - - \ufeffm",
+            "<13>Nov 22 10:00:00 host message without a tag",
+            '<14>1 2026-11-22T10:00:00Z h a - - [o@1 k="' + "v" * 3000 + '"] m',
+            '<14>1 2026-11-22T10:00:00Z h a - - [o@1 k="1" k="2"] m',
+            "<14>1 2026-11-22T10:00:00+01:75 h a - - - m",
+            "<13>Nov 22 10:00:00 h cron[x]: m",
+            "<14>1 0999-11-22T10:00:00Z h a - - - m",
+        ):
+            self.assertIsNone(self.fast(text, "10.0.0.9", RECEIVED, UTC), text)
+            # And Python reads it as the general way does.
+            self.assertEqual(
+                parseSyslog(text.encode(), "10.0.0.9", RECEIVED, zone=UTC),
+                parseSyslogText(text, "10.0.0.9", RECEIVED, zone=UTC),
+            )
+
+    def test_badArguments(self) -> None:
+        """
+        Arguments of the wrong type are a TypeError, not a crash.
+        """
+        self.assertRaises(TypeError, self.fast, b"<14>1 - - - - - -", "p", RECEIVED, UTC)
+        self.assertRaises(TypeError, self.fast, "<14>1 - - - - - -", "p", 1.5, UTC)
+        self.assertRaises(TypeError, self.fast, "<14>1 - - - - - -")

@@ -27,9 +27,11 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
+from logsvc import speedups
 from logsvc.record import INFO, Record, RecordError, dumpFields
 from logsvc.times import Memo, datetimeToMicros
 
@@ -401,6 +403,10 @@ def commonSyslog(text: str, peer: str, received: int, zone: tzinfo | None = None
     for the general way (L{parseSyslogText}), which gives the same record for
     what this settles (tests.test_formats_syslog holds them to that).
     """
+    if _fastCommon is not None:
+        record = _fastCommon(text, peer, received, zone)
+        if record is not None:
+            return record
     match = _COMMON_5424.match(text)
     if match is not None:
         return _common5424(match, peer, received)
@@ -558,6 +564,15 @@ def _common3164(
         Record,
         (ts, received, severity, host, tag or "", _stripMessage(text[match.end() :]), fields),
     )
+
+
+# The C version of the common shapes (L{_common5424}, L{_common3164}) when
+# logsvc._speedups is built: a fifth of their time, and L{None} wherever it
+# is not sure (then they decide).
+_fastCommon: Callable[[str, str, int, tzinfo | None], Record | None] | None = None
+if speedups.module is not None:
+    speedups.module.configure(Record, _FACILITY_JSON, _MONTHS, _stampCache)
+    _fastCommon = speedups.module.commonSyslog
 
 
 def looksLikeSyslog(data: bytes) -> bool:
