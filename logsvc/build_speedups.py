@@ -72,11 +72,14 @@ def build(package: Path, *, into: Path | None = None) -> Path:
         by default (the in-place build).
     @return: the module file's path, C{into/}L{moduleFileName}C{()}.
     @raise BuildFailed: no source, no setuptools, no compiler, no headers,
-        or the compiler or linker failed.
+        the compiler or linker failed, or C{into} cannot be written.
     """
     into = package if into is None else into
     target = into / moduleFileName()
-    target.unlink(missing_ok=True)
+    try:
+        target.unlink(missing_ok=True)
+    except OSError as e:
+        raise BuildFailed(f"cannot remove the previous {target}: {e.strerror or e}")
     source = package / SOURCE_NAME
     if not source.is_file():
         raise BuildFailed(
@@ -102,9 +105,13 @@ def build(package: Path, *, into: Path | None = None) -> Path:
             raise BuildFailed(str(e) or type(e).__name__)
         built = Path(command.get_ext_fullpath(extension.name))
         partial = into / (target.name + ".partial")
-        partial.write_bytes(built.read_bytes())
-        partial.chmod(0o755)
-        os.replace(partial, target)
+        try:
+            partial.write_bytes(built.read_bytes())
+            partial.chmod(0o755)
+            os.replace(partial, target)
+        except OSError as e:
+            # A read-only source tree, say.
+            raise BuildFailed(f"cannot write {target}: {e.strerror or e}")
     return target
 
 

@@ -86,6 +86,15 @@ class BuildCommandTests(TestCase):
         self.assertIn("pure-Python parsers", warnings[0])
         self.assertIn(BUILD_COMMAND, warnings[0])
 
+    def test_unwritableDestination(self) -> None:
+        """A module that cannot be written (a read-only tree, say) is a failed build, not a crash."""
+        requireCompiler()
+        into = Path(self.mktemp()).resolve() / "missing"
+        result = run([sys.executable, "-m", "logsvc.build_speedups", "--into", str(into)], ROOT)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn(f"(cannot write {into / moduleFileName()}: No such file", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+
 
 class WheelTests(TestCase):
     """
