@@ -6,41 +6,35 @@ builds it and counts a skip as a failure).
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import ModuleType
 
 from twisted.trial.unittest import SkipTest
 
 from logsvc import speedups
-from logsvc.build_speedups import BUILD_COMMAND, SOURCE_NAME
+from logsvc.build_speedups import BUILD_COMMAND
 
 
-def missingReason(module: ModuleType | None, error: str | None = None) -> str | None:
+def missingReason(module: ModuleType | None, notUsedBecause: str | None = None) -> str | None:
     """
-    @param module: the C module as imported, or L{None}.
-    @param error: why a built module could not be loaded, if it could not.
-    @return: why the C path cannot be tested (not built, cannot be loaded,
-        or built from an older source than the one beside it, so the tests
-        would run yesterday's code), with the command that builds it; or
-        L{None} when it can.
+    @param module: L{logsvc.speedups.module}.
+    @param notUsedBecause: L{logsvc.speedups.notUsedBecause}.
+    @return: why the C path cannot be tested (the module is not built, or
+        not used: it cannot be loaded, or is older than its source, so the
+        tests would run yesterday's code), with the command that builds it;
+        or L{None} when it can.
     """
-    if module is None:
-        why = "is not built" if error is None else f"cannot be loaded ({error})"
-        return f"logsvc._speedups {why}: run {BUILD_COMMAND}"
-    built = Path(module.__file__ or "")
-    source = built.parent / SOURCE_NAME
-    if source.is_file() and source.stat().st_mtime > built.stat().st_mtime:
-        return f"logsvc._speedups is older than {source}: run {BUILD_COMMAND}"
-    return None
+    if module is not None:
+        return None
+    return f"logsvc._speedups {speedups.absence(notUsedBecause)}: run {BUILD_COMMAND}"
 
 
 def requireSpeedups() -> ModuleType:
     """
-    @return: C{logsvc._speedups}, built from the current source.
-    @raise SkipTest: naming the command that builds it, when it is not built,
-        cannot be loaded, or is older than its source.
+    @return: C{logsvc._speedups}, as L{logsvc.speedups.module} has it.
+    @raise SkipTest: naming the command that builds it, when it is not
+        built, cannot be loaded, or is older than its source.
     """
-    reason = missingReason(speedups.module, speedups.importError)
+    reason = missingReason(speedups.module, speedups.notUsedBecause)
     if reason is not None:
         raise SkipTest(reason)
     assert speedups.module is not None
