@@ -24,6 +24,15 @@ static PyObject *facilityJSON = NULL;
  * minute, second, receive day, zone) -> microseconds. */
 static PyObject *stampCache = NULL;
 
+/* read3164's last stamp ("Mmm dd hh:mm:ss" as written), its receive day and
+ * zone (held, so its address names it), and its whole second. */
+static int lastStampValid = 0;
+static char lastStamp[16];
+static Py_ssize_t lastStampLength = 0;
+static long long lastReceiveDay = 0;
+static PyObject *lastZone = NULL;
+static long long lastWhole = 0;
+
 static const char *const MONTH_NAMES[12] = {
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 };
@@ -486,6 +495,7 @@ read3164(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
 {
     Text t = *tp;
     long month = 0;
+    Py_ssize_t stampStart = i;
     if (i + 3 > t.length) {
         Py_RETURN_NONE;
     }
@@ -593,10 +603,20 @@ read3164(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
         PyErr_Clear();
         Py_RETURN_NONE;
     }
+    long long ts;
     long long receiveDay = receivedMicros / 86400000000LL;
     if (receivedMicros % 86400000000LL < 0) {
         receiveDay--;
     }
+    /* The last stamp read, kept here: senders write many messages a second,
+     * and a message of the same second, receive day and zone needs no key
+     * built nor memo looked up. */
+    Py_ssize_t stampLength = timeStart + 8 - stampStart;
+    if (lastStampValid && stampLength == lastStampLength && receiveDay == lastReceiveDay && zone == lastZone
+        && memcmp(t.data + stampStart, lastStamp, (size_t)stampLength) == 0) {
+        ts = lastWhole;
+    }
+    else {
     PyObject *key = Py_BuildValue(
         "(lNNNNLO)", month, PyUnicode_Substring(textObject, dayStart, dayEnd),
         PyUnicode_Substring(textObject, timeStart, timeStart + 2),
@@ -614,11 +634,21 @@ read3164(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
         }
         return NULL;
     }
-    long long ts = PyLong_AsLongLong(whole);
+    ts = PyLong_AsLongLong(whole);
     Py_DECREF(whole);
     if (ts == -1 && PyErr_Occurred()) {
         PyErr_Clear();
         Py_RETURN_NONE;
+    }
+    lastStampValid = stampLength <= (Py_ssize_t)sizeof(lastStamp);
+    if (lastStampValid) {
+        memcpy(lastStamp, t.data + stampStart, (size_t)stampLength);
+        lastStampLength = stampLength;
+        lastReceiveDay = receiveDay;
+        Py_INCREF(zone);
+        Py_XSETREF(lastZone, zone);
+        lastWhole = ts;
+    }
     }
     ts += fraction;
 
@@ -731,6 +761,7 @@ configure(PyObject *module, PyObject *args)
     Py_XSETREF(facilityJSON, facilities);
     Py_INCREF(stamps);
     Py_XSETREF(stampCache, stamps);
+    lastStampValid = 0;
     Py_RETURN_NONE;
 }
 
