@@ -2,7 +2,9 @@
 Parsing benchmark: the CPU time one process spends turning each sender's
 wire bytes into records, per record, for the bodies ``bench_senders.py``
 sends (plain lines, OTLP protobuf, Loki snappy protobuf, Fluent forward
-PackedForward, and UDP datagrams: RFC 5424, RFC 3164, zlib GELF).  No server, no store: what the reactor thread pays per
+PackedForward, and UDP datagrams: RFC 5424, RFC 3164, zlib GELF; the syslog
+datagrams also through the pure-Python parser, where the optional C one,
+``logsvc._speedups``, is built).  No server, no store: what the reactor thread pays per
 record before anything is stored, which a loaded machine changes much less
 than a wall-clock rate (``time.process_time``, the best of several rounds).
 
@@ -30,6 +32,8 @@ from bench.bench_senders import (  # noqa: E402
     rfc3164,
     rfc5424,
 )
+from logsvc import speedups  # noqa: E402
+from logsvc.formats import syslog  # noqa: E402
 from logsvc.formats.datagram import parseDatagrams  # noqa: E402
 from logsvc.formats.detect import parseLines  # noqa: E402
 from logsvc.formats.forward import decodeMessage, unpacker  # noqa: E402
@@ -125,6 +129,27 @@ def datagramCase(make: Callable[[int], list[bytes]]) -> Callable[[int], Callable
     return case
 
 
+def pythonOnly(case: Callable[[int], Callable[[], int]]) -> Callable[[int], Callable[[], int]]:
+    """
+    C{case} with the syslog parser's C version (C{logsvc._speedups}) set
+    aside while it runs: the pure-Python way, for comparison.
+    """
+
+    def pure(count: int) -> Callable[[], int]:
+        run = case(count)
+
+        def runPure() -> int:
+            fast, syslog._fastCommon = syslog._fastCommon, None
+            try:
+                return run()
+            finally:
+                syslog._fastCommon = fast
+
+        return runPure
+
+    return pure
+
+
 CASES: dict[str, Callable[[int], Callable[[], int]]] = {
     "plain lines": plainCase,
     "OTLP protobuf (decode and map)": otlpCase,
@@ -133,6 +158,8 @@ CASES: dict[str, Callable[[int], Callable[[], int]]] = {
     "Fluent forward PackedForward": forwardCase,
     "RFC 5424 datagrams": datagramCase(lambda count: makeMessages(rfc5424, count)),
     "RFC 3164 datagrams": datagramCase(lambda count: makeMessages(rfc3164, count)),
+    "RFC 5424 datagrams, pure Python": pythonOnly(datagramCase(lambda count: makeMessages(rfc5424, count))),
+    "RFC 3164 datagrams, pure Python": pythonOnly(datagramCase(lambda count: makeMessages(rfc3164, count))),
     "GELF zlib datagrams": datagramCase(lambda count: [d for (d,) in gelfMessages(count)]),
 }
 
@@ -143,6 +170,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per case (the best is printed)")
     args = parser.parse_args()
     print(f"{args.records:,} records per case, best of {args.rounds} rounds, CPU time of this process")
+    print(speedups.startupLine())
     baseline = None
     for name, make in CASES.items():
         run = make(args.records)

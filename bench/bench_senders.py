@@ -64,6 +64,7 @@ import orjson
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.harness import BenchServer, sendTCP, timedPosts, timedTCPIngest  # noqa: E402
+from logsvc import speedups  # noqa: E402
 from tests.ports import (
     freePort,  # noqa: E402
     freeUDPPort,  # noqa: E402
@@ -638,6 +639,8 @@ def main() -> None:
     n = args.records
     only = set(args.only)
     print(f"records per run: {n:,}  (fresh twistd logsvc per run, counted back from the store)")
+    # The servers import this checkout, as this process does.
+    print(speedups.startupLine())
     plainMessages = makeMessages(plainLine, n)
     plain, plainCPU, plainReactor = tcpRate(plainMessages, lineFramed)
     plainBytes = plain * sum(len(m) + 1 for m in plainMessages) / n
