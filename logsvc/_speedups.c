@@ -73,33 +73,31 @@ enum {
 
 static unsigned char classes[256];
 
+/* Each class: whether it holds the space, and the printable characters it
+ * does not hold. */
+static const struct {
+    unsigned char kind;
+    int space;
+    const char *excluded;
+} classRules[] = {
+    {PRINTABLE, 0, ""},
+    {WORD, 0, "\"\\"},
+    {SD_NAME, 0, "=]\"\\"},
+    {SD_VALUE, 1, "\"\\"},
+    {HOST, 0, "["},
+    {TAG, 0, ":[]"},
+    {PID, 0, "]"},
+};
+
 static void
 fillClasses(void)
 {
     for (int c = 0x20; c <= 0x7e; c++) {
-        unsigned char k = 0;
-        if (c != ' ') {
-            k |= PRINTABLE;
-            if (c != '"' && c != '\\') {
-                k |= WORD;
-                if (c != '=' && c != ']') {
-                    k |= SD_NAME;
-                }
+        for (size_t r = 0; r < sizeof(classRules) / sizeof(classRules[0]); r++) {
+            if ((c != ' ' || classRules[r].space) && strchr(classRules[r].excluded, c) == NULL) {
+                classes[c] |= classRules[r].kind;
             }
         }
-        if (c != '"' && c != '\\') {
-            k |= SD_VALUE;
-        }
-        if (c != ' ' && c != '[') {
-            k |= HOST;
-            if (c != ':' && c != ']') {
-                k |= TAG;
-            }
-        }
-        if (c != ' ' && c != ']') {
-            k |= PID;
-        }
-        classes[c] = k;
     }
 }
 
@@ -120,6 +118,31 @@ readDigits(const Text *t, Py_ssize_t *i, int count, long *value)
     }
     *i += count;
     *value = v;
+    return 1;
+}
+
+/* Read a second's fraction at *i, 1 to `most` digits, as microseconds (its
+ * first six digits, padded with zeros) into *micros; 0 when there is no
+ * digit. */
+static int
+readFraction(const Text *t, Py_ssize_t *i, Py_ssize_t most, long *micros)
+{
+    Py_ssize_t start = *i, n = *i;
+    long value = 0;
+    while (n < t->length && isDigit(charAt(t, n)) && n - start < most) {
+        if (n - start < 6) {
+            value = value * 10 + (long)(charAt(t, n) - '0');
+        }
+        n++;
+    }
+    if (n == start) {
+        return 0;
+    }
+    for (Py_ssize_t digits = n - start; digits < 6; digits++) {
+        value *= 10;
+    }
+    *i = n;
+    *micros = value;
     return 1;
 }
 
@@ -232,6 +255,46 @@ fail:
     return NULL;
 }
 
+/* A syslog record: its MSG is text[messageStart:messageEnd], its fields'
+ * JSON text (ASCII) in `fields`.  Steals the references to source and
+ * service, either of which may be NULL (an error is set). */
+static PyObject *
+syslogRecord(long long ts, PyObject *received, long pri, PyObject *source, PyObject *service,
+             PyObject *text, Py_ssize_t messageStart, Py_ssize_t messageEnd, const Buffer *fields)
+{
+    PyObject *message = PyUnicode_Substring(text, messageStart, messageEnd);
+    PyObject *fieldsObject = PyUnicode_New(fields->length, 127);
+    if (fieldsObject != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(fieldsObject), fields->text, (size_t)fields->length);
+    }
+    if (source == NULL || service == NULL || message == NULL || fieldsObject == NULL) {
+        Py_XDECREF(source);
+        Py_XDECREF(service);
+        Py_XDECREF(message);
+        Py_XDECREF(fieldsObject);
+        return NULL;
+    }
+    return newRecord(ts, received, (int)(pri & 7), source, service, message, fieldsObject);
+}
+
+/* Start `fields` with the facility's JSON text ({"facility":"NAME") of PRI;
+ * 0 with an error set when it cannot. */
+static int
+startFields(Buffer *fields, long pri)
+{
+    Py_ssize_t length;
+    const char *text = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(facilityJSON, pri), &length);
+    fields->length = 0;
+    if (text == NULL) {
+        return 0;
+    }
+    if (!append(fields, text, length)) {
+        PyErr_SetString(PyExc_ValueError, "a facility's JSON text is too long");
+        return 0;
+    }
+    return 1;
+}
+
 typedef struct {
     Py_ssize_t nameStart, nameEnd, valueStart, valueEnd;
 } Param;
@@ -257,20 +320,8 @@ read5424(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
             Py_RETURN_NONE;
         }
         long fraction = 0;
-        if (expect(&t, &i, '.')) {
-            Py_ssize_t start = i;
-            while (i < t.length && isDigit(charAt(&t, i)) && i - start < 9) {
-                if (i - start < 6) {
-                    fraction = fraction * 10 + (long)(charAt(&t, i) - '0');
-                }
-                i++;
-            }
-            if (i == start) {
-                Py_RETURN_NONE;
-            }
-            for (Py_ssize_t n = i - start; n < 6; n++) {
-                fraction *= 10;
-            }
+        if (expect(&t, &i, '.') && !readFraction(&t, &i, 9, &fraction)) {
+            Py_RETURN_NONE;
         }
         long offset = 0;
         if (expect(&t, &i, 'Z')) {
@@ -310,29 +361,23 @@ read5424(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
     }
 
     /* HOSTNAME, APP-NAME (printable ASCII), PROCID, MSGID (no quote or
-     * backslash: written into the fields' JSON as they are). */
-    Py_ssize_t hostStart = i, hostEnd = runOf(&t, i, PRINTABLE, ' ');
-    if (hostEnd < 0 || !expect(&t, &hostEnd, ' ')) {
-        Py_RETURN_NONE;
+     * backslash: written into the fields' JSON as they are), each ended by
+     * a space. */
+    static const unsigned char wordClasses[4] = {PRINTABLE, PRINTABLE, WORD, WORD};
+    Py_ssize_t starts[4], ends[4];
+    for (int w = 0; w < 4; w++) {
+        starts[w] = i;
+        ends[w] = runOf(&t, i, wordClasses[w], ' ');
+        if (ends[w] < 0) {
+            Py_RETURN_NONE;
+        }
+        i = ends[w];
+        if (!expect(&t, &i, ' ')) {
+            Py_RETURN_NONE;
+        }
     }
-    Py_ssize_t appStart = hostEnd, appEnd = runOf(&t, appStart, PRINTABLE, ' ');
-    if (appEnd < 0 || !expect(&t, &appEnd, ' ')) {
-        Py_RETURN_NONE;
-    }
-    Py_ssize_t procStart = appEnd, procEnd = runOf(&t, procStart, WORD, ' ');
-    if (procEnd < 0 || !expect(&t, &procEnd, ' ')) {
-        Py_RETURN_NONE;
-    }
-    Py_ssize_t msgidStart = procEnd, msgidEnd = runOf(&t, msgidStart, WORD, ' ');
-    if (msgidEnd < 0 || !expect(&t, &msgidEnd, ' ')) {
-        Py_RETURN_NONE;
-    }
-    /* Ends as index of the character after each word's space. */
-    hostEnd--;
-    appEnd--;
-    procEnd--;
-    msgidEnd--;
-    i = msgidEnd + 1;
+    Py_ssize_t hostStart = starts[0], hostEnd = ends[0], appStart = starts[1], appEnd = ends[1];
+    Py_ssize_t procStart = starts[2], procEnd = ends[2], msgidStart = starts[3], msgidEnd = ends[3];
 
     /* STRUCTURED-DATA: NILVALUE or one element of one to four parameters. */
     Param params[4];
@@ -422,11 +467,7 @@ read5424(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
 
     /* The fields' JSON text. */
     Buffer fields;
-    fields.length = 0;
-    PyObject *facility = PyTuple_GET_ITEM(facilityJSON, pri);
-    Py_ssize_t facilityLength;
-    const char *facilityText = PyUnicode_AsUTF8AndSize(facility, &facilityLength);
-    if (facilityText == NULL || !append(&fields, facilityText, facilityLength)) {
+    if (!startFields(&fields, pri)) {
         return NULL;
     }
     int ok = 1;
@@ -471,19 +512,7 @@ read5424(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
     else {
         service = PyUnicode_Substring(textObject, appStart, appEnd);
     }
-    PyObject *message = PyUnicode_Substring(textObject, messageStart, messageEnd);
-    PyObject *fieldsObject = PyUnicode_New(fields.length, 127);
-    if (fieldsObject != NULL) {
-        memcpy(PyUnicode_1BYTE_DATA(fieldsObject), fields.text, (size_t)fields.length);
-    }
-    if (source == NULL || service == NULL || message == NULL || fieldsObject == NULL) {
-        Py_XDECREF(source);
-        Py_XDECREF(service);
-        Py_XDECREF(message);
-        Py_XDECREF(fieldsObject);
-        return NULL;
-    }
-    return newRecord(ts, received, (int)(pri & 7), source, service, message, fieldsObject);
+    return syslogRecord(ts, received, pri, source, service, textObject, messageStart, messageEnd, &fields);
 }
 
 /* RFC 3164 after its "<PRI>" (i is the index after it): "Mmm dd
@@ -530,18 +559,8 @@ read3164(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
     }
     Py_ssize_t timeStart = dayEnd + 1;
     long fraction = 0;
-    if (expect(&t, &i, '.')) {
-        Py_ssize_t start = i;
-        while (i < t.length && isDigit(charAt(&t, i)) && i - start < 6) {
-            fraction = fraction * 10 + (long)(charAt(&t, i) - '0');
-            i++;
-        }
-        if (i == start) {
-            Py_RETURN_NONE;
-        }
-        for (Py_ssize_t n = i - start; n < 6; n++) {
-            fraction *= 10;
-        }
+    if (expect(&t, &i, '.') && !readFraction(&t, &i, 6, &fraction)) {
+        Py_RETURN_NONE;
     }
     if (!expect(&t, &i, ' ')) {
         Py_RETURN_NONE;
@@ -653,14 +672,10 @@ read3164(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
     ts += fraction;
 
     Buffer fields;
-    fields.length = 0;
-    Py_ssize_t facilityLength;
-    const char *facilityText = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(facilityJSON, pri), &facilityLength);
-    if (facilityText == NULL) {
+    if (!startFields(&fields, pri)) {
         return NULL;
     }
-    if (!append(&fields, facilityText, facilityLength)
-        || (pidEnd > pidStart
+    if ((pidEnd > pidStart
             && !(append(&fields, ",\"procid\":\"", 11) && appendSlice(&fields, &t, pidStart, pidEnd)
                  && append(&fields, "\"", 1)))
         || !append(&fields, "}", 1)) {
@@ -668,19 +683,7 @@ read3164(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
     }
     PyObject *source = PyUnicode_Substring(textObject, hostStart, hostEnd);
     PyObject *service = PyUnicode_Substring(textObject, tagStart, tagEnd);
-    PyObject *message = PyUnicode_Substring(textObject, messageStart, messageEnd);
-    PyObject *fieldsObject = PyUnicode_New(fields.length, 127);
-    if (fieldsObject != NULL) {
-        memcpy(PyUnicode_1BYTE_DATA(fieldsObject), fields.text, (size_t)fields.length);
-    }
-    if (source == NULL || service == NULL || message == NULL || fieldsObject == NULL) {
-        Py_XDECREF(source);
-        Py_XDECREF(service);
-        Py_XDECREF(message);
-        Py_XDECREF(fieldsObject);
-        return NULL;
-    }
-    return newRecord(ts, received, (int)(pri & 7), source, service, message, fieldsObject);
+    return syslogRecord(ts, received, pri, source, service, textObject, messageStart, messageEnd, &fields);
 }
 
 static PyObject *
