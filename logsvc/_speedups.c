@@ -768,6 +768,612 @@ configure(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- OTLP: the log records of decoded export requests ----
+ *
+ * mapLogRecords() is logsvc.formats.otlp._mapLogRecords for the records of
+ * the common shape: attributes whose values are non-empty strings or
+ * non-zero integers under keys of their own (none of the scope's fields, no
+ * repeat), a severity number of 1..24 (or none and no text), a string body
+ * (or none).  It reads them through the bindings' own attribute access, as
+ * the Python loop does, and writes the fields' JSON text as orjson writes
+ * it (the scope's fields text, then each key and value; a string needing an
+ * escape goes the Python way).  Any other record is handed to the Python
+ * loop, alone, which settles it: so each record is the one the Python loop
+ * makes. */
+
+static PyTypeObject *otlpRecordType = NULL;
+/* The level of each severity number 0..24 (None for 0). */
+static PyObject *otlpLevels = NULL;
+static int otlpEventNames = 0;
+/* _mapLogRecords(scopes, received, append, refuse): the Python way. */
+static PyObject *otlpPythonMap = NULL;
+
+static PyObject *nameAttributes, *nameKey, *nameValue, *nameStringValue, *nameIntValue, *nameTraceID,
+    *nameSpanID, *nameEventName, *nameSeverityNumber, *nameSeverityText, *nameBody, *nameTimeUnixNano,
+    *nameObservedTimeUnixNano, *nameService, *nameFields, *nameFieldsText, *nameWhichOneof, *nameOneofValue,
+    *nameAppend, *textTraceID, *textSpanID, *textEventName;
+
+/* Attributes a record may have and still take the C way. */
+#define OTLP_MAX_ATTRIBUTES 16
+#define INFO_LEVEL 6
+
+/* A growing byte buffer, on the stack until it outgrows it. */
+typedef struct {
+    char *data;
+    Py_ssize_t length, size;
+    int nonASCII;
+    char stack[2048];
+} Text8;
+
+static void
+text8Init(Text8 *b)
+{
+    b->data = b->stack;
+    b->length = 0;
+    b->size = (Py_ssize_t)sizeof(b->stack);
+    b->nonASCII = 0;
+}
+
+static void
+text8Free(Text8 *b)
+{
+    if (b->data != b->stack) {
+        PyMem_Free(b->data);
+    }
+}
+
+static int
+text8Append(Text8 *b, const char *s, Py_ssize_t n)
+{
+    if (b->length + n > b->size) {
+        Py_ssize_t size = b->size;
+        while (b->length + n > size) {
+            size *= 2;
+        }
+        char *data = PyMem_Malloc((size_t)size);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        memcpy(data, b->data, (size_t)b->length);
+        text8Free(b);
+        b->data = data;
+        b->size = size;
+    }
+    memcpy(b->data + b->length, s, (size_t)n);
+    b->length += n;
+    return 1;
+}
+
+/* Append a str as a JSON string.  1 done, 0 when it needs an escape (or is
+ * no str: the Python way decides), -1 on error. */
+static int
+text8AppendString(Text8 *b, PyObject *s)
+{
+    if (!PyUnicode_Check(s)) {
+        return 0;
+    }
+    Py_ssize_t n;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(s, &n);
+    if (utf8 == NULL) {
+        /* Surrogates: orjson refuses them, the Python way says so. */
+        PyErr_Clear();
+        return 0;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)utf8[k];
+        if (c < 0x20 || c == '"' || c == '\\') {
+            return 0;
+        }
+    }
+    if (!PyUnicode_IS_ASCII(s)) {
+        b->nonASCII = 1;
+    }
+    return text8Append(b, "\"", 1) && text8Append(b, utf8, n) && text8Append(b, "\"", 1) ? 1 : -1;
+}
+
+/* Append an integer in decimal, as orjson writes it. */
+static int
+text8AppendInteger(Text8 *b, long long integer)
+{
+    char digits[24];
+    int start = (int)sizeof(digits);
+    /* Through the unsigned magnitude: -2**63 has no positive long long. */
+    unsigned long long magnitude = integer < 0 ? 0ULL - (unsigned long long)integer : (unsigned long long)integer;
+    do {
+        digits[--start] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude != 0);
+    if (integer < 0) {
+        digits[--start] = '-';
+    }
+    return text8Append(b, digits + start, (Py_ssize_t)sizeof(digits) - start);
+}
+
+static int
+text8AppendHex(Text8 *b, PyObject *bytes)
+{
+    static const char digits[] = "0123456789abcdef";
+    char pair[2];
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(bytes);
+    Py_ssize_t n = PyBytes_GET_SIZE(bytes);
+    if (!text8Append(b, "\"", 1)) {
+        return 0;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        pair[0] = digits[data[k] >> 4];
+        pair[1] = digits[data[k] & 15];
+        if (!text8Append(b, pair, 2)) {
+            return 0;
+        }
+    }
+    return text8Append(b, "\"", 1);
+}
+
+/* Whether `key` is among keys[0..count) (1), not (0), or an error (-1). */
+static int
+amongKeys(PyObject *key, PyObject *const *keys, int count)
+{
+    for (int k = 0; k < count; k++) {
+        int same = PyObject_RichCompareBool(key, keys[k], Py_EQ);
+        if (same != 0) {
+            return same;
+        }
+    }
+    return 0;
+}
+
+/* Whether a record's own key is free to be appended: not among the scope's
+ * fields nor the record's keys before it (1), taken (0), error (-1). */
+static int
+freeKey(PyObject *key, PyObject *baseFields, PyObject *const *keys, int count)
+{
+    int taken = PyDict_Contains(baseFields, key);
+    if (taken == 0) {
+        taken = amongKeys(key, keys, count);
+    }
+    return taken < 0 ? -1 : !taken;
+}
+
+/* The record of one log record in the common shape (a new reference),
+ * Py_None (a new reference) for the Python way, or NULL on error. */
+static PyObject *
+otlpRecord(PyObject *log, PyObject *received, PyObject *source, PyObject *service, PyObject *baseFields,
+           const char *baseText, Py_ssize_t baseLength, PyObject *baseTextObject)
+{
+    PyObject *result = NULL;
+    PyObject *attributes = NULL, *traceID = NULL, *spanID = NULL, *eventName = NULL, *number = NULL;
+    PyObject *severityText = NULL, *body = NULL, *message = NULL, *nanos = NULL, *fieldsText = NULL;
+    PyObject *keys[OTLP_MAX_ATTRIBUTES + 3];
+    PyObject *values[OTLP_MAX_ATTRIBUTES];
+    int keyCount = 0, valueCount = 0, slow = 0;
+    Text8 fields;
+    text8Init(&fields);
+
+#define SLOW_IF(condition) \
+    if (condition) { \
+        slow = 1; \
+        goto done; \
+    }
+#define FAIL_IF(condition) \
+    if (condition) { \
+        goto done; \
+    }
+
+    attributes = PyObject_GetAttr(log, nameAttributes);
+    FAIL_IF(attributes == NULL);
+    Py_ssize_t count = PyObject_Length(attributes);
+    FAIL_IF(count < 0);
+    SLOW_IF(count > OTLP_MAX_ATTRIBUTES);
+    for (Py_ssize_t n = 0; n < count; n++) {
+        PyObject *kv = PySequence_GetItem(attributes, n);
+        FAIL_IF(kv == NULL);
+        PyObject *key = PyObject_GetAttr(kv, nameKey);
+        PyObject *value = key == NULL ? NULL : PyObject_GetAttr(kv, nameValue);
+        Py_DECREF(kv);
+        if (value == NULL) {
+            Py_XDECREF(key);
+            goto done;
+        }
+        keys[keyCount++] = key;
+        /* A non-empty string, else a non-zero integer: what the Python
+         * loop reads without asking the value's kind. */
+        PyObject *item = PyObject_GetAttr(value, nameStringValue);
+        if (item != NULL && PyUnicode_Check(item) && PyUnicode_GET_LENGTH(item) == 0) {
+            Py_DECREF(item);
+            item = PyObject_GetAttr(value, nameIntValue);
+            if (item != NULL && !(PyLong_CheckExact(item) && PyObject_IsTrue(item))) {
+                /* Empty, zero, or another kind: anyValue() decides. */
+                Py_DECREF(item);
+                Py_DECREF(value);
+                slow = 1;
+                goto done;
+            }
+        }
+        Py_DECREF(value);
+        FAIL_IF(item == NULL);
+        values[valueCount++] = item;
+        int free = freeKey(key, baseFields, keys, keyCount - 1);
+        FAIL_IF(free < 0);
+        SLOW_IF(!free);
+    }
+    traceID = PyObject_GetAttr(log, nameTraceID);
+    FAIL_IF(traceID == NULL);
+    SLOW_IF(!PyBytes_Check(traceID));
+    spanID = PyObject_GetAttr(log, nameSpanID);
+    FAIL_IF(spanID == NULL);
+    SLOW_IF(!PyBytes_Check(spanID));
+    if (otlpEventNames) {
+        eventName = PyObject_GetAttr(log, nameEventName);
+        FAIL_IF(eventName == NULL);
+        SLOW_IF(!PyUnicode_Check(eventName));
+    }
+    /* The ids and event name take keys of their own too. */
+    int idCount = keyCount;
+    PyObject *extraNames[3] = {textTraceID, textSpanID, textEventName};
+    int extraSet[3] = {PyBytes_GET_SIZE(traceID) > 0, PyBytes_GET_SIZE(spanID) > 0,
+                       eventName != NULL && PyUnicode_GET_LENGTH(eventName) > 0};
+    for (int e = 0; e < 3; e++) {
+        if (extraSet[e]) {
+            int free = freeKey(extraNames[e], baseFields, keys, idCount);
+            FAIL_IF(free < 0);
+            SLOW_IF(!free);
+        }
+    }
+
+    /* The level. */
+    number = PyObject_GetAttr(log, nameSeverityNumber);
+    FAIL_IF(number == NULL);
+    SLOW_IF(!PyLong_CheckExact(number));
+    long severity = PyLong_AsLong(number);
+    if (severity == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        slow = 1;
+        goto done;
+    }
+    PyObject *level;
+    if (severity >= 1 && severity <= 24) {
+        level = PyTuple_GET_ITEM(otlpLevels, severity);
+    }
+    else {
+        /* No number and no text is info; anything else, severityLevel(). */
+        SLOW_IF(severity != 0);
+        severityText = PyObject_GetAttr(log, nameSeverityText);
+        FAIL_IF(severityText == NULL);
+        SLOW_IF(!PyUnicode_Check(severityText) || PyUnicode_GET_LENGTH(severityText) != 0);
+        level = NULL;
+    }
+
+    /* The message: a string body, or none. */
+    body = PyObject_GetAttr(log, nameBody);
+    FAIL_IF(body == NULL);
+    message = PyObject_GetAttr(body, nameStringValue);
+    FAIL_IF(message == NULL);
+    SLOW_IF(!PyUnicode_Check(message));
+    if (PyUnicode_GET_LENGTH(message) == 0) {
+        PyObject *kind = PyObject_CallMethodOneArg(body, nameWhichOneof, nameOneofValue);
+        FAIL_IF(kind == NULL);
+        int stringOrNone = kind == Py_None || PyObject_RichCompareBool(kind, nameStringValue, Py_EQ) == 1;
+        Py_DECREF(kind);
+        FAIL_IF(PyErr_Occurred());
+        SLOW_IF(!stringOrNone);
+    }
+
+    /* The time: the event's, else the observed one, else the receive time. */
+    nanos = PyObject_GetAttr(log, nameTimeUnixNano);
+    FAIL_IF(nanos == NULL);
+    unsigned long long when = PyLong_AsUnsignedLongLong(nanos);
+    if (when == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        slow = 1;
+        goto done;
+    }
+    if (when == 0) {
+        Py_DECREF(nanos);
+        nanos = PyObject_GetAttr(log, nameObservedTimeUnixNano);
+        FAIL_IF(nanos == NULL);
+        when = PyLong_AsUnsignedLongLong(nanos);
+        if (when == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            slow = 1;
+            goto done;
+        }
+    }
+
+    /* The fields' text: the scope's, or more. */
+    if (keyCount == 0 && !extraSet[0] && !extraSet[1] && !extraSet[2]) {
+        fieldsText = baseTextObject;
+        Py_INCREF(fieldsText);
+    }
+    else {
+        int first = baseText == NULL;
+        if (first) {
+            FAIL_IF(!text8Append(&fields, "{", 1));
+        }
+        else {
+            /* The scope's fields without their closing brace. */
+            FAIL_IF(!text8Append(&fields, baseText, baseLength - 1));
+            fields.nonASCII = !PyUnicode_IS_ASCII(baseTextObject);
+        }
+        for (int n = 0; n < keyCount; n++) {
+            FAIL_IF(!first && !text8Append(&fields, ",", 1));
+            first = 0;
+            int written = text8AppendString(&fields, keys[n]);
+            FAIL_IF(written < 0);
+            SLOW_IF(written == 0);
+            FAIL_IF(!text8Append(&fields, ":", 1));
+            if (PyUnicode_Check(values[n])) {
+                written = text8AppendString(&fields, values[n]);
+                FAIL_IF(written < 0);
+                SLOW_IF(written == 0);
+            }
+            else {
+                long long integer = PyLong_AsLongLong(values[n]);
+                if (integer == -1 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                    slow = 1;
+                    goto done;
+                }
+                FAIL_IF(!text8AppendInteger(&fields, integer));
+            }
+        }
+        if (extraSet[0]) {
+            FAIL_IF(!(first || text8Append(&fields, ",", 1)) || !text8Append(&fields, "\"trace_id\":", 11)
+                    || !text8AppendHex(&fields, traceID));
+            first = 0;
+        }
+        if (extraSet[1]) {
+            FAIL_IF(!(first || text8Append(&fields, ",", 1)) || !text8Append(&fields, "\"span_id\":", 10)
+                    || !text8AppendHex(&fields, spanID));
+            first = 0;
+        }
+        if (extraSet[2]) {
+            FAIL_IF(!(first || text8Append(&fields, ",", 1)) || !text8Append(&fields, "\"event_name\":", 13));
+            int written = text8AppendString(&fields, eventName);
+            FAIL_IF(written < 0);
+            SLOW_IF(written == 0);
+        }
+        FAIL_IF(!text8Append(&fields, "}", 1));
+        if (fields.nonASCII) {
+            fieldsText = PyUnicode_DecodeUTF8(fields.data, fields.length, NULL);
+            FAIL_IF(fieldsText == NULL);
+        }
+        else {
+            fieldsText = PyUnicode_New(fields.length, 127);
+            FAIL_IF(fieldsText == NULL);
+            memcpy(PyUnicode_1BYTE_DATA(fieldsText), fields.data, (size_t)fields.length);
+        }
+    }
+
+    PyObject *ts;
+    if (when == 0) {
+        ts = received;
+        Py_INCREF(ts);
+    }
+    else {
+        ts = PyLong_FromUnsignedLongLong(when / 1000);
+        FAIL_IF(ts == NULL);
+    }
+    if (level == NULL) {
+        level = PyLong_FromLong(INFO_LEVEL);
+        if (level == NULL) {
+            Py_DECREF(ts);
+            goto done;
+        }
+    }
+    else {
+        Py_INCREF(level);
+    }
+    PyObject *record = otlpRecordType->tp_alloc(otlpRecordType, 7);
+    if (record == NULL) {
+        Py_DECREF(ts);
+        Py_DECREF(level);
+        goto done;
+    }
+    Py_INCREF(received);
+    Py_INCREF(source);
+    Py_INCREF(service);
+    PyTuple_SET_ITEM(record, 0, ts);
+    PyTuple_SET_ITEM(record, 1, received);
+    PyTuple_SET_ITEM(record, 2, level);
+    PyTuple_SET_ITEM(record, 3, source);
+    PyTuple_SET_ITEM(record, 4, service);
+    PyTuple_SET_ITEM(record, 5, message);
+    PyTuple_SET_ITEM(record, 6, fieldsText);
+    message = NULL;
+    fieldsText = NULL;
+    result = record;
+
+done:
+#undef SLOW_IF
+#undef FAIL_IF
+    for (int n = 0; n < keyCount; n++) {
+        Py_DECREF(keys[n]);
+    }
+    for (int n = 0; n < valueCount; n++) {
+        Py_DECREF(values[n]);
+    }
+    Py_XDECREF(attributes);
+    Py_XDECREF(traceID);
+    Py_XDECREF(spanID);
+    Py_XDECREF(eventName);
+    Py_XDECREF(number);
+    Py_XDECREF(severityText);
+    Py_XDECREF(body);
+    Py_XDECREF(message);
+    Py_XDECREF(nanos);
+    Py_XDECREF(fieldsText);
+    text8Free(&fields);
+    if (slow && result == NULL && !PyErr_Occurred()) {
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+/* Hand one log record to the Python loop. */
+static int
+otlpPythonWay(PyObject *log, PyObject *template, PyObject *source, PyObject *received, PyObject *append,
+              PyObject *refuse)
+{
+    PyObject *scopes = Py_BuildValue("[([O]OO)]", log, template, source);
+    if (scopes == NULL) {
+        return 0;
+    }
+    PyObject *done = PyObject_CallFunctionObjArgs(otlpPythonMap, scopes, received, append, refuse, NULL);
+    Py_DECREF(scopes);
+    Py_XDECREF(done);
+    return done != NULL;
+}
+
+static PyObject *
+mapLogRecords(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "mapLogRecords(scopes, received, records, refuse)");
+        return NULL;
+    }
+    PyObject *scopes = args[0], *received = args[1], *records = args[2], *refuse = args[3];
+    if (otlpRecordType == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "logsvc._speedups.configureOTLP() was not called");
+        return NULL;
+    }
+    if (!PyList_Check(scopes) || !PyLong_CheckExact(received) || !PyList_Check(records)) {
+        PyErr_SetString(PyExc_TypeError, "mapLogRecords(scopes: list, received: int, records: list, refuse)");
+        return NULL;
+    }
+    PyObject *append = NULL;
+    for (Py_ssize_t s = 0; s < PyList_GET_SIZE(scopes); s++) {
+        PyObject *scope = PyList_GET_ITEM(scopes, s);
+        if (!PyTuple_Check(scope) || PyTuple_GET_SIZE(scope) != 3 || !PyList_Check(PyTuple_GET_ITEM(scope, 0))) {
+            PyErr_SetString(PyExc_TypeError, "mapLogRecords(): each scope is (list of logs, template, source)");
+            goto fail;
+        }
+        PyObject *logs = PyTuple_GET_ITEM(scope, 0), *template = PyTuple_GET_ITEM(scope, 1);
+        PyObject *source = PyTuple_GET_ITEM(scope, 2);
+        PyObject *service = PyObject_GetAttr(template, nameService);
+        PyObject *baseFields = service == NULL ? NULL : PyObject_GetAttr(template, nameFields);
+        PyObject *baseTextObject = baseFields == NULL ? NULL : PyObject_GetAttr(template, nameFieldsText);
+        if (baseTextObject == NULL || !PyDict_Check(baseFields)
+            || !(baseTextObject == Py_None || PyUnicode_Check(baseTextObject))) {
+            if (baseTextObject != NULL) {
+                PyErr_SetString(PyExc_TypeError, "mapLogRecords(): a template's fields are a dict and its text");
+            }
+            Py_XDECREF(service);
+            Py_XDECREF(baseFields);
+            Py_XDECREF(baseTextObject);
+            goto fail;
+        }
+        const char *baseText = NULL;
+        Py_ssize_t baseLength = 0;
+        if (baseTextObject != Py_None) {
+            baseText = PyUnicode_AsUTF8AndSize(baseTextObject, &baseLength);
+            if (baseText != NULL && (baseLength < 2 || baseText[baseLength - 1] != '}')) {
+                PyErr_SetString(PyExc_ValueError, "mapLogRecords(): a template's fields text is no JSON object");
+                baseText = NULL;
+            }
+        }
+        int ok = baseTextObject == Py_None || baseText != NULL;
+        for (Py_ssize_t n = 0; ok && n < PyList_GET_SIZE(logs); n++) {
+            PyObject *log = PyList_GET_ITEM(logs, n);
+            PyObject *record = otlpRecord(log, received, source, service, baseFields, baseText, baseLength,
+                                          baseTextObject);
+            if (record == NULL) {
+                ok = 0;
+            }
+            else if (record == Py_None) {
+                Py_DECREF(record);
+                if (append == NULL) {
+                    append = PyObject_GetAttr(records, nameAppend);
+                }
+                ok = append != NULL && otlpPythonWay(log, template, source, received, append, refuse);
+            }
+            else {
+                ok = PyList_Append(records, record) == 0;
+                Py_DECREF(record);
+            }
+        }
+        Py_DECREF(service);
+        Py_DECREF(baseFields);
+        Py_DECREF(baseTextObject);
+        if (!ok) {
+            goto fail;
+        }
+    }
+    Py_XDECREF(append);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(append);
+    return NULL;
+}
+
+static PyObject *
+configureOTLP(PyObject *module, PyObject *args)
+{
+    PyObject *type, *levels, *pythonMap;
+    int eventNames;
+    if (!PyArg_ParseTuple(args, "O!O!pO", &PyType_Type, &type, &PyTuple_Type, &levels, &eventNames, &pythonMap)) {
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type) || PyTuple_GET_SIZE(levels) != 25
+        || !PyCallable_Check(pythonMap)) {
+        PyErr_SetString(PyExc_ValueError, "configureOTLP(): a tuple type, 25 levels and a callable");
+        return NULL;
+    }
+    for (Py_ssize_t n = 1; n <= 24; n++) {
+        if (!PyLong_CheckExact(PyTuple_GET_ITEM(levels, n))) {
+            PyErr_SetString(PyExc_ValueError, "configureOTLP(): the levels of 1..24 are integers");
+            return NULL;
+        }
+    }
+    Py_INCREF(type);
+    Py_XSETREF(otlpRecordType, (PyTypeObject *)type);
+    Py_INCREF(levels);
+    Py_XSETREF(otlpLevels, levels);
+    Py_INCREF(pythonMap);
+    Py_XSETREF(otlpPythonMap, pythonMap);
+    otlpEventNames = eventNames;
+    Py_RETURN_NONE;
+}
+
+static int
+internNames(void)
+{
+    struct {
+        PyObject **name;
+        const char *text;
+    } names[] = {
+        {&nameAttributes, "attributes"},
+        {&nameKey, "key"},
+        {&nameValue, "value"},
+        {&nameStringValue, "string_value"},
+        {&nameIntValue, "int_value"},
+        {&nameTraceID, "trace_id"},
+        {&nameSpanID, "span_id"},
+        {&nameEventName, "event_name"},
+        {&nameSeverityNumber, "severity_number"},
+        {&nameSeverityText, "severity_text"},
+        {&nameBody, "body"},
+        {&nameTimeUnixNano, "time_unix_nano"},
+        {&nameObservedTimeUnixNano, "observed_time_unix_nano"},
+        {&nameService, "service"},
+        {&nameFields, "fields"},
+        {&nameFieldsText, "fieldsText"},
+        {&nameWhichOneof, "WhichOneof"},
+        {&nameOneofValue, "value"},
+        {&nameAppend, "append"},
+        {&textTraceID, "trace_id"},
+        {&textSpanID, "span_id"},
+        {&textEventName, "event_name"},
+    };
+    for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
+        *names[n].name = PyUnicode_InternFromString(names[n].text);
+        if (*names[n].name == NULL) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static PyMethodDef speedupsMethods[] = {
     {"configure", configure, METH_VARARGS,
      "configure(Record, facilityJSON, months, stampCache): the record type to build; by PRI, the "
@@ -777,6 +1383,13 @@ static PyMethodDef speedupsMethods[] = {
      "commonSyslog(text, peer, received, zone) -> Record | None: the record of an RFC 5424 or RFC "
      "3164 message in its common shape, as logsvc.formats.syslog.commonSyslog reads it; None for "
      "the Python way to decide."},
+    {"configureOTLP", configureOTLP, METH_VARARGS,
+     "configureOTLP(Record, levels, eventNames, pythonMap): the record type to build; the level of each "
+     "severity number 0..24; whether log records have event_name; the Python loop for the records "
+     "mapLogRecords leaves to it (logsvc.formats.otlp._mapLogRecords)."},
+    {"mapLogRecords", (PyCFunction)(void (*)(void))mapLogRecords, METH_FASTCALL,
+     "mapLogRecords(scopes, received, records, refuse): logsvc.formats.otlp._mapLogRecords, appending "
+     "to the list records; the records of an uncommon shape go the Python way."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -792,5 +1405,8 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     fillClasses();
+    if (!internNames()) {
+        return NULL;
+    }
     return PyModule_Create(&speedupsModule);
 }

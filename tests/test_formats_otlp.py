@@ -20,6 +20,7 @@ from logsvc.formats import otlp
 from logsvc.formats.otlp import exportResponse, parseOTLPJSON, parseOTLPProtobuf, severityLevel
 from logsvc.record import Record, RecordError
 from tests.protowire import field
+from tests.speedups import requireSpeedups
 
 GOLDEN = Path(__file__).parent / "golden"
 PEER = "192.0.2.9"
@@ -379,23 +380,165 @@ def plainRecords(request: ExportLogsServiceRequest, peer: str, received: int) ->
     return records, refused
 
 
+#: Attribute values of the shape the C loop reads itself (non-empty strings,
+#: with characters JSON escapes among them, and non-zero integers), and a
+#: few it leaves to the Python one.
+_commonValues = st.one_of(
+    st.builds(AnyValue, string_value=st.text(min_size=1, max_size=8)),
+    st.builds(AnyValue, string_value=st.sampled_from(["GET /", "é", "a\"b", "a\\b", "\n", "\x7f", "\u2028", "😀"])),
+    st.builds(AnyValue, int_value=st.integers(-(2**63), 2**63 - 1).filter(bool)),
+    st.builds(AnyValue, int_value=st.sampled_from([2**63 - 1, -(2**63), -1, 7])),
+    st.builds(AnyValue, double_value=st.floats(allow_nan=False)),
+)
+_commonKeys = st.sampled_from(["user_id", "http.method", "é", 'a"b', "scope", "trace_id"]) | st.text(min_size=1, max_size=6)
+_commonLogRecords = st.builds(
+    LogRecord,
+    time_unix_nano=st.sampled_from([0, 1_795_000_000_000_000_123, 2**64 - 1]),
+    observed_time_unix_nano=st.sampled_from([0, 1_600_000_000_000_000_000]),
+    severity_number=st.integers(0, 24),
+    severity_text=st.sampled_from(["", "", "WARN"]),
+    body=st.builds(AnyValue, string_value=st.text(max_size=8)),
+    attributes=st.lists(st.builds(KeyValue, key=_commonKeys, value=_commonValues), max_size=4),
+    trace_id=_ids,
+    span_id=_ids,
+    **({"event_name": st.sampled_from(["", "login", 'a"b', "é"])} if otlp._EVENT_NAME else {}),
+)
+
+
+@st.composite
+def _commonRequests(draw: st.DrawFn) -> ExportLogsServiceRequest:
+    """
+    @return: export requests whose records are mostly of the shape the C
+        loop reads itself, under resources with string attributes.
+    """
+    request = ExportLogsServiceRequest()
+    for _ in range(draw(st.integers(1, 2))):
+        resourceLogs = request.resource_logs.add()
+        for key in draw(st.lists(st.sampled_from(["service.name", "host.name", "region", "user_id"]), unique=True)):
+            resourceLogs.resource.attributes.add(key=key, value=AnyValue(string_value=draw(st.text(max_size=4))))
+        scopeLogs = resourceLogs.scope_logs.add()
+        scopeLogs.scope.name = draw(st.sampled_from(["", "app.db"]))
+        scopeLogs.log_records.extend(draw(st.lists(_commonLogRecords, min_size=1, max_size=4)))
+    return request
+
+
 class FastPathTests(SynchronousTestCase):
     """
-    The protobuf mapping's fast loop (L{otlp._mapLogRecords}, with its
-    templates kept across requests) stores exactly the records the plain
-    one-record mapping (L{otlp.logRecord}) makes.
+    The protobuf mapping's fast loops (L{otlp._mapLogRecords}, and its C
+    version where C{logsvc._speedups} is built, with their templates kept
+    across requests) store exactly the records the plain one-record mapping
+    (L{otlp.logRecord}) makes.
     """
+
+    def assertSameAsPlain(self, request: ExportLogsServiceRequest) -> None:
+        """
+        C{request} maps to the plain mapping's records through the C loop
+        when it is built, and through the Python one.
+        """
+        data = request.SerializeToString()
+        fast = otlp._fastMap
+        expected = plainRecords(request, PEER, RECEIVED)
+        for version in {fast, None}:
+            otlp._fastMap = version
+            try:
+                for _ in range(2):  # templates computed, then remembered
+                    batch = parseOTLPProtobuf(data, PEER, RECEIVED)
+                    self.assertEqual((batch.records, batch.rejected), expected)
+                    for record in batch.records:
+                        self.assertIs(type(record), Record)
+            finally:
+                otlp._fastMap = fast
 
     @settings(max_examples=300, deadline=None)
     @given(_requests())
     def test_sameRecords(self, request: ExportLogsServiceRequest) -> None:
         """Any request: the same records, in the same order, field text for field text."""
-        data = request.SerializeToString()
-        for _ in range(2):  # templates computed, then remembered
-            batch = parseOTLPProtobuf(data, PEER, RECEIVED)
-            self.assertEqual((batch.records, batch.rejected), plainRecords(request, PEER, RECEIVED))
-            for record in batch.records:
-                self.assertIs(type(record), Record)
+        self.assertSameAsPlain(request)
+
+    @settings(max_examples=300, deadline=None)
+    @given(_commonRequests())
+    def test_sameRecordsCommonShapes(self, request: ExportLogsServiceRequest) -> None:
+        """
+        Requests of what SDKs send (string and integer attributes, severity
+        numbers, string bodies, ids): the same records.
+        """
+        self.assertSameAsPlain(request)
+
+    def mappedInPython(self, request: ExportLogsServiceRequest) -> list[LogRecord]:
+        """
+        @return: the log records of C{request} the C loop hands to the
+            Python one, once it is known to map C{request} to the plain
+            mapping's records.
+        """
+        module = requireSpeedups()
+        handed: list[LogRecord] = []
+
+        def pythonMap(scopes: list[Any], *rest: Any) -> None:
+            handed.extend(log for logs, _, _ in scopes for log in logs)
+            otlp._mapLogRecords(scopes, *rest)
+
+        module.configureOTLP(Record, otlp._LEVEL_OF_NUMBER, otlp._EVENT_NAME, pythonMap)
+        try:
+            self.assertSameAsPlain(request)
+            del handed[:]
+            parseOTLPProtobuf(request.SerializeToString(), PEER, RECEIVED)
+        finally:
+            module.configureOTLP(Record, otlp._LEVEL_OF_NUMBER, otlp._EVENT_NAME, otlp._mapLogRecords)
+        return handed
+
+    def test_commonShapesInC(self) -> None:
+        """
+        The C loop maps what SDKs send itself: string and integer
+        attributes (non-ASCII text, the extremes of int64), ids, severity
+        numbers or none, string or absent bodies, event or observed times.
+        """
+        logs = [
+            LogRecord(
+                time_unix_nano=1_795_000_000_000_000_123,
+                severity_number=17,
+                body=AnyValue(string_value="GET / took 3 ms"),
+                attributes=[
+                    KeyValue(key="user_id", value=AnyValue(int_value=-(2**63))),
+                    KeyValue(key="path", value=AnyValue(string_value="/é/😀\x7f")),
+                    KeyValue(key="n", value=AnyValue(int_value=2**63 - 1)),
+                ],
+                trace_id=bytes(range(16)),
+                span_id=b"\xff" * 8,
+            ),
+            LogRecord(observed_time_unix_nano=1_600_000_000_000_000_000),
+            LogRecord(severity_number=1, attributes=[KeyValue(key="k", value=AnyValue(string_value="v"))]),
+        ]
+        if otlp._EVENT_NAME:
+            logs.append(LogRecord(severity_number=24, event_name="login"))
+        request = ExportLogsServiceRequest.FromString(
+            exportRequest(*logs, resource={"service.name": "api", "host.name": "wé", "region": "eu"}, scope="lib")
+        )
+        self.assertEqual(self.mappedInPython(request), [])
+
+    def test_otherShapesInPython(self) -> None:
+        """
+        The C loop hands the Python one each record of another shape, alone,
+        and keeps the order: other values, keys of the scope's fields or
+        repeated, a severity text or number beyond 1..24, a text needing an
+        escape, a body of another kind.
+        """
+        common = LogRecord(severity_number=9, body=AnyValue(string_value="ok"))
+        others = [
+            LogRecord(attributes=[KeyValue(key="ratio", value=AnyValue(double_value=0.5))]),
+            LogRecord(attributes=[KeyValue(key="empty", value=AnyValue(string_value=""))]),
+            LogRecord(attributes=[KeyValue(key="zero", value=AnyValue(int_value=0))]),
+            LogRecord(attributes=[KeyValue(key="region", value=AnyValue(string_value="eu-1"))]),
+            LogRecord(attributes=[KeyValue(key="a", value=AnyValue(int_value=1)), KeyValue(key="a", value=AnyValue(int_value=2))]),
+            LogRecord(attributes=[KeyValue(key="trace_id", value=AnyValue(int_value=1))], trace_id=b"\x01" * 16),
+            LogRecord(attributes=[KeyValue(key="q", value=AnyValue(string_value='say "hi"'))]),
+            LogRecord(attributes=[KeyValue(key="line\n", value=AnyValue(int_value=1))]),
+            LogRecord(severity_text="WARN"),
+            LogRecord(severity_number=99),  # type: ignore[arg-type]
+            LogRecord(body=AnyValue(int_value=3)),
+        ]
+        logs = [log for other in others for log in (common, other)]
+        request = ExportLogsServiceRequest.FromString(exportRequest(*logs, resource={"region": "eu"}))
+        self.assertEqual(self.mappedInPython(request), others)
 
     def test_largeResource(self) -> None:
         """A resource too large to remember is read for each request, to the same records."""

@@ -48,6 +48,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
+from logsvc import speedups
 from logsvc.formats.jsonline import loadJSON
 from logsvc.record import INFO, Record, RecordError, dumpFields, keptLevel
 from logsvc.times import Memo
@@ -313,6 +314,17 @@ def _mapLogRecords(
                 refuse(str(e))
 
 
+#: L{_mapLogRecords} in C, appending to a list, where the optional C module
+#: C{logsvc._speedups} is built: the records of the common shape (string or
+#: integer attributes of their own keys, a severity number, a string body)
+#: for about a third of the Python loop's cost, each other record handed to
+#: the Python loop; L{None} where it is not built.
+_fastMap: Callable[[list[_Scope], int, list[Record], Callable[[str], object]], None] | None = None
+if speedups.module is not None:
+    speedups.module.configureOTLP(Record, _LEVEL_OF_NUMBER, _EVENT_NAME, _mapLogRecords)
+    _fastMap = speedups.module.mapLogRecords
+
+
 def requestRecords(request: ExportLogsServiceRequest, peer: str, received: int) -> OTLPBatch:
     """
     Map every log record of a decoded request (the gRPC service's entry).
@@ -334,7 +346,10 @@ def requestRecords(request: ExportLogsServiceRequest, peer: str, received: int) 
             scopeName = scopeLogs.scope.name
             template = templates[key, scopeName] if memo else _ScopeTemplate(resource, scopeName)
             scopes.append((scopeLogs.log_records[:], template, template.host or peer))
-    _mapLogRecords(scopes, received, append, refuse)
+    if _fastMap is not None:
+        _fastMap(scopes, received, batch.records, refuse)
+    else:
+        _mapLogRecords(scopes, received, append, refuse)
     return batch
 
 
