@@ -19,8 +19,10 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import Clock, deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from logsvc.ingest import udp as udpModule
 from logsvc.ingest.sink import IngestSink
 from logsvc.ingest.udp import (
+    _READ_ENDS,
     BatchReadingPort,
     DatagramIngest,
     UDPAddress,
@@ -32,6 +34,7 @@ from logsvc.limits import FlowControl
 from logsvc.pipeline import Pipeline
 from logsvc.store.memory import MemoryStore
 from tests.fakes import HeldStore
+from tests.speedups import requireSpeedups
 from tests.test_formats_gelfchunks import chunked
 from tests.test_ingest_tcp import CountingStore
 
@@ -256,6 +259,115 @@ class BatchReadingTests(ProtocolTestCase):
         port = self.batchPort(FakeSocket([b"a"]), Failing())
         port.doRead()
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class ReceiveDatagramsTests(ProtocolTestCase):
+    """
+    The C module's reader (C{receiveDatagrams}, recvmmsg) gives what
+    L{BatchReadingPort._receiveEach} (a recvfrom each) gives, on real
+    loopback sockets.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.receive = requireSpeedups().receiveDatagrams
+        self.assertIs(udpModule._receiveDatagrams, self.receive)
+
+    def socketPair(self, family: int = socket.AF_INET, host: str = "127.0.0.1") -> tuple[socket.socket, socket.socket]:
+        server = socket.socket(family, socket.SOCK_DGRAM)
+        self.addCleanup(server.close)
+        server.bind((host, 0))
+        server.setblocking(False)
+        client = socket.socket(family, socket.SOCK_DGRAM)
+        self.addCleanup(client.close)
+        client.connect(server.getsockname()[:2])
+        return server, client
+
+    def bothWays(self, server: socket.socket, client: socket.socket, datagrams: list[bytes], limit: int) -> list[Any]:
+        """
+        Send C{datagrams} twice; read them the C way, then the Python way.
+        """
+        port = BatchReadingPort(0, self.protocol, "127.0.0.1", 65535, Clock())
+        port.socket = server
+        port.maxThroughput = limit
+        results = []
+        for way in ("c", "python"):
+            for datagram in datagrams:
+                client.send(datagram)
+            if way == "c":
+                found, read, ended = self.receive(server.fileno(), limit, 65535)
+                results.append((found, read, None if ended == 0 or ended in _READ_ENDS else ended))
+            else:
+                found, read, failure = port._receiveEach()
+                results.append((found, read, None if failure is None else failure.errno))
+            # What a limit left waits for the next read.
+            while True:
+                try:
+                    server.recv(65535)
+                except BlockingIOError:
+                    break
+        return results
+
+    def test_sameAsRecvfrom(self) -> None:
+        """
+        Datagrams of any size, empty ones, each with its sender's host (IPv4
+        and IPv6), until the socket is empty.
+        """
+        datagrams = [b"", b"<14>app: one", b"x" * 1400, *(b"%d" % n for n in range(150)), b"y" * 9000]
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            cWay, pythonWay = self.bothWays(*self.socketPair(family, host), datagrams, 1 << 20)
+            self.assertEqual(cWay, pythonWay)
+            self.assertEqual(cWay[0], [(d, host) for d in datagrams])
+            self.assertEqual(cWay[1], sum(map(len, datagrams)))
+
+    def test_limit(self) -> None:
+        """
+        A read stops once C{maxThroughput} bytes are read, as one recvfrom a
+        datagram does: with the datagram that reached it, not a batch more.
+        """
+        cWay, pythonWay = self.bothWays(*self.socketPair(), [b"x" * 1000] * 10, 3000)
+        self.assertEqual(cWay, pythonWay)
+        self.assertEqual((len(cWay[0]), cWay[1]), (3, 3000))
+
+    def test_errors(self) -> None:
+        """
+        A read that fails for another reason than an empty socket ends with
+        that error, as recvfrom would raise it; the port raises it once what
+        was read is taken.
+        """
+        server, _ = self.socketPair()
+        closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        fd = closed.fileno()
+        closed.close()
+        self.assertEqual(self.receive(fd, 1000, 65535), ([], 0, errno.EBADF))
+        port = BatchReadingPort(0, self.protocol, "127.0.0.1", 65535, Clock())
+        port.socket = closed
+        error = self.assertRaises(OSError, port.doRead)
+        self.assertEqual(error.errno, errno.EBADF)
+
+    def test_portReadsWithIt(self) -> None:
+        """
+        The UDP listener's port reads a real socket the C way: the records
+        land with their sender's host.
+        """
+        server, client = self.socketPair()
+        for n in range(3):
+            client.send(b"<14>app: message %d" % n)
+        port = BatchReadingPort(0, self.protocol, "127.0.0.1", 65535, Clock())
+        port.socket = server
+        port.doRead()
+        self.assertEqual(self.messages(), [f"message {n}" for n in range(3)])
+        self.assertEqual({row[4] for row in self.store.rows}, {"127.0.0.1"})
+
+    def test_badArguments(self) -> None:
+        """
+        Arguments that are not numbers, or a size out of range, raise; they
+        do not crash.
+        """
+        self.assertRaises(TypeError, self.receive, "3", 1000, 65535)
+        self.assertRaises(ValueError, self.receive, 3, 1000, 0)
+        self.assertRaises(OverflowError, self.receive, 1 << 40, 1000, 65535)
+        self.assertRaises(TypeError, self.receive, 3)
 
 
 class EndpointTests(SynchronousTestCase):
