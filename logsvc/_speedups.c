@@ -905,7 +905,7 @@ configure(PyObject *module, PyObject *args)
 
 /* ---- OTLP: the log records of decoded export requests ----
  *
- * mapLogRecords() is logsvc.formats.otlp._mapLogRecords for the records of
+ * mapRequest() is logsvc.formats.otlp.requestRecords for the records of
  * the common shape: attributes whose values are non-empty strings or
  * non-zero integers under keys of their own (none of the scope's fields, no
  * repeat), a severity number of 1..24 (or none and no text), a string body
@@ -922,11 +922,18 @@ static PyObject *otlpLevels = NULL;
 static int otlpEventNames = 0;
 /* _mapLogRecords(scopes, received, append, refuse): the Python way. */
 static PyObject *otlpPythonMap = NULL;
+/* The templates remembered by (resource bytes, scope name), a dict whose
+ * __missing__ makes them; resources up to otlpMemoBytes bytes are; a
+ * larger one's template is otlpTemplateOf(resource, scope name). */
+static PyObject *otlpTemplates = NULL;
+static Py_ssize_t otlpMemoBytes = 0;
+static PyObject *otlpTemplateOf = NULL;
 
 static PyObject *nameAttributes, *nameKey, *nameValue, *nameStringValue, *nameIntValue, *nameTraceID,
     *nameSpanID, *nameEventName, *nameSeverityNumber, *nameSeverityText, *nameBody, *nameTimeUnixNano,
     *nameObservedTimeUnixNano, *nameService, *nameFields, *nameFieldsText, *nameWhichOneof, *nameOneofValue,
-    *nameAppend, *textTraceID, *textSpanID, *textEventName;
+    *nameAppend, *textTraceID, *textSpanID, *textEventName, *nameResourceLogs, *nameResource,
+    *nameSerializeToString, *nameScopeLogs, *nameScope, *nameName, *nameHost, *nameLogRecords;
 
 /* Attributes a record may have and still take the C way. */
 #define OTLP_MAX_ATTRIBUTES 16
@@ -1360,98 +1367,163 @@ otlpPythonWay(PyObject *log, PyObject *template, PyObject *source, PyObject *rec
     return done != NULL;
 }
 
-static PyObject *
-mapLogRecords(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Map the log records of one scope (a sequence of LogRecord messages) onto
+ * `records`.  1 done, 0 on error. */
+static int
+mapScope(PyObject *logs, PyObject *template, PyObject *source, PyObject *received, PyObject *records,
+         PyObject *refuse, PyObject **append)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "mapLogRecords(scopes, received, records, refuse)");
+    PyObject *service = PyObject_GetAttr(template, nameService);
+    PyObject *baseFields = service == NULL ? NULL : PyObject_GetAttr(template, nameFields);
+    PyObject *baseTextObject = baseFields == NULL ? NULL : PyObject_GetAttr(template, nameFieldsText);
+    int ok = baseTextObject != NULL;
+    if (ok && (!PyDict_Check(baseFields) || !(baseTextObject == Py_None || PyUnicode_Check(baseTextObject)))) {
+        PyErr_SetString(PyExc_TypeError, "mapRequest(): a template's fields are a dict and its text");
+        ok = 0;
+    }
+    const char *baseText = NULL;
+    Py_ssize_t baseLength = 0;
+    if (ok && baseTextObject != Py_None) {
+        baseText = PyUnicode_AsUTF8AndSize(baseTextObject, &baseLength);
+        if (baseText != NULL && (baseLength < 2 || baseText[baseLength - 1] != '}')) {
+            PyErr_SetString(PyExc_ValueError, "mapRequest(): a template's fields text is no JSON object");
+            baseText = NULL;
+        }
+        ok = baseText != NULL;
+    }
+    Py_ssize_t count = ok ? PyObject_Length(logs) : 0;
+    ok = ok && count >= 0;
+    for (Py_ssize_t n = 0; ok && n < count; n++) {
+        PyObject *log = PySequence_GetItem(logs, n);
+        if (log == NULL) {
+            ok = 0;
+            break;
+        }
+        PyObject *record = otlpRecord(log, received, source, service, baseFields, baseText, baseLength,
+                                      baseTextObject);
+        if (record == NULL) {
+            ok = 0;
+        }
+        else if (record == Py_None) {
+            Py_DECREF(record);
+            if (*append == NULL) {
+                *append = PyObject_GetAttr(records, nameAppend);
+            }
+            ok = *append != NULL && otlpPythonWay(log, template, source, received, *append, refuse);
+        }
+        else {
+            ok = PyList_Append(records, record) == 0;
+            Py_DECREF(record);
+        }
+        Py_DECREF(log);
+    }
+    Py_XDECREF(service);
+    Py_XDECREF(baseFields);
+    Py_XDECREF(baseTextObject);
+    return ok;
+}
+
+/* The template of a resource and scope name: remembered by the resource's
+ * bytes when they are few, else made for this request.  A new reference,
+ * or NULL on error. */
+static PyObject *
+scopeTemplate(PyObject *resource, PyObject *key, PyObject *scopeName)
+{
+    if (PyBytes_GET_SIZE(key) > otlpMemoBytes) {
+        return PyObject_CallFunctionObjArgs(otlpTemplateOf, resource, scopeName, NULL);
+    }
+    PyObject *memoKey = PyTuple_Pack(2, key, scopeName);
+    if (memoKey == NULL) {
         return NULL;
     }
-    PyObject *scopes = args[0], *received = args[1], *records = args[2], *refuse = args[3];
+    PyObject *template = PyObject_GetItem(otlpTemplates, memoKey);
+    Py_DECREF(memoKey);
+    return template;
+}
+
+static PyObject *
+mapRequest(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "mapRequest(request, peer, received, records, refuse)");
+        return NULL;
+    }
+    PyObject *request = args[0], *peer = args[1], *received = args[2], *records = args[3], *refuse = args[4];
     if (otlpRecordType == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "logsvc._speedups.configureOTLP() was not called");
         return NULL;
     }
-    if (!PyList_Check(scopes) || !PyLong_CheckExact(received) || !PyList_Check(records)) {
-        PyErr_SetString(PyExc_TypeError, "mapLogRecords(scopes: list, received: int, records: list, refuse)");
+    if (!PyLong_CheckExact(received) || !PyList_Check(records)) {
+        PyErr_SetString(PyExc_TypeError, "mapRequest(request, peer, received: int, records: list, refuse)");
         return NULL;
     }
     PyObject *append = NULL;
-    for (Py_ssize_t s = 0; s < PyList_GET_SIZE(scopes); s++) {
-        PyObject *scope = PyList_GET_ITEM(scopes, s);
-        if (!PyTuple_Check(scope) || PyTuple_GET_SIZE(scope) != 3 || !PyList_Check(PyTuple_GET_ITEM(scope, 0))) {
-            PyErr_SetString(PyExc_TypeError, "mapLogRecords(): each scope is (list of logs, template, source)");
-            goto fail;
+    PyObject *resourceLogs = PyObject_GetAttr(request, nameResourceLogs);
+    Py_ssize_t resourceCount = resourceLogs == NULL ? -1 : PyObject_Length(resourceLogs);
+    int ok = resourceCount >= 0;
+    for (Py_ssize_t r = 0; ok && r < resourceCount; r++) {
+        PyObject *resourceScopes = NULL, *resource = NULL, *key = NULL, *scopeLogs = NULL;
+        ok = 0;
+        resourceScopes = PySequence_GetItem(resourceLogs, r);
+        if (resourceScopes == NULL || (resource = PyObject_GetAttr(resourceScopes, nameResource)) == NULL
+            || (key = PyObject_CallMethodNoArgs(resource, nameSerializeToString)) == NULL
+            || (scopeLogs = PyObject_GetAttr(resourceScopes, nameScopeLogs)) == NULL) {
+            goto resourceDone;
         }
-        PyObject *logs = PyTuple_GET_ITEM(scope, 0), *template = PyTuple_GET_ITEM(scope, 1);
-        PyObject *source = PyTuple_GET_ITEM(scope, 2);
-        PyObject *service = PyObject_GetAttr(template, nameService);
-        PyObject *baseFields = service == NULL ? NULL : PyObject_GetAttr(template, nameFields);
-        PyObject *baseTextObject = baseFields == NULL ? NULL : PyObject_GetAttr(template, nameFieldsText);
-        if (baseTextObject == NULL || !PyDict_Check(baseFields)
-            || !(baseTextObject == Py_None || PyUnicode_Check(baseTextObject))) {
-            if (baseTextObject != NULL) {
-                PyErr_SetString(PyExc_TypeError, "mapLogRecords(): a template's fields are a dict and its text");
-            }
-            Py_XDECREF(service);
-            Py_XDECREF(baseFields);
-            Py_XDECREF(baseTextObject);
-            goto fail;
+        if (!PyBytes_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "mapRequest(): a resource serialized is not bytes");
+            goto resourceDone;
         }
-        const char *baseText = NULL;
-        Py_ssize_t baseLength = 0;
-        if (baseTextObject != Py_None) {
-            baseText = PyUnicode_AsUTF8AndSize(baseTextObject, &baseLength);
-            if (baseText != NULL && (baseLength < 2 || baseText[baseLength - 1] != '}')) {
-                PyErr_SetString(PyExc_ValueError, "mapLogRecords(): a template's fields text is no JSON object");
-                baseText = NULL;
+        Py_ssize_t scopeCount = PyObject_Length(scopeLogs);
+        ok = scopeCount >= 0;
+        for (Py_ssize_t s = 0; ok && s < scopeCount; s++) {
+            PyObject *scopeLog = PySequence_GetItem(scopeLogs, s);
+            PyObject *scope = scopeLog == NULL ? NULL : PyObject_GetAttr(scopeLog, nameScope);
+            PyObject *scopeName = scope == NULL ? NULL : PyObject_GetAttr(scope, nameName);
+            PyObject *template = scopeName == NULL ? NULL : scopeTemplate(resource, key, scopeName);
+            PyObject *host = template == NULL ? NULL : PyObject_GetAttr(template, nameHost);
+            PyObject *logs = host == NULL ? NULL : PyObject_GetAttr(scopeLog, nameLogRecords);
+            ok = logs != NULL;
+            if (ok) {
+                /* The resource's host.name, else the peer. */
+                int named = PyObject_IsTrue(host);
+                ok = named >= 0
+                    && mapScope(logs, template, named ? host : peer, received, records, refuse, &append);
             }
+            Py_XDECREF(scopeLog);
+            Py_XDECREF(scope);
+            Py_XDECREF(scopeName);
+            Py_XDECREF(template);
+            Py_XDECREF(host);
+            Py_XDECREF(logs);
         }
-        int ok = baseTextObject == Py_None || baseText != NULL;
-        for (Py_ssize_t n = 0; ok && n < PyList_GET_SIZE(logs); n++) {
-            PyObject *log = PyList_GET_ITEM(logs, n);
-            PyObject *record = otlpRecord(log, received, source, service, baseFields, baseText, baseLength,
-                                          baseTextObject);
-            if (record == NULL) {
-                ok = 0;
-            }
-            else if (record == Py_None) {
-                Py_DECREF(record);
-                if (append == NULL) {
-                    append = PyObject_GetAttr(records, nameAppend);
-                }
-                ok = append != NULL && otlpPythonWay(log, template, source, received, append, refuse);
-            }
-            else {
-                ok = PyList_Append(records, record) == 0;
-                Py_DECREF(record);
-            }
-        }
-        Py_DECREF(service);
-        Py_DECREF(baseFields);
-        Py_DECREF(baseTextObject);
-        if (!ok) {
-            goto fail;
-        }
+    resourceDone:
+        Py_XDECREF(resourceScopes);
+        Py_XDECREF(resource);
+        Py_XDECREF(key);
+        Py_XDECREF(scopeLogs);
     }
+    Py_XDECREF(resourceLogs);
     Py_XDECREF(append);
+    if (!ok) {
+        return NULL;
+    }
     Py_RETURN_NONE;
-fail:
-    Py_XDECREF(append);
-    return NULL;
 }
 
 static PyObject *
 configureOTLP(PyObject *module, PyObject *args)
 {
-    PyObject *type, *levels, *pythonMap;
+    PyObject *type, *levels, *pythonMap, *templates, *templateOf;
     int eventNames;
-    if (!PyArg_ParseTuple(args, "O!O!pO", &PyType_Type, &type, &PyTuple_Type, &levels, &eventNames, &pythonMap)) {
+    Py_ssize_t memoBytes;
+    if (!PyArg_ParseTuple(args, "O!O!pOO!nO", &PyType_Type, &type, &PyTuple_Type, &levels, &eventNames, &pythonMap,
+                          &PyDict_Type, &templates, &memoBytes, &templateOf)) {
         return NULL;
     }
     if (!PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type) || PyTuple_GET_SIZE(levels) != 25
-        || !PyCallable_Check(pythonMap)) {
-        PyErr_SetString(PyExc_ValueError, "configureOTLP(): a tuple type, 25 levels and a callable");
+        || !PyCallable_Check(pythonMap) || !PyCallable_Check(templateOf)) {
+        PyErr_SetString(PyExc_ValueError, "configureOTLP(): a tuple type, 25 levels, callables");
         return NULL;
     }
     for (Py_ssize_t n = 1; n <= 24; n++) {
@@ -1466,6 +1538,11 @@ configureOTLP(PyObject *module, PyObject *args)
     Py_XSETREF(otlpLevels, levels);
     Py_INCREF(pythonMap);
     Py_XSETREF(otlpPythonMap, pythonMap);
+    Py_INCREF(templates);
+    Py_XSETREF(otlpTemplates, templates);
+    Py_INCREF(templateOf);
+    Py_XSETREF(otlpTemplateOf, templateOf);
+    otlpMemoBytes = memoBytes;
     otlpEventNames = eventNames;
     Py_RETURN_NONE;
 }
@@ -1499,6 +1576,14 @@ internNames(void)
         {&textTraceID, "trace_id"},
         {&textSpanID, "span_id"},
         {&textEventName, "event_name"},
+        {&nameResourceLogs, "resource_logs"},
+        {&nameResource, "resource"},
+        {&nameSerializeToString, "SerializeToString"},
+        {&nameScopeLogs, "scope_logs"},
+        {&nameScope, "scope"},
+        {&nameName, "name"},
+        {&nameHost, "host"},
+        {&nameLogRecords, "log_records"},
     };
     for (size_t n = 0; n < sizeof(names) / sizeof(names[0]); n++) {
         *names[n].name = PyUnicode_InternFromString(names[n].text);
@@ -1519,12 +1604,15 @@ static PyMethodDef speedupsMethods[] = {
      "3164 message in its common shape, as logsvc.formats.syslog.commonSyslog reads it; None for "
      "the Python way to decide."},
     {"configureOTLP", configureOTLP, METH_VARARGS,
-     "configureOTLP(Record, levels, eventNames, pythonMap): the record type to build; the level of each "
-     "severity number 0..24; whether log records have event_name; the Python loop for the records "
-     "mapLogRecords leaves to it (logsvc.formats.otlp._mapLogRecords)."},
-    {"mapLogRecords", (PyCFunction)(void (*)(void))mapLogRecords, METH_FASTCALL,
-     "mapLogRecords(scopes, received, records, refuse): logsvc.formats.otlp._mapLogRecords, appending "
-     "to the list records; the records of an uncommon shape go the Python way."},
+     "configureOTLP(Record, levels, eventNames, pythonMap, templates, memoBytes, templateOf): the record "
+     "type to build; the level of each severity number 0..24; whether log records have event_name; the "
+     "Python loop for the records mapRequest leaves to it (logsvc.formats.otlp._mapLogRecords); the "
+     "templates remembered by (resource bytes, scope name), for resources up to memoBytes bytes; what "
+     "makes the template of a larger one from (resource, scope name)."},
+    {"mapRequest", (PyCFunction)(void (*)(void))mapRequest, METH_FASTCALL,
+     "mapRequest(request, peer, received, records, refuse): the records of a decoded export request "
+     "appended to the list records, as logsvc.formats.otlp.requestRecords maps them; the records of "
+     "an uncommon shape go the Python way."},
 #ifdef HAVE_RECVMMSG
     {"receiveDatagrams", (PyCFunction)(void (*)(void))receiveDatagrams, METH_FASTCALL,
      "receiveDatagrams(fd, maxBytes, maxSize) -> (datagrams, read, errno): read the non-blocking "

@@ -436,10 +436,10 @@ class FastPathTests(SynchronousTestCase):
         when it is built, and through the Python one.
         """
         data = request.SerializeToString()
-        fast = otlp._fastMap
+        fast = otlp._fastRequest
         expected = plainRecords(request, PEER, RECEIVED)
         for version in {fast, None}:
-            otlp._fastMap = version
+            otlp._fastRequest = version
             try:
                 for _ in range(2):  # templates computed, then remembered
                     batch = parseOTLPProtobuf(data, PEER, RECEIVED)
@@ -447,7 +447,7 @@ class FastPathTests(SynchronousTestCase):
                     for record in batch.records:
                         self.assertIs(type(record), Record)
             finally:
-                otlp._fastMap = fast
+                otlp._fastRequest = fast
 
     @settings(max_examples=300, deadline=None)
     @given(_requests())
@@ -477,13 +477,19 @@ class FastPathTests(SynchronousTestCase):
             handed.extend(log for logs, _, _ in scopes for log in logs)
             otlp._mapLogRecords(scopes, *rest)
 
-        module.configureOTLP(Record, otlp._LEVEL_OF_NUMBER, otlp._EVENT_NAME, pythonMap)
+        module.configureOTLP(
+            Record, otlp._LEVEL_OF_NUMBER, otlp._EVENT_NAME, pythonMap, otlp._TEMPLATES, otlp.MEMO_RESOURCE_BYTES,
+            otlp._ScopeTemplate,
+        )
         try:
             self.assertSameAsPlain(request)
             del handed[:]
             parseOTLPProtobuf(request.SerializeToString(), PEER, RECEIVED)
         finally:
-            module.configureOTLP(Record, otlp._LEVEL_OF_NUMBER, otlp._EVENT_NAME, otlp._mapLogRecords)
+            module.configureOTLP(
+                Record, otlp._LEVEL_OF_NUMBER, otlp._EVENT_NAME, otlp._mapLogRecords, otlp._TEMPLATES,
+                otlp.MEMO_RESOURCE_BYTES, otlp._ScopeTemplate,
+            )
         return handed
 
     def test_commonShapesInC(self) -> None:
