@@ -477,19 +477,13 @@ class FastPathTests(SynchronousTestCase):
             handed.extend(log for logs, _, _ in scopes for log in logs)
             otlp._mapLogRecords(scopes, *rest)
 
-        module.configureOTLP(
-            Record, otlp._LEVEL_OF_NUMBER, otlp._EVENT_NAME, pythonMap, otlp._TEMPLATES, otlp.MEMO_RESOURCE_BYTES,
-            otlp._ScopeTemplate,
-        )
+        otlp._configureC(module, pythonMap)
         try:
             self.assertSameAsPlain(request)
             del handed[:]
             parseOTLPProtobuf(request.SerializeToString(), PEER, RECEIVED)
         finally:
-            module.configureOTLP(
-                Record, otlp._LEVEL_OF_NUMBER, otlp._EVENT_NAME, otlp._mapLogRecords, otlp._TEMPLATES,
-                otlp.MEMO_RESOURCE_BYTES, otlp._ScopeTemplate,
-            )
+            otlp._configureC(module)
         return handed
 
     def test_commonShapesInC(self) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -322,10 +323,20 @@ def _mapLogRecords(
 #: field read as in Python), each other record handed alone to
 #: L{_mapLogRecords}; L{None} where it is not built.
 _fastRequest: Callable[[ExportLogsServiceRequest, str, int, list[Record], Callable[[str], object]], None] | None = None
+
+
+def _configureC(module: ModuleType, pythonMap: Callable[..., None] = _mapLogRecords) -> None:
+    """
+    Give the C version (C{module}, L{logsvc.speedups.module}) what it reads
+    from this module: the record type, the severity table, the templates
+    and their memo, and C{pythonMap}, what it hands the records of another
+    shape to (L{_mapLogRecords}, or a test's probe).
+    """
+    module.configureOTLP(Record, _LEVEL_OF_NUMBER, _EVENT_NAME, pythonMap, _TEMPLATES, MEMO_RESOURCE_BYTES, _ScopeTemplate)
+
+
 if speedups.module is not None:
-    speedups.module.configureOTLP(
-        Record, _LEVEL_OF_NUMBER, _EVENT_NAME, _mapLogRecords, _TEMPLATES, MEMO_RESOURCE_BYTES, _ScopeTemplate
-    )
+    _configureC(speedups.module)
     _fastRequest = speedups.module.mapRequest
 
 
