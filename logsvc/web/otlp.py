@@ -91,5 +91,10 @@ def otlpTree(pipeline: Pipeline, *, maxBody: int) -> tuple[IResource, IResource]
     missing = OTLP.missing()
     if missing is not None:
         log.warn("POST /v1/logs answers 501: {why}", why=missing)
+    else:
+        # Read the mapping now, not in the first request (its first import
+        # compiles it where no bytecode is cached, and configures the C
+        # version: milliseconds that request's sender would wait).
+        import logsvc.formats.otlp  # noqa: F401
     logs = OTLPLogs(pipeline, maxBody=maxBody)
     return Branch.path([b"logs"], logs), Branch.path([b"v1", b"logs"], logs)
