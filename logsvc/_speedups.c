@@ -154,6 +154,18 @@ readFraction(const Text *t, Py_ssize_t *i, Py_ssize_t most, long *micros)
     return 1;
 }
 
+/* Whether a METH_FASTCALL function got its `expected` arguments; if not,
+ * a TypeError naming its `signature`. */
+static int
+takes(Py_ssize_t nargs, Py_ssize_t expected, const char *signature)
+{
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s takes %zd arguments (%zd given)", signature, expected, nargs);
+        return 0;
+    }
+    return 1;
+}
+
 static inline int
 expect(const Text *t, Py_ssize_t *i, Py_UCS4 c)
 {
@@ -229,38 +241,42 @@ appendSlice(Buffer *b, const Text *t, Py_ssize_t start, Py_ssize_t end)
     return append(b, (const char *)t->data + start, end - start);
 }
 
+/* A record of `type` (a tuple subclass: Record) holding the seven items,
+ * stealing the references to them (released when it cannot be made: NULL,
+ * with an error set). */
+static PyObject *
+packRecord(PyTypeObject *type, PyObject *items[7])
+{
+    PyObject *record = type->tp_alloc(type, 7);
+    for (int n = 0; n < 7; n++) {
+        if (record == NULL) {
+            Py_DECREF(items[n]);
+        }
+        else {
+            PyTuple_SET_ITEM(record, n, items[n]);
+        }
+    }
+    return record;
+}
+
 static PyObject *
 newRecord(long long ts, PyObject *received, int severity, PyObject *source, PyObject *service,
           PyObject *message, PyObject *fields)
 {
     /* Steals the references to source, service, message and fields. */
-    PyObject *record = NULL;
     PyObject *tsObject = PyLong_FromLongLong(ts);
     PyObject *level = PyLong_FromLong(severity);
     if (tsObject == NULL || level == NULL) {
-        goto fail;
+        Py_XDECREF(tsObject);
+        Py_XDECREF(level);
+        Py_DECREF(source);
+        Py_DECREF(service);
+        Py_DECREF(message);
+        Py_DECREF(fields);
+        return NULL;
     }
-    record = recordType->tp_alloc(recordType, 7);
-    if (record == NULL) {
-        goto fail;
-    }
-    Py_INCREF(received);
-    PyTuple_SET_ITEM(record, 0, tsObject);
-    PyTuple_SET_ITEM(record, 1, received);
-    PyTuple_SET_ITEM(record, 2, level);
-    PyTuple_SET_ITEM(record, 3, source);
-    PyTuple_SET_ITEM(record, 4, service);
-    PyTuple_SET_ITEM(record, 5, message);
-    PyTuple_SET_ITEM(record, 6, fields);
-    return record;
-fail:
-    Py_XDECREF(tsObject);
-    Py_XDECREF(level);
-    Py_DECREF(source);
-    Py_DECREF(service);
-    Py_DECREF(message);
-    Py_DECREF(fields);
-    return NULL;
+    PyObject *items[7] = {tsObject, Py_NewRef(received), level, source, service, message, fields};
+    return packRecord(recordType, items);
 }
 
 /* A syslog record: its MSG is text[messageStart:messageEnd], its fields'
@@ -697,8 +713,7 @@ read3164(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
 static PyObject *
 commonSyslog(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "commonSyslog(text, peer, received, zone)");
+    if (!takes(nargs, 4, "commonSyslog(text, peer, received, zone)")) {
         return NULL;
     }
     PyObject *textObject = args[0], *peer = args[1], *received = args[2], *zone = args[3];
@@ -769,16 +784,14 @@ senderHost(const struct sockaddr_storage *sender, socklen_t length)
     }
     memcpy(&lastSender, sender, length);
     lastSenderLength = length;
-    Py_INCREF(text);
-    Py_XSETREF(lastHost, text);
+    Py_XSETREF(lastHost, Py_NewRef(text));
     return text;
 }
 
 static PyObject *
 receiveDatagrams(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "receiveDatagrams(fd, maxBytes, maxSize)");
+    if (!takes(nargs, 3, "receiveDatagrams(fd, maxBytes, maxSize)")) {
         return NULL;
     }
     long fd = PyLong_AsLong(args[0]);
@@ -893,12 +906,9 @@ configure(PyObject *module, PyObject *args)
             return NULL;
         }
     }
-    Py_INCREF(type);
-    Py_XSETREF(recordType, (PyTypeObject *)type);
-    Py_INCREF(facilities);
-    Py_XSETREF(facilityJSON, facilities);
-    Py_INCREF(stamps);
-    Py_XSETREF(stampCache, stamps);
+    Py_XSETREF(recordType, (PyTypeObject *)Py_NewRef(type));
+    Py_XSETREF(facilityJSON, Py_NewRef(facilities));
+    Py_XSETREF(stampCache, Py_NewRef(stamps));
     lastStampValid = 0;
     Py_RETURN_NONE;
 }
@@ -1306,25 +1316,13 @@ otlpRecord(PyObject *log, PyObject *received, PyObject *source, PyObject *servic
     else {
         Py_INCREF(level);
     }
-    PyObject *record = otlpRecordType->tp_alloc(otlpRecordType, 7);
-    if (record == NULL) {
-        Py_DECREF(ts);
-        Py_DECREF(level);
-        goto done;
-    }
-    Py_INCREF(received);
-    Py_INCREF(source);
-    Py_INCREF(service);
-    PyTuple_SET_ITEM(record, 0, ts);
-    PyTuple_SET_ITEM(record, 1, received);
-    PyTuple_SET_ITEM(record, 2, level);
-    PyTuple_SET_ITEM(record, 3, source);
-    PyTuple_SET_ITEM(record, 4, service);
-    PyTuple_SET_ITEM(record, 5, message);
-    PyTuple_SET_ITEM(record, 6, fieldsText);
+    PyObject *items[7] = {
+        ts, Py_NewRef(received), level, Py_NewRef(source), Py_NewRef(service), message, fieldsText,
+    };
+    /* The record holds (or released) them now. */
     message = NULL;
     fieldsText = NULL;
-    result = record;
+    result = packRecord(otlpRecordType, items);
 
 done:
 #undef SLOW_IF
@@ -1444,8 +1442,7 @@ scopeTemplate(PyObject *resource, PyObject *key, PyObject *scopeName)
 static PyObject *
 mapRequest(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "mapRequest(request, peer, received, records, refuse)");
+    if (!takes(nargs, 5, "mapRequest(request, peer, received, records, refuse)")) {
         return NULL;
     }
     PyObject *request = args[0], *peer = args[1], *received = args[2], *records = args[3], *refuse = args[4];
@@ -1532,16 +1529,11 @@ configureOTLP(PyObject *module, PyObject *args)
             return NULL;
         }
     }
-    Py_INCREF(type);
-    Py_XSETREF(otlpRecordType, (PyTypeObject *)type);
-    Py_INCREF(levels);
-    Py_XSETREF(otlpLevels, levels);
-    Py_INCREF(pythonMap);
-    Py_XSETREF(otlpPythonMap, pythonMap);
-    Py_INCREF(templates);
-    Py_XSETREF(otlpTemplates, templates);
-    Py_INCREF(templateOf);
-    Py_XSETREF(otlpTemplateOf, templateOf);
+    Py_XSETREF(otlpRecordType, (PyTypeObject *)Py_NewRef(type));
+    Py_XSETREF(otlpLevels, Py_NewRef(levels));
+    Py_XSETREF(otlpPythonMap, Py_NewRef(pythonMap));
+    Py_XSETREF(otlpTemplates, Py_NewRef(templates));
+    Py_XSETREF(otlpTemplateOf, Py_NewRef(templateOf));
     otlpMemoBytes = memoBytes;
     otlpEventNames = eventNames;
     Py_RETURN_NONE;
