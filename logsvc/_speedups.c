@@ -218,27 +218,83 @@ runOf(const Text *t, Py_ssize_t i, unsigned char kind, Py_UCS1 stop)
     return i > start ? i : -1;
 }
 
+/* A growing byte buffer, on the stack until it outgrows it. */
 typedef struct {
-    char text[FIELDS_MAX];
-    Py_ssize_t length;
-} Buffer;
+    char *data;
+    Py_ssize_t length, size;
+    int nonASCII;
+    char stack[2048];
+} Text8;
 
-static inline int
-append(Buffer *b, const char *s, Py_ssize_t n)
+static inline void
+text8Init(Text8 *b)
 {
-    if (b->length + n > FIELDS_MAX) {
+    b->data = b->stack;
+    b->length = 0;
+    b->size = (Py_ssize_t)sizeof(b->stack);
+    b->nonASCII = 0;
+}
+
+static void
+text8Free(Text8 *b)
+{
+    if (b->data != b->stack) {
+        PyMem_Free(b->data);
+    }
+}
+
+/* Make room for n more bytes: on the heap, twice as large as needed
+ * before. */
+static int
+text8Grow(Text8 *b, Py_ssize_t n)
+{
+    Py_ssize_t size = b->size;
+    while (b->length + n > size) {
+        size *= 2;
+    }
+    char *data = PyMem_Malloc((size_t)size);
+    if (data == NULL) {
+        PyErr_NoMemory();
         return 0;
     }
-    memcpy(b->text + b->length, s, (size_t)n);
+    memcpy(data, b->data, (size_t)b->length);
+    text8Free(b);
+    b->data = data;
+    b->size = size;
+    return 1;
+}
+
+static inline int
+text8Append(Text8 *b, const char *s, Py_ssize_t n)
+{
+    if (b->length + n > b->size && !text8Grow(b, n)) {
+        return 0;
+    }
+    memcpy(b->data + b->length, s, (size_t)n);
     b->length += n;
     return 1;
 }
 
-/* Append t[start:end], known to be ASCII. */
+/* Append t[start:end]. */
 static inline int
-appendSlice(Buffer *b, const Text *t, Py_ssize_t start, Py_ssize_t end)
+text8AppendSlice(Text8 *b, const Text *t, Py_ssize_t start, Py_ssize_t end)
 {
-    return append(b, (const char *)t->data + start, end - start);
+    return text8Append(b, (const char *)t->data + start, end - start);
+}
+
+/* The str of the buffer's UTF-8 text (a new reference), or NULL with an
+ * error set. */
+static PyObject *
+text8Str(const Text8 *b)
+{
+    if (b->nonASCII) {
+        return PyUnicode_DecodeUTF8(b->data, b->length, NULL);
+    }
+    PyObject *text = PyUnicode_New(b->length, 127);
+    if (text != NULL) {
+        memcpy(PyUnicode_1BYTE_DATA(text), b->data, (size_t)b->length);
+    }
+    return text;
 }
 
 /* A record of `type` (a tuple subclass: Record) holding the seven items,
@@ -280,17 +336,22 @@ newRecord(long long ts, PyObject *received, int severity, PyObject *source, PyOb
 }
 
 /* A syslog record: its MSG is text[messageStart:messageEnd], its fields'
- * JSON text (ASCII) in `fields`.  Steals the references to source and
- * service, either of which may be NULL (an error is set). */
+ * JSON text in `fields` (which it frees), or None when that is longer than
+ * FIELDS_MAX (the Python way writes it).  Steals the references to source
+ * and service, either of which may be NULL (an error is set). */
 static PyObject *
 syslogRecord(long long ts, PyObject *received, long pri, PyObject *source, PyObject *service,
-             PyObject *text, Py_ssize_t messageStart, Py_ssize_t messageEnd, const Buffer *fields)
+             PyObject *text, Py_ssize_t messageStart, Py_ssize_t messageEnd, Text8 *fields)
 {
-    PyObject *message = PyUnicode_Substring(text, messageStart, messageEnd);
-    PyObject *fieldsObject = PyUnicode_New(fields->length, 127);
-    if (fieldsObject != NULL) {
-        memcpy(PyUnicode_1BYTE_DATA(fieldsObject), fields->text, (size_t)fields->length);
+    if (fields->length > FIELDS_MAX) {
+        text8Free(fields);
+        Py_XDECREF(source);
+        Py_XDECREF(service);
+        Py_RETURN_NONE;
     }
+    PyObject *message = PyUnicode_Substring(text, messageStart, messageEnd);
+    PyObject *fieldsObject = text8Str(fields);
+    text8Free(fields);
     if (source == NULL || service == NULL || message == NULL || fieldsObject == NULL) {
         Py_XDECREF(source);
         Py_XDECREF(service);
@@ -304,19 +365,12 @@ syslogRecord(long long ts, PyObject *received, long pri, PyObject *source, PyObj
 /* Start `fields` with the facility's JSON text ({"facility":"NAME") of PRI;
  * 0 with an error set when it cannot. */
 static int
-startFields(Buffer *fields, long pri)
+startFields(Text8 *fields, long pri)
 {
     Py_ssize_t length;
     const char *text = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(facilityJSON, pri), &length);
-    fields->length = 0;
-    if (text == NULL) {
-        return 0;
-    }
-    if (!append(fields, text, length)) {
-        PyErr_SetString(PyExc_ValueError, "a facility's JSON text is too long");
-        return 0;
-    }
-    return 1;
+    text8Init(fields);
+    return text != NULL && text8Append(fields, text, length);
 }
 
 typedef struct {
@@ -490,35 +544,38 @@ read5424(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
     }
 
     /* The fields' JSON text. */
-    Buffer fields;
+    Text8 fields;
     if (!startFields(&fields, pri)) {
+        text8Free(&fields);
         return NULL;
     }
     int ok = 1;
     int nilProc = procEnd - procStart == 1 && charAt(&t, procStart) == '-';
     int nilMsgid = msgidEnd - msgidStart == 1 && charAt(&t, msgidStart) == '-';
     if (!nilProc) {
-        ok = ok && append(&fields, ",\"procid\":\"", 11) && appendSlice(&fields, &t, procStart, procEnd)
-            && append(&fields, "\"", 1);
+        ok = ok && text8Append(&fields, ",\"procid\":\"", 11) && text8AppendSlice(&fields, &t, procStart, procEnd)
+            && text8Append(&fields, "\"", 1);
     }
     if (!nilMsgid) {
-        ok = ok && append(&fields, ",\"msgid\":\"", 10) && appendSlice(&fields, &t, msgidStart, msgidEnd)
-            && append(&fields, "\"", 1);
+        ok = ok && text8Append(&fields, ",\"msgid\":\"", 10) && text8AppendSlice(&fields, &t, msgidStart, msgidEnd)
+            && text8Append(&fields, "\"", 1);
     }
     for (int n = 0; n < paramCount; n++) {
-        ok = ok && append(&fields, ",\"", 2) && appendSlice(&fields, &t, sdStart, sdEnd) && append(&fields, ".", 1)
-            && appendSlice(&fields, &t, params[n].nameStart, params[n].nameEnd) && append(&fields, "\":\"", 3)
-            && appendSlice(&fields, &t, params[n].valueStart, params[n].valueEnd) && append(&fields, "\"", 1);
+        ok = ok && text8Append(&fields, ",\"", 2) && text8AppendSlice(&fields, &t, sdStart, sdEnd) && text8Append(&fields, ".", 1)
+            && text8AppendSlice(&fields, &t, params[n].nameStart, params[n].nameEnd) && text8Append(&fields, "\":\"", 3)
+            && text8AppendSlice(&fields, &t, params[n].valueStart, params[n].valueEnd) && text8Append(&fields, "\"", 1);
     }
-    ok = ok && append(&fields, "}", 1);
+    ok = ok && text8Append(&fields, "}", 1);
     if (!ok) {
-        Py_RETURN_NONE;
+        text8Free(&fields);
+        return NULL;
     }
 
     if (nilStamp) {
         ts = PyLong_AsLongLong(received);
         if (ts == -1 && PyErr_Occurred()) {
             PyErr_Clear();
+            text8Free(&fields);
             Py_RETURN_NONE;
         }
     }
@@ -537,6 +594,58 @@ read5424(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
         service = PyUnicode_Substring(textObject, appStart, appEnd);
     }
     return syslogRecord(ts, received, pri, source, service, textObject, messageStart, messageEnd, &fields);
+}
+
+/* The whole second (microseconds) of an RFC 3164 stamp: "Mmm" at
+ * stampStart, the day at [dayStart, dayEnd), "hh:mm:ss" at timeStart, from
+ * the memo of logsvc.formats.syslog (_stampCache), keyed as it keys it.
+ * The last stamp read is kept here: senders write many messages a second,
+ * and a message of the same second, receive day and zone needs no key built
+ * nor memo looked up.  1 with *whole set; 0 when the memo refuses the stamp
+ * (the Python way says why); -1 on error. */
+static int
+stampWhole(PyObject *textObject, const Text *t, Py_ssize_t stampStart, long month, Py_ssize_t dayStart,
+           Py_ssize_t dayEnd, Py_ssize_t timeStart, long long receiveDay, PyObject *zone, long long *whole)
+{
+    Py_ssize_t stampLength = timeStart + 8 - stampStart;
+    if (lastStampValid && stampLength == lastStampLength && receiveDay == lastReceiveDay && zone == lastZone
+        && memcmp(t->data + stampStart, lastStamp, (size_t)stampLength) == 0) {
+        *whole = lastWhole;
+        return 1;
+    }
+    PyObject *key = Py_BuildValue(
+        "(lNNNNLO)", month, PyUnicode_Substring(textObject, dayStart, dayEnd),
+        PyUnicode_Substring(textObject, timeStart, timeStart + 2),
+        PyUnicode_Substring(textObject, timeStart + 3, timeStart + 5),
+        PyUnicode_Substring(textObject, timeStart + 6, timeStart + 8), receiveDay, zone);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *found = PyObject_GetItem(stampCache, key);
+    Py_DECREF(key);
+    if (found == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    long long micros = PyLong_AsLongLong(found);
+    Py_DECREF(found);
+    if (micros == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    lastStampValid = stampLength <= (Py_ssize_t)sizeof(lastStamp);
+    if (lastStampValid) {
+        memcpy(lastStamp, t->data + stampStart, (size_t)stampLength);
+        lastStampLength = stampLength;
+        lastReceiveDay = receiveDay;
+        Py_XSETREF(lastZone, Py_NewRef(zone));
+        lastWhole = micros;
+    }
+    *whole = micros;
+    return 1;
 }
 
 /* RFC 3164 after its "<PRI>" (i is the index after it): "Mmm dd
@@ -646,64 +755,28 @@ read3164(PyObject *textObject, const Text *tp, Py_ssize_t i, long pri, PyObject 
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    long long ts;
     long long receiveDay = receivedMicros / 86400000000LL;
     if (receivedMicros % 86400000000LL < 0) {
         receiveDay--;
     }
-    /* The last stamp read, kept here: senders write many messages a second,
-     * and a message of the same second, receive day and zone needs no key
-     * built nor memo looked up. */
-    Py_ssize_t stampLength = timeStart + 8 - stampStart;
-    if (lastStampValid && stampLength == lastStampLength && receiveDay == lastReceiveDay && zone == lastZone
-        && memcmp(t.data + stampStart, lastStamp, (size_t)stampLength) == 0) {
-        ts = lastWhole;
-    }
-    else {
-    PyObject *key = Py_BuildValue(
-        "(lNNNNLO)", month, PyUnicode_Substring(textObject, dayStart, dayEnd),
-        PyUnicode_Substring(textObject, timeStart, timeStart + 2),
-        PyUnicode_Substring(textObject, timeStart + 3, timeStart + 5),
-        PyUnicode_Substring(textObject, timeStart + 6, timeStart + 8), receiveDay, zone);
-    if (key == NULL) {
-        return NULL;
-    }
-    PyObject *whole = PyObject_GetItem(stampCache, key);
-    Py_DECREF(key);
-    if (whole == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_OverflowError)) {
-            PyErr_Clear();
+    long long ts;
+    int found = stampWhole(textObject, &t, stampStart, month, dayStart, dayEnd, timeStart, receiveDay, zone, &ts);
+    if (found <= 0) {
+        if (found == 0) {
             Py_RETURN_NONE;
         }
         return NULL;
     }
-    ts = PyLong_AsLongLong(whole);
-    Py_DECREF(whole);
-    if (ts == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    lastStampValid = stampLength <= (Py_ssize_t)sizeof(lastStamp);
-    if (lastStampValid) {
-        memcpy(lastStamp, t.data + stampStart, (size_t)stampLength);
-        lastStampLength = stampLength;
-        lastReceiveDay = receiveDay;
-        Py_INCREF(zone);
-        Py_XSETREF(lastZone, zone);
-        lastWhole = ts;
-    }
-    }
     ts += fraction;
 
-    Buffer fields;
-    if (!startFields(&fields, pri)) {
+    Text8 fields;
+    if (!startFields(&fields, pri)
+        || (pidEnd > pidStart
+            && !(text8Append(&fields, ",\"procid\":\"", 11) && text8AppendSlice(&fields, &t, pidStart, pidEnd)
+                 && text8Append(&fields, "\"", 1)))
+        || !text8Append(&fields, "}", 1)) {
+        text8Free(&fields);
         return NULL;
-    }
-    if ((pidEnd > pidStart
-            && !(append(&fields, ",\"procid\":\"", 11) && appendSlice(&fields, &t, pidStart, pidEnd)
-                 && append(&fields, "\"", 1)))
-        || !append(&fields, "}", 1)) {
-        Py_RETURN_NONE;
     }
     PyObject *source = PyUnicode_Substring(textObject, hostStart, hostEnd);
     PyObject *service = PyUnicode_Substring(textObject, tagStart, tagEnd);
@@ -948,54 +1021,6 @@ static PyObject *nameAttributes, *nameKey, *nameValue, *nameStringValue, *nameIn
 /* Attributes a record may have and still take the C way. */
 #define OTLP_MAX_ATTRIBUTES 16
 #define INFO_LEVEL 6
-
-/* A growing byte buffer, on the stack until it outgrows it. */
-typedef struct {
-    char *data;
-    Py_ssize_t length, size;
-    int nonASCII;
-    char stack[2048];
-} Text8;
-
-static void
-text8Init(Text8 *b)
-{
-    b->data = b->stack;
-    b->length = 0;
-    b->size = (Py_ssize_t)sizeof(b->stack);
-    b->nonASCII = 0;
-}
-
-static void
-text8Free(Text8 *b)
-{
-    if (b->data != b->stack) {
-        PyMem_Free(b->data);
-    }
-}
-
-static int
-text8Append(Text8 *b, const char *s, Py_ssize_t n)
-{
-    if (b->length + n > b->size) {
-        Py_ssize_t size = b->size;
-        while (b->length + n > size) {
-            size *= 2;
-        }
-        char *data = PyMem_Malloc((size_t)size);
-        if (data == NULL) {
-            PyErr_NoMemory();
-            return 0;
-        }
-        memcpy(data, b->data, (size_t)b->length);
-        text8Free(b);
-        b->data = data;
-        b->size = size;
-    }
-    memcpy(b->data + b->length, s, (size_t)n);
-    b->length += n;
-    return 1;
-}
 
 /* Append a str as a JSON string.  1 done, 0 when it needs an escape (or is
  * no str: the Python way decides), -1 on error. */
@@ -1286,15 +1311,8 @@ otlpRecord(PyObject *log, PyObject *received, PyObject *source, PyObject *servic
             SLOW_IF(written == 0);
         }
         FAIL_IF(!text8Append(&fields, "}", 1));
-        if (fields.nonASCII) {
-            fieldsText = PyUnicode_DecodeUTF8(fields.data, fields.length, NULL);
-            FAIL_IF(fieldsText == NULL);
-        }
-        else {
-            fieldsText = PyUnicode_New(fields.length, 127);
-            FAIL_IF(fieldsText == NULL);
-            memcpy(PyUnicode_1BYTE_DATA(fieldsText), fields.data, (size_t)fields.length);
-        }
+        fieldsText = text8Str(&fields);
+        FAIL_IF(fieldsText == NULL);
     }
 
     PyObject *ts;
